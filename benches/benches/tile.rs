@@ -1,0 +1,96 @@
+//! Tile operations on the shapes of one RAPA tile's share of a mini-batch (640 vectors):
+//! forward, backward and update, float tile vs analog tile with default IO and the default
+//! constant-step device. Inputs follow `shared/bench/aihwkit_tile_bench.py`: x rows U(−1, 1)
+//! scaled to max|x| = 1; d rows N(0, 1) scaled to max|d| = 1 (backward), 0.5 (update, BL 5)
+//! or 3.1 (update, BL 31) with lr = 0.01 and dw_min = 0.001.
+//!
+//! `cargo bench -p rapa-benches --bench tile`
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use crossbar_sim::rng::seeded;
+use crossbar_sim::{AnalogTile, FloatTile, Tile, TileConfig};
+use ndarray::Array2;
+use rand::Rng;
+use rand_distr::StandardNormal;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 640;
+const SHAPES: [(usize, usize); 4] = [(75, 32), (800, 32), (800, 64), (512, 512)];
+const LR: f32 = 0.01;
+
+fn rows_scaled(mut a: Array2<f32>, target: f32) -> Array2<f32> {
+    for mut r in a.rows_mut() {
+        let m = r.fold(0.0f32, |m, v| m.max(v.abs()));
+        if m > 0.0 {
+            r.mapv_inplace(|v| v * target / m);
+        }
+    }
+    a
+}
+
+struct Inputs {
+    w: Array2<f32>,
+    x: Array2<f32>,
+    d_bwd: Array2<f32>,
+    d5: Array2<f32>,
+    d31: Array2<f32>,
+}
+
+fn inputs(n_in: usize, n_out: usize) -> Inputs {
+    let mut rng = seeded(1);
+    let a = 1.0 / (n_in as f32).sqrt();
+    let w = Array2::from_shape_simple_fn((n_out, n_in), || rng.random_range(-a..a));
+    let x = rows_scaled(Array2::from_shape_simple_fn((BATCH, n_in), || rng.random_range(-1.0..1.0)), 1.0);
+    let dn = Array2::from_shape_simple_fn((BATCH, n_out), || rng.sample::<f32, _>(StandardNormal));
+    Inputs { w, x, d_bwd: rows_scaled(dn.clone(), 1.0), d5: rows_scaled(dn.clone(), 0.5), d31: rows_scaled(dn, 3.1) }
+}
+
+fn bench_tiles(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tile");
+    g.sample_size(20);
+    for (n_in, n_out) in SHAPES {
+        let inp = inputs(n_in, n_out);
+        let id = |op: &str| BenchmarkId::new(op, format!("{n_in}x{n_out}"));
+        let mut float = FloatTile::from_weights(inp.w.clone());
+        let mut analog = AnalogTile::new(n_out, n_in, &TileConfig::default(), 2).unwrap();
+        analog.set_weights(inp.w.view()).unwrap();
+        let mut y = Array2::zeros((BATCH, n_out));
+        let mut z = Array2::zeros((BATCH, n_in));
+
+        g.bench_function(id("forward_float"), |b| {
+            b.iter(|| float.forward(black_box(inp.x.view()), y.view_mut()).unwrap())
+        });
+        g.bench_function(id("forward_analog"), |b| {
+            b.iter(|| analog.forward(black_box(inp.x.view()), y.view_mut()).unwrap())
+        });
+        g.bench_function(id("backward_float"), |b| {
+            b.iter(|| float.backward(black_box(inp.d_bwd.view()), z.view_mut()).unwrap())
+        });
+        g.bench_function(id("backward_analog"), |b| {
+            b.iter(|| analog.backward(black_box(inp.d_bwd.view()), z.view_mut()).unwrap())
+        });
+        g.bench_function(id("update_float"), |b| {
+            b.iter(|| float.update(black_box(inp.x.view()), inp.d5.view(), LR).unwrap())
+        });
+        // Re-set the weights now and then so that they do not drift into the bounds.
+        for (name, d) in [("update_pulsed_bl5", &inp.d5), ("update_pulsed_bl31", &inp.d31)] {
+            g.bench_function(id(name), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        analog.set_weights(inp.w.view()).unwrap();
+                        let t = Instant::now();
+                        analog.update(black_box(inp.x.view()), d.view(), LR).unwrap();
+                        total += t.elapsed();
+                    }
+                    total
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_tiles);
+criterion_main!(benches);

@@ -1,0 +1,146 @@
+//! Typed errors of the crate: [`ConfigError`] for invalid configurations and [`SimError`] for
+//! everything a tile operation can reject.
+
+/// An invalid configuration value. Every variant names the field (a dotted path such as
+/// `forward.out_noise`) and the offending value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The value must be finite and strictly positive.
+    #[error("{field} must be finite and > 0, got {value}")]
+    NotPositive {
+        /// Dotted path of the field.
+        field: String,
+        /// The rejected value.
+        value: f64,
+    },
+    /// The value must be finite and non-negative.
+    #[error("{field} must be finite and >= 0, got {value}")]
+    Negative {
+        /// Dotted path of the field.
+        field: String,
+        /// The rejected value.
+        value: f64,
+    },
+    /// The value lies outside its documented range.
+    #[error("{field} = {value} is outside [{min}, {max}]")]
+    OutOfRange {
+        /// Dotted path of the field.
+        field: String,
+        /// The rejected value.
+        value: f64,
+        /// Smallest allowed value.
+        min: f64,
+        /// Largest allowed value.
+        max: f64,
+    },
+    /// A lower bound is not below its upper bound.
+    #[error("{min_field} = {min} must be < {max_field} = {max}")]
+    BoundsOrder {
+        /// Dotted path of the lower bound.
+        min_field: String,
+        /// The lower bound.
+        min: f64,
+        /// Dotted path of the upper bound.
+        max_field: String,
+        /// The upper bound.
+        max: f64,
+    },
+    /// A combination of settings that cannot work together.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Dotted path of the field.
+        field: String,
+        /// Why the value is rejected.
+        reason: String,
+    },
+    /// An unknown preset or model name.
+    #[error("unknown {what} `{name}`; known: {known}")]
+    UnknownName {
+        /// What kind of name (e.g. `tile preset`).
+        what: &'static str,
+        /// The name that was asked for.
+        name: String,
+        /// Comma-separated list of valid names.
+        known: String,
+    },
+}
+
+impl ConfigError {
+    /// Checks that `value` is finite and > 0.
+    pub fn check_positive(field: impl Fn() -> String, value: f64) -> Result<(), Self> {
+        if value.is_finite() && value > 0.0 { Ok(()) } else { Err(Self::NotPositive { field: field(), value }) }
+    }
+
+    /// Checks that `value` is finite and ≥ 0.
+    pub fn check_non_negative(field: impl Fn() -> String, value: f64) -> Result<(), Self> {
+        if value.is_finite() && value >= 0.0 { Ok(()) } else { Err(Self::Negative { field: field(), value }) }
+    }
+
+    /// Checks that `value` is finite and inside `[min, max]`.
+    pub fn check_range(field: impl Fn() -> String, value: f64, min: f64, max: f64) -> Result<(), Self> {
+        if value.is_finite() && value >= min && value <= max {
+            Ok(())
+        } else {
+            Err(Self::OutOfRange { field: field(), value, min, max })
+        }
+    }
+}
+
+/// Joins a prefix and a field name into a dotted path.
+pub(crate) fn path(prefix: &str, field: &str) -> String {
+    if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") }
+}
+
+/// An error of a tile operation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// An array has the wrong shape.
+    #[error("{op}: {what} has shape {got:?}, expected {expected:?}")]
+    ShapeMismatch {
+        /// The operation that was called (e.g. `AnalogTile::forward`).
+        op: &'static str,
+        /// Which argument (e.g. `x`).
+        what: &'static str,
+        /// The expected shape.
+        expected: Vec<usize>,
+        /// The shape that was passed.
+        got: Vec<usize>,
+    },
+    /// A scalar argument is invalid (e.g. a NaN learning rate).
+    #[error("{op}: {name} = {value} is invalid: {reason}")]
+    InvalidArgument {
+        /// The operation that was called.
+        op: &'static str,
+        /// The argument's name.
+        name: &'static str,
+        /// The rejected value.
+        value: f64,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A saved tile state does not fit the tile it is restored into.
+    #[error("cannot restore tile state: {reason}")]
+    State {
+        /// What does not match.
+        reason: String,
+    },
+}
+
+/// Checks a 2-D shape, producing [`SimError::ShapeMismatch`].
+pub(crate) fn check_shape(
+    op: &'static str,
+    what: &'static str,
+    got: &[usize],
+    expected: [usize; 2],
+) -> Result<(), SimError> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(SimError::ShapeMismatch { op, what, expected: expected.to_vec(), got: got.to_vec() })
+    }
+}

@@ -1,0 +1,112 @@
+//! Pulse trains of the stochastic update, bit-packed: one `u32` per vector element holds up
+//! to 31 pulse slots (bits 0..BL) and the element's sign (bit 31). The coincidences of x_j and
+//! d_i are `popcount(x_word & d_word & SLOT_MASK)` and their sign is the XOR of the sign bits.
+//! For [`PulseType::MeanCount`] the low bits hold the deterministic pulse count instead.
+
+use rand::RngCore;
+
+use crate::periphery::round_half_even;
+use crate::rng::SimRng;
+use crate::update_config::{PulseType, UpdateConfig};
+
+/// Bits that carry pulse slots.
+pub const SLOT_MASK: u32 = 0x7FFF_FFFF;
+/// The sign bit (set for a negative element).
+pub const SIGN_BIT: u32 = 0x8000_0000;
+
+/// Train length and probability scales for one vector pair: p(x_j) = |x_j|·b, p(d_i) = |d_i|·a.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainScales {
+    /// Pulse-train length BL (0: no update).
+    pub bl: u32,
+    /// Scale of the d side (row pulses), aihwkit's A.
+    pub a: f32,
+    /// Scale of the x side (column pulses), aihwkit's B.
+    pub b: f32,
+}
+
+impl TrainScales {
+    /// BL, A and B per aihwkit's `calculateBlAB` / update management, for learning rate `lr`,
+    /// device granularity `eps`, and the vectors' largest magnitudes. A·B·BL·eps = lr, so the
+    /// expected update is −lr·d·xᵀ while no probability exceeds 1.
+    pub fn compute(cfg: &UpdateConfig, lr: f32, eps: f32, x_max: f32, d_max: f32) -> Self {
+        if x_max <= 0.0 || d_max <= 0.0 || lr <= 0.0 {
+            return Self { bl: 0, a: 0.0, b: 0.0 };
+        }
+        // k in f64, so that f32 rounding of lr·x·d/ε cannot push an integer k up to the next
+        // train length (e.g. 0.01·0.5/0.001 must give BL 5, not 6).
+        let desired = f64::from(cfg.desired_bl);
+        let (lr64, eps64, g) = (f64::from(lr), f64::from(eps), f64::from(cfg.um_grad_scale));
+        let (xm, dm) = (f64::from(x_max), f64::from(d_max));
+        let k = lr64 * xm * g * dm / eps64;
+        let bl = if cfg.update_bl_management { (k * (1.0 - 1e-9)).ceil().clamp(1.0, desired) } else { desired };
+        let base = (lr64 / (eps64 * bl)).sqrt();
+        let (mut a, mut b) = (base, base);
+        if cfg.update_management || cfg.update_bl_management {
+            let mut dp = g * dm;
+            if k > desired {
+                dp *= desired / k;
+            }
+            a *= (xm / dp).sqrt();
+            b *= (dp / xm).sqrt();
+        }
+        let (a, b) = (a as f32, b as f32);
+        Self { bl: bl as u32, a, b }
+    }
+}
+
+/// Encodes `values·scale` as pulse words into `out` (same length).
+pub fn make_trains(kind: PulseType, values: &[f32], scale: f32, bl: u32, out: &mut [u32], rng: &mut SimRng) {
+    debug_assert_eq!(values.len(), out.len());
+    let full = if bl >= 32 { SLOT_MASK } else { (1u32 << bl) - 1 };
+    for (o, &v) in out.iter_mut().zip(values) {
+        let sign = if v < 0.0 { SIGN_BIT } else { 0 };
+        let p = v.abs() * scale;
+        let slots = match kind {
+            PulseType::MeanCount => round_half_even(bl as f32 * p).clamp(0.0, bl as f32) as u32,
+            _ => stochastic_bits(p, bl, full, rng),
+        };
+        *o = if slots == 0 { 0 } else { slots | sign };
+    }
+}
+
+/// BL Bernoulli(p) bits, two slots per 64-bit draw: a slot fires when its 32-bit uniform
+/// integer is below p·2³² (probability resolution 2⁻³²).
+#[inline]
+fn stochastic_bits(p: f32, bl: u32, full: u32, rng: &mut SimRng) -> u32 {
+    if p <= 0.0 {
+        return 0;
+    }
+    if p >= 1.0 {
+        return full;
+    }
+    let thr = (f64::from(p) * 4_294_967_296.0) as u64;
+    let mut bits = 0u32;
+    let mut k = 0;
+    while k < bl {
+        let r = rng.next_u64();
+        if (r & 0xFFFF_FFFF) < thr {
+            bits |= 1 << k;
+        }
+        if k + 1 < bl && (r >> 32) < thr {
+            bits |= 1 << (k + 1);
+        }
+        k += 2;
+    }
+    bits
+}
+
+/// Signed number of *up* pulses (weight increases) from words `xw` (column) and `dw` (row).
+/// A coincidence of sgn(x)·sgn(d) > 0 is a down pulse: SGD on +d·xᵀ with lr > 0.
+#[inline]
+pub fn coincidences(kind: PulseType, xw: u32, dw: u32, bl: u32) -> i32 {
+    let n = match kind {
+        PulseType::MeanCount => {
+            let nx = xw & SLOT_MASK;
+            let nd = dw & SLOT_MASK;
+            round_half_even((nx * nd) as f32 / bl as f32) as i32
+        }
+        _ => (xw & dw & SLOT_MASK).count_ones() as i32,
+    };
+    if (xw ^ dw) & SIGN_BIT != 0 { n } else { -n }
+}

@@ -1,0 +1,290 @@
+//! The analog tile: noisy, quantized MVMs and pulsed updates on a device model.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, linalg::general_mat_mul};
+use rand::RngCore;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{Tile, TileConfig, check_io, check_lr};
+use crate::cycles::CycleCounters;
+use crate::device::{DeviceArrays, DeviceModel};
+use crate::error::{SimError, check_shape};
+use crate::periphery::{CHUNK, analog_mvm};
+use crate::pulse::{SLOT_MASK, TrainScales, coincidences, make_trains};
+use crate::rng::{SimRng, stream};
+use crate::update_config::PulseType;
+
+/// Stream index of the hidden device parameters within a tile's seed.
+const HIDDEN_STREAM: u64 = 0;
+/// Stream index of the runtime generator within a tile's seed.
+const RUNTIME_STREAM: u64 = 1;
+
+/// An analog crossbar tile (see the crate docs for the model).
+///
+/// Randomness: the hidden device parameters are drawn once from stream 0 of the tile's seed;
+/// every operation draws one 64-bit call seed from the tile's runtime generator (stream 1)
+/// and splits its work into fixed chunks (vectors for MVMs, rows for updates) with streams
+/// derived from that call seed. Results are therefore identical for any number of threads.
+#[derive(Debug)]
+pub struct AnalogTile {
+    cfg: TileConfig,
+    seed: u64,
+    w: Array2<f32>,
+    hidden: DeviceArrays,
+    device: Box<dyn DeviceModel>,
+    rng: SimRng,
+    counters: CycleCounters,
+}
+
+/// Everything needed to restore an [`AnalogTile`] bit-exactly (serde).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalogTileState {
+    /// The tile's configuration.
+    pub config: TileConfig,
+    /// Name of the device model ([`DeviceModel::name`]).
+    pub device_name: String,
+    /// The seed the tile was built with.
+    pub seed: u64,
+    /// Weights `[out, in]`.
+    pub weights: Array2<f32>,
+    /// Hidden device parameters.
+    pub hidden: DeviceArrays,
+    /// Runtime generator state.
+    pub rng: SimRng,
+    /// Operation counters.
+    pub counters: CycleCounters,
+}
+
+impl AnalogTile {
+    /// A tile of `out_size × in_size` zero weights with the built-in device of `cfg.device`.
+    pub fn new(out_size: usize, in_size: usize, cfg: &TileConfig, seed: u64) -> Result<Self, SimError> {
+        cfg.validate()?;
+        Self::with_device(out_size, in_size, cfg, cfg.device.build(), seed)
+    }
+
+    /// A tile with a user-supplied device model (`cfg.device` is then not used).
+    pub fn with_device(
+        out_size: usize,
+        in_size: usize,
+        cfg: &TileConfig,
+        device: Box<dyn DeviceModel>,
+        seed: u64,
+    ) -> Result<Self, SimError> {
+        cfg.validate()?;
+        if out_size == 0 || in_size == 0 {
+            return Err(SimError::ShapeMismatch {
+                op: "AnalogTile::new",
+                what: "tile",
+                expected: vec![1, 1],
+                got: vec![out_size, in_size],
+            });
+        }
+        let hidden = device.draw(out_size, in_size, &mut stream(seed, HIDDEN_STREAM));
+        Ok(Self {
+            cfg: cfg.clone(),
+            seed,
+            w: Array2::zeros((out_size, in_size)),
+            hidden,
+            device,
+            rng: stream(seed, RUNTIME_STREAM),
+            counters: CycleCounters::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TileConfig {
+        &self.cfg
+    }
+
+    /// The device model.
+    pub fn device(&self) -> &dyn DeviceModel {
+        self.device.as_ref()
+    }
+
+    /// The hidden per-device parameters.
+    pub fn hidden(&self) -> &DeviceArrays {
+        &self.hidden
+    }
+
+    /// Simulated analog time of the counted operations (ns), from the config's timing model.
+    pub fn analog_time_ns(&self) -> f64 {
+        self.cfg.timing.analog_time_ns(&self.counters)
+    }
+
+    /// A snapshot of the full state.
+    pub fn state(&self) -> AnalogTileState {
+        AnalogTileState {
+            config: self.cfg.clone(),
+            device_name: self.device.name().to_string(),
+            seed: self.seed,
+            weights: self.w.clone(),
+            hidden: self.hidden.clone(),
+            rng: self.rng.clone(),
+            counters: self.counters,
+        }
+    }
+
+    /// Restores a tile with a built-in device (the state's `config.device`).
+    pub fn from_state(state: AnalogTileState) -> Result<Self, SimError> {
+        state.config.validate()?;
+        let device = state.config.device.build();
+        Self::from_state_with_device(state, device)
+    }
+
+    /// Restores a tile with a user-supplied device model, which must have the saved name.
+    pub fn from_state_with_device(state: AnalogTileState, device: Box<dyn DeviceModel>) -> Result<Self, SimError> {
+        state.config.validate()?;
+        if device.name() != state.device_name {
+            return Err(SimError::State {
+                reason: format!("saved device `{}`, restoring with `{}`", state.device_name, device.name()),
+            });
+        }
+        let shape = [state.weights.nrows(), state.weights.ncols()];
+        let arrays = [&state.hidden.step_up, &state.hidden.step_down, &state.hidden.w_min, &state.hidden.w_max];
+        for a in arrays.into_iter().chain(state.hidden.extra.iter().map(|(_, a)| a)) {
+            check_shape("AnalogTile::from_state", "hidden array", a.shape(), shape)?;
+        }
+        let std_layout = |a: Array2<f32>| if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
+        let hidden = DeviceArrays {
+            step_up: std_layout(state.hidden.step_up),
+            step_down: std_layout(state.hidden.step_down),
+            w_min: std_layout(state.hidden.w_min),
+            w_max: std_layout(state.hidden.w_max),
+            extra: state.hidden.extra.into_iter().map(|(n, a)| (n, std_layout(a))).collect(),
+        };
+        Ok(Self {
+            cfg: state.config,
+            seed: state.seed,
+            w: std_layout(state.weights),
+            hidden,
+            device,
+            rng: state.rng,
+            counters: state.counters,
+        })
+    }
+
+    fn pulsed_update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) {
+        let (batch, n_in, n_out) = (x.nrows(), x.ncols(), d.ncols());
+        let kind = self.cfg.update.pulse_type;
+        let eps = self.device.granularity();
+        let ucfg = &self.cfg.update;
+        let train_seed = self.rng.next_u64();
+        let row_seed = self.rng.next_u64();
+
+        // 1. Pulse trains of every vector pair, in parallel chunks of vectors.
+        let mut scales = vec![TrainScales { bl: 0, a: 0.0, b: 0.0 }; batch];
+        let mut x_words = vec![0u32; batch * n_in];
+        let mut d_words = vec![0u32; batch * n_out];
+        scales
+            .par_chunks_mut(CHUNK)
+            .zip(x_words.par_chunks_mut(CHUNK * n_in))
+            .zip(d_words.par_chunks_mut(CHUNK * n_out))
+            .enumerate()
+            .for_each(|(c, ((sc, xw), dw))| {
+                let mut rng = stream(train_seed, c as u64);
+                for (k, s) in sc.iter_mut().enumerate() {
+                    let b = c * CHUNK + k;
+                    let (xr, dr) = (x.row(b), d.row(b));
+                    let x_max = xr.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    let d_max = dr.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    *s = TrainScales::compute(ucfg, lr, eps, x_max, d_max);
+                    if s.bl == 0 {
+                        continue;
+                    }
+                    let xv = xr.to_vec();
+                    let dv = dr.to_vec();
+                    make_trains(kind, &xv, s.b, s.bl, &mut xw[k * n_in..(k + 1) * n_in], &mut rng);
+                    make_trains(kind, &dv, s.a, s.bl, &mut dw[k * n_out..(k + 1) * n_out], &mut rng);
+                }
+            });
+        self.counters.update_slots += scales.iter().map(|s| u64::from(s.bl)).sum::<u64>();
+
+        // 2. Coincidences and device pulses, one row of W at a time (rows are independent).
+        let device = self.device.as_ref();
+        let hidden = &self.hidden;
+        let pulses: u64 = self
+            .w
+            .as_slice_mut()
+            .expect("tile weights are in standard layout")
+            .par_chunks_mut(n_in)
+            .enumerate()
+            .map_init(
+                || vec![0i32; n_in],
+                |counts, (i, w)| {
+                    let mut rng = stream(row_seed, i as u64);
+                    let hrow = hidden.row(i);
+                    let mut n_pulses = 0u64;
+                    for (b, s) in scales.iter().enumerate() {
+                        let dw = d_words[b * n_out + i];
+                        if s.bl == 0 || dw & SLOT_MASK == 0 {
+                            continue;
+                        }
+                        let xs = &x_words[b * n_in..(b + 1) * n_in];
+                        let mut any = 0u64;
+                        for (c, &xw) in counts.iter_mut().zip(xs) {
+                            *c = coincidences(kind, xw, dw, s.bl);
+                            any += u64::from(c.unsigned_abs());
+                        }
+                        if any > 0 {
+                            n_pulses += any;
+                            device.apply_row(hidden, hrow, w, counts, &mut rng);
+                        }
+                    }
+                    n_pulses
+                },
+            )
+            .sum();
+        self.counters.pulses += pulses;
+    }
+}
+
+impl Tile for AnalogTile {
+    fn out_size(&self) -> usize {
+        self.w.nrows()
+    }
+    fn in_size(&self) -> usize {
+        self.w.ncols()
+    }
+    fn forward(&mut self, x: ArrayView2<'_, f32>, y: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
+        check_io("AnalogTile::forward", "x", x.dim().into(), self.in_size(), "y", y.dim().into(), self.out_size())?;
+        let seed = self.rng.next_u64();
+        let passes = analog_mvm(&self.cfg.forward, self.w.t(), x, y, true, seed);
+        self.counters.forward_cycles += x.nrows() as u64;
+        self.counters.forward_passes += passes;
+        Ok(())
+    }
+    fn backward(&mut self, d: ArrayView2<'_, f32>, z: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
+        check_io("AnalogTile::backward", "d", d.dim().into(), self.out_size(), "z", z.dim().into(), self.in_size())?;
+        let seed = self.rng.next_u64();
+        let passes = analog_mvm(&self.cfg.backward, self.w.view(), d, z, false, seed);
+        self.counters.backward_cycles += d.nrows() as u64;
+        self.counters.backward_passes += passes;
+        Ok(())
+    }
+    fn update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) -> Result<(), SimError> {
+        check_io("AnalogTile::update", "x", x.dim().into(), self.in_size(), "d", d.dim().into(), self.out_size())?;
+        check_lr("AnalogTile::update", lr)?;
+        self.counters.update_cycles += x.nrows() as u64;
+        if self.device.is_ideal() || self.cfg.update.pulse_type == PulseType::Float {
+            general_mat_mul(-lr, &d.t(), &x, 1.0, &mut self.w);
+        } else {
+            self.pulsed_update(x, d, lr);
+        }
+        Ok(())
+    }
+    fn weights(&self) -> ArrayView2<'_, f32> {
+        self.w.view()
+    }
+    fn set_weights(&mut self, w: ArrayView2<'_, f32>) -> Result<(), SimError> {
+        check_shape("AnalogTile::set_weights", "w", w.shape(), [self.out_size(), self.in_size()])?;
+        self.w.assign(&w);
+        self.hidden.clip(&mut self.w);
+        Ok(())
+    }
+    fn counters(&self) -> CycleCounters {
+        self.counters
+    }
+    fn reset_counters(&mut self) {
+        self.counters = CycleCounters::default();
+    }
+}

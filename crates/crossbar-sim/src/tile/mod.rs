@@ -1,0 +1,86 @@
+//! Tiles: the [`Tile`] trait with its two implementations, the exact [`FloatTile`] and the
+//! [`AnalogTile`] with periphery non-idealities and a pulsed device update.
+
+mod analog;
+mod config;
+mod float;
+
+pub use analog::{AnalogTile, AnalogTileState};
+pub use config::{PRESETS, TileConfig};
+pub use float::FloatTile;
+
+use std::fmt;
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+
+use crate::cycles::CycleCounters;
+use crate::error::{SimError, check_shape};
+
+/// A crossbar tile holding W of shape `out × in`. All operations are batched: rows of the
+/// arguments are vectors, and each vector costs one constant-time cycle on the hardware.
+///
+/// # Shapes
+/// - forward: `x` `[batch, in]` → `y` `[batch, out]`, y_b = W·x_b
+/// - backward: `d` `[batch, out]` → `z` `[batch, in]`, z_b = Wᵀ·d_b
+/// - update: `x` `[batch, in]`, `d` `[batch, out]`: W ← W − lr·Σ_b d_b·x_bᵀ, realized as one
+///   rank-1 update per vector pair, in batch order
+pub trait Tile: Send + fmt::Debug {
+    /// Number of outputs (rows of W).
+    fn out_size(&self) -> usize;
+    /// Number of inputs (columns of W).
+    fn in_size(&self) -> usize;
+    /// Forward MVMs of a batch, written into `y`.
+    fn forward(&mut self, x: ArrayView2<'_, f32>, y: ArrayViewMut2<'_, f32>) -> Result<(), SimError>;
+    /// Backward (transposed) MVMs of a batch, written into `z`.
+    fn backward(&mut self, d: ArrayView2<'_, f32>, z: ArrayViewMut2<'_, f32>) -> Result<(), SimError>;
+    /// Update W ← W − lr·dᵀ·x with `lr ≥ 0`.
+    fn update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) -> Result<(), SimError>;
+    /// The weights as stored on the tile (`[out, in]`).
+    fn weights(&self) -> ArrayView2<'_, f32>;
+    /// Programs the weights (an analog tile clips them to each device's bounds).
+    fn set_weights(&mut self, w: ArrayView2<'_, f32>) -> Result<(), SimError>;
+    /// Operation counters since construction or the last reset.
+    fn counters(&self) -> CycleCounters;
+    /// Sets all counters to zero.
+    fn reset_counters(&mut self);
+
+    /// Forward into a new array.
+    fn forward_new(&mut self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>, SimError> {
+        let mut y = Array2::zeros((x.nrows(), self.out_size()));
+        self.forward(x, y.view_mut())?;
+        Ok(y)
+    }
+
+    /// Backward into a new array.
+    fn backward_new(&mut self, d: ArrayView2<'_, f32>) -> Result<Array2<f32>, SimError> {
+        let mut z = Array2::zeros((d.nrows(), self.in_size()));
+        self.backward(d, z.view_mut())?;
+        Ok(z)
+    }
+}
+
+// Fails to compile if the trait stops being object safe.
+const _: fn(&dyn Tile) = |_| {};
+
+/// Shape checks shared by the implementations.
+pub(crate) fn check_io(
+    op: &'static str,
+    a_name: &'static str,
+    a: [usize; 2],
+    a_cols: usize,
+    b_name: &'static str,
+    b: [usize; 2],
+    b_cols: usize,
+) -> Result<(), SimError> {
+    check_shape(op, a_name, &a, [a[0], a_cols])?;
+    check_shape(op, b_name, &b, [a[0], b_cols])
+}
+
+/// Checks a learning rate.
+pub(crate) fn check_lr(op: &'static str, lr: f32) -> Result<(), SimError> {
+    if lr.is_finite() && lr >= 0.0 {
+        Ok(())
+    } else {
+        Err(SimError::InvalidArgument { op, name: "lr", value: lr.into(), reason: "must be finite and >= 0" })
+    }
+}

@@ -1,0 +1,31 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use crossbar_sim::rng::seeded;
+use crossbar_sim::{BoundManagement, DeviceConfig, IoConfig, NoiseManagement, TileConfig};
+use ndarray::Array2;
+use rand::Rng;
+
+/// Uniform values in [-a, a] from a seeded generator.
+pub fn uniform(rows: usize, cols: usize, a: f32, seed: u64) -> Array2<f32> {
+    let mut rng = seeded(seed);
+    Array2::from_shape_simple_fn((rows, cols), || rng.random_range(-a..=a))
+}
+
+/// Converters off, no noise, no management: the analog path reduces to exact math.
+pub fn transparent_io() -> IoConfig {
+    IoConfig {
+        inp_res: 0.0,
+        out_res: 0.0,
+        out_bound: 0.0,
+        out_noise: 0.0,
+        noise_management: NoiseManagement::None,
+        bound_management: BoundManagement::None,
+        ..IoConfig::default()
+    }
+}
+
+/// A tile config with the given forward IO, perfect backward, and an ideal device.
+pub fn ideal_with_forward(forward: IoConfig) -> TileConfig {
+    TileConfig { forward, backward: IoConfig::perfect(), device: DeviceConfig::Ideal, ..TileConfig::default() }
+}

@@ -1,0 +1,214 @@
+//! Device models: soft bounds saturate asymptotically, hard bounds hold, realized
+//! device-to-device spreads match the configuration.
+
+mod common;
+
+use crossbar_sim::device::{DeviceModel, ExpStep, LinearStep, PowStep, PulsedParams, SoftBounds};
+use crossbar_sim::rng::seeded;
+use crossbar_sim::{AnalogTile, DeviceConfig, PulseType, Tile, TileConfig, UpdateConfig};
+use ndarray::{Array2, array};
+
+/// Mean and standard deviation of an array.
+fn mean_std(a: &Array2<f32>) -> (f64, f64) {
+    let n = a.len() as f64;
+    let m = a.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let v = a.iter().map(|&v| (f64::from(v) - m).powi(2)).sum::<f64>() / (n - 1.0);
+    (m, v.sqrt())
+}
+
+/// Deterministic up pulses: mean-count trains with p = 1 give exactly 31 coincidences per
+/// update cycle (x = 1, d = −1, lr = 31·dw_min).
+fn up_pulses(device: DeviceConfig, dw_min: f32, cycles: usize) -> (AnalogTile, Vec<f32>) {
+    let update = UpdateConfig { pulse_type: PulseType::MeanCount, ..UpdateConfig::default() };
+    let cfg = TileConfig { device, update, ..TileConfig::default() };
+    let mut tile = AnalogTile::new(1, 1, &cfg, 3).unwrap();
+    let mut trace = Vec::with_capacity(cycles);
+    for _ in 0..cycles {
+        tile.update(array![[1.0f32]].view(), array![[-1.0f32]].view(), 31.0 * dw_min).unwrap();
+        trace.push(tile.weights()[[0, 0]]);
+    }
+    (tile, trace)
+}
+
+#[test]
+fn soft_bounds_approach_bound_asymptotically() {
+    // Without noise, each up pulse moves w by s(1 − w/b): w_n = b − (b − w₀)(1 − s/b)^n.
+    let dw_min = 0.01;
+    let params = PulsedParams { dw_min, ..PulsedParams::default() }.without_variation();
+    let (_, trace) = up_pulses(DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true }), dw_min, 40);
+    let b = 0.6f64;
+    for (m, &w) in trace.iter().enumerate() {
+        let n = 31.0 * (m + 1) as f64;
+        let want = b - b * (1.0 - 0.01 / b).powf(n);
+        // f32 accumulation over ≤ 1240 steps: relative error well below 1e-4.
+        assert!((f64::from(w) - want).abs() < 1e-4 * b, "after {n} pulses: {w} vs {want}");
+        assert!(f64::from(w) <= b);
+    }
+    // Monotone and still below the bound after 1240 pulses (gap b·(1 − s/b)^1240 ≈ 6e-10·b
+    // is below f32 resolution, so only ≤ is asserted there).
+    assert!(trace.windows(2).all(|p| p[1] >= p[0]));
+    assert!(f64::from(trace[10]) < b - 1e-3);
+}
+
+#[test]
+fn soft_bounds_with_noise_never_pass_own_bounds() {
+    // Full variation: 30 % d2d bounds, 30 % c2c. Random signs of many pulses.
+    let params = PulsedParams { dw_min: 0.05, ..PulsedParams::default() };
+    let cfg = TileConfig {
+        device: DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true }),
+        ..TileConfig::default()
+    };
+    let mut tile = AnalogTile::new(16, 16, &cfg, 4).unwrap();
+    for step in 0..200 {
+        let x = common::uniform(10, 16, 1.0, 100 + step);
+        let d = common::uniform(10, 16, 1.0, 1000 + step);
+        tile.update(x.view(), d.view(), 0.5).unwrap();
+        let h = tile.hidden();
+        for ((w, lo), hi) in tile.weights().iter().zip(&h.w_min).zip(&h.w_max) {
+            assert!(*w >= *lo && *w <= *hi, "{w} outside [{lo}, {hi}]");
+        }
+    }
+}
+
+#[test]
+fn every_model_respects_hard_bounds() {
+    let params = PulsedParams { dw_min: 0.05, ..PulsedParams::default() };
+    let models = [
+        DeviceConfig::ConstantStep(params.clone()),
+        DeviceConfig::LinearStep(LinearStep {
+            params: params.clone(),
+            gamma_up: 0.5,
+            gamma_down: 0.5,
+            ..LinearStep::default()
+        }),
+        DeviceConfig::ExpStep(ExpStep { params: params.clone(), ..ExpStep::default() }),
+        DeviceConfig::PowStep(PowStep { params: params.clone(), ..PowStep::default() }),
+    ];
+    for device in models {
+        let cfg = TileConfig { device: device.clone(), ..TileConfig::default() };
+        let mut tile = AnalogTile::new(8, 8, &cfg, 5).unwrap();
+        for step in 0..100 {
+            // Always the same sign: drive every weight into its upper bound.
+            let x = common::uniform(10, 8, 1.0, step).mapv(f32::abs);
+            let d = -common::uniform(10, 8, 1.0, 500 + step).mapv(f32::abs);
+            tile.update(x.view(), d.view(), 0.5).unwrap();
+        }
+        let h = tile.hidden();
+        let mut at_top = 0;
+        for ((w, lo), hi) in tile.weights().iter().zip(&h.w_min).zip(&h.w_max) {
+            assert!(*w >= *lo && *w <= *hi, "{device:?}: {w} outside [{lo}, {hi}]");
+            at_top += usize::from(*w > *hi - 0.2 * (*hi - *lo));
+        }
+        assert!(at_top > 32, "{device:?}: weights did not move up ({at_top}/64 near the top)");
+    }
+}
+
+#[test]
+fn realized_d2d_spreads_match_config() {
+    // 40 000 devices: SE of a std estimate is σ/√(2n) ≈ 0.35 % of σ; allow 4 SE (1.5 %).
+    let params = PulsedParams { up_down_dtod: 0.05, ..PulsedParams::default() };
+    let model = crossbar_sim::device::ConstantStep { params: params.clone() };
+    let h = model.draw(200, 200, &mut seeded(99));
+    let rel = 4.0 / (2.0 * 40_000f64).sqrt();
+    // s⁺/dw_min = g + r with g = 1 + 0.3ξ, r = 0.05ξ': std √(0.3² + 0.05²).
+    let (m, s) = mean_std(&h.step_up.mapv(|v| v / 0.001));
+    let want = (0.3f64.powi(2) + 0.05f64.powi(2)).sqrt();
+    assert!((s - want).abs() < rel * want, "step std {s} vs {want}");
+    assert!((m - 1.0).abs() < 4.0 * want / 200.0, "step mean {m}");
+    // Up/down asymmetry: (s⁺ − s⁻)/dw_min = 2r, std 0.1.
+    let asym = (&h.step_up - &h.step_down).mapv(|v| v / 0.001);
+    let (_, s) = mean_std(&asym);
+    assert!((s - 0.1).abs() < rel * 0.1, "asymmetry std {s}");
+    // Bounds: b_max = 0.6(1 + 0.3ξ): mean 0.6, std 0.18.
+    let (m, s) = mean_std(&h.w_max);
+    assert!((s - 0.18).abs() < rel * 0.18, "w_max std {s}");
+    assert!((m - 0.6).abs() < 4.0 * 0.18 / 200.0, "w_max mean {m}");
+    let (m, s) = mean_std(&h.w_min);
+    assert!((s - 0.18).abs() < rel * 0.18, "w_min std {s}");
+    assert!((m + 0.6).abs() < 4.0 * 0.18 / 200.0, "w_min mean {m}");
+}
+
+#[test]
+fn up_down_bias_shrinks_down_steps() {
+    // up_down > 0: s⁻ = (g − up_down − r)·dw_min, so mean s⁻/s⁺ = 1 − up_down.
+    let params = PulsedParams { up_down: 0.2, ..PulsedParams::default().without_variation() };
+    let h = crossbar_sim::device::ConstantStep { params }.draw(4, 4, &mut seeded(1));
+    assert!(h.step_down.iter().all(|&v| (v - 0.0008).abs() < 1e-9));
+    assert!(h.step_up.iter().all(|&v| (v - 0.001).abs() < 1e-9));
+}
+
+#[test]
+fn cycle_to_cycle_noise_has_configured_spread() {
+    // One pulse per update on a 100×100 constant-step tile without d2d: Δw = s(1 + 0.3ξ).
+    let params = PulsedParams { dw_min_std: 0.3, ..PulsedParams::default().without_variation() };
+    let update = UpdateConfig {
+        pulse_type: PulseType::MeanCount,
+        update_bl_management: false,
+        desired_bl: 1,
+        ..UpdateConfig::default()
+    };
+    let cfg = TileConfig { device: DeviceConfig::ConstantStep(params), update, ..TileConfig::default() };
+    let mut tile = AnalogTile::new(100, 100, &cfg, 8).unwrap();
+    let x = Array2::from_elem((1, 100), 1.0f32);
+    let d = Array2::from_elem((1, 100), 1.0f32);
+    tile.update(x.view(), d.view(), 0.001).unwrap();
+    assert_eq!(tile.counters().pulses, 10_000);
+    let (m, s) = mean_std(&tile.weights().mapv(|v| -v / 0.001));
+    // 10 000 pulses: SE(std) ≈ 0.3/√20000 = 0.0021, SE(mean) = 0.003; allow 4 SE.
+    assert!((s - 0.3).abs() < 4.0 * 0.3 / (2.0f64 * 10_000.0).sqrt(), "c2c std {s}");
+    assert!((m - 1.0).abs() < 4.0 * 0.003, "mean {m}");
+}
+
+#[test]
+fn linear_step_slope_follows_the_weight() {
+    // Without noise: Δ⁺ = s(1 − γ·w/w_max). Starting at w = 0.3 with γ = 1, w_max = 0.6:
+    // the first up pulse is s·0.5.
+    let params = PulsedParams { dw_min: 0.01, ..PulsedParams::default().without_variation() };
+    let model = LinearStep {
+        params,
+        gamma_up: 1.0,
+        gamma_down: 1.0,
+        gamma_up_dtod: 0.0,
+        gamma_down_dtod: 0.0,
+        ..LinearStep::default()
+    };
+    let mut rng = seeded(1);
+    let h = model.draw(1, 1, &mut rng);
+    let mut w = [0.3f32];
+    model.apply_row(&h, h.row(0), &mut w, &[1], &mut rng);
+    assert!((w[0] - 0.305).abs() < 1e-6);
+    // Down: Δ⁻ = s(1 − γ·w/w_min) = 0.01·(1 + 0.305/0.6).
+    model.apply_row(&h, h.row(0), &mut w, &[-1], &mut rng);
+    assert!((w[0] - (0.305 - 0.01 * (1.0 + 0.305 / 0.6))).abs() < 1e-6);
+}
+
+#[test]
+fn exp_and_pow_steps_follow_their_equations() {
+    let params = PulsedParams { dw_min: 0.01, ..PulsedParams::default().without_variation() };
+    let exp = ExpStep { params: params.clone(), ..ExpStep::default() };
+    let mut rng = seeded(1);
+    let h = exp.draw(1, 1, &mut rng);
+    let mut w = [0.2f32];
+    model_step(&exp, &h, &mut w, 1, &mut rng);
+    let z = 2.0 * 0.244 * 0.2 / 1.2 + 0.2425;
+    let up = 0.01 * (1.0 - 0.00081 * (12.44625f32 * z).exp());
+    assert!((w[0] - (0.2 + up)).abs() < 1e-6, "{} vs {}", w[0], 0.2 + up);
+
+    let pow = PowStep { params, pow_gamma_dtod: 0.0, ..PowStep::default() };
+    let h = pow.draw(1, 1, &mut rng);
+    let mut w = [0.0f32];
+    model_step(&pow, &h, &mut w, -1, &mut rng);
+    // Δ⁻ = s·((w − b_min)/(b_max − b_min))^1 = 0.01·0.5 at w = 0.
+    assert!((w[0] + 0.005).abs() < 1e-7);
+    assert!((pow.granularity() - 0.005).abs() < 1e-7);
+}
+
+fn model_step(
+    m: &dyn DeviceModel,
+    h: &crossbar_sim::DeviceArrays,
+    w: &mut [f32],
+    n: i32,
+    rng: &mut crossbar_sim::SimRng,
+) {
+    m.apply_row(h, h.row(0), w, &[n], rng);
+}

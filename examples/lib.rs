@@ -1,0 +1,1 @@
+//! Runnable examples live in `examples/examples/`; run one with `cargo run --release -p rapa-examples --example NAME`.
