@@ -146,7 +146,8 @@ impl IoConfig {
         self.out_res * 2.0 * self.out_bound
     }
 
-    /// The most analog passes one forward vector can take with bound management:
+    /// The most analog passes one forward vector can take with bound management (the backward
+    /// pass never repeats, whatever this config says):
     /// the reduction ρ starts at 1 and doubles after each failed pass while
     /// ρ ≤ max_bm_factor and ρ ≤ max_bm_res / DAC step. With the defaults: 5 passes.
     pub fn max_bm_passes(&self) -> u32 {

@@ -33,13 +33,14 @@ impl TrainScales {
         if x_max <= 0.0 || d_max <= 0.0 || lr <= 0.0 {
             return Self { bl: 0, a: 0.0, b: 0.0 };
         }
-        // k in f64, so that f32 rounding of lr·x·d/ε cannot push an integer k up to the next
-        // train length (e.g. 0.01·0.5/0.001 must give BL 5, not 6).
+        // k in f64 from the f32 inputs, which carry ~1e-7 relative rounding error each: a k
+        // within 1e-6 (relative) above an integer is that integer, so that e.g.
+        // 0.01·0.5/0.001 gives BL 5, not 6.
         let desired = f64::from(cfg.desired_bl);
         let (lr64, eps64, g) = (f64::from(lr), f64::from(eps), f64::from(cfg.um_grad_scale));
         let (xm, dm) = (f64::from(x_max), f64::from(d_max));
         let k = lr64 * xm * g * dm / eps64;
-        let bl = if cfg.update_bl_management { (k * (1.0 - 1e-9)).ceil().clamp(1.0, desired) } else { desired };
+        let bl = if cfg.update_bl_management { (k * (1.0 - 1e-6)).ceil().clamp(1.0, desired) } else { desired };
         let base = (lr64 / (eps64 * bl)).sqrt();
         let (mut a, mut b) = (base, base);
         if cfg.update_management || cfg.update_bl_management {

@@ -146,3 +146,16 @@ fn pulses_are_counted_and_timed() {
     let t = 80.0 * (c.forward_passes + c.backward_passes) as f64 + c.update_slots as f64;
     assert_eq!(tile.analog_time_ns(), t);
 }
+
+#[test]
+fn bl_tolerates_f32_rounding_of_k() {
+    // lr 0.005 with ε 0.0002 is k = 25 exactly in decimal, 25.00000007 from the f32 inputs:
+    // BL must be 25 (as aihwkit chooses), not 26.
+    let s = TrainScales::compute(&UpdateConfig::default(), 0.005, 0.0002, 1.0, 1.0);
+    assert_eq!(s.bl, 25);
+    let s = TrainScales::compute(&UpdateConfig::default(), 0.01, 0.001, 1.0, 0.5);
+    assert_eq!(s.bl, 5);
+    // A genuinely larger k still rounds up.
+    let s = TrainScales::compute(&UpdateConfig::default(), 0.01, 0.001, 1.0, 0.5001);
+    assert_eq!(s.bl, 6);
+}

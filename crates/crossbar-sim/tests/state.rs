@@ -77,3 +77,15 @@ fn same_seed_same_result_for_any_thread_count() {
     other.set_weights(uniform(20, 30, 0.3, 1).view()).unwrap();
     assert_ne!(exercise(&mut other, 3).0, one.0.0);
 }
+
+#[test]
+fn restore_rejects_corrupt_hidden_parameters() {
+    let a = AnalogTile::new(3, 3, &TileConfig::default(), 1).unwrap();
+    let mut s = a.state();
+    s.hidden.w_min[[1, 1]] = f32::NAN;
+    let err = AnalogTile::from_state(s).unwrap_err().to_string();
+    assert!(err.contains("bounds"), "{err}");
+    let mut s = a.state();
+    s.hidden.step_up[[0, 2]] = -1.0;
+    assert!(AnalogTile::from_state(s).unwrap_err().to_string().contains("steps"));
+}

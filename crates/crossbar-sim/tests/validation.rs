@@ -50,7 +50,8 @@ fn crossed_bounds_are_rejected() {
     let params = PulsedParams { w_min: 0.5, w_max: 0.5, ..PulsedParams::default() };
     let e = err_of(TileConfig { device: DeviceConfig::ConstantStep(params), ..TileConfig::default() });
     assert!(matches!(&e, ConfigError::BoundsOrder { min_field, .. } if min_field == "device.w_min"), "{e:?}");
-    let params = PulsedParams { w_min: 0.1, w_max: 0.5, ..PulsedParams::default() };
+    // Soft bounds divide by the bounds: 0 itself is not allowed as a bound.
+    let params = PulsedParams { w_min: 0.0, w_max: 0.5, ..PulsedParams::default() };
     let e = err_of(TileConfig {
         device: DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true }),
         ..TileConfig::default()
@@ -104,4 +105,19 @@ fn presets_are_valid_and_named() {
     }
     let e = TileConfig::preset("pcm").unwrap_err();
     assert!(e.to_string().contains("pcm") && e.to_string().contains("gokmen-vlasov"), "{e}");
+}
+
+#[test]
+fn weight_range_must_contain_zero_and_paths_follow_toml() {
+    use crossbar_sim::device::LinearStep;
+    let params = PulsedParams { w_min: 0.1, w_max: 0.5, ..PulsedParams::default() };
+    let e = err_of(TileConfig { device: DeviceConfig::ConstantStep(params.clone()), ..TileConfig::default() });
+    assert!(e.to_string().contains("must contain 0"), "{e}");
+    // Nested model parameters are reported under their TOML path.
+    let params = PulsedParams { dw_min_std: -1.0, ..PulsedParams::default() };
+    let e = err_of(TileConfig {
+        device: DeviceConfig::LinearStep(LinearStep { params, ..LinearStep::default() }),
+        ..TileConfig::default()
+    });
+    assert!(e.to_string().contains("device.params.dw_min_std"), "{e}");
 }

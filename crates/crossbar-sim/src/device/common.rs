@@ -82,6 +82,15 @@ impl PulsedParams {
                 max: self.w_max.into(),
             });
         }
+        if self.w_min > 0.0 || self.w_max < 0.0 {
+            return Err(ConfigError::Invalid {
+                field: p("w_min"),
+                reason: format!(
+                    "the weight range must contain 0 (w_min <= 0 <= w_max), got [{}, {}]",
+                    self.w_min, self.w_max
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -90,7 +99,8 @@ impl PulsedParams {
     /// up_down > 0: s⁺ = (g + r)·dw_min, s⁻ = (g − up_down − r)·dw_min;
     /// otherwise s⁺ = (g + up_down + r)·dw_min, s⁻ = (g − r)·dw_min;
     /// b_max = w_max(1 + w_max_dtod·ξ), b_min = w_min(1 + w_min_dtod·ξ).
-    /// Steps are made non-negative and crossed bounds swapped (aihwkit `enforce_consistency`).
+    /// Steps are made non-negative, crossed bounds swapped, and the bounds kept on their side
+    /// of zero, b_min ≤ 0 ≤ b_max (aihwkit `enforce_consistency`).
     pub fn draw(&self, rows: usize, cols: usize, rng: &mut SimRng) -> DeviceArrays {
         let n = rows * cols;
         let mut step_up = Vec::with_capacity(n);
@@ -114,8 +124,8 @@ impl PulsedParams {
             if lo > hi {
                 std::mem::swap(&mut lo, &mut hi);
             }
-            w_min.push(lo);
-            w_max.push(hi);
+            w_min.push(lo.min(0.0));
+            w_max.push(hi.max(0.0));
         }
         let arr = |v: Vec<f32>| Array2::from_shape_vec((rows, cols), v).expect("length is rows·cols");
         DeviceArrays {

@@ -44,10 +44,10 @@ impl DeviceConfig {
             Self::ConstantStep(p) => p.validate(prefix),
             Self::LinearStep(d) => d.validate(prefix),
             Self::SoftBounds(d) => {
-                d.params.validate(prefix)?;
+                d.params.validate(&path(prefix, "params"))?;
                 if !(d.params.w_min < 0.0 && d.params.w_max > 0.0) {
                     return Err(ConfigError::Invalid {
-                        field: path(prefix, "w_min"),
+                        field: path(prefix, "params.w_min"),
                         reason: format!(
                             "soft bounds need w_min < 0 < w_max, got w_min = {}, w_max = {}",
                             d.params.w_min, d.params.w_max

@@ -45,7 +45,7 @@ impl Default for ExpStep {
 impl ExpStep {
     /// Checks every field.
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        self.params.validate(prefix)?;
+        self.params.validate(&path(prefix, "params"))?;
         let p = |f: &str| path(prefix, f);
         ConfigError::check_non_negative(|| p("a_up"), self.a_up.into())?;
         ConfigError::check_non_negative(|| p("a_down"), self.a_down.into())?;

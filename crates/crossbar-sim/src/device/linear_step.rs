@@ -48,7 +48,7 @@ impl Default for LinearStep {
 impl LinearStep {
     /// Checks every field.
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        self.params.validate(prefix)?;
+        self.params.validate(&path(prefix, "params"))?;
         let p = |f: &str| path(prefix, f);
         ConfigError::check_non_negative(|| p("gamma_up_dtod"), self.gamma_up_dtod.into())?;
         ConfigError::check_non_negative(|| p("gamma_down_dtod"), self.gamma_down_dtod.into())?;
@@ -73,6 +73,9 @@ impl LinearStep {
         rng: &mut SimRng,
     ) {
         let c2c = self.params.dw_min_std;
+        // A zero reference bound has no slope (as in aihwkit): the step is then constant.
+        let (gu, ru) = if ru == 0.0 { (0.0, 1.0) } else { (gu, ru) };
+        let (gd, rd) = if rd == 0.0 { (0.0, 1.0) } else { (gd, rd) };
         if self.mult_noise {
             pulse_loop(
                 w,

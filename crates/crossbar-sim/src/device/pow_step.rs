@@ -42,7 +42,7 @@ impl Default for PowStep {
 impl PowStep {
     /// Checks every field.
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        self.params.validate(prefix)?;
+        self.params.validate(&path(prefix, "params"))?;
         let p = |f: &str| path(prefix, f);
         ConfigError::check_positive(|| p("pow_gamma"), self.pow_gamma.into())?;
         ConfigError::check_non_negative(|| p("pow_gamma_dtod"), self.pow_gamma_dtod.into())?;

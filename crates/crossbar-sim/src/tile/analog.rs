@@ -144,6 +144,13 @@ impl AnalogTile {
         for a in arrays.into_iter().chain(state.hidden.extra.iter().map(|(_, a)| a)) {
             check_shape("AnalogTile::from_state", "hidden array", a.shape(), shape)?;
         }
+        let bad = |what: &str| SimError::State { reason: format!("hidden device parameters: {what}") };
+        if state.hidden.step_up.iter().chain(&state.hidden.step_down).any(|s| !(s.is_finite() && *s >= 0.0)) {
+            return Err(bad("steps must be finite and >= 0"));
+        }
+        if state.hidden.w_min.iter().zip(&state.hidden.w_max).any(|(lo, hi)| lo.is_nan() || hi.is_nan() || lo > hi) {
+            return Err(bad("bounds must be ordered, w_min <= w_max, and not NaN"));
+        }
         let std_layout = |a: Array2<f32>| if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
         let hidden = DeviceArrays {
             step_up: std_layout(state.hidden.step_up),

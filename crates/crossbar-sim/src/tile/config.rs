@@ -44,34 +44,47 @@ impl TileConfig {
         Self::default()
     }
 
-    /// Gokmen–Vlasov-like (aihwkit `GokmenVlasovPresetDevice`): constant step, dw_min 0.0016
-    /// (~1200 states in ±1), 30 % d2d and c2c, bounds ±1 with 30 % spread.
+    /// Gokmen–Vlasov-like (aihwkit `GokmenVlasovPreset`): constant step, dw_min 0.0016
+    /// (~1200 states in ±1), 30 % d2d and c2c, bounds ±1 with 30 % spread; preset IO.
     pub fn gokmen_vlasov() -> Self {
         let params = PulsedParams { dw_min: 0.0016, w_max: 1.0, w_min: -1.0, ..PulsedParams::default() };
-        Self { device: DeviceConfig::ConstantStep(params), ..Self::default() }
+        Self::with_preset_io(DeviceConfig::ConstantStep(params))
     }
 
-    /// Idealized (aihwkit `IdealizedPresetDevice`): constant step, dw_min 0.0002 (~10 000
-    /// states in ±1), 30 % d2d and c2c, no up/down d2d asymmetry, bounds ±1 with 30 % spread.
+    /// Idealized (aihwkit `IdealizedPreset`): constant step, dw_min 0.0002 (~10 000 states in
+    /// ±1), 30 % d2d and c2c, no up/down d2d asymmetry, bounds ±1 with 30 % spread; preset IO.
     pub fn idealized() -> Self {
         let params =
             PulsedParams { dw_min: 0.0002, w_max: 1.0, w_min: -1.0, up_down_dtod: 0.0, ..PulsedParams::default() };
-        Self { device: DeviceConfig::ConstantStep(params), ..Self::default() }
+        Self::with_preset_io(DeviceConfig::ConstantStep(params))
     }
 
-    /// Soft-bounds ReRAM-like (after aihwkit's `ReRamSBPresetDevice`): soft bounds with
-    /// dw_min 0.002, bounds −0.75…1.25 (asymmetric, so the step sizes up and down differ at
-    /// w = 0), 30 % d2d spreads, c2c 30 %; aihwkit's preset IO (out_bound 20, out_noise 0.1).
+    /// Soft-bounds ReRAM-like, after aihwkit's `ReRamSBPreset` (which uses a soft-bounds
+    /// *reference* device with write noise, neither of which is modelled here): soft bounds with
+    /// dw_min 0.002, bounds −0.75…1.25 with 24 % / 40 % d2d spread, up/down d2d 1 %, additive
+    /// cycle-to-cycle noise of 3.75·dw_min per pulse; preset IO.
     pub fn reram_soft_bounds() -> Self {
-        let params =
-            PulsedParams { dw_min: 0.002, w_max: 1.25, w_min: -0.75, up_down_dtod: 0.05, ..PulsedParams::default() };
-        let io = IoConfig { out_bound: 20.0, out_noise: 0.1, ..IoConfig::default() };
-        Self {
-            forward: io.clone(),
-            backward: io,
-            device: DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true }),
-            ..Self::default()
-        }
+        let params = PulsedParams {
+            dw_min: 0.002,
+            dw_min_std: 3.75,
+            w_max: 1.25,
+            w_min: -0.75,
+            w_max_dtod: 0.24,
+            w_min_dtod: 0.4,
+            up_down_dtod: 0.01,
+            ..PulsedParams::default()
+        };
+        Self::with_preset_io(DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: false }))
+    }
+
+    /// aihwkit's `PresetIOParameters` in both directions: 7-bit DAC, 9-bit ADC, out_bound 20,
+    /// out_noise 0.1, iterative bound management, abs-max noise management.
+    pub fn preset_io() -> IoConfig {
+        IoConfig { out_bound: 20.0, out_noise: 0.1, ..IoConfig::default() }
+    }
+
+    fn with_preset_io(device: DeviceConfig) -> Self {
+        Self { forward: Self::preset_io(), backward: Self::preset_io(), device, ..Self::default() }
     }
 
     /// Exact float math: perfect IO, ideal device, float update. Equals [`FloatTile`](crate::FloatTile).

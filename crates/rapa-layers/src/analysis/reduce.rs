@@ -1,0 +1,50 @@
+//! Reduction of a tiled layer to one kernel matrix: per output channel keep the filter (and
+//! bias) of one tile, chosen by largest filter norm or by most max-pool wins.
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::assign::Scheme;
+use crate::conv::{ConvConfig, RapaConv2d};
+use crate::error::{LayerError, check_shape};
+
+/// How the surviving tile of each output channel is chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reduction<'a> {
+    /// The tile whose filter has the largest L2 norm.
+    Norm,
+    /// The tile with the most max-pool wins: `wins[[t, c]]` counts how often tile t's output
+    /// won the max pool in channel c (counted by the caller on the training set).
+    Wins(ArrayView2<'a, u64>),
+}
+
+/// The chosen tile per output channel.
+pub fn reduction_choice(layer: &RapaConv2d, by: &Reduction<'_>) -> Result<Vec<usize>, LayerError> {
+    let n = layer.tiles().len();
+    let c_out = layer.config().out_channels;
+    let score = |t: usize, c: usize| -> f64 {
+        match by {
+            Reduction::Norm => layer.kernel(t).row(c).iter().map(|&v| f64::from(v) * f64::from(v)).sum(),
+            Reduction::Wins(w) => w[[t, c]] as f64,
+        }
+    };
+    if let Reduction::Wins(w) = by {
+        check_shape("reduce", "wins", w.shape(), &[n, c_out])?;
+    }
+    // Ties go to the lowest tile index.
+    Ok((0..c_out).map(|c| (0..n).fold(0, |best, t| if score(t, c) > score(best, c) { t } else { best })).collect())
+}
+
+/// A new untiled layer (scheme `none`, n = 1, same tile kind) holding, per output channel,
+/// the filter and bias of the chosen tile. `seed` seeds the new tile.
+pub fn reduce(layer: &RapaConv2d, by: &Reduction<'_>, seed: u64) -> Result<RapaConv2d, LayerError> {
+    let choice = reduction_choice(layer, by)?;
+    let cfg = ConvConfig { n_tiles: 1, scheme: Scheme::None, ..layer.config().clone() };
+    let mut out = RapaConv2d::new(cfg, seed)?;
+    let k1 = layer.config().geometry.patch_len() + 1;
+    let mut w = Array2::<f32>::zeros((choice.len(), k1));
+    for (c, &t) in choice.iter().enumerate() {
+        w.row_mut(c).assign(&layer.tiles()[t].weights().row(c));
+    }
+    out.tiles_mut()[0].set_weights(w.view())?;
+    Ok(out)
+}

@@ -1,0 +1,109 @@
+//! Analog timing of conv layers and networks, and the load-balancing planner.
+//!
+//! Per image, a layer with P patches on n tiles costs ⌈P/n⌉ MVM cycles per tile forward, as
+//! many backward and as many rank-1 update cycles (§5). Layers of a network, and images, can be
+//! pipelined: the throughput is then set by the slowest layer; without pipelining the layers'
+//! cycles add up.
+
+use crossbar_sim::TimingModel;
+
+use crate::error::LayerError;
+
+/// Timing of one conv layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerTiming {
+    /// Layer name.
+    pub name: String,
+    /// Patches per image P.
+    pub patches: usize,
+    /// Tiles n.
+    pub n_tiles: usize,
+    /// Kernel-matrix inputs (K + 1 with the bias).
+    pub kernel_rows: usize,
+    /// Kernel-matrix outputs (C_out).
+    pub kernel_cols: usize,
+}
+
+impl LayerTiming {
+    /// ⌈P/n⌉: MVM cycles per tile per image, each of forward, backward and update.
+    pub fn cycles_per_tile(&self) -> usize {
+        self.patches.div_ceil(self.n_tiles)
+    }
+
+    /// Multiply-accumulates per image (P·(K + 1)·C_out), whatever n is.
+    pub fn macs(&self) -> usize {
+        self.patches * self.kernel_rows * self.kernel_cols
+    }
+
+    /// Analog time per image (ns): forward only (`training = false`) or forward + backward +
+    /// update with pulse trains of `bl` slots.
+    pub fn time_ns(&self, model: &TimingModel, training: bool, bl: u32) -> f64 {
+        let c = self.cycles_per_tile() as f64;
+        let mut t = c * model.forward_pass_ns;
+        if training {
+            t += c * (model.backward_pass_ns + f64::from(bl) * model.update_slot_ns + model.update_cycle_ns);
+        }
+        t
+    }
+}
+
+/// Timing of a conv stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkTiming {
+    /// The layers in order.
+    pub layers: Vec<LayerTiming>,
+}
+
+impl NetworkTiming {
+    /// Cycles per image with layers pipelined: the slowest layer's ⌈P/n⌉.
+    pub fn pipelined_cycles(&self) -> usize {
+        self.layers.iter().map(LayerTiming::cycles_per_tile).max().unwrap_or(0)
+    }
+
+    /// Cycles per image with layers one after another: Σ ⌈P/n⌉.
+    pub fn sequential_cycles(&self) -> usize {
+        self.layers.iter().map(LayerTiming::cycles_per_tile).sum()
+    }
+
+    /// The same network with one tile per layer.
+    pub fn untiled(&self) -> Self {
+        Self { layers: self.layers.iter().map(|l| LayerTiming { n_tiles: 1, ..l.clone() }).collect() }
+    }
+
+    /// Pipelined speed-up over the untiled network.
+    pub fn speedup(&self) -> f64 {
+        self.untiled().pipelined_cycles() as f64 / self.pipelined_cycles() as f64
+    }
+
+    /// Pipelined analog time per image (ns): the slowest layer's time.
+    pub fn pipelined_time_ns(&self, model: &TimingModel, training: bool, bl: u32) -> f64 {
+        self.layers.iter().map(|l| l.time_ns(model, training, bl)).fold(0.0, f64::max)
+    }
+
+    /// Sequential analog time per image (ns).
+    pub fn sequential_time_ns(&self, model: &TimingModel, training: bool, bl: u32) -> f64 {
+        self.layers.iter().map(|l| l.time_ns(model, training, bl)).sum()
+    }
+}
+
+/// Load-balancing planner: tile counts n_l for layers with `patches[l]` patches per image that
+/// minimize the slowest layer's ⌈P_l/n_l⌉ within `budget` tiles in total, using the fewest tiles
+/// that reach that minimum.
+pub fn plan_tiles(patches: &[usize], budget: usize) -> Result<Vec<usize>, LayerError> {
+    if patches.is_empty() || patches.contains(&0) || budget < patches.len() {
+        return Err(LayerError::Invalid {
+            field: "budget",
+            value: budget.to_string(),
+            reason: format!("needs ≥ one tile per layer and non-empty layers, patches {patches:?}"),
+        });
+    }
+    let need = |t: usize| patches.iter().map(|&p| p.div_ceil(t)).sum::<usize>();
+    // need(T) is non-increasing in T: binary search the smallest feasible T.
+    let (mut lo, mut hi) = (1usize, *patches.iter().max().unwrap_or(&1));
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if need(mid) <= budget { hi = mid } else { lo = mid + 1 }
+    }
+    // Fewest tiles reaching cycle count lo.
+    Ok(patches.iter().map(|&p| p.div_ceil(lo)).collect())
+}

@@ -1,0 +1,142 @@
+//! Convolution geometry (Caffe semantics) and the im2col / col2im of single patches.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::LayerError;
+
+/// A rectangle of an image or output map: rows `y0..y1`, columns `x0..x1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// First row.
+    pub y0: usize,
+    /// One past the last row.
+    pub y1: usize,
+    /// First column.
+    pub x0: usize,
+    /// One past the last column.
+    pub x1: usize,
+}
+
+impl Region {
+    fn contains(&self, y: usize, x: usize) -> bool {
+        y >= self.y0 && y < self.y1 && x >= self.x0 && x < self.x1
+    }
+}
+
+/// Geometry of a square-kernel 2-D convolution on `in_channels × height × width` images.
+/// Output size (Caffe): ⌊(h + 2·pad − kernel)/stride⌋ + 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvGeometry {
+    /// Input channels C.
+    pub in_channels: usize,
+    /// Input height H.
+    pub height: usize,
+    /// Input width W.
+    pub width: usize,
+    /// Kernel side k.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub pad: usize,
+}
+
+impl ConvGeometry {
+    /// Checks the geometry.
+    pub fn validate(&self) -> Result<(), LayerError> {
+        let bad = |field: &'static str, value: usize, reason: &str| {
+            Err(LayerError::Invalid { field, value: value.to_string(), reason: reason.into() })
+        };
+        if self.in_channels == 0 {
+            return bad("in_channels", 0, "must be > 0");
+        }
+        if self.kernel == 0 {
+            return bad("kernel", 0, "must be > 0");
+        }
+        if self.stride == 0 {
+            return bad("stride", 0, "must be > 0");
+        }
+        if self.height + 2 * self.pad < self.kernel || self.width + 2 * self.pad < self.kernel {
+            return bad("kernel", self.kernel, "is larger than the padded image");
+        }
+        Ok(())
+    }
+
+    /// Output height.
+    pub fn out_height(&self) -> usize {
+        (self.height + 2 * self.pad - self.kernel) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn out_width(&self) -> usize {
+        (self.width + 2 * self.pad - self.kernel) / self.stride + 1
+    }
+
+    /// Patches (output pixels) per image, P.
+    pub fn n_patches(&self) -> usize {
+        self.out_height() * self.out_width()
+    }
+
+    /// Length of one patch row, K = C·k·k (the kernel matrix has K + 1 inputs with the bias).
+    pub fn patch_len(&self) -> usize {
+        self.in_channels * self.kernel * self.kernel
+    }
+
+    /// Values per input image, C·H·W.
+    pub fn image_len(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+
+    /// Copies patch `p` of `image` (`[C, H, W]`, row-major) into `out` (length K), in Caffe's
+    /// (c, ky, kx) order, with zeros for padding — and, when `keep` is given, zeros for every
+    /// pixel outside that input region (image-pad tiling).
+    pub fn gather_patch(&self, image: &[f32], p: usize, keep: Option<Region>, out: &mut [f32]) {
+        let (k, ow) = (self.kernel, self.out_width());
+        let (oy, ox) = (p / ow, p % ow);
+        let y_base = (oy * self.stride) as isize - self.pad as isize;
+        let x_base = (ox * self.stride) as isize - self.pad as isize;
+        let mut o = 0;
+        for c in 0..self.in_channels {
+            let plane = &image[c * self.height * self.width..(c + 1) * self.height * self.width];
+            for ky in 0..k {
+                let y = y_base + ky as isize;
+                for kx in 0..k {
+                    let x = x_base + kx as isize;
+                    out[o] = if y >= 0 && x >= 0 && (y as usize) < self.height && (x as usize) < self.width {
+                        let (yu, xu) = (y as usize, x as usize);
+                        if keep.is_none_or(|r| r.contains(yu, xu)) { plane[yu * self.width + xu] } else { 0.0 }
+                    } else {
+                        0.0
+                    };
+                    o += 1;
+                }
+            }
+        }
+    }
+
+    /// Adds the patch gradient `grad` (length K) of patch `p` into `image_grad` (`[C, H, W]`),
+    /// skipping padding and pixels outside `keep` — the adjoint of [`gather_patch`](Self::gather_patch).
+    pub fn scatter_patch_add(&self, grad: &[f32], p: usize, keep: Option<Region>, image_grad: &mut [f32]) {
+        let (k, ow) = (self.kernel, self.out_width());
+        let (oy, ox) = (p / ow, p % ow);
+        let y_base = (oy * self.stride) as isize - self.pad as isize;
+        let x_base = (ox * self.stride) as isize - self.pad as isize;
+        let mut o = 0;
+        for c in 0..self.in_channels {
+            let plane = &mut image_grad[c * self.height * self.width..(c + 1) * self.height * self.width];
+            for ky in 0..k {
+                let y = y_base + ky as isize;
+                for kx in 0..k {
+                    let x = x_base + kx as isize;
+                    if y >= 0 && x >= 0 && (y as usize) < self.height && (x as usize) < self.width {
+                        let (yu, xu) = (y as usize, x as usize);
+                        if keep.is_none_or(|r| r.contains(yu, xu)) {
+                            plane[yu * self.width + xu] += grad[o];
+                        }
+                    }
+                    o += 1;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! A fully connected layer on one tile, with the bias as an extra input column.
+
+use crossbar_sim::rng::stream;
+use crossbar_sim::{AnalogTile, FloatTile, Tile};
+use ndarray::{Array2, ArrayView2, s};
+use rand_distr::{Distribution, Normal};
+
+use crate::conv::TileKind;
+use crate::error::{LayerError, check_shape};
+
+/// y = W·x + b on one tile holding `[W | b]` (`out × (in + 1)`).
+#[derive(Debug)]
+pub struct TiledLinear {
+    tile: Box<dyn Tile>,
+    in_size: usize,
+    cache: Option<(Array2<f32>, Option<Array2<f32>>)>,
+}
+
+impl TiledLinear {
+    /// A layer with Gaussian(0, `init_std`) weights and zero bias; `seed` seeds the tile.
+    pub fn new(in_size: usize, out_size: usize, tile: &TileKind, init_std: f32, seed: u64) -> Result<Self, LayerError> {
+        if in_size == 0 || out_size == 0 {
+            return Err(LayerError::Invalid {
+                field: "linear size",
+                value: format!("{out_size}×{in_size}"),
+                reason: "must be non-empty".into(),
+            });
+        }
+        let normal = Normal::new(0.0f32, init_std).map_err(|e| LayerError::Invalid {
+            field: "init_std",
+            value: init_std.to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut rng = stream(seed, 2);
+        let mut w = Array2::from_shape_simple_fn((out_size, in_size + 1), || normal.sample(&mut rng));
+        w.column_mut(in_size).fill(0.0);
+        let mut tile: Box<dyn Tile> = match tile {
+            TileKind::Float => Box::new(FloatTile::new(out_size, in_size + 1)),
+            TileKind::Analog(cfg) => Box::new(AnalogTile::new(out_size, in_size + 1, cfg, seed)?),
+        };
+        tile.set_weights(w.view())?;
+        Ok(Self { tile, in_size, cache: None })
+    }
+
+    /// The tile.
+    pub fn tile(&self) -> &dyn Tile {
+        self.tile.as_ref()
+    }
+
+    /// Mutable access to the tile.
+    pub fn tile_mut(&mut self) -> &mut dyn Tile {
+        self.tile.as_mut()
+    }
+
+    /// Weights including the bias column.
+    pub fn n_weights(&self) -> usize {
+        self.tile.out_size() * self.tile.in_size()
+    }
+
+    /// Forward of a batch `[N, in]` → `[N, out]`.
+    pub fn forward(&mut self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>, LayerError> {
+        check_shape("TiledLinear::forward", "x", x.shape(), &[x.nrows(), self.in_size])?;
+        let mut xb = Array2::<f32>::ones((x.nrows(), self.in_size + 1));
+        xb.slice_mut(s![.., ..self.in_size]).assign(&x);
+        let y = self.tile.forward_new(xb.view())?;
+        self.cache = Some((xb, None));
+        Ok(y)
+    }
+
+    /// Backward of the output gradient `[N, out]` → `[N, in]`.
+    pub fn backward(&mut self, dy: ArrayView2<'_, f32>) -> Result<Array2<f32>, LayerError> {
+        let (xb, d) = self.cache.as_mut().ok_or(LayerError::Order { op: "TiledLinear::backward", needs: "forward" })?;
+        check_shape("TiledLinear::backward", "dy", dy.shape(), &[xb.nrows(), self.tile.out_size()])?;
+        let z = self.tile.backward_new(dy)?;
+        *d = Some(dy.to_owned());
+        Ok(z.slice(s![.., ..self.in_size]).to_owned())
+    }
+
+    /// W ← W − lr·dᵀ·x with the cached batch.
+    pub fn update(&mut self, lr: f32) -> Result<(), LayerError> {
+        match &self.cache {
+            Some((xb, Some(d))) => Ok(self.tile.update(xb.view(), d.view(), lr)?),
+            _ => Err(LayerError::Order { op: "TiledLinear::update", needs: "backward" }),
+        }
+    }
+}
