@@ -54,24 +54,38 @@ pub struct RapaConv2d {
     training: bool,
     hold: bool,
     calls: u64,
-    cache: Option<Cache>,
+    /// Batch size of the last forward pass (None before the first).
+    batch: Option<usize>,
+    /// Whether `backward` ran after the last forward.
+    has_grads: bool,
+    /// Tile of every (image, patch) of the last batch.
+    tile_of: Vec<u32>,
+    /// Tile and row of every (image, patch); `u32::MAX` for dropped patches.
+    loc: Vec<(u32, u32)>,
+    /// Per-tile buffers, reused across calls.
+    bufs: Vec<TileBuf>,
 }
 
-/// Two matrices produced per tile (gathered inputs and outputs, or gradients).
-type MatrixPair = (Array2<f32>, Array2<f32>);
+/// Per-tile work buffers: kept between calls so that a steady batch size allocates nothing.
+#[derive(Debug, Default)]
+struct TileBuf {
+    /// The (image, patch) of each row.
+    rows: Vec<(u32, u32)>,
+    /// Gathered patches with a bias column, `[M_t, K + 1]`.
+    cols: Array2<f32>,
+    /// Forward outputs, `[M_t, C_out]`.
+    y: Array2<f32>,
+    /// Output gradients, `[M_t, C_out]`.
+    d: Array2<f32>,
+    /// Patch gradients, `[M_t, K + 1]`.
+    dcols: Array2<f32>,
+}
 
-/// What forward leaves for backward and update.
-#[derive(Debug)]
-struct Cache {
-    batch: usize,
-    /// Tile and row of every (image, patch); row `u32::MAX` for dropped patches.
-    loc: Vec<(u32, u32)>,
-    /// Per tile: the (image, patch) of each of its rows.
-    rows: Vec<Vec<(u32, u32)>>,
-    /// Per tile: gathered patches with a bias column, `[M_t, K + 1]`.
-    cols: Vec<Array2<f32>>,
-    /// Per tile: output gradients from backward, `[M_t, C_out]`.
-    grads: Vec<Array2<f32>>,
+/// Resizes `a` to `shape` (contents unspecified) without reallocating when it already fits.
+fn ensure(a: &mut Array2<f32>, shape: (usize, usize)) {
+    if a.dim() != shape {
+        *a = Array2::zeros(shape);
+    }
 }
 
 impl RapaConv2d {
@@ -118,7 +132,11 @@ impl RapaConv2d {
             training: true,
             hold: false,
             calls: 0,
-            cache: None,
+            batch: None,
+            has_grads: false,
+            tile_of: Vec::new(),
+            loc: Vec::new(),
+            bufs: (0..n_kernels).map(|_| TileBuf::default()).collect(),
         })
     }
 
@@ -190,64 +208,67 @@ impl RapaConv2d {
         let x = x.as_standard_layout();
         let xs = x.as_slice().expect("standard layout");
         let (p_count, k, c_out) = (g.n_patches(), g.patch_len(), self.cfg.out_channels);
-        let n_kernels = self.tiles.len();
-
         // 1. Assignment of every patch of every image.
         let call = self.calls;
         if !self.hold {
             self.calls += 1;
         }
-        let mut tile_of = vec![0u32; n * p_count];
-        tile_of.par_chunks_mut(p_count).enumerate().for_each(|(b, out)| {
-            self.assigner.assign(call, b as u64, self.training, out);
+        self.tile_of.resize(n * p_count, 0);
+        let assigner = &self.assigner;
+        let training = self.training;
+        self.tile_of.par_chunks_mut(p_count).enumerate().for_each(|(b, out)| {
+            assigner.assign(call, b as u64, training, out);
         });
-        let mut rows: Vec<Vec<(u32, u32)>> = vec![Vec::with_capacity(n * p_count / n_kernels + 1); n_kernels];
-        let mut loc = vec![(u32::MAX, u32::MAX); n * p_count];
-        for (idx, &t) in tile_of.iter().enumerate() {
+        for buf in &mut self.bufs {
+            buf.rows.clear();
+        }
+        self.loc.clear();
+        self.loc.resize(n * p_count, (u32::MAX, u32::MAX));
+        for (idx, &t) in self.tile_of.iter().enumerate() {
             if t != DROPPED {
-                let r = &mut rows[t as usize];
-                loc[idx] = (t, r.len() as u32);
+                let r = &mut self.bufs[t as usize].rows;
+                self.loc[idx] = (t, r.len() as u32);
                 r.push(((idx / p_count) as u32, (idx % p_count) as u32));
             }
         }
 
         // 2. Per tile: gather its patches, one batched forward.
-        let assigner = &self.assigner;
-        let results: Result<Vec<MatrixPair>, LayerError> = self
-            .tiles
+        self.tiles
             .par_iter_mut()
-            .zip(rows.par_iter())
+            .zip(self.bufs.par_iter_mut())
             .enumerate()
-            .map(|(t, (tile, rows))| {
+            .map(|(t, (tile, buf))| {
                 let keep = assigner.input_region(t as u32);
-                let mut cols = Array2::<f32>::zeros((rows.len(), k + 1));
-                for (mut row, &(b, p)) in cols.outer_iter_mut().zip(rows) {
+                let m = buf.rows.len();
+                ensure(&mut buf.cols, (m, k + 1));
+                ensure(&mut buf.y, (m, c_out));
+                for (mut row, &(b, p)) in buf.cols.outer_iter_mut().zip(&buf.rows) {
                     let r = row.as_slice_mut().expect("standard layout");
                     let img = &xs[b as usize * g.image_len()..(b as usize + 1) * g.image_len()];
                     g.gather_patch(img, p as usize, keep, &mut r[..k]);
                     r[k] = 1.0;
                 }
-                let y = tile.forward_new(cols.view())?;
-                Ok((cols, y))
+                tile.forward(buf.cols.view(), buf.y.view_mut())
             })
-            .collect();
-        let (cols, ys): (Vec<_>, Vec<_>) = results?.into_iter().unzip();
+            .collect::<Result<Vec<()>, _>>()?;
 
         // 3. Scatter into the output, in parallel over images.
         let mut out = Array4::<f32>::zeros((n, c_out, g.out_height(), g.out_width()));
         let out_len = c_out * p_count;
+        let (loc, bufs) = (&self.loc, &self.bufs);
         out.as_slice_mut().expect("standard layout").par_chunks_mut(out_len).enumerate().for_each(|(b, o)| {
             for p in 0..p_count {
                 let (t, r) = loc[b * p_count + p];
                 if t != u32::MAX {
-                    let yrow = ys[t as usize].row(r as usize);
+                    let yrow = bufs[t as usize].y.row(r as usize);
                     for (c, v) in yrow.iter().enumerate() {
                         o[c * p_count + p] = *v;
                     }
                 }
             }
         });
-        self.cache = Some(Cache { batch: n, loc, rows, cols, grads: Vec::new() });
+        self.batch = Some(n);
+        self.has_grads = false;
         Ok(out)
     }
 
@@ -255,59 +276,58 @@ impl RapaConv2d {
     /// batch. Keeps `dy` per tile for [`update`](Self::update).
     pub fn backward(&mut self, dy: ArrayView4<'_, f32>) -> Result<Array4<f32>, LayerError> {
         let g = self.cfg.geometry;
-        let cache = self.cache.as_mut().ok_or(LayerError::Order { op: "RapaConv2d::backward", needs: "forward" })?;
-        let n = cache.batch;
+        let n = self.batch.ok_or(LayerError::Order { op: "RapaConv2d::backward", needs: "forward" })?;
         let (p_count, k, c_out) = (g.n_patches(), g.patch_len(), self.cfg.out_channels);
         check_shape("RapaConv2d::backward", "dy", dy.shape(), &[n, c_out, g.out_height(), g.out_width()])?;
         let dy = dy.as_standard_layout();
         let dys = dy.as_slice().expect("standard layout");
 
-        let results: Result<Vec<MatrixPair>, LayerError> = self
-            .tiles
+        self.tiles
             .par_iter_mut()
-            .zip(cache.rows.par_iter())
-            .map(|(tile, rows)| {
-                let mut d = Array2::<f32>::zeros((rows.len(), c_out));
-                for (mut row, &(b, p)) in d.outer_iter_mut().zip(rows) {
+            .zip(self.bufs.par_iter_mut())
+            .map(|(tile, buf)| {
+                let m = buf.rows.len();
+                ensure(&mut buf.d, (m, c_out));
+                ensure(&mut buf.dcols, (m, k + 1));
+                for (mut row, &(b, p)) in buf.d.outer_iter_mut().zip(&buf.rows) {
                     let base = b as usize * c_out * p_count + p as usize;
                     for (c, v) in row.iter_mut().enumerate() {
                         *v = dys[base + c * p_count];
                     }
                 }
-                let dcols = tile.backward_new(d.view())?;
-                Ok((d, dcols))
+                tile.backward(buf.d.view(), buf.dcols.view_mut())
             })
-            .collect();
-        let (grads, dcols): (Vec<_>, Vec<_>) = results?.into_iter().unzip();
+            .collect::<Result<Vec<()>, _>>()?;
 
-        let assigner = &self.assigner;
-        let loc = &cache.loc;
+        let (assigner, loc, bufs) = (&self.assigner, &self.loc, &self.bufs);
         let mut dx = Array4::<f32>::zeros((n, g.in_channels, g.height, g.width));
         dx.as_slice_mut().expect("standard layout").par_chunks_mut(g.image_len()).enumerate().for_each(|(b, o)| {
             for p in 0..p_count {
                 let (t, r) = loc[b * p_count + p];
                 if t != u32::MAX {
-                    let grow = dcols[t as usize].row(r as usize);
+                    let grow = bufs[t as usize].dcols.row(r as usize);
                     let gs = grow.as_slice().expect("standard layout");
                     g.scatter_patch_add(&gs[..k], p, assigner.input_region(t), o);
                 }
             }
         });
-        cache.grads = grads;
+        self.has_grads = true;
         Ok(dx)
     }
 
     /// Updates every tile with its own patches: W_t ← W_t − lr·s_t·D_tᵀ·X_t.
     pub fn update(&mut self, lr: f32) -> Result<(), LayerError> {
-        let cache = self.cache.as_ref().ok_or(LayerError::Order { op: "RapaConv2d::update", needs: "forward" })?;
-        if cache.grads.len() != self.tiles.len() {
+        if self.batch.is_none() {
+            return Err(LayerError::Order { op: "RapaConv2d::update", needs: "forward" });
+        }
+        if !self.has_grads {
             return Err(LayerError::Order { op: "RapaConv2d::update", needs: "backward" });
         }
         self.tiles
             .par_iter_mut()
-            .zip(cache.cols.par_iter().zip(&cache.grads))
+            .zip(self.bufs.par_iter())
             .zip(&self.lr_scale)
-            .map(|((tile, (x, d)), s)| tile.update(x.view(), d.view(), lr * s))
+            .map(|((tile, buf), s)| tile.update(buf.cols.view(), buf.d.view(), lr * s))
             .collect::<Result<Vec<()>, _>>()?;
         Ok(())
     }

@@ -29,6 +29,7 @@ mod conv;
 mod error;
 mod geometry;
 mod linear;
+pub mod paper;
 
 pub use assign::{Assigner, DROPPED, Scheme, random_partition};
 pub use conv::{ConvConfig, RapaConv2d, TileKind};

@@ -7,6 +7,7 @@
 
 use crossbar_sim::TimingModel;
 
+use crate::conv::ConvConfig;
 use crate::error::LayerError;
 
 /// Timing of one conv layer.
@@ -25,6 +26,17 @@ pub struct LayerTiming {
 }
 
 impl LayerTiming {
+    /// Timing of a conv layer configuration.
+    pub fn from_config(name: impl Into<String>, cfg: &ConvConfig) -> Self {
+        Self {
+            name: name.into(),
+            patches: cfg.geometry.n_patches(),
+            n_tiles: cfg.n_tiles,
+            kernel_rows: cfg.geometry.patch_len() + 1,
+            kernel_cols: cfg.out_channels,
+        }
+    }
+
     /// ⌈P/n⌉: MVM cycles per tile per image, each of forward, backward and update.
     pub fn cycles_per_tile(&self) -> usize {
         self.patches.div_ceil(self.n_tiles)
@@ -55,6 +67,17 @@ pub struct NetworkTiming {
 }
 
 impl NetworkTiming {
+    /// Timing of a conv stack, layers named `conv1`, `conv2`, ….
+    pub fn from_configs(layers: &[ConvConfig]) -> Self {
+        Self {
+            layers: layers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| LayerTiming::from_config(format!("conv{}", i + 1), c))
+                .collect(),
+        }
+    }
+
     /// Cycles per image with layers pipelined: the slowest layer's ⌈P/n⌉.
     pub fn pipelined_cycles(&self) -> usize {
         self.layers.iter().map(LayerTiming::cycles_per_tile).max().unwrap_or(0)

@@ -1,0 +1,99 @@
+//! Gradient checks against central finite differences, for every scheme, stride 1 and 2,
+//! with padding: the input gradient and every tile's weight gradient.
+//!
+//! The layer is linear in its input and in its weights, so a central difference has no
+//! truncation error; what remains is f32 rounding. Each output carries at most
+//! K·2⁻²⁴·Σ|w·x| ≈ 1e-6 of rounding; the loss L = Σ r·y is accumulated in f64 over ~10³
+//! outputs, so its error is a random walk of ≈ √10³·1e-6 ≈ 3e-5, and the difference quotient
+//! with h = 0.5 is off by ≈ 3e-5. The tolerance 2e-3·max(1, |g|) leaves a wide margin above
+//! that while any indexing error (a wrong or missing patch, a mis-scattered gradient) changes
+//! gradients by O(0.1) or more.
+
+mod common;
+
+use common::{layer, random4};
+use ndarray::{Array4, ArrayView4};
+use rapa_layers::{ConvGeometry, RapaConv2d, Scheme};
+
+const H: f32 = 0.5;
+
+fn loss(l: &mut RapaConv2d, x: ArrayView4<'_, f32>, r: &Array4<f32>) -> f64 {
+    let y = l.forward(x).unwrap();
+    y.iter().zip(r).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum()
+}
+
+fn close(fd: f64, g: f64) -> bool {
+    (fd - g).abs() <= 2e-3 * g.abs().max(1.0)
+}
+
+fn check(g: ConvGeometry, scheme: Scheme, n: usize) {
+    let (batch, c_out) = (2, 3);
+    let mut l = layer(g, c_out, n, scheme, 11);
+    l.hold_assignment(true);
+    let x = random4((batch, g.in_channels, g.height, g.width), 12);
+    let r = random4((batch, c_out, g.out_height(), g.out_width()), 13);
+    l.forward(x.view()).unwrap();
+    let dx = l.backward(r.view()).unwrap();
+
+    // Input gradient, every 3rd element.
+    for (idx, &gx) in dx.indexed_iter().step_by(3) {
+        let mut xp = x.clone();
+        xp[idx] += H;
+        let lp = loss(&mut l, xp.view(), &r);
+        xp[idx] -= 2.0 * H;
+        let lm = loss(&mut l, xp.view(), &r);
+        let fd = (lp - lm) / (2.0 * f64::from(H));
+        assert!(close(fd, f64::from(gx)), "{scheme} {g:?}: dL/dx{idx:?} = {gx}, finite difference {fd}");
+    }
+
+    // Weight gradients: update with lr = 1 on float tiles realizes W ← W − G exactly.
+    l.forward(x.view()).unwrap();
+    l.backward(r.view()).unwrap();
+    let before: Vec<_> = l.tiles().iter().map(|t| t.weights().to_owned()).collect();
+    l.update(1.0).unwrap();
+    let grads: Vec<_> = l.tiles().iter().zip(&before).map(|(t, w)| w - &t.weights()).collect();
+    for (t, w0) in before.iter().enumerate() {
+        l.tiles_mut()[t].set_weights(w0.view()).unwrap();
+    }
+    for (t, gt) in grads.iter().enumerate() {
+        for (idx, &gw) in gt.indexed_iter().step_by(5) {
+            let mut w = before[t].clone();
+            w[idx] += H;
+            l.tiles_mut()[t].set_weights(w.view()).unwrap();
+            let lp = loss(&mut l, x.view(), &r);
+            w[idx] -= 2.0 * H;
+            l.tiles_mut()[t].set_weights(w.view()).unwrap();
+            let lm = loss(&mut l, x.view(), &r);
+            l.tiles_mut()[t].set_weights(before[t].view()).unwrap();
+            let fd = (lp - lm) / (2.0 * f64::from(H));
+            assert!(close(fd, f64::from(gw)), "{scheme} tile {t}: dL/dW{idx:?} = {gw}, finite difference {fd}");
+        }
+    }
+}
+
+#[test]
+fn gradients_stride_1_padded() {
+    let g = ConvGeometry { in_channels: 2, height: 8, width: 8, kernel: 5, stride: 1, pad: 2 };
+    for scheme in Scheme::ALL {
+        check(g, scheme, if scheme == Scheme::None { 1 } else { 4 });
+    }
+}
+
+#[test]
+fn gradients_stride_2_padded() {
+    let g = ConvGeometry { in_channels: 2, height: 8, width: 8, kernel: 3, stride: 2, pad: 1 };
+    for scheme in Scheme::ALL {
+        check(g, scheme, if scheme == Scheme::None { 1 } else { 4 });
+    }
+}
+
+#[test]
+fn order_of_calls_is_checked() {
+    let g = ConvGeometry { in_channels: 1, height: 4, width: 4, kernel: 3, stride: 1, pad: 1 };
+    let mut l = layer(g, 2, 1, Scheme::None, 1);
+    assert!(l.backward(random4((1, 2, 4, 4), 1).view()).unwrap_err().to_string().contains("forward"));
+    l.forward(random4((1, 1, 4, 4), 2).view()).unwrap();
+    assert!(l.update(0.1).unwrap_err().to_string().contains("backward"));
+    let e = l.backward(random4((2, 2, 4, 4), 1).view()).unwrap_err();
+    assert!(e.to_string().contains("[1, 2, 4, 4]"), "{e}");
+}

@@ -1,0 +1,133 @@
+//! The paper's network: weight counts, timing, the planner, analog tiles, determinism,
+//! similarity and reduction.
+
+mod common;
+
+use common::{random4, set_all};
+use rapa_layers::analysis::{NetworkTiming, Reduction, filter_similarity, plan_tiles, reduce, reduction_choice};
+use rapa_layers::paper::{conv_weight_count, paper_convs, paper_like_convs, pool_out};
+use rapa_layers::{RapaConv2d, Scheme, TileKind};
+
+#[test]
+fn paper_weight_counts_follow_from_the_layers() {
+    assert_eq!(pool_out(32, 3, 2), 16);
+    assert_eq!(pool_out(8, 3, 2), 4);
+    let untiled = paper_convs([1, 1, 1], Scheme::None, &TileKind::Float);
+    assert_eq!(conv_weight_count(&untiled), 79_328);
+    let rapa = paper_convs([16, 4, 1], Scheme::Random, &TileKind::Float);
+    assert_eq!(conv_weight_count(&rapa), 192_704);
+    let enlarged = paper_like_convs([54, 64, 64], [1, 1, 1], Scheme::None, &TileKind::Float);
+    assert_eq!(conv_weight_count(&enlarged), 193_032);
+    // The built layers agree with the definitions.
+    let built: usize = rapa.iter().map(|c| RapaConv2d::new(c.clone(), 1).unwrap().n_weights()).sum();
+    assert_eq!(built, 192_704);
+}
+
+#[test]
+fn paper_timing_and_planner() {
+    let rapa = NetworkTiming::from_configs(&paper_convs([16, 4, 1], Scheme::Random, &TileKind::Float));
+    assert!(rapa.layers.iter().all(|l| l.cycles_per_tile() == 64));
+    assert_eq!(rapa.pipelined_cycles(), 64);
+    assert_eq!(rapa.untiled().pipelined_cycles(), 1024);
+    assert_eq!(rapa.speedup(), 16.0);
+    // Same MACs whatever n is.
+    let plain = rapa.untiled();
+    for (a, b) in rapa.layers.iter().zip(&plain.layers) {
+        assert_eq!(a.macs(), b.macs());
+    }
+    let patches: Vec<usize> = rapa.layers.iter().map(|l| l.patches).collect();
+    assert_eq!(patches, vec![1024, 256, 64]);
+    assert_eq!(plan_tiles(&patches, 21).unwrap(), vec![16, 4, 1]);
+    // More tiles than needed for the next balance point: still (16, 4, 1) until 24 tiles.
+    assert_eq!(plan_tiles(&patches, 23).unwrap(), vec![16, 4, 1]);
+    assert_eq!(plan_tiles(&patches, 24).unwrap().iter().sum::<usize>(), 24);
+    assert!(plan_tiles(&patches, 2).is_err());
+    // Analog time with the default timing model: forward-only, pipelined, 64·80 ns per image.
+    let t = crossbar_sim::TimingModel::default();
+    assert_eq!(rapa.pipelined_time_ns(&t, false, 31), 64.0 * 80.0);
+    assert_eq!(plain.pipelined_time_ns(&t, false, 31) / rapa.pipelined_time_ns(&t, false, 31), 16.0);
+}
+
+#[test]
+fn analog_tiles_plug_in_and_count_their_patches() {
+    let mut cfg = paper_convs([16, 4, 1], Scheme::Random, &TileKind::Analog(Box::default()))[0].clone();
+    cfg.init_std = 0.05;
+    let mut l = RapaConv2d::new(cfg, 3).unwrap();
+    let x = random4((2, 3, 32, 32), 1);
+    let y = l.forward(x.view()).unwrap();
+    assert!(y.iter().all(|v| v.is_finite()) && y.iter().any(|&v| v != 0.0));
+    let dx = l.backward(random4((2, 32, 32, 32), 2).view()).unwrap();
+    assert!(dx.iter().all(|v| v.is_finite()));
+    l.update(0.01).unwrap();
+    for t in l.tiles() {
+        let c = t.counters();
+        // Random assignment is balanced: 1024/16 = 64 patches per image per tile.
+        assert_eq!((c.forward_cycles, c.backward_cycles, c.update_cycles), (128, 128, 128));
+        assert!(c.pulses > 0);
+    }
+}
+
+#[test]
+fn layer_is_deterministic_for_any_thread_count() {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let tile = TileKind::Analog(Box::default());
+            let mut cfg = paper_convs([4, 4, 1], Scheme::Random, &tile)[1].clone();
+            cfg.init_std = 0.05;
+            let mut l = RapaConv2d::new(cfg, 9).unwrap();
+            let x = random4((3, 32, 16, 16), 4);
+            let y = l.forward(x.view()).unwrap();
+            let dx = l.backward(random4((3, 32, 16, 16), 5).view()).unwrap();
+            l.update(0.01).unwrap();
+            let w: Vec<_> = l.tiles().iter().map(|t| t.weights().to_owned()).collect();
+            (y, dx, w)
+        })
+    };
+    assert_eq!(run(1), run(2));
+}
+
+#[test]
+fn similarity_and_reduction() {
+    let cfg = paper_convs([4, 1, 1], Scheme::Random, &TileKind::Float)[0].clone();
+    let mut l = RapaConv2d::new(rapa_layers::ConvConfig { init_std: 0.1, ..cfg }, 5).unwrap();
+    // Independent random kernels: similarity near 0 (|r| of 75-element random vectors has
+    // std 1/√75 ≈ 0.12 per pair; the mean over 6 pairs × 32 channels has std ≈ 0.008).
+    let s = filter_similarity(&l).unwrap();
+    assert!(s.mean.abs() < 0.05, "{}", s.mean);
+    // Reduction of identical tiles gives back the same network outputs.
+    let w = l.tiles()[2].weights().to_owned();
+    set_all(&mut l, w.view());
+    assert!((filter_similarity(&l).unwrap().mean - 1.0).abs() < 1e-9);
+    let x = random4((2, 3, 32, 32), 6);
+    let y = l.forward(x.view()).unwrap();
+    let reduced = reduce(&l, &Reduction::Norm, 7).unwrap();
+    assert_eq!(reduced.tiles().len(), 1);
+    let mut reduced = reduced;
+    let yr = reduced.forward(x.view()).unwrap();
+    let err = (&y - &yr).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+    assert!(err < 1e-5, "{err}");
+}
+
+#[test]
+fn reduction_picks_largest_norm_or_most_wins() {
+    let cfg = paper_convs([4, 1, 1], Scheme::Random, &TileKind::Float)[0].clone();
+    let mut l = RapaConv2d::new(rapa_layers::ConvConfig { init_std: 0.1, ..cfg }, 5).unwrap();
+    // Scale tile 3's filter of channel 0 up, and tile 1's of channel 1.
+    for (t, c) in [(3usize, 0usize), (1, 1)] {
+        let mut w = l.tiles()[t].weights().to_owned();
+        w.row_mut(c).mapv_inplace(|v| v * 10.0);
+        l.tiles_mut()[t].set_weights(w.view()).unwrap();
+    }
+    let choice = reduction_choice(&l, &Reduction::Norm).unwrap();
+    assert_eq!((choice[0], choice[1]), (3, 1));
+    let mut wins = ndarray::Array2::<u64>::zeros((4, 32));
+    wins[[2, 0]] = 10;
+    wins[[0, 1]] = 3;
+    let choice = reduction_choice(&l, &Reduction::Wins(wins.view())).unwrap();
+    assert_eq!((choice[0], choice[1], choice[2]), (2, 0, 0));
+    let bad = ndarray::Array2::<u64>::zeros((3, 32));
+    assert!(reduction_choice(&l, &Reduction::Wins(bad.view())).is_err());
+    let reduced = reduce(&l, &Reduction::Wins(wins.view()), 1).unwrap();
+    assert_eq!(reduced.tiles()[0].weights().row(0), l.tiles()[2].weights().row(0));
+}
