@@ -61,7 +61,7 @@ pub use device::{DeviceArrays, DeviceConfig, DeviceModel, PulsedParams};
 pub use error::{ConfigError, SimError};
 pub use io_config::{BoundManagement, IoConfig, NoiseManagement, WeightNoise};
 pub use rng::{SimRng, derive_seed};
-pub use tile::{AnalogTile, AnalogTileState, FloatTile, PRESETS, Tile, TileConfig};
+pub use tile::{AnalogTile, AnalogTileState, FloatTile, PRESETS, Tile, TileConfig, TileSnapshot};
 pub use update_config::{PulseType, UpdateConfig};
 
 /// Re-exported so users implementing [`DeviceModel`] use the same `rand` as this crate.

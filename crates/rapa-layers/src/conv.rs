@@ -1,7 +1,7 @@
 //! The RAPA convolution: one conv layer over n replicated tiles with permuted patch assignment.
 
 use crossbar_sim::rng::{derive_seed, stream};
-use crossbar_sim::{AnalogTile, FloatTile, Tile, TileConfig};
+use crossbar_sim::{AnalogTile, FloatTile, Tile, TileConfig, TileSnapshot};
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
@@ -64,6 +64,23 @@ pub struct RapaConv2d {
     loc: Vec<(u32, u32)>,
     /// Per-tile buffers, reused across calls.
     bufs: Vec<TileBuf>,
+}
+
+/// The serializable state of a [`RapaConv2d`] (weights, tile states, assignment stream).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvState {
+    /// The layer's configuration.
+    pub config: ConvConfig,
+    /// The patch assigner (scheme, seed, fixed partition).
+    pub assigner: Assigner,
+    /// Every tile's state.
+    pub tiles: Vec<TileSnapshot>,
+    /// Per-tile learning-rate multipliers.
+    pub lr_scale: Vec<f32>,
+    /// Forward calls so far (the assignment stream position).
+    pub calls: u64,
+    /// Training mode.
+    pub training: bool,
 }
 
 /// Per-tile work buffers: kept between calls so that a steady batch size allocates nothing.
@@ -132,6 +149,50 @@ impl RapaConv2d {
             training: true,
             hold: false,
             calls: 0,
+            batch: None,
+            has_grads: false,
+            tile_of: Vec::new(),
+            loc: Vec::new(),
+            bufs: (0..n_kernels).map(|_| TileBuf::default()).collect(),
+        })
+    }
+
+    /// A snapshot of the full state.
+    pub fn state(&self) -> ConvState {
+        ConvState {
+            config: self.cfg.clone(),
+            assigner: self.assigner.clone(),
+            tiles: self.tiles.iter().map(|t| t.snapshot()).collect(),
+            lr_scale: self.lr_scale.clone(),
+            calls: self.calls,
+            training: self.training,
+        }
+    }
+
+    /// Rebuilds a layer from a snapshot; it continues exactly where the snapshot was taken.
+    pub fn from_state(state: ConvState) -> Result<Self, LayerError> {
+        state.config.geometry.validate()?;
+        let n_kernels = state.config.scheme.n_kernels(state.config.n_tiles);
+        let k1 = state.config.geometry.patch_len() + 1;
+        if state.tiles.len() != n_kernels || state.lr_scale.len() != n_kernels {
+            return Err(LayerError::Invalid {
+                field: "tiles",
+                value: state.tiles.len().to_string(),
+                reason: format!("the configuration needs {n_kernels} tiles and multipliers"),
+            });
+        }
+        let tiles = state.tiles.into_iter().map(|t| t.restore()).collect::<Result<Vec<_>, _>>()?;
+        for t in &tiles {
+            check_shape("RapaConv2d::from_state", "tile", &[t.out_size(), t.in_size()], &[state.config.out_channels, k1])?;
+        }
+        Ok(Self {
+            lr_scale: state.lr_scale,
+            cfg: state.config,
+            assigner: state.assigner,
+            tiles,
+            training: state.training,
+            hold: false,
+            calls: state.calls,
             batch: None,
             has_grads: false,
             tile_of: Vec::new(),

@@ -32,7 +32,7 @@ mod linear;
 pub mod paper;
 
 pub use assign::{Assigner, DROPPED, Scheme, random_partition};
-pub use conv::{ConvConfig, RapaConv2d, TileKind};
+pub use conv::{ConvConfig, ConvState, RapaConv2d, TileKind};
 pub use error::LayerError;
 pub use geometry::{ConvGeometry, Region};
 pub use linear::TiledLinear;

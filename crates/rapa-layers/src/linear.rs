@@ -1,7 +1,7 @@
 //! A fully connected layer on one tile, with the bias as an extra input column.
 
 use crossbar_sim::rng::stream;
-use crossbar_sim::{AnalogTile, FloatTile, Tile};
+use crossbar_sim::{AnalogTile, FloatTile, Tile, TileSnapshot};
 use ndarray::{Array2, ArrayView2, s};
 use rand_distr::{Distribution, Normal};
 
@@ -39,6 +39,21 @@ impl TiledLinear {
             TileKind::Analog(cfg) => Box::new(AnalogTile::new(out_size, in_size + 1, cfg, seed)?),
         };
         tile.set_weights(w.view())?;
+        Ok(Self { tile, in_size, cache: None })
+    }
+
+    /// The tile's state (for checkpoints).
+    pub fn state(&self) -> TileSnapshot {
+        self.tile.snapshot()
+    }
+
+    /// Rebuilds the layer from a tile state (`in_size` = the tile's inputs − 1).
+    pub fn from_state(state: TileSnapshot) -> Result<Self, LayerError> {
+        let tile = state.restore()?;
+        let in_size = tile.in_size().saturating_sub(1);
+        if in_size == 0 {
+            return Err(LayerError::Invalid { field: "linear tile", value: "1 input".into(), reason: "needs ≥ 2 inputs".into() });
+        }
         Ok(Self { tile, in_size, cache: None })
     }
 

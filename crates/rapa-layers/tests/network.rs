@@ -131,3 +131,22 @@ fn reduction_picks_largest_norm_or_most_wins() {
     let reduced = reduce(&l, &Reduction::Wins(wins.view()), 1).unwrap();
     assert_eq!(reduced.tiles()[0].weights().row(0), l.tiles()[2].weights().row(0));
 }
+
+#[test]
+fn layer_state_round_trips_and_continues_identically() {
+    let tile = TileKind::Analog(Box::default());
+    let mut cfg = paper_convs([4, 4, 1], Scheme::Random, &tile)[1].clone();
+    cfg.init_std = 0.05;
+    let mut a = RapaConv2d::new(cfg, 9).unwrap();
+    let step = |l: &mut RapaConv2d, s: u64| {
+        let y = l.forward(random4((2, 32, 16, 16), s).view()).unwrap();
+        l.backward(random4((2, 32, 16, 16), s + 1).view()).unwrap();
+        l.update(0.01).unwrap();
+        y
+    };
+    step(&mut a, 1);
+    let json = serde_json::to_string(&a.state()).unwrap();
+    let mut b = RapaConv2d::from_state(serde_json::from_str(&json).unwrap()).unwrap();
+    assert_eq!(step(&mut a, 3), step(&mut b, 3));
+    assert_eq!(a.state(), b.state());
+}

@@ -294,4 +294,7 @@ impl Tile for AnalogTile {
     fn reset_counters(&mut self) {
         self.counters = CycleCounters::default();
     }
+    fn snapshot(&self) -> super::TileSnapshot {
+        super::TileSnapshot::Analog(self.state())
+    }
 }

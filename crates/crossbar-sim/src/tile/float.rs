@@ -71,4 +71,7 @@ impl Tile for FloatTile {
     fn reset_counters(&mut self) {
         self.counters = CycleCounters::default();
     }
+    fn snapshot(&self) -> super::TileSnapshot {
+        super::TileSnapshot::Float(self.clone())
+    }
 }

@@ -12,6 +12,7 @@ pub use float::FloatTile;
 use std::fmt;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use serde::{Deserialize, Serialize};
 
 use crate::cycles::CycleCounters;
 use crate::error::{SimError, check_shape};
@@ -43,6 +44,8 @@ pub trait Tile: Send + fmt::Debug {
     fn counters(&self) -> CycleCounters;
     /// Sets all counters to zero.
     fn reset_counters(&mut self);
+    /// The full state, for checkpoints (restores bit-exactly with [`TileSnapshot::restore`]).
+    fn snapshot(&self) -> TileSnapshot;
 
     /// Forward into a new array.
     fn forward_new(&mut self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>, SimError> {
@@ -56,6 +59,26 @@ pub trait Tile: Send + fmt::Debug {
         let mut z = Array2::zeros((d.nrows(), self.in_size()));
         self.backward(d, z.view_mut())?;
         Ok(z)
+    }
+}
+
+/// The serializable state of any built-in tile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TileSnapshot {
+    /// A [`FloatTile`].
+    Float(FloatTile),
+    /// An [`AnalogTile`] with a built-in device model.
+    Analog(AnalogTileState),
+}
+
+impl TileSnapshot {
+    /// Rebuilds the tile. Analog tiles with a user-defined device model cannot be rebuilt from
+    /// the name alone: restore those with [`AnalogTile::from_state_with_device`].
+    pub fn restore(self) -> Result<Box<dyn Tile>, SimError> {
+        match self {
+            TileSnapshot::Float(t) => Ok(Box::new(t)),
+            TileSnapshot::Analog(s) => Ok(Box::new(AnalogTile::from_state(s)?)),
+        }
     }
 }
 
