@@ -183,7 +183,12 @@ impl RapaConv2d {
         }
         let tiles = state.tiles.into_iter().map(|t| t.restore()).collect::<Result<Vec<_>, _>>()?;
         for t in &tiles {
-            check_shape("RapaConv2d::from_state", "tile", &[t.out_size(), t.in_size()], &[state.config.out_channels, k1])?;
+            check_shape(
+                "RapaConv2d::from_state",
+                "tile",
+                &[t.out_size(), t.in_size()],
+                &[state.config.out_channels, k1],
+            )?;
         }
         Ok(Self {
             lr_scale: state.lr_scale,

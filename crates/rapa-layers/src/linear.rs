@@ -52,7 +52,11 @@ impl TiledLinear {
         let tile = state.restore()?;
         let in_size = tile.in_size().saturating_sub(1);
         if in_size == 0 {
-            return Err(LayerError::Invalid { field: "linear tile", value: "1 input".into(), reason: "needs ≥ 2 inputs".into() });
+            return Err(LayerError::Invalid {
+                field: "linear tile",
+                value: "1 input".into(),
+                reason: "needs ≥ 2 inputs".into(),
+            });
         }
         Ok(Self { tile, in_size, cache: None })
     }

@@ -1,11 +1,31 @@
 //! # rapa-train
 //!
-//! Training of RAPA ConvNets on simulated analog arrays. This crate is being built (issue 4);
-//! today it only re-exports the layer crate it will be built on.
+//! Training of RAPA ConvNets on simulated analog arrays: the layers that are not tiles (ReLU,
+//! pooling variants, LRN, softmax cross-entropy), the paper's network from a TOML-serializable
+//! config with presets, datasets (CIFAR-10/100, SVHN, a built-in synthetic set), SGD with
+//! warm-up and step annealing, checkpoints with bit-exact resume, and the `rapa` command line.
 //!
+//! ```no_run
+//! use rapa_train::data::synthetic;
+//! use rapa_train::train::{TrainConfig, Trainer};
+//!
+//! # fn main() -> Result<(), rapa_train::TrainError> {
+//! let cfg = TrainConfig { epochs: 2, ..TrainConfig::default() };
+//! let data = synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed);
+//! let mut trainer = Trainer::new(cfg, data)?;
+//! trainer.fit(None, &mut |_| {}, &mut |m| println!("epoch {}: test error {:.3}", m.epoch, m.test_error))?;
+//! # Ok(())
+//! # }
 //! ```
-//! use rapa_train::rapa_layers::crossbar_sim::TileConfig;
-//! assert!(TileConfig::default().validate().is_ok());
-//! ```
+
+#[path = "dataset/mod.rs"]
+pub mod data;
+mod error;
+pub mod layers;
+pub mod net;
+pub mod runtime;
+pub mod train;
+
+pub use error::TrainError;
 
 pub use rapa_layers;

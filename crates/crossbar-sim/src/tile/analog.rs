@@ -295,6 +295,6 @@ impl Tile for AnalogTile {
         self.counters = CycleCounters::default();
     }
     fn snapshot(&self) -> super::TileSnapshot {
-        super::TileSnapshot::Analog(self.state())
+        super::TileSnapshot::Analog(Box::new(self.state()))
     }
 }

@@ -68,7 +68,7 @@ pub enum TileSnapshot {
     /// A [`FloatTile`].
     Float(FloatTile),
     /// An [`AnalogTile`] with a built-in device model.
-    Analog(AnalogTileState),
+    Analog(Box<AnalogTileState>),
 }
 
 impl TileSnapshot {
@@ -77,7 +77,7 @@ impl TileSnapshot {
     pub fn restore(self) -> Result<Box<dyn Tile>, SimError> {
         match self {
             TileSnapshot::Float(t) => Ok(Box::new(t)),
-            TileSnapshot::Analog(s) => Ok(Box::new(AnalogTile::from_state(s)?)),
+            TileSnapshot::Analog(s) => Ok(Box::new(AnalogTile::from_state(*s)?)),
         }
     }
 }

@@ -1,0 +1,307 @@
+//! The `rapa` command line: train and evaluate RAPA ConvNets.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use rapa_layers::Scheme;
+use rapa_train::TrainError;
+use rapa_train::data::{DatasetKind, Normalizer, Split, load, synthetic};
+use rapa_train::layers::PoolKind;
+use rapa_train::net::{NetConfig, NetPreset, Network};
+use rapa_train::runtime::{compute_pool, flush_denormals};
+use rapa_train::train::{TrainConfig, Trainer, evaluate, read_checkpoint};
+
+/// Train and evaluate RAPA ConvNets (Replicated Arrays with Permuted Assignment) on simulated
+/// analog crossbar arrays.
+#[derive(Debug, Parser)]
+#[command(name = "rapa", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a network; writes config.toml, metrics.jsonl and checkpoint.bin into --out.
+    Train(TrainArgs),
+    /// Evaluate a trained model: test error of one pass and of a majority vote.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// Dataset: synthetic (built in), cifar10, cifar100, cifar100-coarse or svhn [default: synthetic]
+    #[arg(long)]
+    dataset: Option<DatasetKind>,
+    /// Directory with the dataset files (CIFAR binary batches or SVHN .mat) [default: data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// TOML file with settings (the format of a run's config.toml); flags override it
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Network preset: paper, enlarged (54,64,64 channels, no tiling) or paper-128 [default: paper]
+    #[arg(long)]
+    preset: Option<NetPreset>,
+    /// Tiling scheme: none, random, random-fixed, image-overlap, image-pad, alternate, perforated [default: random]
+    #[arg(long)]
+    scheme: Option<Scheme>,
+    /// Tiles per conv layer, e.g. 16,4,1 [default: 16,4,1]
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    tiles: Option<Vec<usize>>,
+    /// Pooling of the first two pools: max, avg, stochastic or mixed [default: max]
+    #[arg(long)]
+    pool: Option<PoolKind>,
+    /// Epochs [default: 8]
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Base learning rate [default: 0.02]
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Mini-batch size [default: 10]
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Master seed of every random draw [default: 1]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Compute threads, 0 = one per core [default: 0]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Use only the first N training images [default: all]
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Use only the first N test images [default: all]
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// Tiles: float, or an analog preset (aihwkit-default, gokmen-vlasov, idealized, reram-sb, perfect) [default: float]
+    #[arg(long)]
+    device: Option<String>,
+    /// Output directory [default: runs/train]
+    #[arg(long, default_value = "runs/train")]
+    out: PathBuf,
+    /// Continue the run in --out from its checkpoint (bit-exactly); --epochs may extend it
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    /// Run directory written by `rapa train`
+    #[arg(long)]
+    model: PathBuf,
+    /// Dataset to evaluate on [default: the run's dataset]
+    #[arg(long)]
+    dataset: Option<DatasetKind>,
+    /// Directory with the dataset files [default: the run's data_dir]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Majority vote over K passes (fresh random assignments each) [default: 1]
+    #[arg(long, default_value_t = 1)]
+    vote: usize,
+    /// Use only the first N test images [default: the run's setting]
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// Compute threads, 0 = one per core [default: 0]
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => train(a),
+        Command::Eval(a) => eval(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                eprintln!("  caused by: {s}");
+                src = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build_config(a: &TrainArgs) -> Result<TrainConfig, TrainError> {
+    let mut cfg = match &a.config {
+        Some(p) => TrainConfig::from_toml_file(p)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(p) = a.preset {
+        let classes = cfg.net.classes;
+        cfg.net = NetConfig { classes, ..NetConfig::preset(p) };
+    }
+    if let Some(d) = &a.dataset {
+        cfg.dataset = *d;
+    }
+    if let Some(d) = &a.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(s) = a.scheme {
+        cfg.net.scheme = s;
+        if s == Scheme::None && a.tiles.is_none() {
+            cfg.net.tiles = [1, 1, 1];
+        }
+    }
+    if let Some(t) = &a.tiles {
+        cfg.net.tiles = [t[0], t[1], t[2]];
+    }
+    if let Some(p) = a.pool {
+        cfg.net.pool = p;
+    }
+    if let Some(d) = &a.device {
+        cfg.net.device = d.clone();
+        cfg.net.tile = None;
+    }
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = a.$f { cfg.$f = v; } )* };
+    }
+    set!(epochs, lr, batch, seed, threads);
+    if a.limit_train.is_some() {
+        cfg.limit_train = a.limit_train;
+    }
+    if a.limit_test.is_some() {
+        cfg.limit_test = a.limit_test;
+    }
+    Ok(cfg)
+}
+
+fn load_data(cfg: &TrainConfig) -> Result<Split, TrainError> {
+    match cfg.dataset {
+        DatasetKind::Synthetic => Ok(synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed)),
+        ref kind => Ok(load(kind, &cfg.data_dir, cfg.seed)?),
+    }
+}
+
+fn train(a: TrainArgs) -> Result<(), TrainError> {
+    let (mut trainer, threads, ftz) = if a.resume {
+        let ck = read_checkpoint(&a.out.join("checkpoint.bin"))?;
+        let (threads, ftz) = (a.threads.unwrap_or(ck.config.threads), ck.config.flush_denormals);
+        let data = load_data(&ck.config)?;
+        eprintln!("resuming {} after epoch {}", a.out.display(), ck.epoch);
+        (Trainer::resume(ck, data, a.epochs)?, threads, ftz)
+    } else {
+        let cfg = build_config(&a)?;
+        cfg.validate()?;
+        let (threads, ftz) = (cfg.threads, cfg.flush_denormals);
+        let data = load_data(&cfg)?;
+        (Trainer::new(cfg, data)?, threads, ftz)
+    };
+    let pool = compute_pool(threads, ftz)?;
+    let cfg = trainer.config().clone();
+    eprintln!(
+        "rapa train: {} ({} train / {} test images), {} preset-like net {:?} channels, tiles {:?}, scheme {}, pool {}, device {}, {} epochs, {} threads",
+        cfg.dataset,
+        trainer.data().train.len(),
+        trainer.data().test.len(),
+        if cfg.net.channels == [32, 32, 64] { "paper" } else { "custom" },
+        cfg.net.channels,
+        cfg.net.tiles,
+        cfg.net.scheme,
+        cfg.net.pool,
+        cfg.net.device,
+        cfg.epochs,
+        pool.current_num_threads(),
+    );
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let out = a.out.clone();
+    pool.install(|| {
+        if ftz {
+            flush_denormals();
+        }
+        trainer.fit(
+            Some(&out),
+            &mut |p| {
+                if p.batch == 1 {
+                    bar.set_length(p.batches as u64);
+                    bar.set_position(0);
+                    bar.set_prefix(p.epoch.to_string());
+                }
+                bar.set_position(p.batch as u64);
+                if p.batch % 20 == 0 || p.batch == p.batches {
+                    bar.set_message(format!("loss {:.3} error {:.3}", p.loss, p.error));
+                }
+            },
+            &mut |m| {
+                let line = format!(
+                    "epoch {:>3}: loss {:.4}  train error {:.4}  test error {:.4}  (best {:.4})  lr {:.2e}  {:.1} s  {:.0} img/s  {} analog cycles",
+                    m.epoch, m.loss, m.train_error, m.test_error, m.best_test_error, m.lr, m.seconds, m.images_per_s, m.analog_cycles
+                );
+                if bar.is_hidden() {
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                }
+            },
+        )
+    })?;
+    bar.finish_and_clear();
+    if let Some(m) = trainer.metrics().last() {
+        println!(
+            "done: best test error {:.2} % (final {:.2} %, train {:.2} %), chance {:.2} %; results in {}",
+            100.0 * m.best_test_error,
+            100.0 * m.test_error,
+            100.0 * m.train_error,
+            100.0 * (1.0 - 1.0 / cfg.net.classes as f64),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn eval(a: EvalArgs) -> Result<(), TrainError> {
+    let ck = read_checkpoint(&a.model.join("checkpoint.bin"))?;
+    let mut cfg = ck.config.clone();
+    if let Some(d) = a.dataset {
+        cfg.dataset = d;
+    }
+    if let Some(d) = a.data_dir {
+        cfg.data_dir = d;
+    }
+    if a.limit_test.is_some() {
+        cfg.limit_test = a.limit_test;
+    }
+    let mut data = load_data(&cfg)?;
+    if let Some(n) = cfg.limit_test {
+        data.test.truncate(n);
+    }
+    if data.test.n_classes != cfg.net.classes {
+        return Err(TrainError::Config {
+            field: "dataset".into(),
+            reason: format!("{} has {} classes, the model {}", cfg.dataset, data.test.n_classes, cfg.net.classes),
+        });
+    }
+    let pool = compute_pool(a.threads, cfg.flush_denormals)?;
+    let norm = Normalizer { mean: ck.norm_mean, std: ck.norm_std };
+    let seed = cfg.seed;
+    let result = pool.install(|| {
+        if cfg.flush_denormals {
+            flush_denormals();
+        }
+        let mut net = Network::from_state(ck.net, seed)?;
+        evaluate(&mut net, &data.test, &norm, cfg.eval_batch, a.vote.max(1))
+    })?;
+    println!(
+        "{}: {} test images, error {:.2} % (single pass), {:.2} % (majority vote of {})",
+        display(&a.model),
+        result.n,
+        100.0 * result.error,
+        100.0 * result.vote_error,
+        a.vote.max(1)
+    );
+    Ok(())
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}

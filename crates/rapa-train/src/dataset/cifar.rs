@@ -1,0 +1,66 @@
+//! CIFAR-10 and CIFAR-100 binary files: records of label byte(s) then 3072 bytes (R, G, B
+//! planes of 32×32).
+
+use std::path::Path;
+
+use super::{DataError, Dataset, IMAGE_BYTES, Split, read_limited};
+
+/// The most records a CIFAR file may hold (the largest real file, CIFAR-100 train, has 50 000).
+pub const MAX_RECORDS: u64 = 60_000;
+
+/// Reads one CIFAR binary file whose records carry `label_bytes` label bytes, using byte
+/// `label_index` of them as the label in `0..n_classes`.
+pub fn read_cifar_file(
+    path: &Path,
+    label_bytes: usize,
+    label_index: usize,
+    n_classes: usize,
+) -> Result<Dataset, DataError> {
+    let record = label_bytes + IMAGE_BYTES;
+    let bytes = read_limited(path, MAX_RECORDS * record as u64)?;
+    let len = bytes.len() as u64;
+    if bytes.len() % record != 0 {
+        let offset = (bytes.len() / record * record) as u64;
+        return Err(DataError::Truncated { path: path.to_path_buf(), offset, record_len: record, len });
+    }
+    let n = bytes.len() / record;
+    let mut images = Vec::with_capacity(n * IMAGE_BYTES);
+    let mut labels = Vec::with_capacity(n);
+    for (i, rec) in bytes.chunks_exact(record).enumerate() {
+        let label = rec[label_index];
+        if usize::from(label) >= n_classes {
+            return Err(DataError::LabelOutOfRange {
+                path: path.to_path_buf(),
+                offset: (i * record + label_index) as u64,
+                label: i64::from(label),
+                n_classes,
+            });
+        }
+        labels.push(u16::from(label));
+        images.extend_from_slice(&rec[label_bytes..]);
+    }
+    let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(Dataset { images, labels, n_classes, name })
+}
+
+/// CIFAR-10: `data_batch_1.bin` … `data_batch_5.bin` and `test_batch.bin` in `dir`.
+pub fn load_cifar10(dir: &Path) -> Result<Split, DataError> {
+    let mut train = Dataset::empty("cifar10-train", 10);
+    for k in 1..=5 {
+        let part = read_cifar_file(&dir.join(format!("data_batch_{k}.bin")), 1, 0, 10)?;
+        train.append(part);
+    }
+    let mut test = read_cifar_file(&dir.join("test_batch.bin"), 1, 0, 10)?;
+    test.name = "cifar10-test".into();
+    Ok(Split { train, test })
+}
+
+/// CIFAR-100: `train.bin` and `test.bin` in `dir`, fine (100) or coarse (20) labels.
+pub fn load_cifar100(dir: &Path, fine: bool) -> Result<Split, DataError> {
+    let (index, classes) = if fine { (1, 100) } else { (0, 20) };
+    let mut train = read_cifar_file(&dir.join("train.bin"), 2, index, classes)?;
+    train.name = "cifar100-train".into();
+    let mut test = read_cifar_file(&dir.join("test.bin"), 2, index, classes)?;
+    test.name = "cifar100-test".into();
+    Ok(Split { train, test })
+}

@@ -1,0 +1,74 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+use crossbar_sim::SimError;
+use rapa_layers::LayerError;
+
+use crate::data::DataError;
+
+/// An error of training, evaluation, configuration or file handling.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A layer failed.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// A tile failed.
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    /// A dataset could not be loaded.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// An invalid setting.
+    #[error("invalid setting {field}: {reason}")]
+    Config {
+        /// The setting (dotted path as in config.toml).
+        field: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The loss became NaN or infinite.
+    #[error("non-finite loss {loss} at epoch {epoch}, batch {batch}")]
+    NonFiniteLoss {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Batch within the epoch (0-based).
+        batch: usize,
+        /// The loss value.
+        loss: f64,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TOML configuration file could not be parsed.
+    #[error("{path}: {reason}")]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// Parser message (with line and column).
+        reason: String,
+    },
+    /// A checkpoint is unusable.
+    #[error("checkpoint: {reason}")]
+    Checkpoint {
+        /// Why.
+        reason: String,
+    },
+    /// An internal invariant failed (a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl TrainError {
+    /// Wraps an IO error with its path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+}

@@ -1,0 +1,338 @@
+//! Pooling with Caffe's ceil-mode windows: max, average, stochastic and mixed.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crossbar_sim::rng::{derive_seed, stream};
+use ndarray::{Array1, Array4, ArrayView4};
+use rand::Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Output side of a Caffe pooling window without padding: ⌈(size − k)/stride⌉ + 1.
+pub fn pool_out(size: usize, kernel: usize, stride: usize) -> usize {
+    rapa_layers::paper::pool_out(size, kernel, stride)
+}
+
+/// The pooling variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolKind {
+    /// Maximum of the window. The default.
+    #[default]
+    Max,
+    /// Mean of the window (divided by the window's size clipped to the image, as Caffe).
+    Avg,
+    /// Training: one element sampled with probability ∝ its value; test: the
+    /// probability-weighted average Σx²/Σx (Zeiler & Fergus). Inputs must be ≥ 0.
+    Stochastic,
+    /// α_c·max + (1 − α_c)·avg with a learnable α_c = sigmoid(a_c) per channel.
+    Mixed,
+}
+
+impl PoolKind {
+    /// Name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolKind::Max => "max",
+            PoolKind::Avg => "avg",
+            PoolKind::Stochastic => "stochastic",
+            PoolKind::Mixed => "mixed",
+        }
+    }
+}
+
+impl fmt::Display for PoolKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for PoolKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [PoolKind::Max, PoolKind::Avg, PoolKind::Stochastic, PoolKind::Mixed]
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown pooling `{s}`; known: max, avg, stochastic, mixed"))
+    }
+}
+
+/// Initial mixing logit a_c of mixed pooling: α = sigmoid(1) ≈ 0.73, a bias toward max.
+pub const MIXED_INIT: f32 = 1.0;
+
+/// A pooling layer (square window `kernel`, `stride`, no padding).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pool {
+    /// Variant.
+    pub kind: PoolKind,
+    /// Window side.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Mixing logits a_c of mixed pooling (one per channel; empty otherwise).
+    pub mix: Array1<f32>,
+    seed: u64,
+    calls: u64,
+    training: bool,
+    #[serde(skip)]
+    cache: Option<PoolCache>,
+}
+
+/// What backward needs: the input, and per output the selected input index (max/stochastic).
+#[derive(Debug, Clone)]
+struct PoolCache {
+    x: Array4<f32>,
+    pick: Vec<u32>,
+    max: Array4<f32>,
+    avg: Array4<f32>,
+    mix_grad: Array1<f32>,
+}
+
+/// Marks an output whose window sum was 0 in stochastic pooling (no element picked).
+const NONE: u32 = u32::MAX;
+
+impl Pool {
+    /// A pooling layer for `channels` channels; `seed` drives stochastic sampling.
+    pub fn new(kind: PoolKind, kernel: usize, stride: usize, channels: usize, seed: u64) -> Self {
+        let mix = if kind == PoolKind::Mixed { Array1::from_elem(channels, MIXED_INIT) } else { Array1::zeros(0) };
+        Self { kind, kernel, stride, mix, seed, calls: 0, training: true, cache: None }
+    }
+
+    /// Training (sampling) or evaluation mode.
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    /// Number of forward calls so far (drives the sampling streams; saved in checkpoints).
+    pub fn calls(&self) -> u64 {
+        self.calls
+    }
+
+    /// Sets the forward-call counter (restoring a checkpoint).
+    pub fn set_calls(&mut self, calls: u64) {
+        self.calls = calls;
+    }
+
+    /// The mixing weights α_c = sigmoid(a_c).
+    pub fn alphas(&self) -> Array1<f32> {
+        self.mix.mapv(sigmoid)
+    }
+
+    /// Window rows/cols `[start, end)` of output index `o` along a side of length `len`.
+    fn window(&self, o: usize, len: usize) -> (usize, usize) {
+        let s = o * self.stride;
+        (s, (s + self.kernel).min(len))
+    }
+
+    /// Forward pass.
+    pub fn forward(&mut self, x: ArrayView4<'_, f32>) -> Array4<f32> {
+        let (n, c, h, w) = x.dim();
+        let (oh, ow) = (pool_out(h, self.kernel, self.stride), pool_out(w, self.kernel, self.stride));
+        let x = x.as_standard_layout().into_owned();
+        let xs = x.as_slice().expect("standard layout");
+        let call = self.calls;
+        self.calls += 1;
+        let call_seed = derive_seed(self.seed, call);
+        let plane_out = oh * ow;
+        let mut pick = vec![NONE; n * c * plane_out];
+        let mut maxv = Array4::<f32>::zeros((n, c, oh, ow));
+        let mut avgv = Array4::<f32>::zeros((n, c, oh, ow));
+        let (kind, training) = (self.kind, self.training);
+        let mut y = Array4::<f32>::zeros((n, c, oh, ow));
+        let ys = y.as_slice_mut().expect("standard layout");
+        let ms = maxv.as_slice_mut().expect("standard layout");
+        let avs = avgv.as_slice_mut().expect("standard layout");
+        let alphas = self.alphas();
+        ys.par_chunks_mut(c * plane_out)
+            .zip(pick.par_chunks_mut(c * plane_out))
+            .zip(ms.par_chunks_mut(c * plane_out).zip(avs.par_chunks_mut(c * plane_out)))
+            .enumerate()
+            .for_each(|(b, ((yb, pb), (mb, ab)))| {
+                let mut rng = stream(call_seed, b as u64);
+                for ch in 0..c {
+                    let plane = &xs[(b * c + ch) * h * w..(b * c + ch + 1) * h * w];
+                    for oy in 0..oh {
+                        let (y0, y1) = self.window(oy, h);
+                        for ox in 0..ow {
+                            let (x0, x1) = self.window(ox, w);
+                            let o = ch * plane_out + oy * ow + ox;
+                            let (mut best, mut best_i, mut sum, mut sq) = (f32::NEG_INFINITY, 0usize, 0.0f32, 0.0f32);
+                            for yy in y0..y1 {
+                                for xx in x0..x1 {
+                                    let i = yy * w + xx;
+                                    let v = plane[i];
+                                    if v > best {
+                                        best = v;
+                                        best_i = i;
+                                    }
+                                    sum += v;
+                                    sq += v * v;
+                                }
+                            }
+                            let size = ((y1 - y0) * (x1 - x0)) as f32;
+                            match kind {
+                                PoolKind::Max => {
+                                    yb[o] = best;
+                                    pb[o] = best_i as u32;
+                                }
+                                PoolKind::Avg => yb[o] = sum / size,
+                                PoolKind::Mixed => {
+                                    let a = alphas[ch];
+                                    mb[o] = best;
+                                    ab[o] = sum / size;
+                                    pb[o] = best_i as u32;
+                                    yb[o] = a * best + (1.0 - a) * sum / size;
+                                }
+                                PoolKind::Stochastic if training => {
+                                    if sum > 0.0 {
+                                        // Sample an index with probability ∝ value.
+                                        let u = rng.random::<f32>() * sum;
+                                        let mut acc = 0.0;
+                                        let mut chosen = best_i;
+                                        'outer: for yy in y0..y1 {
+                                            for xx in x0..x1 {
+                                                let i = yy * w + xx;
+                                                acc += plane[i];
+                                                if acc > u {
+                                                    chosen = i;
+                                                    break 'outer;
+                                                }
+                                            }
+                                        }
+                                        yb[o] = plane[chosen];
+                                        pb[o] = chosen as u32;
+                                    }
+                                }
+                                PoolKind::Stochastic => {
+                                    if sum > 0.0 {
+                                        yb[o] = sq / sum;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        self.cache = Some(PoolCache { x, pick, max: maxv, avg: avgv, mix_grad: Array1::zeros(self.mix.len()) });
+        y
+    }
+
+    /// Backward pass: the input gradient (and, for mixed pooling, the gradient of the mixing
+    /// logits, applied by [`update`](Self::update)). `None` without a matching forward pass.
+    pub fn backward(&mut self, dy: ArrayView4<'_, f32>) -> Option<Array4<f32>> {
+        let alphas = self.alphas();
+        let (kind, training) = (self.kind, self.training);
+        let cache = self.cache.as_mut()?;
+        let (n, c, h, w) = cache.x.dim();
+        let (oh, ow) = (pool_out(h, self.kernel, self.stride), pool_out(w, self.kernel, self.stride));
+        if dy.shape() != [n, c, oh, ow] {
+            return None;
+        }
+        let dy = dy.as_standard_layout();
+        let dys = dy.as_slice()?;
+        let xs = cache.x.as_slice()?;
+        let plane_out = oh * ow;
+        let mut dx = Array4::<f32>::zeros((n, c, h, w));
+        let (kernel, stride) = (self.kernel, self.stride);
+        let window = |o: usize, len: usize| {
+            let s = o * stride;
+            (s, (s + kernel).min(len))
+        };
+        let pick = &cache.pick;
+        let (ms, avs) = (cache.max.as_slice()?, cache.avg.as_slice()?);
+        // Per image: input gradient, and per channel the mixing-logit gradient.
+        let mix_parts: Vec<Vec<f32>> = dx
+            .as_slice_mut()?
+            .par_chunks_mut(c * h * w)
+            .enumerate()
+            .map(|(b, db)| {
+                let mut mix = vec![0.0f32; c];
+                for ch in 0..c {
+                    let plane = &xs[(b * c + ch) * h * w..(b * c + ch + 1) * h * w];
+                    let dplane = &mut db[ch * h * w..(ch + 1) * h * w];
+                    for oy in 0..oh {
+                        let (y0, y1) = window(oy, h);
+                        for ox in 0..ow {
+                            let (x0, x1) = window(ox, w);
+                            let o = (b * c + ch) * plane_out + oy * ow + ox;
+                            let g = dys[o];
+                            let size = ((y1 - y0) * (x1 - x0)) as f32;
+                            let spread = |dplane: &mut [f32], scale: f32| {
+                                for yy in y0..y1 {
+                                    for xx in x0..x1 {
+                                        dplane[yy * w + xx] += scale;
+                                    }
+                                }
+                            };
+                            match kind {
+                                PoolKind::Max => dplane[pick[o] as usize] += g,
+                                PoolKind::Avg => spread(dplane, g / size),
+                                PoolKind::Mixed => {
+                                    let a = alphas[ch];
+                                    dplane[pick[o] as usize] += a * g;
+                                    spread(dplane, (1.0 - a) * g / size);
+                                    mix[ch] += g * (ms[o] - avs[o]) * a * (1.0 - a);
+                                }
+                                PoolKind::Stochastic if training => {
+                                    if pick[o] != NONE {
+                                        dplane[pick[o] as usize] += g;
+                                    }
+                                }
+                                PoolKind::Stochastic => {
+                                    // y = Σx²/Σx: ∂y/∂x_j = (2x_j − y)/Σx.
+                                    let (mut sum, mut sq) = (0.0f32, 0.0f32);
+                                    for yy in y0..y1 {
+                                        for xx in x0..x1 {
+                                            let v = plane[yy * w + xx];
+                                            sum += v;
+                                            sq += v * v;
+                                        }
+                                    }
+                                    if sum > 0.0 {
+                                        let yv = sq / sum;
+                                        for yy in y0..y1 {
+                                            for xx in x0..x1 {
+                                                let i = yy * w + xx;
+                                                dplane[i] += g * (2.0 * plane[i] - yv) / sum;
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                mix
+            })
+            .collect();
+        let mut mix_grad = Array1::<f32>::zeros(self.mix.len());
+        if kind == PoolKind::Mixed {
+            for part in mix_parts {
+                for (m, p) in mix_grad.iter_mut().zip(part) {
+                    *m += p;
+                }
+            }
+        }
+        cache.mix_grad = mix_grad;
+        Some(dx)
+    }
+
+    /// The gradient of the mixing logits from the last backward pass.
+    pub fn mix_grad(&self) -> Option<&Array1<f32>> {
+        self.cache.as_ref().map(|c| &c.mix_grad)
+    }
+
+    /// SGD step on the mixing logits (mixed pooling only).
+    pub fn update(&mut self, lr: f32) {
+        if let Some(c) = &self.cache {
+            if c.mix_grad.len() == self.mix.len() {
+                self.mix.scaled_add(-lr, &c.mix_grad);
+            }
+        }
+    }
+}
+
+fn sigmoid(a: f32) -> f32 {
+    1.0 / (1.0 + (-a).exp())
+}

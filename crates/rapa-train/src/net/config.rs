@@ -1,0 +1,167 @@
+//! [`NetConfig`]: the paper's network family, serializable, with presets.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crossbar_sim::TileConfig;
+use rapa_layers::{Scheme, TileKind};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+use crate::layers::PoolKind;
+
+/// Initial weight distribution (Gaussian, zero mean, biases 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// Caffe cifar10_full's fixed stds: conv1 1e-4, conv2 0.01, conv3 0.01, fc 0.01 — the
+    /// paper's network. Its tiny conv1 weights give a long initial plateau with plain SGD.
+    #[default]
+    Caffe,
+    /// He et al.: std √(2/fan_in) for convs, √(1/fan_in) for the fully connected layer.
+    He,
+}
+
+/// Named network presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetPreset {
+    /// The paper's network (32, 32, 64 channels) with any tiles, scheme and pooling.
+    #[default]
+    Paper,
+    /// (54, 64, 64) channels, no tiling: as many conv weights as RAPA (16, 4, 1), more compute.
+    Enlarged,
+    /// The paper's network with n = (128, 32, 8).
+    Paper128,
+}
+
+impl NetPreset {
+    /// Name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetPreset::Paper => "paper",
+            NetPreset::Enlarged => "enlarged",
+            NetPreset::Paper128 => "paper-128",
+        }
+    }
+}
+
+impl fmt::Display for NetPreset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for NetPreset {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [NetPreset::Paper, NetPreset::Enlarged, NetPreset::Paper128].into_iter().find(|p| p.name() == s).ok_or_else(
+            || TrainError::Config {
+                field: "preset".into(),
+                reason: format!("unknown preset `{s}`; known: paper, enlarged, paper-128"),
+            },
+        )
+    }
+}
+
+/// The network: conv(5×5, pad 2) → ReLU → pool 3×3/2 → LRN, twice, then conv → ReLU →
+/// average pool 3×3/2 → fully connected → softmax (design §3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetConfig {
+    /// Output channels of the three conv layers. Default: 32, 32, 64.
+    pub channels: [usize; 3],
+    /// Tiles n per conv layer. Default: 16, 4, 1.
+    pub tiles: [usize; 3],
+    /// Tiling scheme of every conv layer with n > 1. Default: random.
+    pub scheme: Scheme,
+    /// Variant of the first two pools (the last one is always average). Default: max.
+    pub pool: PoolKind,
+    /// LRN after the first two pools. Default: true.
+    pub lrn: bool,
+    /// Tiles: `float` or an analog preset name of crossbar-sim (`aihwkit-default`, …).
+    /// Default: float.
+    pub device: String,
+    /// A full analog tile configuration; overrides the preset named by `device` when set.
+    pub tile: Option<TileConfig>,
+    /// Put the fully connected layer on the same kind of tile as the convs (else float).
+    /// Default: true.
+    pub analog_fc: bool,
+    /// Learning-rate multiplier per conv layer (applied to each of its tiles). Default: 1, 1, 1.
+    pub lr_scale: [f32; 3],
+    /// Multiply each tile's learning rate by its layer's kernel count n as well: a tile sees
+    /// only 1/n of the patches, so its gradient is ~1/n of the untiled layer's, and this
+    /// restores the untiled step size per tile. Default: true.
+    pub scale_lr_by_tiles: bool,
+    /// Initial weights. Default: caffe.
+    pub init: Init,
+    /// Number of classes (set from the dataset).
+    pub classes: usize,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            channels: [32, 32, 64],
+            tiles: [16, 4, 1],
+            scheme: Scheme::Random,
+            pool: PoolKind::Max,
+            lrn: true,
+            device: "float".into(),
+            tile: None,
+            analog_fc: true,
+            lr_scale: [1.0; 3],
+            scale_lr_by_tiles: true,
+            init: Init::Caffe,
+            classes: 10,
+        }
+    }
+}
+
+impl NetConfig {
+    /// A preset, with the paper's defaults for everything it does not fix.
+    pub fn preset(p: NetPreset) -> Self {
+        match p {
+            NetPreset::Paper => Self::default(),
+            NetPreset::Enlarged => {
+                Self { channels: [54, 64, 64], tiles: [1, 1, 1], scheme: Scheme::None, ..Self::default() }
+            }
+            NetPreset::Paper128 => Self { tiles: [128, 32, 8], ..Self::default() },
+        }
+    }
+
+    /// The tile kind of the conv layers.
+    pub fn tile_kind(&self) -> Result<TileKind, TrainError> {
+        if let Some(cfg) = &self.tile {
+            cfg.validate().map_err(|e| TrainError::Config { field: "net.tile".into(), reason: e.to_string() })?;
+            return Ok(TileKind::Analog(Box::new(cfg.clone())));
+        }
+        if self.device == "float" {
+            return Ok(TileKind::Float);
+        }
+        TileConfig::preset(&self.device)
+            .map(|c| TileKind::Analog(Box::new(c)))
+            .map_err(|e| TrainError::Config { field: "net.device".into(), reason: format!("{e} (or `float`)") })
+    }
+
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |field: &str, reason: String| Err(TrainError::Config { field: field.into(), reason });
+        if self.channels.contains(&0) {
+            return bad("net.channels", format!("must be > 0, got {:?}", self.channels));
+        }
+        if self.tiles.contains(&0) {
+            return bad("net.tiles", format!("must be >= 1, got {:?}", self.tiles));
+        }
+        if self.scheme == Scheme::None && self.tiles.iter().any(|&n| n > 1) {
+            return bad("net.scheme", format!("scheme none needs tiles 1,1,1, got {:?}", self.tiles));
+        }
+        if self.classes < 2 {
+            return bad("net.classes", format!("must be >= 2, got {}", self.classes));
+        }
+        if self.lr_scale.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
+            return bad("net.lr_scale", format!("must be finite and >= 0, got {:?}", self.lr_scale));
+        }
+        self.tile_kind().map(|_| ())
+    }
+}

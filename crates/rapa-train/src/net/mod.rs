@@ -1,0 +1,7 @@
+//! The network: configuration (serde/TOML), presets and the layer stack.
+
+mod config;
+mod network;
+
+pub use config::{Init, NetConfig, NetPreset};
+pub use network::{NetState, Network};

@@ -1,0 +1,236 @@
+//! The layer stack of the paper's network, built from a [`NetConfig`].
+
+use ndarray::{Array2, Array4, ArrayView4, Axis};
+use rapa_layers::paper::paper_like_convs;
+use rapa_layers::{ConvState, RapaConv2d, TileKind, TiledLinear};
+use serde::{Deserialize, Serialize};
+
+use crossbar_sim::TileSnapshot;
+use crossbar_sim::rng::derive_seed;
+
+use super::config::{Init, NetConfig};
+use crate::error::TrainError;
+use crate::layers::{Lrn, Pool, PoolKind, Relu};
+
+/// Std of the fully connected layer's initial weights (Caffe cifar10_full: 0.01).
+const FC_INIT_STD: f32 = 0.01;
+
+/// The network.
+#[derive(Debug)]
+pub struct Network {
+    cfg: NetConfig,
+    convs: Vec<RapaConv2d>,
+    relus: Vec<Relu>,
+    pools: Vec<Pool>,
+    lrns: Vec<Lrn>,
+    fc: TiledLinear,
+    fc_shape: [usize; 3],
+}
+
+/// Everything needed to restore a [`Network`] bit-exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetState {
+    /// The configuration.
+    pub config: NetConfig,
+    /// Conv layers.
+    pub convs: Vec<ConvState>,
+    /// Pool layers (mixing logits, sampling stream position).
+    pub pools: Vec<PoolSnapshot>,
+    /// The fully connected tile.
+    pub fc: TileSnapshot,
+}
+
+/// The learnable / stateful part of a pool layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolSnapshot {
+    /// Mixing logits (mixed pooling).
+    pub mix: Vec<f32>,
+    /// Forward calls so far.
+    pub calls: u64,
+}
+
+impl Network {
+    /// Builds the network for 32×32×3 inputs; every layer's seed derives from `seed`.
+    pub fn new(cfg: &NetConfig, seed: u64) -> Result<Self, TrainError> {
+        cfg.validate()?;
+        let tile = cfg.tile_kind()?;
+        let mut conv_cfgs = paper_like_convs(cfg.channels, cfg.tiles, cfg.scheme, &tile);
+        if cfg.init == Init::He {
+            for c in &mut conv_cfgs {
+                c.init_std = (2.0 / c.geometry.patch_len() as f32).sqrt();
+            }
+        }
+        let mut convs = Vec::with_capacity(3);
+        let mut pools = Vec::with_capacity(3);
+        for (l, c) in conv_cfgs.iter().enumerate() {
+            let mut conv = RapaConv2d::new(c.clone(), derive_seed(seed, l as u64))?;
+            let n = conv.tiles().len();
+            let per_tile = if cfg.scale_lr_by_tiles { cfg.lr_scale[l] * n as f32 } else { cfg.lr_scale[l] };
+            conv.set_lr_scale(vec![per_tile; n])?;
+            convs.push(conv);
+            let kind = if l < 2 { cfg.pool } else { PoolKind::Avg };
+            pools.push(Pool::new(kind, 3, 2, c.out_channels, derive_seed(seed, 100 + l as u64)));
+        }
+        let g = conv_cfgs[2].geometry;
+        let side = crate::layers::pool_out(g.out_height(), 3, 2);
+        let fc_shape = [cfg.channels[2], side, side];
+        let fc_tile = if cfg.analog_fc { tile } else { TileKind::Float };
+        let fc_in: usize = fc_shape.iter().product();
+        let fc_std = if cfg.init == Init::He { (1.0 / fc_in as f32).sqrt() } else { FC_INIT_STD };
+        let fc = TiledLinear::new(fc_in, cfg.classes, &fc_tile, fc_std, derive_seed(seed, 200))?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            convs,
+            relus: vec![Relu::new(); 3],
+            pools,
+            lrns: if cfg.lrn { vec![Lrn::paper(), Lrn::paper()] } else { Vec::new() },
+            fc,
+            fc_shape,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NetConfig {
+        &self.cfg
+    }
+
+    /// The conv layers.
+    pub fn convs(&self) -> &[RapaConv2d] {
+        &self.convs
+    }
+
+    /// Mutable conv layers (e.g. to hold assignments or program weights).
+    pub fn convs_mut(&mut self) -> &mut [RapaConv2d] {
+        &mut self.convs
+    }
+
+    /// The fully connected layer.
+    pub fn fc(&self) -> &TiledLinear {
+        &self.fc
+    }
+
+    /// The pool layers.
+    pub fn pools(&self) -> &[Pool] {
+        &self.pools
+    }
+
+    /// Training or evaluation mode for every layer.
+    pub fn set_training(&mut self, training: bool) {
+        for c in &mut self.convs {
+            c.set_training(training);
+        }
+        for p in &mut self.pools {
+            p.set_training(training);
+        }
+    }
+
+    /// Conv weights including per-tile biases.
+    pub fn n_conv_weights(&self) -> usize {
+        self.convs.iter().map(RapaConv2d::n_weights).sum()
+    }
+
+    /// Forward pass: `[N, 3, 32, 32]` → logits `[N, classes]`.
+    pub fn forward(&mut self, x: ArrayView4<'_, f32>) -> Result<Array2<f32>, TrainError> {
+        let mut h = x.to_owned();
+        for l in 0..3 {
+            h = self.convs[l].forward(h.view())?;
+            h = self.relus[l].forward(h.view());
+            h = self.pools[l].forward(h.view());
+            if let Some(lrn) = self.lrns.get_mut(l) {
+                h = lrn.forward(h.view());
+            }
+        }
+        let n = h.shape()[0];
+        let flat_len: usize = self.fc_shape.iter().product();
+        let flat = h.into_shape_with_order((n, flat_len)).map_err(|e| TrainError::Internal(e.to_string()))?;
+        Ok(self.fc.forward(flat.view())?)
+    }
+
+    /// Backward pass from the logit gradient; returns the input gradient `[N, 3, 32, 32]`.
+    pub fn backward(&mut self, dlogits: ndarray::ArrayView2<'_, f32>) -> Result<Array4<f32>, TrainError> {
+        let n = dlogits.nrows();
+        let d = self.fc.backward(dlogits)?;
+        let [c, hh, ww] = self.fc_shape;
+        let mut d = d.into_shape_with_order((n, c, hh, ww)).map_err(|e| TrainError::Internal(e.to_string()))?;
+        let order = |what: &'static str| TrainError::Internal(format!("{what} backward without forward"));
+        for l in (0..3).rev() {
+            if let Some(lrn) = self.lrns.get(l) {
+                d = lrn.backward(d.view()).ok_or_else(|| order("lrn"))?;
+            }
+            d = self.pools[l].backward(d.view()).ok_or_else(|| order("pool"))?;
+            d = self.relus[l].backward(d.view()).ok_or_else(|| order("relu"))?;
+            d = self.convs[l].backward(d.view())?;
+        }
+        Ok(d)
+    }
+
+    /// SGD step on every tile (and the mixing logits), then weight decay W ← W·(1 − lr·wd) on
+    /// the float tiles' weights (biases excluded). Analog tiles get no decay: their weights
+    /// change only through pulses.
+    pub fn update(&mut self, lr: f32, weight_decay: f32) -> Result<(), TrainError> {
+        for c in &mut self.convs {
+            c.update(lr)?;
+        }
+        for p in &mut self.pools {
+            p.update(lr);
+        }
+        self.fc.update(lr)?;
+        if weight_decay > 0.0 {
+            let f = 1.0 - lr * weight_decay;
+            for c in &mut self.convs {
+                for t in c.tiles_mut() {
+                    decay_float(t.as_mut(), f)?;
+                }
+            }
+            decay_float(self.fc.tile_mut(), f)?;
+        }
+        Ok(())
+    }
+
+    /// Predicted class of each row of `logits`.
+    pub fn predict(logits: &Array2<f32>) -> Vec<usize> {
+        logits.axis_iter(Axis(0)).map(|r| crate::layers::argmax_row(r.as_slice().unwrap_or(&r.to_vec()))).collect()
+    }
+
+    /// A snapshot of the full state.
+    pub fn state(&self) -> NetState {
+        NetState {
+            config: self.cfg.clone(),
+            convs: self.convs.iter().map(RapaConv2d::state).collect(),
+            pools: self.pools.iter().map(|p| PoolSnapshot { mix: p.mix.to_vec(), calls: p.calls() }).collect(),
+            fc: self.fc.state(),
+        }
+    }
+
+    /// Rebuilds a network from a snapshot.
+    pub fn from_state(state: NetState, seed: u64) -> Result<Self, TrainError> {
+        let mut net = Self::new(&state.config, seed)?;
+        if state.convs.len() != 3 || state.pools.len() != 3 {
+            return Err(TrainError::Checkpoint { reason: "a network state needs 3 conv and 3 pool layers".into() });
+        }
+        net.convs = state.convs.into_iter().map(RapaConv2d::from_state).collect::<Result<_, _>>()?;
+        for (p, s) in net.pools.iter_mut().zip(state.pools) {
+            if s.mix.len() != p.mix.len() {
+                return Err(TrainError::Checkpoint {
+                    reason: "pool mixing weights do not match the configuration".into(),
+                });
+            }
+            p.mix = ndarray::Array1::from(s.mix);
+            p.set_calls(s.calls);
+        }
+        net.fc = TiledLinear::from_state(state.fc)?;
+        Ok(net)
+    }
+}
+
+/// W[:, :K] ← f·W[:, :K] for a float tile (the bias column is not decayed); analog tiles
+/// are left alone.
+fn decay_float(t: &mut dyn crossbar_sim::Tile, f: f32) -> Result<(), TrainError> {
+    if matches!(t.snapshot(), TileSnapshot::Float(_)) {
+        let mut w = t.weights().to_owned();
+        let k = w.ncols() - 1;
+        w.slice_mut(ndarray::s![.., ..k]).mapv_inplace(|v| v * f);
+        t.set_weights(w.view())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! Checkpoints: the network state, the finished epochs and their metrics, written atomically.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{EpochMetrics, TrainConfig};
+use crate::error::TrainError;
+use crate::net::NetState;
+
+/// Format version stored in every checkpoint.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// Everything needed to continue a run bit-exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// [`CHECKPOINT_VERSION`].
+    pub version: u32,
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// Epochs finished.
+    pub epoch: usize,
+    /// Metrics of the finished epochs.
+    pub metrics: Vec<EpochMetrics>,
+    /// Per-channel mean of the training images (normalization).
+    pub norm_mean: [f32; 3],
+    /// Per-channel std of the training images.
+    pub norm_std: [f32; 3],
+    /// The network.
+    pub net: NetState,
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced, then
+/// renamed over the target (a crash leaves the old file or the new one, never a torn one).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| TrainError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| TrainError::io(&tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+}
+
+/// Serializes (MessagePack, self-describing: floats are stored bit-exactly) and writes a
+/// checkpoint atomically.
+pub fn write_checkpoint(path: &Path, ck: &Checkpoint) -> Result<(), TrainError> {
+    let bytes =
+        rmp_serde::to_vec_named(ck).map_err(|e| TrainError::Internal(format!("serializing checkpoint: {e}")))?;
+    write_atomic(path, &bytes)
+}
+
+/// Reads a checkpoint, checking its version.
+pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, TrainError> {
+    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    let ck: Checkpoint = rmp_serde::from_slice(&bytes)
+        .map_err(|e| TrainError::Checkpoint { reason: format!("{}: cannot decode: {e}", path.display()) })?;
+    if ck.version != CHECKPOINT_VERSION {
+        return Err(TrainError::Checkpoint {
+            reason: format!("{}: version {} (this build reads {CHECKPOINT_VERSION})", path.display(), ck.version),
+        });
+    }
+    Ok(ck)
+}

@@ -1,0 +1,131 @@
+//! [`TrainConfig`]: every setting of a run, saved as `config.toml` next to its results.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DatasetKind;
+use crate::error::TrainError;
+use crate::net::NetConfig;
+
+/// All settings of a training run. Defaults reproduce the paper's best configuration (random
+/// tiling, n = 16, 4, 1, max pooling) on the built-in synthetic dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Dataset. Default: synthetic.
+    pub dataset: DatasetKind,
+    /// Directory of the dataset files (not used by synthetic). Default: `data`.
+    pub data_dir: PathBuf,
+    /// Epochs. Default: 8.
+    pub epochs: usize,
+    /// Base learning rate. Default: 0.02.
+    pub lr: f32,
+    /// Mini-batch size. Default: 10.
+    pub batch: usize,
+    /// Master seed of every random draw. Default: 1.
+    pub seed: u64,
+    /// Rayon threads (0: rayon's default, all cores). Default: 0.
+    pub threads: usize,
+    /// Use only the first N training images. Default: all.
+    pub limit_train: Option<usize>,
+    /// Use only the first N test images. Default: all.
+    pub limit_test: Option<usize>,
+    /// Multiply the learning rate by `lr_gamma` every `lr_step` epochs. Default: 25.
+    pub lr_step: usize,
+    /// Annealing factor γ. Default: 0.5.
+    pub lr_gamma: f32,
+    /// Warm-up epochs at lr/50. Default: 1.
+    pub warmup_epochs: usize,
+    /// Weight decay per step, W ← W·(1 − lr·weight_decay) (float tiles). Default: 1e-4.
+    pub weight_decay: f32,
+    /// Augmentation: random horizontal mirroring. Default: true.
+    pub mirror: bool,
+    /// Augmentation: uniform brightness shift in ±brightness (pixel units in [0, 1]). Default: 0.1.
+    pub brightness: f32,
+    /// Training images of the synthetic dataset. Default: 10 000.
+    pub synthetic_train: usize,
+    /// Test images of the synthetic dataset. Default: 2 000.
+    pub synthetic_test: usize,
+    /// Batch size of evaluation passes. Default: 100.
+    pub eval_batch: usize,
+    /// Flush subnormal floats to zero in compute threads (x86-64 with SSE only). Default: true.
+    pub flush_denormals: bool,
+    /// The network.
+    pub net: NetConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetKind::Synthetic,
+            data_dir: PathBuf::from("data"),
+            epochs: 8,
+            lr: 0.02,
+            batch: 10,
+            seed: 1,
+            threads: 0,
+            limit_train: None,
+            limit_test: None,
+            lr_step: 25,
+            lr_gamma: 0.5,
+            warmup_epochs: 1,
+            weight_decay: 1e-4,
+            mirror: true,
+            brightness: 0.1,
+            synthetic_train: 10_000,
+            synthetic_test: 2_000,
+            eval_batch: 100,
+            flush_denormals: true,
+            net: NetConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every setting.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |field: &str, reason: String| Err(TrainError::Config { field: field.into(), reason });
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", format!("must be finite and > 0, got {}", self.lr));
+        }
+        if self.batch == 0 || self.eval_batch == 0 {
+            return bad("batch", "batch sizes must be > 0".into());
+        }
+        if self.lr_step == 0 {
+            return bad("lr_step", "must be > 0".into());
+        }
+        if !(self.lr_gamma.is_finite() && self.lr_gamma > 0.0 && self.lr_gamma <= 1.0) {
+            return bad("lr_gamma", format!("must be in (0, 1], got {}", self.lr_gamma));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight_decay", format!("must be finite and >= 0, got {}", self.weight_decay));
+        }
+        if !(self.brightness.is_finite() && (0.0..=1.0).contains(&self.brightness)) {
+            return bad("brightness", format!("must be in [0, 1], got {}", self.brightness));
+        }
+        if self.limit_train == Some(0) || self.limit_test == Some(0) {
+            return bad("limit_train", "limits must be > 0".into());
+        }
+        if self.dataset == DatasetKind::Synthetic && (self.synthetic_train == 0 || self.synthetic_test == 0) {
+            return bad("synthetic_train", "the synthetic dataset needs > 0 images".into());
+        }
+        self.net.validate()
+    }
+
+    /// Reads a TOML file; unknown keys and bad values are errors naming the file.
+    pub fn from_toml_file(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        Self::from_toml_str(&text).map_err(|reason| TrainError::Toml { path: path.to_path_buf(), reason })
+    }
+
+    /// Parses TOML text (the error is the parser's message).
+    pub fn from_toml_str(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The TOML text of every setting.
+    pub fn to_toml(&self) -> Result<String, TrainError> {
+        toml::to_string_pretty(self).map_err(|e| TrainError::Internal(e.to_string()))
+    }
+}

@@ -1,0 +1,16 @@
+//! Training: configuration, learning-rate schedule, the SGD loop with metrics, checkpoints
+//! and bit-exact resume, and evaluation with majority voting.
+
+mod checkpoint;
+mod config;
+mod eval;
+mod metrics;
+mod schedule;
+mod trainer;
+
+pub use checkpoint::{CHECKPOINT_VERSION, Checkpoint, read_checkpoint, write_atomic, write_checkpoint};
+pub use config::TrainConfig;
+pub use eval::{EvalResult, evaluate};
+pub use metrics::EpochMetrics;
+pub use schedule::learning_rate;
+pub use trainer::{BatchProgress, Trainer};

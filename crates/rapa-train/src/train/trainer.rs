@@ -1,0 +1,263 @@
+//! The SGD training loop.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crossbar_sim::rng::{derive_seed, stream};
+use crossbar_sim::{CycleCounters, TimingModel};
+use ndarray::Array4;
+use rand::seq::SliceRandom;
+
+use super::checkpoint::{CHECKPOINT_VERSION, Checkpoint, write_atomic, write_checkpoint};
+use super::eval::evaluate;
+use super::{EpochMetrics, TrainConfig, learning_rate};
+use crate::data::{Augment, Normalizer, Split, fill_batch};
+use crate::error::TrainError;
+use crate::layers::SoftmaxCrossEntropy;
+use crate::net::Network;
+
+/// Stream indices of the trainer's random draws, derived from the master seed.
+const SHUFFLE_STREAM: u64 = 1_000;
+const AUGMENT_STREAM: u64 = 2_000;
+const NET_STREAM: u64 = 3_000;
+
+/// Progress of one batch, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchProgress {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Batches done in this epoch.
+    pub batch: usize,
+    /// Batches per epoch.
+    pub batches: usize,
+    /// Mean loss so far in this epoch.
+    pub loss: f64,
+    /// Running training error so far in this epoch.
+    pub error: f64,
+}
+
+/// A training run: network, data and progress.
+#[derive(Debug)]
+pub struct Trainer {
+    cfg: TrainConfig,
+    net: Network,
+    data: Split,
+    norm: Normalizer,
+    epoch: usize,
+    metrics: Vec<EpochMetrics>,
+}
+
+impl Trainer {
+    /// A fresh run; the number of classes comes from the data.
+    pub fn new(mut cfg: TrainConfig, data: Split) -> Result<Self, TrainError> {
+        cfg.net.classes = data.train.n_classes;
+        cfg.validate()?;
+        let data = limit(data, &cfg);
+        let net = Network::new(&cfg.net, derive_seed(cfg.seed, NET_STREAM))?;
+        let norm = Normalizer::fit(&data.train);
+        Ok(Self { cfg, net, data, norm, epoch: 0, metrics: Vec::new() })
+    }
+
+    /// Continues a run from a checkpoint (the data must be the run's data). `epochs` may be
+    /// raised to train longer.
+    pub fn resume(ck: Checkpoint, data: Split, epochs: Option<usize>) -> Result<Self, TrainError> {
+        let mut cfg = ck.config;
+        if let Some(e) = epochs {
+            cfg.epochs = e;
+        }
+        cfg.validate()?;
+        let data = limit(data, &cfg);
+        if data.train.n_classes != cfg.net.classes {
+            return Err(TrainError::Checkpoint {
+                reason: format!("the data has {} classes, the checkpoint {}", data.train.n_classes, cfg.net.classes),
+            });
+        }
+        let net = Network::from_state(ck.net, derive_seed(cfg.seed, NET_STREAM))?;
+        let norm = Normalizer { mean: ck.norm_mean, std: ck.norm_std };
+        Ok(Self { cfg, net, data, norm, epoch: ck.epoch, metrics: ck.metrics })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// The network.
+    pub fn net(&self) -> &Network {
+        &self.net
+    }
+
+    /// Mutable network.
+    pub fn net_mut(&mut self) -> &mut Network {
+        &mut self.net
+    }
+
+    /// The data.
+    pub fn data(&self) -> &Split {
+        &self.data
+    }
+
+    /// The normalization fitted on the training set.
+    pub fn normalizer(&self) -> &Normalizer {
+        &self.norm
+    }
+
+    /// Epochs finished.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// Metrics of the finished epochs.
+    pub fn metrics(&self) -> &[EpochMetrics] {
+        &self.metrics
+    }
+
+    /// The current state as a checkpoint.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            version: CHECKPOINT_VERSION,
+            config: self.cfg.clone(),
+            epoch: self.epoch,
+            metrics: self.metrics.clone(),
+            norm_mean: self.norm.mean,
+            norm_std: self.norm.std,
+            net: self.net.state(),
+        }
+    }
+
+    /// Trains one epoch and evaluates the test set.
+    pub fn run_epoch(&mut self, progress: &mut dyn FnMut(BatchProgress)) -> Result<EpochMetrics, TrainError> {
+        let epoch = self.epoch + 1;
+        let lr = learning_rate(&self.cfg, epoch);
+        let n = self.data.train.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut stream(derive_seed(self.cfg.seed, SHUFFLE_STREAM), epoch as u64));
+        let augment = Augment { mirror: self.cfg.mirror, brightness: self.cfg.brightness };
+        let aug_seed = derive_seed(derive_seed(self.cfg.seed, AUGMENT_STREAM), epoch as u64);
+        let batches = n.div_ceil(self.cfg.batch);
+        let before = all_counters(&self.net);
+        let start = Instant::now();
+        let (mut loss_sum, mut wrong, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut buf = Array4::<f32>::zeros((self.cfg.batch, 3, 32, 32));
+        self.net.set_training(true);
+        for (b, idx) in order.chunks(self.cfg.batch).enumerate() {
+            if buf.shape()[0] != idx.len() {
+                buf = Array4::zeros((idx.len(), 3, 32, 32));
+            }
+            let mut rng = stream(aug_seed, b as u64);
+            fill_batch(&self.data.train, idx, &self.norm, Some((&augment, &mut rng)), &mut buf);
+            let labels: Vec<u16> = idx.iter().map(|&i| self.data.train.labels[i]).collect();
+            let logits = self.net.forward(buf.view())?;
+            let (loss, grad, correct) = SoftmaxCrossEntropy::loss_grad(logits.view(), &labels);
+            if !loss.is_finite() {
+                return Err(TrainError::NonFiniteLoss { epoch, batch: b, loss });
+            }
+            self.net.backward(grad.view())?;
+            self.net.update(lr, self.cfg.weight_decay)?;
+            loss_sum += loss * idx.len() as f64;
+            wrong += idx.len() - correct;
+            seen += idx.len();
+            progress(BatchProgress {
+                epoch,
+                batch: b + 1,
+                batches,
+                loss: loss_sum / seen as f64,
+                error: wrong as f64 / seen as f64,
+            });
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let after = all_counters(&self.net);
+        let timing = self.timing_model();
+        let (mut cycles, mut time) = (0u64, 0.0f64);
+        for (layer_after, layer_before) in after.iter().zip(&before) {
+            // The layer's time is that of its busiest tile over this epoch.
+            let busiest = layer_after
+                .iter()
+                .zip(layer_before)
+                .map(|(a, b)| CycleCounters {
+                    forward_cycles: a.forward_cycles - b.forward_cycles,
+                    backward_cycles: a.backward_cycles - b.backward_cycles,
+                    update_cycles: a.update_cycles - b.update_cycles,
+                    forward_passes: a.forward_passes - b.forward_passes,
+                    backward_passes: a.backward_passes - b.backward_passes,
+                    update_slots: a.update_slots - b.update_slots,
+                    pulses: a.pulses - b.pulses,
+                })
+                .max_by(|x, y| timing.analog_time_ns(x).total_cmp(&timing.analog_time_ns(y)))
+                .unwrap_or_default();
+            cycles += busiest.forward_cycles + busiest.backward_cycles + busiest.update_cycles;
+            time += timing.analog_time_ns(&busiest);
+        }
+        let test = evaluate(&mut self.net, &self.data.test, &self.norm, self.cfg.eval_batch, 1)?;
+        let train_error = wrong as f64 / seen.max(1) as f64;
+        let best_test = self.metrics.iter().map(|m| m.test_error).fold(test.error, f64::min);
+        let best_train = self.metrics.iter().map(|m| m.train_error).fold(train_error, f64::min);
+        let m = EpochMetrics {
+            epoch,
+            train_error,
+            test_error: test.error,
+            loss: loss_sum / seen.max(1) as f64,
+            lr,
+            seconds,
+            images_per_s: seen as f64 / seconds.max(1e-9),
+            analog_cycles: cycles,
+            analog_time_ns: time,
+            best_test_error: best_test,
+            best_train_error: best_train,
+        };
+        self.metrics.push(m.clone());
+        self.epoch = epoch;
+        Ok(m)
+    }
+
+    /// Trains until `config.epochs`, writing after every epoch into `out` (if given):
+    /// `metrics.jsonl` (one JSON line per epoch), `config.toml` and `checkpoint.bin`, each
+    /// atomically. `on_epoch` sees each epoch's metrics.
+    pub fn fit(
+        &mut self,
+        out: Option<&Path>,
+        progress: &mut dyn FnMut(BatchProgress),
+        on_epoch: &mut dyn FnMut(&EpochMetrics),
+    ) -> Result<(), TrainError> {
+        if let Some(dir) = out {
+            std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+            write_atomic(&dir.join("config.toml"), self.cfg.to_toml()?.as_bytes())?;
+        }
+        while self.epoch < self.cfg.epochs {
+            let m = self.run_epoch(progress)?;
+            on_epoch(&m);
+            if let Some(dir) = out {
+                let mut lines = String::new();
+                for m in &self.metrics {
+                    lines.push_str(&serde_json::to_string(m).map_err(|e| TrainError::Internal(e.to_string()))?);
+                    lines.push('\n');
+                }
+                write_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
+                write_checkpoint(&dir.join("checkpoint.bin"), &self.checkpoint())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn timing_model(&self) -> TimingModel {
+        self.cfg.net.tile.as_ref().map(|t| t.timing.clone()).unwrap_or_default()
+    }
+}
+
+fn limit(mut data: Split, cfg: &TrainConfig) -> Split {
+    if let Some(n) = cfg.limit_train {
+        data.train.truncate(n);
+    }
+    if let Some(n) = cfg.limit_test {
+        data.test.truncate(n);
+    }
+    data
+}
+
+/// Per layer (3 convs and the FC), the counters of every tile.
+fn all_counters(net: &Network) -> Vec<Vec<CycleCounters>> {
+    let mut out: Vec<Vec<CycleCounters>> =
+        net.convs().iter().map(|c| c.tiles().iter().map(|t| t.counters()).collect()).collect();
+    out.push(vec![net.fc().tile().counters()]);
+    out
+}

@@ -1,0 +1,131 @@
+//! Training runs on the synthetic dataset: learning, resume, determinism, bad input.
+
+use rapa_train::TrainError;
+use rapa_train::data::synthetic;
+use rapa_train::train::{EpochMetrics, TrainConfig, Trainer, read_checkpoint};
+
+fn small(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        synthetic_train: 2_000,
+        synthetic_test: 500,
+        lr: 0.02,
+        warmup_epochs: 0,
+        ..TrainConfig::default()
+    }
+}
+
+fn run(cfg: &TrainConfig, threads: usize) -> (Vec<EpochMetrics>, rapa_train::net::NetState) {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| {
+        let data = synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed);
+        let mut t = Trainer::new(cfg.clone(), data).unwrap();
+        t.fit(None, &mut |_| {}, &mut |_| {}).unwrap();
+        (t.metrics().to_vec(), t.net().state())
+    })
+}
+
+/// Metrics without the wall-clock fields.
+fn comparable(m: &[EpochMetrics]) -> Vec<(usize, f64, f64, f64, f32, u64)> {
+    m.iter().map(|m| (m.epoch, m.train_error, m.test_error, m.loss, m.lr, m.analog_cycles)).collect()
+}
+
+#[test]
+fn short_synthetic_run_learns() {
+    // The paper's network with Caffe's initialization and random tiling (16, 4, 1) spends
+    // ~2 000 steps on the initial plateau; 4 000 steps at lr 0.03 get well past it.
+    let cfg = TrainConfig { synthetic_train: 5_000, synthetic_test: 1_000, lr: 0.03, ..small(8) };
+    let (m, _) = run(&cfg, 2);
+    let last = m.last().unwrap();
+    // Chance is 90 % error; a linear model stays above 50 % on this set (tests/data.rs).
+    assert!(last.best_test_error < 0.3, "best test error {}", last.best_test_error);
+    assert!(m.iter().all(|e| (0.0..=1.0).contains(&e.test_error) && e.loss.is_finite()));
+    // The paper's tiles (16, 4, 1): per image 64 forward, backward and update cycles per layer
+    // on the busiest conv tiles, plus 1+1+1 for the FC tile.
+    assert_eq!(last.analog_cycles, 5_000 * (3 * 64 * 3 + 3));
+}
+
+#[test]
+fn resume_equals_uninterrupted_training() {
+    let cfg = small(2);
+    let (full, full_state) = run(&cfg, 2);
+    let dir = std::env::temp_dir().join(format!("rapa-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = || synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed);
+    let mut first = Trainer::new(TrainConfig { epochs: 1, ..cfg.clone() }, data()).unwrap();
+    first.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
+    let ck = read_checkpoint(&dir.join("checkpoint.bin")).unwrap();
+    assert_eq!(ck.epoch, 1);
+    let mut resumed = Trainer::resume(ck, data(), Some(2)).unwrap();
+    resumed.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
+    assert_eq!(comparable(resumed.metrics()), comparable(&full));
+    assert_eq!(resumed.net().state(), full_state);
+    let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 2);
+    for key in [
+        "\"epoch\"",
+        "\"train_error\"",
+        "\"test_error\"",
+        "\"loss\"",
+        "\"lr\"",
+        "\"seconds\"",
+        "\"images_per_s\"",
+        "\"analog_cycles\"",
+    ] {
+        assert!(lines.contains(key), "metrics.jsonl lacks {key}");
+    }
+    let toml = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(toml.contains("seed = 1") && toml.contains("scheme = \"random\""), "{toml}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn same_seed_same_metrics_with_one_and_two_threads() {
+    let cfg = TrainConfig { synthetic_train: 500, synthetic_test: 200, ..small(1) };
+    let (a, sa) = run(&cfg, 1);
+    let (b, sb) = run(&cfg, 2);
+    assert_eq!(comparable(&a), comparable(&b));
+    assert_eq!(sa, sb);
+    let (c, _) = run(&TrainConfig { seed: 2, ..cfg }, 2);
+    assert_ne!(comparable(&a), comparable(&c));
+}
+
+#[test]
+fn non_finite_loss_stops_training() {
+    // A huge learning rate blows the weights up within the first epoch.
+    let cfg = TrainConfig { lr: 1e8, synthetic_train: 500, synthetic_test: 100, ..small(1) };
+    let data = synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed);
+    let mut t = Trainer::new(cfg, data).unwrap();
+    match t.run_epoch(&mut |_| {}) {
+        Err(TrainError::NonFiniteLoss { epoch, batch, .. }) => {
+            assert_eq!(epoch, 1);
+            assert!(batch < 50);
+        }
+        other => panic!("expected a non-finite loss error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_configs_are_typed_errors() {
+    let e = TrainConfig::from_toml_str("epochs = 2\nlearning_rate = 0.1\n").unwrap_err();
+    assert!(e.contains("learning_rate"), "{e}");
+    let e = TrainConfig::from_toml_str("[net]\nscheme = \"diagonal\"\n").unwrap_err();
+    assert!(e.contains("diagonal"), "{e}");
+    let cfg = TrainConfig::from_toml_str("lr = -1.0\n").unwrap();
+    assert!(cfg.validate().unwrap_err().to_string().contains("lr"));
+    let mut cfg = TrainConfig::default();
+    cfg.net.device = "pcm".into();
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("net.device") && e.contains("pcm"), "{e}");
+    let mut cfg = TrainConfig::default();
+    cfg.net.scheme = rapa_layers::Scheme::ImageOverlap;
+    cfg.net.tiles = [8, 4, 1];
+    let data = synthetic(20, 10, 1);
+    let e = Trainer::new(cfg, data).unwrap_err().to_string();
+    assert!(e.contains("square"), "{e}");
+    // Round trip of the full config through TOML.
+    let cfg = TrainConfig::default();
+    assert_eq!(TrainConfig::from_toml_str(&cfg.to_toml().unwrap()).unwrap(), cfg);
+    let path = std::path::Path::new("/nonexistent/rapa.toml");
+    assert!(TrainConfig::from_toml_file(path).unwrap_err().to_string().contains("/nonexistent/rapa.toml"));
+}
