@@ -48,7 +48,7 @@ struct TrainArgs {
     #[arg(long)]
     scheme: Option<Scheme>,
     /// Tiles per conv layer, e.g. 16,4,1 [default: 16,4,1]
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',')]
     tiles: Option<Vec<usize>>,
     /// Pooling of the first two pools: max, avg, stochastic or mixed [default: max]
     #[arg(long)]
@@ -77,7 +77,7 @@ struct TrainArgs {
     /// Tiles: float, or an analog preset (aihwkit-default, gokmen-vlasov, idealized, reram-sb, perfect) [default: float]
     #[arg(long)]
     device: Option<String>,
-    /// Output directory [default: runs/train]
+    /// Output directory
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
     /// Continue the run in --out from its checkpoint (bit-exactly); --epochs may extend it
@@ -116,12 +116,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Every error's message already names its file, field or value (and the cause).
             eprintln!("error: {e}");
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                eprintln!("  caused by: {s}");
-                src = s.source();
-            }
             ExitCode::FAILURE
         }
     }
@@ -149,7 +145,15 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig, TrainError> {
         }
     }
     if let Some(t) = &a.tiles {
-        cfg.net.tiles = [t[0], t[1], t[2]];
+        match t.as_slice() {
+            &[a, b, c] => cfg.net.tiles = [a, b, c],
+            _ => {
+                return Err(TrainError::Config {
+                    field: "--tiles".into(),
+                    reason: format!("needs three counts such as 16,4,1, got {t:?}"),
+                });
+            }
+        }
     }
     if let Some(p) = a.pool {
         cfg.net.pool = p;
