@@ -233,8 +233,19 @@ impl RapaConv2d {
 
     /// While held, every forward pass reuses the assignment of the next draw instead of drawing
     /// a new one (e.g. for finite-difference checks, or an attack taken through one assignment).
+    /// Releasing a hold moves the stream past the held draw, so the next forward pass gets a
+    /// fresh assignment.
     pub fn hold_assignment(&mut self, hold: bool) {
+        if self.hold && !hold {
+            self.calls += 1;
+        }
         self.hold = hold;
+    }
+
+    /// Tile of every (image, patch) of the last forward batch (`[N·P]`, image-major;
+    /// [`DROPPED`] for patches perforation skipped).
+    pub fn last_assignment(&self) -> &[u32] {
+        &self.tile_of
     }
 
     /// Whether the layer is in training mode.

@@ -18,9 +18,11 @@
 //! # }
 //! ```
 
+pub mod analysis;
 #[path = "dataset/mod.rs"]
 pub mod data;
 mod error;
+pub mod experiment;
 pub mod layers;
 pub mod net;
 pub mod runtime;

@@ -129,3 +129,29 @@ fn bad_configs_are_typed_errors() {
     let path = std::path::Path::new("/nonexistent/rapa.toml");
     assert!(TrainConfig::from_toml_file(path).unwrap_err().to_string().contains("/nonexistent/rapa.toml"));
 }
+
+#[test]
+fn limits_keep_every_class_of_a_sorted_set() {
+    // Like the shared CIFAR-10 test batch: sorted by class, 100 images per class.
+    let mut ds = rapa_train::data::Dataset {
+        images: (0..1000).flat_map(|i| std::iter::repeat_n((i % 251) as u8, 3072)).collect(),
+        labels: (0..1000).map(|i| (i / 100) as u16).collect(),
+        n_classes: 10,
+        name: "sorted".into(),
+    };
+    rapa_train::train::keep_spread(&mut ds, 50);
+    assert_eq!(ds.len(), 50);
+    assert_eq!(ds.images.len(), 50 * 3072);
+    for c in 0..10u16 {
+        assert_eq!(ds.labels.iter().filter(|&&l| l == c).count(), 5);
+    }
+    // Within class 0 (images 0..100) the picks are 0, 20, 40, 60, 80.
+    assert_eq!(ds.image(3)[0], 60);
+    // Periodic labels (the synthetic set: label = index mod 10) do not alias.
+    let mut ds = rapa_train::data::synthetic(10, 2_000, 1).test;
+    rapa_train::train::keep_spread(&mut ds, 300);
+    assert_eq!(ds.len(), 300);
+    for c in 0..10u16 {
+        assert_eq!(ds.labels.iter().filter(|&&l| l == c).count(), 30);
+    }
+}

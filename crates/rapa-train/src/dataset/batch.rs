@@ -12,16 +12,26 @@ use super::{Dataset, IMAGE_BYTES};
 pub struct Normalizer {
     /// Channel means.
     pub mean: [f32; 3],
-    /// Channel standard deviations (≥ 1e-6).
+    /// Channel standard deviations (at least [`Normalizer::MIN_STD`]).
     pub std: [f32; 3],
 }
 
 impl Normalizer {
-    /// Mean and standard deviation of each channel over all pixels of `train`.
+    /// Floor of the fitted standard deviations: one grey level, so that a constant channel
+    /// does not turn small deviations into huge inputs.
+    pub const MIN_STD: f32 = 1.0 / 255.0;
+
+    /// Mean and (population) standard deviation of each channel over all pixels of `train`,
+    /// accumulated in f64; the identity for an empty set.
     pub fn fit(train: &Dataset) -> Self {
+        if train.is_empty() {
+            return Self::identity();
+        }
         let mut sum = [0.0f64; 3];
         let mut sq = [0.0f64; 3];
+        let mut count = 0usize;
         for img in train.images.chunks_exact(IMAGE_BYTES) {
+            count += 1024;
             for c in 0..3 {
                 for &p in &img[c * 1024..(c + 1) * 1024] {
                     let v = f64::from(p) / 255.0;
@@ -30,11 +40,11 @@ impl Normalizer {
                 }
             }
         }
-        let n = (train.len() * 1024).max(1) as f64;
+        let n = count.max(1) as f64;
         let mean: [f64; 3] = std::array::from_fn(|c| sum[c] / n);
         Self {
             mean: std::array::from_fn(|c| mean[c] as f32),
-            std: std::array::from_fn(|c| ((sq[c] / n - mean[c] * mean[c]).max(0.0).sqrt() as f32).max(1e-6)),
+            std: std::array::from_fn(|c| ((sq[c] / n - mean[c] * mean[c]).max(0.0).sqrt() as f32).max(Self::MIN_STD)),
         }
     }
 
@@ -49,8 +59,8 @@ impl Normalizer {
 pub struct Augment {
     /// Mirror horizontally with probability ½. Default: true.
     pub mirror: bool,
-    /// Add one uniform brightness shift in ±brightness (pixel units in [0, 1]) to all channels.
-    /// Default: 0.1.
+    /// Add one uniform brightness shift in ±brightness (pixel units in [0, 1]) to all channels,
+    /// before normalization (0, negative or non-finite: none). Default: 0.1.
     pub brightness: f32,
 }
 
@@ -67,12 +77,18 @@ impl Augment {
     }
 }
 
-/// Fills `out` (`[indices.len(), 3, 32, 32]`) with the normalized images `indices` of `ds`.
-/// With an augmentation, each image draws (in index order) a mirror flag and a brightness
-/// shift from `rng`.
+/// Fills `out` (`[indices.len(), 3, 32, 32]`) with the images `indices` of `ds`, scaled to
+/// [0, 1] and normalized per channel: `(p/255 + shift − mean)/std`.
+///
+/// With `Some((augment, rng))`, each image draws from `rng`, in index order, first a mirror
+/// flag (probability ½, only if `augment.mirror`), then a brightness shift uniform in
+/// ±`augment.brightness` (only if it is finite and > 0), which is added to all channels before
+/// normalization. The same rng state gives the same batch; without augmentation the rng is
+/// not needed and nothing is drawn.
 ///
 /// # Panics
-/// If `out` has the wrong shape or an index is out of range (internal invariants of callers).
+/// If `out` does not have the shape `[indices.len(), 3, 32, 32]`, or an index is
+/// `>= ds.len()` (the caller's values, not file data).
 pub fn fill_batch(
     ds: &Dataset,
     indices: &[usize],
@@ -81,26 +97,47 @@ pub fn fill_batch(
     out: &mut Array4<f32>,
 ) {
     assert_eq!(out.shape(), &[indices.len(), 3, 32, 32], "fill_batch: output shape");
-    let mut aug = augment;
-    let o = out.as_slice_mut().expect("fresh arrays are in standard layout");
-    for (k, &i) in indices.iter().enumerate() {
-        let (flip, shift) = match aug.as_mut() {
+    match out.as_slice_mut() {
+        Some(o) => fill(ds, indices, norm, augment, o),
+        None => {
+            // A non-standard layout (e.g. permuted axes): fill a standard array, then copy.
+            let mut tmp = Array4::zeros((indices.len(), 3, 32, 32));
+            if let Some(o) = tmp.as_slice_mut() {
+                fill(ds, indices, norm, augment, o);
+            }
+            out.assign(&tmp);
+        }
+    }
+}
+
+fn fill(
+    ds: &Dataset,
+    indices: &[usize],
+    norm: &Normalizer,
+    mut augment: Option<(&Augment, &mut SimRng)>,
+    o: &mut [f32],
+) {
+    for (&i, dst) in indices.iter().zip(o.chunks_exact_mut(IMAGE_BYTES)) {
+        let (flip, shift) = match augment.as_mut() {
             Some((a, rng)) => {
                 let flip = a.mirror && rng.random::<bool>();
-                let shift = if a.brightness > 0.0 { rng.random_range(-a.brightness..=a.brightness) } else { 0.0 };
+                let shift = if a.brightness > 0.0 && a.brightness.is_finite() {
+                    rng.random_range(-a.brightness..=a.brightness)
+                } else {
+                    0.0
+                };
                 (flip, shift)
             }
             None => (false, 0.0),
         };
         let img = ds.image(i);
-        let dst = &mut o[k * IMAGE_BYTES..(k + 1) * IMAGE_BYTES];
-        for c in 0..3 {
+        for (c, (src, plane)) in img.chunks_exact(1024).zip(dst.chunks_exact_mut(1024)).enumerate() {
             let (m, s) = (norm.mean[c], 1.0 / norm.std[c]);
-            for r in 0..32 {
-                for col in 0..32 {
+            for (src_row, row) in src.chunks_exact(32).zip(plane.chunks_exact_mut(32)) {
+                for (col, v) in row.iter_mut().enumerate() {
                     let src_col = if flip { 31 - col } else { col };
-                    let p = f32::from(img[c * 1024 + r * 32 + src_col]) / 255.0 + shift;
-                    dst[c * 1024 + r * 32 + col] = (p - m) * s;
+                    let p = f32::from(src_row[src_col]) / 255.0 + shift;
+                    *v = (p - m) * s;
                 }
             }
         }

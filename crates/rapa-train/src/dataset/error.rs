@@ -76,12 +76,13 @@ pub enum DataError {
         /// What is wrong (with a byte offset where known).
         reason: String,
     },
-    /// The two splits disagree (e.g. class counts).
-    #[error("{path}: {reason}")]
-    Inconsistent {
-        /// The directory or file.
+    /// The caller asked for something no file can satisfy (e.g. a label byte past the
+    /// record's label bytes).
+    #[error("{path}: invalid argument: {reason}")]
+    InvalidArgument {
+        /// The file.
         path: PathBuf,
-        /// What disagrees.
+        /// What is wrong.
         reason: String,
     },
 }

@@ -17,7 +17,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use batch::{Augment, Normalizer, fill_batch};
-pub use cifar::{MAX_RECORDS, load_cifar10, load_cifar100, read_cifar_file};
+pub use cifar::{MAX_LABEL_BYTES, MAX_RECORDS, load_cifar10, load_cifar100, read_cifar_file};
 pub use error::DataError;
 pub use svhn::{MAX_INFLATED, MAX_MAT_BYTES, load_svhn, read_svhn_mat};
 pub use synthetic::{CLASS_NAMES, synthetic};
@@ -54,18 +54,22 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// Image `i` (3072 bytes).
+    /// Image `i` (3072 bytes, CHW).
+    ///
+    /// # Panics
+    /// If `i >= self.len()` (an index of the caller's, not file data).
     pub fn image(&self, i: usize) -> &[u8] {
         &self.images[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES]
     }
 
-    /// Keeps the first `n` images.
+    /// Keeps the first `n` images (no effect if `n >= len()`); used by `--limit-train` and
+    /// `--limit-test`.
     pub fn truncate(&mut self, n: usize) {
         self.labels.truncate(n);
         self.images.truncate(self.labels.len() * IMAGE_BYTES);
     }
 
-    /// Appends another dataset's images.
+    /// Appends another dataset's images (the name and class count of `self` are kept).
     pub fn append(&mut self, mut other: Dataset) {
         self.images.append(&mut other.images);
         self.labels.append(&mut other.labels);
@@ -82,18 +86,22 @@ pub struct Split {
 }
 
 /// The datasets `rapa` can load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+///
+/// Written and parsed (command line, `config.toml`, serde) as one kebab-case word:
+/// `synthetic`, `cifar10`, `cifar100` (fine labels), `cifar100-coarse`, `svhn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DatasetKind {
     /// The built-in synthetic set (no files needed). The default.
     #[default]
     Synthetic,
     /// CIFAR-10 binary version.
     Cifar10,
-    /// CIFAR-100 binary version, fine labels (100 classes).
-    Cifar100,
-    /// CIFAR-100 binary version, coarse labels (20 classes).
-    Cifar100Coarse,
+    /// CIFAR-100 binary version: the 100 fine labels (`fine: true`, `cifar100`) or the 20
+    /// coarse labels (`fine: false`, `cifar100-coarse`).
+    Cifar100 {
+        /// Use the fine labels.
+        fine: bool,
+    },
     /// SVHN cropped digits, format 2.
     Svhn,
 }
@@ -103,19 +111,28 @@ impl DatasetKind {
     pub const ALL: [DatasetKind; 5] = [
         DatasetKind::Synthetic,
         DatasetKind::Cifar10,
-        DatasetKind::Cifar100,
-        DatasetKind::Cifar100Coarse,
+        DatasetKind::Cifar100 { fine: true },
+        DatasetKind::Cifar100 { fine: false },
         DatasetKind::Svhn,
     ];
 
-    /// Name on the command line.
+    /// Name on the command line and in `config.toml`.
     pub fn name(self) -> &'static str {
         match self {
             DatasetKind::Synthetic => "synthetic",
             DatasetKind::Cifar10 => "cifar10",
-            DatasetKind::Cifar100 => "cifar100",
-            DatasetKind::Cifar100Coarse => "cifar100-coarse",
+            DatasetKind::Cifar100 { fine: true } => "cifar100",
+            DatasetKind::Cifar100 { fine: false } => "cifar100-coarse",
             DatasetKind::Svhn => "svhn",
+        }
+    }
+
+    /// Number of classes.
+    pub fn n_classes(self) -> usize {
+        match self {
+            DatasetKind::Cifar100 { fine: true } => 100,
+            DatasetKind::Cifar100 { fine: false } => 20,
+            _ => 10,
         }
     }
 }
@@ -136,13 +153,25 @@ impl FromStr for DatasetKind {
     }
 }
 
+impl Serialize for DatasetKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for DatasetKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Loads a dataset from `data_dir` (the synthetic set: 10 000 / 2 000 images from `seed`).
 pub fn load(kind: &DatasetKind, data_dir: &Path, seed: u64) -> Result<Split, DataError> {
     match kind {
         DatasetKind::Synthetic => Ok(synthetic(10_000, 2_000, seed)),
         DatasetKind::Cifar10 => load_cifar10(data_dir),
-        DatasetKind::Cifar100 => load_cifar100(data_dir, true),
-        DatasetKind::Cifar100Coarse => load_cifar100(data_dir, false),
+        DatasetKind::Cifar100 { fine } => load_cifar100(data_dir, *fine),
         DatasetKind::Svhn => load_svhn(data_dir),
     }
 }

@@ -318,6 +318,15 @@ impl Pool {
         Some(dx)
     }
 
+    /// For max and mixed pooling: the input index (within its channel plane) of each output's
+    /// maximum in the last forward pass, `[N·C·H_out·W_out]`.
+    pub fn last_argmax(&self) -> Option<&[u32]> {
+        match self.kind {
+            PoolKind::Max | PoolKind::Mixed => self.cache.as_ref().map(|c| c.pick.as_slice()),
+            _ => None,
+        }
+    }
+
     /// The gradient of the mixing logits from the last backward pass.
     pub fn mix_grad(&self) -> Option<&Array1<f32>> {
         self.cache.as_ref().map(|c| &c.mix_grad)

@@ -124,6 +124,36 @@ impl Network {
         }
     }
 
+    /// Holds (or releases) the patch assignment of every conv layer: while held, forward
+    /// passes reuse one assignment; releasing moves on to fresh draws.
+    pub fn hold_assignments(&mut self, hold: bool) {
+        for c in &mut self.convs {
+            c.hold_assignment(hold);
+        }
+    }
+
+    /// Mutable pool layers.
+    pub fn pools_mut(&mut self) -> &mut [Pool] {
+        &mut self.pools
+    }
+
+    /// Replaces conv layer `l` (e.g. by its reduction to one kernel matrix).
+    pub fn replace_conv(&mut self, l: usize, conv: RapaConv2d) -> Result<(), TrainError> {
+        let old = self.convs.get(l).ok_or_else(|| TrainError::Internal(format!("no conv layer {l}")))?;
+        if old.config().geometry != conv.config().geometry || old.config().out_channels != conv.config().out_channels {
+            return Err(TrainError::Config {
+                field: format!("conv{}", l + 1),
+                reason: "replacement has another shape".into(),
+            });
+        }
+        self.convs[l] = conv;
+        self.cfg.tiles[l] = self.convs[l].config().n_tiles;
+        if self.cfg.tiles.iter().all(|&n| n == 1) {
+            self.cfg.scheme = rapa_layers::Scheme::None;
+        }
+        Ok(())
+    }
+
     /// Conv weights including per-tile biases.
     pub fn n_conv_weights(&self) -> usize {
         self.convs.iter().map(RapaConv2d::n_weights).sum()

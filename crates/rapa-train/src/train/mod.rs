@@ -13,4 +13,4 @@ pub use config::TrainConfig;
 pub use eval::{EvalResult, evaluate};
 pub use metrics::EpochMetrics;
 pub use schedule::learning_rate;
-pub use trainer::{BatchProgress, Trainer};
+pub use trainer::{BatchProgress, Trainer, keep_spread};

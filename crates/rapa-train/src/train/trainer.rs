@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use super::checkpoint::{CHECKPOINT_VERSION, Checkpoint, write_atomic, write_checkpoint};
 use super::eval::evaluate;
 use super::{EpochMetrics, TrainConfig, learning_rate};
-use crate::data::{Augment, Normalizer, Split, fill_batch};
+use crate::data::{Augment, Dataset, IMAGE_BYTES, Normalizer, Split, fill_batch};
 use crate::error::TrainError;
 use crate::layers::SoftmaxCrossEntropy;
 use crate::net::Network;
@@ -75,6 +75,12 @@ impl Trainer {
         let net = Network::from_state(ck.net, derive_seed(cfg.seed, NET_STREAM))?;
         let norm = Normalizer { mean: ck.norm_mean, std: ck.norm_std };
         Ok(Self { cfg, net, data, norm, epoch: ck.epoch, metrics: ck.metrics })
+    }
+
+    /// Changes the thread count used by [`crate::runtime::compute_pool`] callers (results do
+    /// not depend on it).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.cfg.threads = threads;
     }
 
     /// The configuration.
@@ -246,12 +252,45 @@ impl Trainer {
 
 fn limit(mut data: Split, cfg: &TrainConfig) -> Split {
     if let Some(n) = cfg.limit_train {
-        data.train.truncate(n);
+        keep_spread(&mut data.train, n);
     }
     if let Some(n) = cfg.limit_test {
-        data.test.truncate(n);
+        keep_spread(&mut data.test, n);
     }
     data
+}
+
+/// Keeps `n` images, stratified by class and spread evenly within each class: class c keeps
+/// its share ⌊n·len_c/len⌉ (largest remainders fill up to n) of its images at evenly spaced
+/// positions, in the original order. So a limit on a file sorted by class — the shared
+/// CIFAR-10 test batch is — or with periodic labels (the synthetic set) still covers every class
+/// in proportion. No effect when `n >= len`.
+pub fn keep_spread(ds: &mut Dataset, n: usize) {
+    let len = ds.len();
+    if n >= len {
+        return;
+    }
+    let classes = ds.labels.iter().map(|&l| usize::from(l) + 1).max().unwrap_or(0);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &l) in ds.labels.iter().enumerate() {
+        by_class[usize::from(l)].push(i);
+    }
+    // Largest-remainder apportionment of n over the classes.
+    let mut share: Vec<usize> = by_class.iter().map(|c| c.len() * n / len).collect();
+    let mut rest: Vec<(usize, usize)> = by_class.iter().enumerate().map(|(c, v)| ((v.len() * n) % len, c)).collect();
+    rest.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for &(_, c) in rest.iter().take(n - share.iter().sum::<usize>()) {
+        share[c] += 1;
+    }
+    let mut picks: Vec<usize> =
+        by_class.iter().zip(&share).flat_map(|(idx, &k)| (0..k).map(move |j| idx[j * idx.len() / k.max(1)])).collect();
+    picks.sort_unstable();
+    let mut images = Vec::with_capacity(n * IMAGE_BYTES);
+    for &i in &picks {
+        images.extend_from_slice(ds.image(i));
+    }
+    ds.labels = picks.iter().map(|&i| ds.labels[i]).collect();
+    ds.images = images;
 }
 
 /// Per layer (3 convs and the FC), the counters of every tile.

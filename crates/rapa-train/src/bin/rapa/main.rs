@@ -11,7 +11,10 @@ use rapa_train::data::{DatasetKind, Normalizer, Split, load, synthetic};
 use rapa_train::layers::PoolKind;
 use rapa_train::net::{NetConfig, NetPreset, Network};
 use rapa_train::runtime::{compute_pool, flush_denormals};
-use rapa_train::train::{TrainConfig, Trainer, evaluate, read_checkpoint};
+use rapa_train::train::{TrainConfig, Trainer, evaluate, keep_spread, read_checkpoint};
+
+mod analyze;
+mod experiment;
 
 /// Train and evaluate RAPA ConvNets (Replicated Arrays with Permuted Assignment) on simulated
 /// analog crossbar arrays.
@@ -28,6 +31,16 @@ enum Command {
     Train(TrainArgs),
     /// Evaluate a trained model: test error of one pass and of a majority vote.
     Eval(EvalArgs),
+    /// FGSM robustness: accuracy of the originally correct test images against SNR (CSV + PNG).
+    Attack(analyze::AttackArgs),
+    /// Reduce a tiled model to one kernel per layer, save it as an ordinary model, evaluate it.
+    Reduce(analyze::ReduceArgs),
+    /// Filter similarity per layer, layer-1 filter grids (PNG) and a bar chart over models.
+    Similarity(analyze::SimilarityArgs),
+    /// Analog timing per layer and network (cycles, time, speed-up vs n = 1, planner).
+    Timing(analyze::TimingArgs),
+    /// Reproduce a table of the paper: every run in its own resumable sub-directory.
+    Experiment(experiment::ExperimentArgs),
 }
 
 #[derive(Debug, Args)]
@@ -68,10 +81,10 @@ struct TrainArgs {
     /// Compute threads, 0 = one per core [default: 0]
     #[arg(long)]
     threads: Option<usize>,
-    /// Use only the first N training images [default: all]
+    /// Use only N training images, spread evenly over the set [default: all]
     #[arg(long)]
     limit_train: Option<usize>,
-    /// Use only the first N test images [default: all]
+    /// Use only N test images, spread evenly over the set [default: all]
     #[arg(long)]
     limit_test: Option<usize>,
     /// Tiles: float, or an analog preset (aihwkit-default, gokmen-vlasov, idealized, reram-sb, perfect) [default: float]
@@ -83,6 +96,9 @@ struct TrainArgs {
     /// Continue the run in --out from its checkpoint (bit-exactly); --epochs may extend it
     #[arg(long)]
     resume: bool,
+    /// Resume if --out holds a checkpoint, else start (for job arrays)
+    #[arg(long)]
+    auto_resume: bool,
 }
 
 #[derive(Debug, Args)]
@@ -99,7 +115,7 @@ struct EvalArgs {
     /// Majority vote over K passes (fresh random assignments each) [default: 1]
     #[arg(long, default_value_t = 1)]
     vote: usize,
-    /// Use only the first N test images [default: the run's setting]
+    /// Use only N test images spread evenly over the set [default: the run's setting]
     #[arg(long)]
     limit_test: Option<usize>,
     /// Compute threads, 0 = one per core [default: 0]
@@ -112,6 +128,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(a) => train(a),
         Command::Eval(a) => eval(a),
+        Command::Attack(a) => analyze::attack(a),
+        Command::Reduce(a) => analyze::reduce(a),
+        Command::Similarity(a) => analyze::similarity(a),
+        Command::Timing(a) => analyze::timing(a),
+        Command::Experiment(a) => experiment::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -123,7 +144,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn build_config(a: &TrainArgs) -> Result<TrainConfig, TrainError> {
+pub(crate) fn build_config(a: &TrainArgs) -> Result<TrainConfig, TrainError> {
     let mut cfg = match &a.config {
         Some(p) => TrainConfig::from_toml_file(p)?,
         None => TrainConfig::default(),
@@ -175,7 +196,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig, TrainError> {
     Ok(cfg)
 }
 
-fn load_data(cfg: &TrainConfig) -> Result<Split, TrainError> {
+pub(crate) fn load_data(cfg: &TrainConfig) -> Result<Split, TrainError> {
     match cfg.dataset {
         DatasetKind::Synthetic => Ok(synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed)),
         ref kind => Ok(load(kind, &cfg.data_dir, cfg.seed)?),
@@ -183,27 +204,34 @@ fn load_data(cfg: &TrainConfig) -> Result<Split, TrainError> {
 }
 
 fn train(a: TrainArgs) -> Result<(), TrainError> {
-    let (mut trainer, threads, ftz) = if a.resume {
+    let resume = a.resume || (a.auto_resume && a.out.join("checkpoint.bin").exists());
+    let trainer = if resume {
         let ck = read_checkpoint(&a.out.join("checkpoint.bin"))?;
-        let (threads, ftz) = (a.threads.unwrap_or(ck.config.threads), ck.config.flush_denormals);
         let data = load_data(&ck.config)?;
         eprintln!("resuming {} after epoch {}", a.out.display(), ck.epoch);
-        (Trainer::resume(ck, data, a.epochs)?, threads, ftz)
+        let mut t = Trainer::resume(ck, data, a.epochs)?;
+        if let Some(th) = a.threads {
+            t.set_threads(th);
+        }
+        t
     } else {
         let cfg = build_config(&a)?;
         cfg.validate()?;
-        let (threads, ftz) = (cfg.threads, cfg.flush_denormals);
         let data = load_data(&cfg)?;
-        (Trainer::new(cfg, data)?, threads, ftz)
+        Trainer::new(cfg, data)?
     };
-    let pool = compute_pool(threads, ftz)?;
+    run_training(trainer, &a.out).map(|_| ())
+}
+
+/// Trains to the configured epochs with a progress bar, writing into `out`.
+pub(crate) fn run_training(mut trainer: Trainer, out: &Path) -> Result<Trainer, TrainError> {
     let cfg = trainer.config().clone();
+    let pool = compute_pool(cfg.threads, cfg.flush_denormals)?;
     eprintln!(
-        "rapa train: {} ({} train / {} test images), {} preset-like net {:?} channels, tiles {:?}, scheme {}, pool {}, device {}, {} epochs, {} threads",
+        "rapa train: {} ({} train / {} test images), channels {:?}, tiles {:?}, scheme {}, pool {}, device {}, {} epochs, {} threads -> {}",
         cfg.dataset,
         trainer.data().train.len(),
         trainer.data().test.len(),
-        if cfg.net.channels == [32, 32, 64] { "paper" } else { "custom" },
         cfg.net.channels,
         cfg.net.tiles,
         cfg.net.scheme,
@@ -211,6 +239,7 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
         cfg.net.device,
         cfg.epochs,
         pool.current_num_threads(),
+        out.display()
     );
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -218,13 +247,13 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let out = a.out.clone();
+    let ftz = cfg.flush_denormals;
     pool.install(|| {
         if ftz {
             flush_denormals();
         }
         trainer.fit(
-            Some(&out),
+            Some(out),
             &mut |p| {
                 if p.batch == 1 {
                     bar.set_length(p.batches as u64);
@@ -260,7 +289,7 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
             out.display()
         );
     }
-    Ok(())
+    Ok(trainer)
 }
 
 fn eval(a: EvalArgs) -> Result<(), TrainError> {
@@ -277,7 +306,7 @@ fn eval(a: EvalArgs) -> Result<(), TrainError> {
     }
     let mut data = load_data(&cfg)?;
     if let Some(n) = cfg.limit_test {
-        data.test.truncate(n);
+        keep_spread(&mut data.test, n);
     }
     if data.test.n_classes != cfg.net.classes {
         return Err(TrainError::Config {

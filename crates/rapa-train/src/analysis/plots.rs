@@ -1,0 +1,142 @@
+//! PNG plots (plotters, bitmap backend): curves, bar charts and filter grids.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::error::TrainError;
+
+fn perr(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::io(path, std::io::Error::other(e.to_string()))
+}
+
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// Line plot of several named series of (x, y) points.
+pub fn line_plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), TrainError> {
+    let pts = series.iter().flat_map(|(_, s)| s.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    let pad = |a: f64, b: f64| {
+        if (b - a).abs() < 1e-12 { (a - 0.5, b + 0.5) } else { (a - 0.02 * (b - a), b + 0.02 * (b - a)) }
+    };
+    let ((x0, x1), (y0, y1)) = (pad(x0, x1), pad(y0.min(0.0), y1.max(1.0).min(y1 + 0.05)));
+    let root = BitMapBackend::new(path, (800, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| perr(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| perr(path, e))?;
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| perr(path, e))?;
+    for (k, (name, s)) in series.iter().enumerate() {
+        let color = COLORS[k % COLORS.len()];
+        let data: Vec<(f64, f64)> = s.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+        chart
+            .draw_series(LineSeries::new(data.clone(), color.stroke_width(2)))
+            .map_err(|e| perr(path, e))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart.draw_series(data.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(|e| perr(path, e))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| perr(path, e))?;
+    root.present().map_err(|e| perr(path, e))
+}
+
+/// Bar chart of named values.
+pub fn bar_chart(path: &Path, title: &str, y_label: &str, bars: &[(String, f64)]) -> Result<(), TrainError> {
+    let n = bars.len().max(1);
+    let ymax = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-3) * 1.15;
+    let ymin = bars.iter().map(|b| b.1).fold(0.0f64, f64::min);
+    let root = BitMapBackend::new(path, (160 + 110 * n as u32, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| perr(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(70)
+        .y_label_area_size(60)
+        .build_cartesian_2d((0..n).into_segmented(), ymin..ymax)
+        .map_err(|e| perr(path, e))?;
+    let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .y_desc(y_label)
+        .x_labels(n)
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => names.get(*i).cloned().unwrap_or_default(),
+            SegmentValue::Last => String::new(),
+        })
+        .draw()
+        .map_err(|e| perr(path, e))?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let mut r = Rectangle::new(
+                [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), b.1)],
+                COLORS[i % 8].filled(),
+            );
+            r.set_margin(0, 0, 12, 12);
+            r
+        }))
+        .map_err(|e| perr(path, e))?;
+    root.present().map_err(|e| perr(path, e))
+}
+
+/// A grid of RGB filters: `rows[r][c]` is a `[3, k, k]` filter (values scaled per filter to
+/// the full colour range), drawn as k×k cells of `cell` pixels.
+pub fn filter_grid(path: &Path, rows: &[Vec<ndarray::Array3<f32>>], cell: u32) -> Result<(), TrainError> {
+    let k = rows.first().and_then(|r| r.first()).map(|f| f.shape()[1]).unwrap_or(1) as u32;
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(1) as u32;
+    let gap = 4;
+    let (w, h) = (cols * (k * cell + gap) + gap, rows.len() as u32 * (k * cell + gap) + gap);
+    let root = BitMapBackend::new(path, (w.max(1), h.max(1))).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| perr(path, e))?;
+    for (r, row) in rows.iter().enumerate() {
+        for (c, f) in row.iter().enumerate() {
+            let (lo, hi) = f.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+            let span = (hi - lo).max(1e-12);
+            for y in 0..k as usize {
+                for x in 0..k as usize {
+                    let ch = |i: usize| (255.0 * (f[[i.min(f.shape()[0] - 1), y, x]] - lo) / span) as u8;
+                    let x0 = (gap + c as u32 * (k * cell + gap) + x as u32 * cell) as i32;
+                    let y0 = (gap + r as u32 * (k * cell + gap) + y as u32 * cell) as i32;
+                    root.draw(&Rectangle::new(
+                        [(x0, y0), (x0 + cell as i32, y0 + cell as i32)],
+                        RGBColor(ch(0), ch(1), ch(2)).filled(),
+                    ))
+                    .map_err(|e| perr(path, e))?;
+                }
+            }
+        }
+    }
+    root.present().map_err(|e| perr(path, e))
+}

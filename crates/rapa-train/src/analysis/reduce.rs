@@ -1,0 +1,95 @@
+//! Reduction of a tiled network to one kernel matrix per conv layer (paper §5): per output
+//! channel keep the filter of the tile with the largest norm, or of the tile that wins the
+//! max pool most often on the training set.
+
+use ndarray::{Array2, Array4};
+use rapa_layers::analysis::{Reduction, reduce};
+
+use crate::data::{Dataset, Normalizer, fill_batch};
+use crate::error::TrainError;
+use crate::layers::PoolKind;
+use crate::net::Network;
+
+/// How to pick each channel's surviving tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReduceBy {
+    /// Largest filter norm.
+    Norm,
+    /// Most max-pool wins, counted on a dataset.
+    Wins,
+}
+
+/// For conv layer `l`: `wins[[t, c]]` = how often the output of tile t was the maximum of a pool
+/// window in channel c, over `ds` in evaluation mode (fresh assignments per pass, as at test).
+/// Needs max (or mixed) pooling after that layer.
+pub fn count_pool_wins(
+    net: &mut Network,
+    l: usize,
+    ds: &Dataset,
+    norm: &Normalizer,
+    batch: usize,
+) -> Result<Array2<u64>, TrainError> {
+    let kind = net.pools().get(l).map(|p| p.kind).ok_or_else(|| TrainError::Internal(format!("no pool {l}")))?;
+    if !matches!(kind, PoolKind::Max | PoolKind::Mixed) {
+        return Err(TrainError::Config {
+            field: "by".into(),
+            reason: format!("max-pool wins need max or mixed pooling after conv{}, found {kind}", l + 1),
+        });
+    }
+    let n_tiles = net.convs()[l].tiles().len();
+    let c_out = net.convs()[l].config().out_channels;
+    let p_count = net.convs()[l].config().geometry.n_patches();
+    let mut wins = Array2::<u64>::zeros((n_tiles, c_out));
+    net.set_training(false);
+    let mut buf = Array4::<f32>::zeros((batch, 3, 32, 32));
+    for start in (0..ds.len()).step_by(batch.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch).min(ds.len())).collect();
+        if buf.shape()[0] != idx.len() {
+            buf = Array4::zeros((idx.len(), 3, 32, 32));
+        }
+        fill_batch(ds, &idx, norm, None, &mut buf);
+        net.forward(buf.view())?;
+        let assign = net.convs()[l].last_assignment();
+        let picks = net.pools()[l].last_argmax().ok_or_else(|| TrainError::Internal("pool has no argmax".into()))?;
+        let per_image = picks.len() / idx.len().max(1);
+        let per_channel = per_image / c_out.max(1);
+        for (o, &pick) in picks.iter().enumerate() {
+            let (b, c) = (o / per_image, (o % per_image) / per_channel);
+            let t = assign[b * p_count + pick as usize];
+            if let Some(w) = wins.get_mut([t as usize, c]) {
+                *w += 1;
+            }
+        }
+    }
+    net.set_training(true);
+    Ok(wins)
+}
+
+/// Reduces every conv layer of `net` to one kernel matrix (scheme none), choosing tiles by
+/// norm, or by max-pool wins counted on `ds` (layers not followed by a max or mixed pool —
+/// conv3 before the average pool — use the norm).
+pub fn reduce_network(
+    net: &mut Network,
+    by: ReduceBy,
+    ds: &Dataset,
+    norm: &Normalizer,
+    batch: usize,
+    seed: u64,
+) -> Result<(), TrainError> {
+    for l in 0..3 {
+        let reduced = match by {
+            ReduceBy::Norm => reduce(&net.convs()[l], &Reduction::Norm, seed ^ l as u64)?,
+            // Wins need a max (or mixed) pool after the layer; other layers fall back to norm.
+            ReduceBy::Wins
+                if net.convs()[l].tiles().len() > 1
+                    && matches!(net.pools()[l].kind, PoolKind::Max | PoolKind::Mixed) =>
+            {
+                let wins = count_pool_wins(net, l, ds, norm, batch)?;
+                reduce(&net.convs()[l], &Reduction::Wins(wins.view()), seed ^ l as u64)?
+            }
+            ReduceBy::Wins => reduce(&net.convs()[l], &Reduction::Norm, seed ^ l as u64)?,
+        };
+        net.replace_conv(l, reduced)?;
+    }
+    Ok(())
+}

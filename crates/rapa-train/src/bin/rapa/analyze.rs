@@ -1,0 +1,358 @@
+//! `rapa attack`, `rapa reduce`, `rapa similarity` and `rapa timing`.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use crossbar_sim::TimingModel;
+use ndarray::Array3;
+use rapa_layers::analysis::{LayerTiming, NetworkTiming, filter_similarity, plan_tiles};
+use rapa_layers::paper::paper_like_convs;
+use rapa_layers::{ConvConfig, ConvGeometry, Scheme, TileKind};
+use rapa_train::TrainError;
+use rapa_train::analysis::plots::{bar_chart, filter_grid, line_plot};
+use rapa_train::analysis::{ReduceBy, fgsm_curve, reduce_network};
+use rapa_train::data::{Normalizer, Split};
+use rapa_train::net::{NetConfig, NetPreset, Network};
+use rapa_train::runtime::{compute_pool, flush_denormals};
+use rapa_train::train::{Checkpoint, evaluate, keep_spread, read_checkpoint, write_atomic, write_checkpoint};
+
+use crate::load_data;
+
+/// A trained model loaded from its run directory.
+pub struct Model {
+    pub dir: PathBuf,
+    pub ck: Checkpoint,
+    pub net: Network,
+    pub norm: Normalizer,
+}
+
+impl Model {
+    pub fn load(dir: &Path) -> Result<Self, TrainError> {
+        let ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
+        let net = Network::from_state(ck.net.clone(), ck.config.seed)?;
+        let norm = Normalizer { mean: ck.norm_mean, std: ck.norm_std };
+        Ok(Self { dir: dir.to_path_buf(), ck, net, norm })
+    }
+
+    /// "scheme/pool n=…" for legends.
+    pub fn label(&self) -> String {
+        let c = &self.ck.config.net;
+        format!(
+            "{} {}/{} n={:?}",
+            self.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            c.scheme,
+            c.pool,
+            c.tiles
+        )
+    }
+
+    fn data(&self, limit_test: Option<usize>) -> Result<Split, TrainError> {
+        let mut d = load_data(&self.ck.config)?;
+        if let Some(n) = limit_test.or(self.ck.config.limit_test) {
+            keep_spread(&mut d.test, n);
+        }
+        Ok(d)
+    }
+}
+
+fn in_pool<T>(threads: usize, f: impl FnOnce() -> Result<T, TrainError> + Send) -> Result<T, TrainError>
+where
+    T: Send,
+{
+    let pool = compute_pool(threads, true)?;
+    pool.install(|| {
+        flush_denormals();
+        f()
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct AttackArgs {
+    /// Run directories of trained models (one curve each)
+    #[arg(long, required = true, num_args = 1..)]
+    model: Vec<PathBuf>,
+    /// Perturbation sizes ε in pixel units [0, 1], comma separated
+    #[arg(long, value_delimiter = ',', default_value = "0.001,0.002,0.004,0.008,0.016,0.032")]
+    eps: Vec<f32>,
+    /// Output directory for attack.csv and attack.png [default: the first model's directory]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Attack only N test images spread evenly over the set [default: all]
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// Compute threads, 0 = one per core
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+pub fn attack(a: AttackArgs) -> Result<(), TrainError> {
+    if a.eps.iter().any(|e| !(e.is_finite() && *e > 0.0)) {
+        return Err(TrainError::Config {
+            field: "--eps".into(),
+            reason: format!("values must be > 0, got {:?}", a.eps),
+        });
+    }
+    let out = a.out.clone().unwrap_or_else(|| a.model[0].clone());
+    std::fs::create_dir_all(&out).map_err(|e| TrainError::io(&out, e))?;
+    let mut csv = String::from("model,eps,snr_db,accuracy,n\n");
+    let mut series = Vec::new();
+    for dir in &a.model {
+        let mut m = Model::load(dir)?;
+        let data = m.data(a.limit_test)?;
+        let batch = m.ck.config.eval_batch;
+        let curve = in_pool(a.threads, || fgsm_curve(&mut m.net, &data.test, &m.norm, &a.eps, batch))?;
+        for p in &curve {
+            csv.push_str(&format!("{},{},{:.4},{:.6},{}\n", dir.display(), p.eps, p.snr_db, p.accuracy, p.n));
+            println!(
+                "{}: eps {:.4}  SNR {:6.2} dB  accuracy of originally correct {:.4} ({} images)",
+                m.label(),
+                p.eps,
+                p.snr_db,
+                p.accuracy,
+                p.n
+            );
+        }
+        series.push((m.label(), curve.iter().map(|p| (p.snr_db, p.accuracy)).collect()));
+    }
+    write_atomic(&out.join("attack.csv"), csv.as_bytes())?;
+    line_plot(
+        &out.join("attack.png"),
+        "FGSM: accuracy of originally correct test images",
+        "SNR (dB)",
+        "accuracy",
+        &series,
+    )?;
+    println!("wrote {} and {}", out.join("attack.csv").display(), out.join("attack.png").display());
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ReduceArgs {
+    /// Run directory of a trained (tiled) model
+    #[arg(long)]
+    model: PathBuf,
+    /// Keep per output channel the tile with the largest filter norm, or with most max-pool wins on the training set
+    #[arg(long, default_value = "norm", value_parser = ["norm", "wins"])]
+    by: String,
+    /// Output directory of the reduced model (an ordinary run directory)
+    #[arg(long)]
+    out: PathBuf,
+    /// Count wins on N training images spread evenly over the set [default: all]
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Evaluate on N test images spread evenly over the set [default: the run's setting]
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// Compute threads, 0 = one per core
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+pub fn reduce(a: ReduceArgs) -> Result<(), TrainError> {
+    let mut m = Model::load(&a.model)?;
+    let mut data = m.data(a.limit_test)?;
+    if let Some(n) = a.limit_train {
+        keep_spread(&mut data.train, n);
+    }
+    let by = if a.by == "wins" { ReduceBy::Wins } else { ReduceBy::Norm };
+    let batch = m.ck.config.eval_batch;
+    let seed = m.ck.config.seed;
+    let (before, after) = in_pool(a.threads, || {
+        let before = evaluate(&mut m.net, &data.test, &m.norm, batch, 1)?;
+        reduce_network(&mut m.net, by, &data.train, &m.norm, batch, seed)?;
+        let after = evaluate(&mut m.net, &data.test, &m.norm, batch, 1)?;
+        Ok((before, after))
+    })?;
+    let mut ck = m.ck.clone();
+    ck.net = m.net.state();
+    ck.config.net = m.net.config().clone();
+    std::fs::create_dir_all(&a.out).map_err(|e| TrainError::io(&a.out, e))?;
+    write_checkpoint(&a.out.join("checkpoint.bin"), &ck)?;
+    write_atomic(&a.out.join("config.toml"), ck.config.to_toml()?.as_bytes())?;
+    let summary = serde_json::json!({
+        "model": a.model.display().to_string(), "by": a.by,
+        "test_error_tiled": before.error, "test_error_reduced": after.error, "test_images": after.n,
+    });
+    write_atomic(&a.out.join("reduce.json"), format!("{summary}\n").as_bytes())?;
+    println!(
+        "{}: test error {:.2} % tiled, {:.2} % reduced by {} ({} images); reduced model in {}",
+        a.model.display(),
+        100.0 * before.error,
+        100.0 * after.error,
+        a.by,
+        after.n,
+        a.out.display()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct SimilarityArgs {
+    /// Run directories of trained models
+    #[arg(long, required = true, num_args = 1..)]
+    model: Vec<PathBuf>,
+    /// Output directory for similarity.png (bar chart over models) [default: the first model's directory]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Output channels shown in each model's filters_conv1.png
+    #[arg(long, default_value_t = 10)]
+    channels: usize,
+}
+
+pub fn similarity(a: SimilarityArgs) -> Result<(), TrainError> {
+    let out = a.out.clone().unwrap_or_else(|| a.model[0].clone());
+    std::fs::create_dir_all(&out).map_err(|e| TrainError::io(&out, e))?;
+    let mut bars = Vec::new();
+    for dir in &a.model {
+        let m = Model::load(dir)?;
+        let mut line = format!("{}:", m.label());
+        for (l, conv) in m.net.convs().iter().enumerate() {
+            match filter_similarity(conv) {
+                Some(s) => {
+                    line.push_str(&format!("  conv{} {:.4}", l + 1, s.mean));
+                    if l == 0 {
+                        bars.push((m.label(), s.mean));
+                    }
+                }
+                None => line.push_str(&format!("  conv{} – (one kernel)", l + 1)),
+            }
+        }
+        println!("{line}");
+        // Rows: output channels; columns: tiles. Layer-1 filters are [3, 5, 5] RGB patches.
+        let conv = &m.net.convs()[0];
+        let k = conv.config().geometry.kernel;
+        let rows: Vec<Vec<Array3<f32>>> = (0..a.channels.min(conv.config().out_channels))
+            .map(|c| {
+                (0..conv.tiles().len())
+                    .map(|t| {
+                        let row = conv.kernel(t).row(c).to_owned();
+                        row.into_shape_with_order((3, k, k)).unwrap_or_else(|_| Array3::zeros((3, k, k)))
+                    })
+                    .collect()
+            })
+            .collect();
+        let png = dir.join("filters_conv1.png");
+        filter_grid(&png, &rows, 6)?;
+        println!("  wrote {}", png.display());
+    }
+    if !bars.is_empty() {
+        let png = out.join("similarity.png");
+        bar_chart(&png, "conv1 filter similarity (mean pairwise Pearson r)", "similarity", &bars)?;
+        println!("wrote {}", png.display());
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct TimingArgs {
+    /// Network preset: paper, enlarged or paper-128 [default: paper]
+    #[arg(long)]
+    preset: Option<NetPreset>,
+    /// Tiles per conv layer [default: the preset's, 16,4,1 for paper]
+    #[arg(long, value_delimiter = ',')]
+    tiles: Option<Vec<usize>>,
+    /// Pulse-train length assumed for update cycles
+    #[arg(long, default_value_t = 31)]
+    bl: u32,
+}
+
+fn print_network(title: &str, t: &NetworkTiming, model: &TimingModel, bl: u32) {
+    println!("{title}");
+    println!(
+        "  {:<7} {:>8} {:>12} {:>12} {:>5} {:>12} {:>11} {:>12} {:>9}",
+        "layer", "patches", "kernel", "MACs/img", "n", "cycles/tile", "fwd ns", "train ns", "speedup"
+    );
+    for l in &t.layers {
+        let one = LayerTiming { n_tiles: 1, ..l.clone() };
+        println!(
+            "  {:<7} {:>8} {:>12} {:>12} {:>5} {:>12} {:>11.0} {:>12.0} {:>8.1}×",
+            l.name,
+            l.patches,
+            format!("{}×{}", l.kernel_rows, l.kernel_cols),
+            l.macs(),
+            l.n_tiles,
+            l.cycles_per_tile(),
+            l.time_ns(model, false, bl),
+            l.time_ns(model, true, bl),
+            one.cycles_per_tile() as f64 / l.cycles_per_tile() as f64
+        );
+    }
+    println!(
+        "  network, pipelined: {} cycles/image ({:.0} ns inference, {:.0} ns training), {:.1}× faster than n = 1; sequential: {} cycles/image",
+        t.pipelined_cycles(),
+        t.pipelined_time_ns(model, false, bl),
+        t.pipelined_time_ns(model, true, bl),
+        t.speedup(),
+        t.sequential_cycles()
+    );
+}
+
+pub fn timing(a: TimingArgs) -> Result<(), TrainError> {
+    let mut cfg = NetConfig::preset(a.preset.unwrap_or_default());
+    if let Some(t) = &a.tiles {
+        match t.as_slice() {
+            &[x, y, z] => cfg.tiles = [x, y, z],
+            _ => {
+                return Err(TrainError::Config {
+                    field: "--tiles".into(),
+                    reason: format!("needs three counts, got {t:?}"),
+                });
+            }
+        }
+    }
+    let model = TimingModel::default();
+    let convs = paper_like_convs(cfg.channels, cfg.tiles, Scheme::Random, &TileKind::Float);
+    let t = NetworkTiming::from_configs(&convs);
+    print_network(
+        &format!(
+            "{} network, tiles {:?} (timing model: {} ns/pass, {} ns/pulse slot, BL {})",
+            a.preset.unwrap_or_default(),
+            cfg.tiles,
+            model.forward_pass_ns,
+            model.update_slot_ns,
+            a.bl
+        ),
+        &t,
+        &model,
+        a.bl,
+    );
+    let budget: usize = cfg.tiles.iter().sum();
+    let patches: Vec<usize> = t.layers.iter().map(|l| l.patches).collect();
+    let plan = plan_tiles(&patches, budget)?;
+    println!(
+        "  planner, budget {budget} tiles: n = {plan:?}, {} cycles/image\n",
+        patches.iter().zip(&plan).map(|(p, n)| p.div_ceil(*n)).max().unwrap_or(0)
+    );
+
+    // An AlexNet-like 5-conv stack on 224×224 images.
+    let geo = |c, hw, k, s, p| ConvGeometry { in_channels: c, height: hw, width: hw, kernel: k, stride: s, pad: p };
+    let layers = [
+        (geo(3, 224, 11, 4, 2), 64),
+        (geo(64, 27, 5, 1, 2), 192),
+        (geo(192, 13, 3, 1, 1), 384),
+        (geo(384, 13, 3, 1, 1), 256),
+        (geo(256, 13, 3, 1, 1), 256),
+    ];
+    let alex_patches: Vec<usize> = layers.iter().map(|(g, _)| g.n_patches()).collect();
+    let alex_budget = 32;
+    let alex_plan = plan_tiles(&alex_patches, alex_budget)?;
+    let alex: Vec<ConvConfig> = layers
+        .iter()
+        .zip(&alex_plan)
+        .map(|((g, c), &n)| ConvConfig {
+            geometry: *g,
+            out_channels: *c,
+            n_tiles: n,
+            scheme: Scheme::Random,
+            tile: TileKind::Float,
+            init_std: 0.01,
+        })
+        .collect();
+    print_network(
+        &format!("AlexNet-like 5-conv stack on 224×224, planner with {alex_budget} tiles: n = {alex_plan:?}"),
+        &NetworkTiming::from_configs(&alex),
+        &model,
+        a.bl,
+    );
+    Ok(())
+}

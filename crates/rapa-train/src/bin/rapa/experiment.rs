@@ -1,0 +1,167 @@
+//! `rapa experiment table1|table2`: every run of a table in its own resumable sub-directory.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use rapa_train::TrainError;
+use rapa_train::data::DatasetKind;
+use rapa_train::experiment::{Post, RunStatus, TableKind, collect, plan, run_status, train_command};
+use rapa_train::net::Network;
+use rapa_train::runtime::{compute_pool, flush_denormals};
+use rapa_train::train::{TrainConfig, Trainer, evaluate, keep_spread, read_checkpoint, write_atomic};
+
+use crate::{load_data, run_training};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Which {
+    /// Tiling schemes (max pooling, n = 16, 4, 1): no tiling, perforated, enlarged, random-fixed, random, image-overlap, image-pad, alternate
+    Table1,
+    /// Pooling (max, avg, mixed, stochastic) × {no tiling, enlarged, random, vote of 5, reduced}
+    Table2,
+}
+
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// Which table
+    #[arg(value_enum)]
+    table: Which,
+    /// Dataset [default: synthetic]
+    #[arg(long)]
+    dataset: Option<DatasetKind>,
+    /// Directory with the dataset files [default: data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Base settings (TOML, the format of config.toml) applied to every run
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Epochs per run [default: the config's, 8]
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Base learning rate [default: the config's, 0.02]
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Master seed [default: 1]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Use only N training images, spread evenly over the set [default: all]
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Use only N test images, spread evenly over the set [default: all]
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// Compute threads, 0 = one per core [default: 0]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Output directory [default: `runs/TABLE-DATASET`]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print one self-contained `rapa train` command per run (for a Slurm job array or GNU parallel) and exit
+    #[arg(long)]
+    list: bool,
+    /// Run only this row (run name, e.g. random, image-pad, max-random)
+    #[arg(long)]
+    only: Option<String>,
+    /// Only assemble table.md / table.csv from the finished run directories
+    #[arg(long)]
+    collect: bool,
+}
+
+pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
+    let mut base = match &a.config {
+        Some(p) => TrainConfig::from_toml_file(p)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(d) = a.dataset {
+        base.dataset = d;
+    }
+    if let Some(d) = &a.data_dir {
+        base.data_dir = d.clone();
+    }
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = a.$f { base.$f = v; } )* };
+    }
+    set!(epochs, lr, seed, threads);
+    if a.limit_train.is_some() {
+        base.limit_train = a.limit_train;
+    }
+    if a.limit_test.is_some() {
+        base.limit_test = a.limit_test;
+    }
+    let (kind, tname) = match a.table {
+        Which::Table1 => (TableKind::Table1, "table1"),
+        Which::Table2 => (TableKind::Table2, "table2"),
+    };
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{tname}-{}", base.dataset)));
+    let specs = plan(kind, &base);
+    if let Some(only) = &a.only {
+        if !specs.iter().any(|s| &s.name == only) {
+            let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            return Err(TrainError::Config {
+                field: "--only".into(),
+                reason: format!("no run `{only}` in {tname}; runs: {}", names.join(", ")),
+            });
+        }
+    }
+    if a.list {
+        let exe = std::env::args().next().unwrap_or_else(|| "rapa".into());
+        for s in &specs {
+            println!("{}", train_command(&exe, s, &out.join(&s.name)));
+        }
+        return Ok(());
+    }
+    if !a.collect {
+        for s in specs.iter().filter(|s| a.only.as_ref().is_none_or(|o| *o == s.name)) {
+            let dir = out.join(&s.name);
+            match run_status(&dir, s.cfg.epochs) {
+                RunStatus::Done => eprintln!("{}: finished, skipping", dir.display()),
+                RunStatus::Partial(e) => {
+                    eprintln!("{}: resuming after epoch {e}", dir.display());
+                    let ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
+                    let data = load_data(&ck.config)?;
+                    run_training(Trainer::resume(ck, data, Some(s.cfg.epochs))?, &dir)?;
+                }
+                RunStatus::Missing => {
+                    let data = load_data(&s.cfg)?;
+                    run_training(Trainer::new(s.cfg.clone(), data)?, &dir)?;
+                }
+            }
+            if s.post == Post::VoteAndReduce {
+                post_process(&dir, &s.cfg)?;
+            }
+        }
+    }
+    let table = collect(kind, base.dataset, &specs, &out);
+    std::fs::create_dir_all(&out).map_err(|e| TrainError::io(&out, e))?;
+    write_atomic(&out.join("table.md"), table.to_markdown().as_bytes())?;
+    write_atomic(&out.join("table.csv"), table.to_csv().as_bytes())?;
+    println!("{}", table.to_markdown());
+    println!("wrote {} and {}", out.join("table.md").display(), out.join("table.csv").display());
+    Ok(())
+}
+
+/// Majority vote of 5 (vote.json) and reduction by norm (reduce.json) of a finished random run.
+fn post_process(dir: &std::path::Path, cfg: &TrainConfig) -> Result<(), TrainError> {
+    if dir.join("vote.json").exists() && dir.join("reduce.json").exists() {
+        return Ok(());
+    }
+    let ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
+    let mut data = load_data(cfg)?;
+    if let Some(n) = cfg.limit_test {
+        keep_spread(&mut data.test, n);
+    }
+    let norm = rapa_train::data::Normalizer { mean: ck.norm_mean, std: ck.norm_std };
+    let pool = compute_pool(cfg.threads, cfg.flush_denormals)?;
+    pool.install(|| {
+        flush_denormals();
+        let mut net = Network::from_state(ck.net.clone(), cfg.seed)?;
+        let vote = evaluate(&mut net, &data.test, &norm, cfg.eval_batch, 5)?;
+        let v = serde_json::json!({ "passes": 5, "single_error": vote.error, "vote_error": vote.vote_error, "test_images": vote.n });
+        write_atomic(&dir.join("vote.json"), format!("{v}\n").as_bytes())?;
+        rapa_train::analysis::reduce_network(&mut net, rapa_train::analysis::ReduceBy::Norm, &data.train, &norm, cfg.eval_batch, cfg.seed)?;
+        let red = evaluate(&mut net, &data.test, &norm, cfg.eval_batch, 1)?;
+        let r = serde_json::json!({ "by": "norm", "test_error_reduced": red.error, "test_images": red.n });
+        write_atomic(&dir.join("reduce.json"), format!("{r}\n").as_bytes())?;
+        eprintln!("{}: vote of 5 {:.2} %, reduced {:.2} %", dir.display(), 100.0 * vote.vote_error, 100.0 * red.error);
+        Ok(())
+    })
+}

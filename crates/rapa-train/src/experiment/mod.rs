@@ -1,0 +1,11 @@
+//! Experiments that reproduce the paper's tables: the runs of each table, their status on disk
+//! (resumable), the `rapa train` command of each run (for job arrays), and the table writer
+//! with the paper's numbers beside ours.
+
+mod paper;
+mod plan;
+mod table;
+
+pub use paper::{PAPER_TABLE1, PAPER_TABLE2, PaperCell, paper_table1, paper_table2};
+pub use plan::{Post, RunSpec, RunStatus, TableKind, plan, run_status, train_command};
+pub use table::{Cell, RunSummary, TableResult, collect, summarize};

@@ -1,0 +1,90 @@
+//! Experiment plans, resumability and the table writer.
+
+use rapa_train::data::DatasetKind;
+use rapa_train::experiment::{Cell, RunStatus, TableKind, TableResult, collect, plan, run_status, train_command};
+use rapa_train::train::TrainConfig;
+
+#[test]
+fn tables_plan_every_run() {
+    let base = TrainConfig { epochs: 3, ..TrainConfig::default() };
+    let t1 = plan(TableKind::Table1, &base);
+    let names: Vec<&str> = t1.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["no-tiling", "perforated", "enlarged", "random-fixed", "random", "image-overlap", "image-pad", "alternate"]
+    );
+    for s in &t1 {
+        s.cfg.validate().unwrap();
+        assert_eq!(s.cfg.epochs, 3);
+    }
+    let enlarged = &t1[2].cfg.net;
+    assert_eq!((enlarged.channels, enlarged.tiles), ([54, 64, 64], [1, 1, 1]));
+    let t2 = plan(TableKind::Table2, &base);
+    assert_eq!(t2.len(), 12);
+    assert!(t2.iter().filter(|s| s.col == "random").all(|s| s.cfg.net.tiles == [16, 4, 1]));
+    let cmd = train_command("rapa", &t1[6], std::path::Path::new("runs/x/image-pad"));
+    assert!(cmd.starts_with("rapa train "), "{cmd}");
+    for flag in [
+        "--scheme image-pad",
+        "--tiles 16,4,1",
+        "--pool max",
+        "--epochs 3",
+        "--seed 1",
+        "--out runs/x/image-pad",
+        "--auto-resume",
+    ] {
+        assert!(cmd.contains(flag), "{cmd} lacks {flag}");
+    }
+}
+
+#[test]
+fn status_distinguishes_finished_partial_and_missing_runs() {
+    let root = std::env::temp_dir().join(format!("rapa-exp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let done = root.join("done");
+    let partial = root.join("partial");
+    std::fs::create_dir_all(&done).unwrap();
+    std::fs::create_dir_all(&partial).unwrap();
+    let line = |e: usize, test: f64, train: f64| {
+        format!(
+            "{{\"epoch\":{e},\"train_error\":{train},\"test_error\":{test},\"loss\":1.0,\"lr\":0.02,\"seconds\":1.0,\"images_per_s\":1.0,\"analog_cycles\":0,\"analog_time_ns\":0.0,\"best_test_error\":{test},\"best_train_error\":{train}}}\n"
+        )
+    };
+    std::fs::write(done.join("metrics.jsonl"), line(1, 0.5, 0.6) + &line(2, 0.2, 0.25) + &line(3, 0.3, 0.1)).unwrap();
+    std::fs::write(done.join("checkpoint.bin"), b"x").unwrap();
+    std::fs::write(partial.join("metrics.jsonl"), line(1, 0.5, 0.6)).unwrap();
+    std::fs::write(partial.join("checkpoint.bin"), b"x").unwrap();
+    assert_eq!(run_status(&done, 3), RunStatus::Done);
+    assert_eq!(run_status(&partial, 3), RunStatus::Partial(1));
+    assert_eq!(run_status(&root.join("absent"), 3), RunStatus::Missing);
+    // Collecting picks the best test error and the train error of that epoch.
+    let mut specs = plan(TableKind::Table1, &TrainConfig::default());
+    specs[4].name = "done".into(); // the "random" row
+    let t = collect(TableKind::Table1, DatasetKind::Cifar10, &specs, &root);
+    let random = &t.rows[4];
+    assert_eq!(random.0, "random");
+    assert_eq!(random.1[0].ours, Some((20.0, Some(25.0))));
+    assert_eq!(random.1[0].paper, Some((17.67, Some(5.81))));
+    assert_eq!(t.rows[0].1[0].ours, None);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn table_writer_formats_a_known_result_exactly() {
+    let t = TableResult {
+        title: "Table X".into(),
+        columns: vec!["cifar10".into()],
+        rows: vec![
+            ("random".into(), vec![Cell { ours: Some((17.5, Some(6.25))), paper: Some((17.67, Some(5.81))) }]),
+            ("vote".into(), vec![Cell { ours: Some((16.0, None)), paper: None }]),
+        ],
+    };
+    assert_eq!(
+        t.to_markdown(),
+        "Table X\n\n| | cifar10 (ours) | cifar10 (paper) |\n|---|---:|---:|\n| random | 17.50 (6.25) | 17.67 (5.81) |\n| vote | 16.00 | – |\n"
+    );
+    assert_eq!(
+        t.to_csv(),
+        "row,column,ours_test,ours_train,paper_test,paper_train\nrandom,cifar10,17.50,6.25,17.67,5.81\nvote,cifar10,16.00,,,\n"
+    );
+}
