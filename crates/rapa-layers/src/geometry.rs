@@ -87,56 +87,46 @@ impl ConvGeometry {
         self.in_channels * self.height * self.width
     }
 
-    /// Copies patch `p` of `image` (`[C, H, W]`, row-major) into `out` (length K), in Caffe's
-    /// (c, ky, kx) order, with zeros for padding — and, when `keep` is given, zeros for every
-    /// pixel outside that input region (image-pad tiling).
-    pub fn gather_patch(&self, image: &[f32], p: usize, keep: Option<Region>, out: &mut [f32]) {
+    /// Calls `f(o, pixel)` for every element o (in Caffe's (c, ky, kx) order) of patch `p`:
+    /// `pixel` is the element's index in a `[C, H, W]` image, or `None` for padding and for
+    /// pixels outside `keep`.
+    #[inline]
+    fn for_each_patch_pixel(&self, p: usize, keep: Option<Region>, mut f: impl FnMut(usize, Option<usize>)) {
         let (k, ow) = (self.kernel, self.out_width());
         let (oy, ox) = (p / ow, p % ow);
         let y_base = (oy * self.stride) as isize - self.pad as isize;
         let x_base = (ox * self.stride) as isize - self.pad as isize;
+        let plane = self.height * self.width;
         let mut o = 0;
         for c in 0..self.in_channels {
-            let plane = &image[c * self.height * self.width..(c + 1) * self.height * self.width];
             for ky in 0..k {
                 let y = y_base + ky as isize;
                 for kx in 0..k {
                     let x = x_base + kx as isize;
-                    out[o] = if y >= 0 && x >= 0 && (y as usize) < self.height && (x as usize) < self.width {
-                        let (yu, xu) = (y as usize, x as usize);
-                        if keep.is_none_or(|r| r.contains(yu, xu)) { plane[yu * self.width + xu] } else { 0.0 }
-                    } else {
-                        0.0
-                    };
+                    let inside = y >= 0 && x >= 0 && (y as usize) < self.height && (x as usize) < self.width;
+                    let pixel = (inside && keep.is_none_or(|r| r.contains(y as usize, x as usize)))
+                        .then(|| c * plane + y as usize * self.width + x as usize);
+                    f(o, pixel);
                     o += 1;
                 }
             }
         }
     }
 
+    /// Copies patch `p` of `image` (`[C, H, W]`, row-major) into `out` (length K), in Caffe's
+    /// (c, ky, kx) order, with zeros for padding — and, when `keep` is given, zeros for every
+    /// pixel outside that input region (image-pad tiling).
+    pub fn gather_patch(&self, image: &[f32], p: usize, keep: Option<Region>, out: &mut [f32]) {
+        self.for_each_patch_pixel(p, keep, |o, pixel| out[o] = pixel.map_or(0.0, |i| image[i]));
+    }
+
     /// Adds the patch gradient `grad` (length K) of patch `p` into `image_grad` (`[C, H, W]`),
     /// skipping padding and pixels outside `keep` — the adjoint of [`gather_patch`](Self::gather_patch).
     pub fn scatter_patch_add(&self, grad: &[f32], p: usize, keep: Option<Region>, image_grad: &mut [f32]) {
-        let (k, ow) = (self.kernel, self.out_width());
-        let (oy, ox) = (p / ow, p % ow);
-        let y_base = (oy * self.stride) as isize - self.pad as isize;
-        let x_base = (ox * self.stride) as isize - self.pad as isize;
-        let mut o = 0;
-        for c in 0..self.in_channels {
-            let plane = &mut image_grad[c * self.height * self.width..(c + 1) * self.height * self.width];
-            for ky in 0..k {
-                let y = y_base + ky as isize;
-                for kx in 0..k {
-                    let x = x_base + kx as isize;
-                    if y >= 0 && x >= 0 && (y as usize) < self.height && (x as usize) < self.width {
-                        let (yu, xu) = (y as usize, x as usize);
-                        if keep.is_none_or(|r| r.contains(yu, xu)) {
-                            plane[yu * self.width + xu] += grad[o];
-                        }
-                    }
-                    o += 1;
-                }
+        self.for_each_patch_pixel(p, keep, |o, pixel| {
+            if let Some(i) = pixel {
+                image_grad[i] += grad[o];
             }
-        }
+        });
     }
 }
