@@ -14,6 +14,7 @@ use rapa_train::runtime::{compute_pool, flush_denormals};
 use rapa_train::train::{TrainConfig, Trainer, evaluate, keep_spread, read_checkpoint};
 
 mod analyze;
+mod bench;
 mod experiment;
 
 /// Train and evaluate RAPA ConvNets (Replicated Arrays with Permuted Assignment) on simulated
@@ -41,6 +42,8 @@ enum Command {
     Timing(analyze::TimingArgs),
     /// Reproduce a table of the paper: every run in its own resumable sub-directory.
     Experiment(experiment::ExperimentArgs),
+    /// Training and inference throughput of the paper's network (one JSON line).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +136,7 @@ fn main() -> ExitCode {
         Command::Similarity(a) => analyze::similarity(a),
         Command::Timing(a) => analyze::timing(a),
         Command::Experiment(a) => experiment::run(a),
+        Command::Bench(a) => bench::bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,122 @@
+//! `rapa bench`: training and inference throughput of the paper's network on synthetic data.
+
+use std::time::Instant;
+
+use clap::Args;
+use ndarray::Array4;
+use rapa_layers::Scheme;
+use rapa_train::TrainError;
+use rapa_train::data::{Normalizer, fill_batch, synthetic};
+use rapa_train::layers::SoftmaxCrossEntropy;
+use rapa_train::net::{NetConfig, Network};
+use rapa_train::runtime::{compute_pool, flush_denormals};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Tiling scheme
+    #[arg(long, default_value = "random")]
+    scheme: Scheme,
+    /// Tiles per conv layer
+    #[arg(long, value_delimiter = ',', default_value = "16,4,1")]
+    tiles: Vec<usize>,
+    /// Compute threads, 0 = one per core
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Tiles: float or an analog preset
+    #[arg(long, default_value = "float")]
+    device: String,
+    /// Training mini-batch
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
+    /// Inference batch
+    #[arg(long, default_value_t = 100)]
+    infer_batch: usize,
+    /// Images timed for training (inference times twice as many)
+    #[arg(long, default_value_t = 2000)]
+    images: usize,
+    /// Warm-up images before timing
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+    /// Do not flush subnormal floats to zero
+    #[arg(long)]
+    no_ftz: bool,
+}
+
+pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
+    let tiles = match a.tiles.as_slice() {
+        &[x, y, z] => [x, y, z],
+        t => {
+            return Err(TrainError::Config {
+                field: "--tiles".into(),
+                reason: format!("needs three counts, got {t:?}"),
+            });
+        }
+    };
+    if a.batch == 0 || a.infer_batch == 0 || a.images == 0 {
+        return Err(TrainError::Config {
+            field: "--batch".into(),
+            reason: "batch sizes and --images must be > 0".into(),
+        });
+    }
+    let cfg = NetConfig { tiles, scheme: a.scheme, device: a.device.clone(), ..NetConfig::default() };
+    let n_data = (a.images + a.warmup).max(2 * a.images).max(a.infer_batch);
+    let data = synthetic(n_data, 10, 1).train;
+    let norm = Normalizer::fit(&data);
+    let pool = compute_pool(a.threads, !a.no_ftz)?;
+    let ftz = !a.no_ftz;
+    let (train_ips, infer_ips) = pool.install(|| -> Result<(f64, f64), TrainError> {
+        if ftz {
+            flush_denormals();
+        }
+        let mut net = Network::new(&cfg, 1)?;
+        let step = |net: &mut Network, start: usize, buf: &mut Array4<f32>| -> Result<(), TrainError> {
+            let idx: Vec<usize> = (start..start + a.batch).map(|i| i % data.len()).collect();
+            fill_batch(&data, &idx, &norm, None, buf);
+            let labels: Vec<u16> = idx.iter().map(|&i| data.labels[i]).collect();
+            let logits = net.forward(buf.view())?;
+            let (_, g, _) = SoftmaxCrossEntropy::loss_grad(logits.view(), &labels);
+            net.backward(g.view())?;
+            net.update(1e-3, 1e-4)
+        };
+        let mut buf = Array4::<f32>::zeros((a.batch, 3, 32, 32));
+        for s in (0..a.warmup).step_by(a.batch) {
+            step(&mut net, s, &mut buf)?;
+        }
+        let t = Instant::now();
+        let mut done = 0;
+        while done < a.images {
+            step(&mut net, a.warmup + done, &mut buf)?;
+            done += a.batch;
+        }
+        let train_ips = done as f64 / t.elapsed().as_secs_f64();
+        net.set_training(false);
+        let mut ibuf = Array4::<f32>::zeros((a.infer_batch, 3, 32, 32));
+        let infer = |net: &mut Network, start: usize, ibuf: &mut Array4<f32>| -> Result<(), TrainError> {
+            let idx: Vec<usize> = (start..start + a.infer_batch).map(|i| i % data.len()).collect();
+            fill_batch(&data, &idx, &norm, None, ibuf);
+            net.forward(ibuf.view()).map(|_| ())
+        };
+        infer(&mut net, 0, &mut ibuf)?;
+        let t = Instant::now();
+        let mut done = 0;
+        while done < 2 * a.images {
+            infer(&mut net, done, &mut ibuf)?;
+            done += a.infer_batch;
+        }
+        Ok((train_ips, done as f64 / t.elapsed().as_secs_f64()))
+    })?;
+    let line = serde_json::json!({
+        "train_images_per_s": train_ips,
+        "infer_images_per_s": infer_ips,
+        "threads": pool.current_num_threads(),
+        "scheme": a.scheme.name(),
+        "tiles": tiles,
+        "device": a.device,
+        "batch": a.batch,
+        "infer_batch": a.infer_batch,
+        "images": a.images,
+        "flush_denormals": ftz,
+    });
+    println!("{line}");
+    Ok(())
+}
