@@ -207,12 +207,18 @@ impl Network {
         self.fc.update(lr)?;
         if weight_decay > 0.0 {
             let f = 1.0 - lr * weight_decay;
-            for c in &mut self.convs {
-                for t in c.tiles_mut() {
-                    decay_float(t.as_mut(), f)?;
+            // The tile kind follows from the configuration (see `NetConfig::tile_kind`).
+            let float_convs = self.cfg.tile.is_none() && self.cfg.device == "float";
+            if float_convs {
+                for c in &mut self.convs {
+                    for t in c.tiles_mut() {
+                        decay(t.as_mut(), f)?;
+                    }
                 }
             }
-            decay_float(self.fc.tile_mut(), f)?;
+            if float_convs || !self.cfg.analog_fc {
+                decay(self.fc.tile_mut(), f)?;
+            }
         }
         Ok(())
     }
@@ -253,14 +259,11 @@ impl Network {
     }
 }
 
-/// W[:, :K] ← f·W[:, :K] for a float tile (the bias column is not decayed); analog tiles
-/// are left alone.
-fn decay_float(t: &mut dyn crossbar_sim::Tile, f: f32) -> Result<(), TrainError> {
-    if matches!(t.snapshot(), TileSnapshot::Float(_)) {
-        let mut w = t.weights().to_owned();
-        let k = w.ncols() - 1;
-        w.slice_mut(ndarray::s![.., ..k]).mapv_inplace(|v| v * f);
-        t.set_weights(w.view())?;
-    }
+/// W[:, :K] ← f·W[:, :K] (the bias column is not decayed); called for float tiles only.
+fn decay(t: &mut dyn crossbar_sim::Tile, f: f32) -> Result<(), TrainError> {
+    let mut w = t.weights().to_owned();
+    let k = w.ncols() - 1;
+    w.slice_mut(ndarray::s![.., ..k]).mapv_inplace(|v| v * f);
+    t.set_weights(w.view())?;
     Ok(())
 }
