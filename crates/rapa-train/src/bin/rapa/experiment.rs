@@ -4,13 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use rapa_train::TrainError;
-use rapa_train::data::DatasetKind;
 use rapa_train::experiment::{Post, RunStatus, TableKind, collect, plan, run_status, train_command};
 use rapa_train::net::Network;
 use rapa_train::runtime::{compute_pool, flush_denormals};
 use rapa_train::train::{TrainConfig, Trainer, evaluate, keep_spread, read_checkpoint, write_atomic};
 
-use crate::{load_data, run_training};
+use crate::{RunArgs, load_data, run_training};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Which {
@@ -25,33 +24,8 @@ pub struct ExperimentArgs {
     /// Which table
     #[arg(value_enum)]
     table: Which,
-    /// Dataset [default: synthetic]
-    #[arg(long)]
-    dataset: Option<DatasetKind>,
-    /// Directory with the dataset files [default: data]
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Base settings (TOML, the format of config.toml) applied to every run
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Epochs per run [default: the config's, 8]
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Base learning rate [default: the config's, 0.02]
-    #[arg(long)]
-    lr: Option<f32>,
-    /// Master seed [default: 1]
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Use only N training images, spread evenly over the set [default: all]
-    #[arg(long)]
-    limit_train: Option<usize>,
-    /// Use only N test images, spread evenly over the set [default: all]
-    #[arg(long)]
-    limit_test: Option<usize>,
-    /// Compute threads, 0 = one per core [default: 0]
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    run: RunArgs,
     /// Output directory [default: `runs/TABLE-DATASET`]
     #[arg(long)]
     out: Option<PathBuf>,
@@ -67,26 +41,7 @@ pub struct ExperimentArgs {
 }
 
 pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
-    let mut base = match &a.config {
-        Some(p) => TrainConfig::from_toml_file(p)?,
-        None => TrainConfig::default(),
-    };
-    if let Some(d) = a.dataset {
-        base.dataset = d;
-    }
-    if let Some(d) = &a.data_dir {
-        base.data_dir = d.clone();
-    }
-    macro_rules! set {
-        ($($f:ident),*) => { $( if let Some(v) = a.$f { base.$f = v; } )* };
-    }
-    set!(epochs, lr, seed, threads);
-    if a.limit_train.is_some() {
-        base.limit_train = a.limit_train;
-    }
-    if a.limit_test.is_some() {
-        base.limit_test = a.limit_test;
-    }
+    let base = a.run.base_config()?;
     let (kind, tname) = match a.table {
         Which::Table1 => (TableKind::Table1, "table1"),
         Which::Table2 => (TableKind::Table2, "table2"),

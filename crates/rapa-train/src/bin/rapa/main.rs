@@ -48,15 +48,8 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct TrainArgs {
-    /// Dataset: synthetic (built in), cifar10, cifar100, cifar100-coarse or svhn [default: synthetic]
-    #[arg(long)]
-    dataset: Option<DatasetKind>,
-    /// Directory with the dataset files (CIFAR binary batches or SVHN .mat) [default: data]
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// TOML file with settings (the format of a run's config.toml); flags override it
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
     /// Network preset: paper, enlarged (54,64,64 channels, no tiling) or paper-128 [default: paper]
     #[arg(long)]
     preset: Option<NetPreset>,
@@ -69,27 +62,9 @@ struct TrainArgs {
     /// Pooling of the first two pools: max, avg, stochastic or mixed [default: max]
     #[arg(long)]
     pool: Option<PoolKind>,
-    /// Epochs [default: 8]
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Base learning rate [default: 0.02]
-    #[arg(long)]
-    lr: Option<f32>,
     /// Mini-batch size [default: 10]
     #[arg(long)]
     batch: Option<usize>,
-    /// Master seed of every random draw [default: 1]
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Compute threads, 0 = one per core [default: 0]
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Use only N training images, spread evenly over the set [default: all]
-    #[arg(long)]
-    limit_train: Option<usize>,
-    /// Use only N test images, spread evenly over the set [default: all]
-    #[arg(long)]
-    limit_test: Option<usize>,
     /// Tiles: float, or an analog preset (aihwkit-default, gokmen-vlasov, idealized, reram-sb, perfect) [default: float]
     #[arg(long)]
     device: Option<String>,
@@ -102,6 +77,65 @@ struct TrainArgs {
     /// Resume if --out holds a checkpoint, else start (for job arrays)
     #[arg(long)]
     auto_resume: bool,
+}
+
+/// Settings shared by `rapa train` and `rapa experiment`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Dataset: synthetic (built in), cifar10, cifar100, cifar100-coarse or svhn [default: synthetic]
+    #[arg(long)]
+    dataset: Option<DatasetKind>,
+    /// Directory with the dataset files (CIFAR binary batches or SVHN .mat) [default: data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// TOML file with settings (the format of a run's config.toml); flags override it
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Epochs [default: 8]
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Base learning rate [default: 0.02]
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Master seed of every random draw [default: 1]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Compute threads, 0 = one per core [default: 0]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Use only N training images, spread evenly over the set [default: all]
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Use only N test images, spread evenly over the set [default: all]
+    #[arg(long)]
+    limit_test: Option<usize>,
+}
+
+impl RunArgs {
+    /// The `--config` file (or the defaults) with these flags applied.
+    pub(crate) fn base_config(&self) -> Result<TrainConfig, TrainError> {
+        let mut cfg = match &self.config {
+            Some(p) => TrainConfig::from_toml_file(p)?,
+            None => TrainConfig::default(),
+        };
+        if let Some(d) = self.dataset {
+            cfg.dataset = d;
+        }
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { cfg.$f = v; } )* };
+        }
+        set!(epochs, lr, seed, threads);
+        if self.limit_train.is_some() {
+            cfg.limit_train = self.limit_train;
+        }
+        if self.limit_test.is_some() {
+            cfg.limit_test = self.limit_test;
+        }
+        Ok(cfg)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -149,19 +183,10 @@ fn main() -> ExitCode {
 }
 
 pub(crate) fn build_config(a: &TrainArgs) -> Result<TrainConfig, TrainError> {
-    let mut cfg = match &a.config {
-        Some(p) => TrainConfig::from_toml_file(p)?,
-        None => TrainConfig::default(),
-    };
+    let mut cfg = a.run.base_config()?;
     if let Some(p) = a.preset {
         let classes = cfg.net.classes;
         cfg.net = NetConfig { classes, ..NetConfig::preset(p) };
-    }
-    if let Some(d) = &a.dataset {
-        cfg.dataset = *d;
-    }
-    if let Some(d) = &a.data_dir {
-        cfg.data_dir = d.clone();
     }
     if let Some(s) = a.scheme {
         cfg.net.scheme = s;
@@ -187,15 +212,8 @@ pub(crate) fn build_config(a: &TrainArgs) -> Result<TrainConfig, TrainError> {
         cfg.net.device = d.clone();
         cfg.net.tile = None;
     }
-    macro_rules! set {
-        ($($f:ident),*) => { $( if let Some(v) = a.$f { cfg.$f = v; } )* };
-    }
-    set!(epochs, lr, batch, seed, threads);
-    if a.limit_train.is_some() {
-        cfg.limit_train = a.limit_train;
-    }
-    if a.limit_test.is_some() {
-        cfg.limit_test = a.limit_test;
+    if let Some(b) = a.batch {
+        cfg.batch = b;
     }
     Ok(cfg)
 }
@@ -213,8 +231,8 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
         let ck = read_checkpoint(&a.out.join("checkpoint.bin"))?;
         let data = load_data(&ck.config)?;
         eprintln!("resuming {} after epoch {}", a.out.display(), ck.epoch);
-        let mut t = Trainer::resume(ck, data, a.epochs)?;
-        if let Some(th) = a.threads {
+        let mut t = Trainer::resume(ck, data, a.run.epochs)?;
+        if let Some(th) = a.run.threads {
             t.set_threads(th);
         }
         t
