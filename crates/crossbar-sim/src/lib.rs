@@ -50,6 +50,7 @@ pub mod cycles;
 pub mod device;
 mod error;
 pub mod io_config;
+pub mod linalg;
 pub mod periphery;
 pub mod pulse;
 pub mod rng;

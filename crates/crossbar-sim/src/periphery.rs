@@ -12,12 +12,13 @@
 //! stream derived from one per-call seed: the chunks run in parallel and the result does not
 //! depend on the number of threads.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, linalg::general_mat_mul};
+use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
 use crate::io_config::{BoundManagement, IoConfig, NoiseManagement, WeightNoise};
+use crate::linalg::sgemm;
 use crate::rng::{SimRng, stream};
 
 /// Vectors per RNG chunk of an analog MVM batch.
@@ -116,7 +117,7 @@ pub(crate) fn analog_mvm(
     call_seed: u64,
 ) -> u64 {
     if cfg.is_perfect {
-        general_mat_mul(cfg.out_scale, &x, &m, 0.0, &mut y);
+        sgemm(cfg.out_scale, x, m, 0.0, &mut y);
         return x.nrows() as u64;
     }
     let bm = allow_bm && cfg.bound_management == BoundManagement::Iterative;
@@ -161,7 +162,7 @@ fn mvm_chunk(
             prepare_input(cfg, &dac, &xs, 1.0 / alpha, vr, rng);
         }
     }
-    general_mat_mul(1.0, &v, &m, 0.0, &mut y);
+    sgemm(1.0, v.view(), m, 0.0, &mut y);
     let mut passes = n as u64;
     let mut redo = Vec::new();
     for (b, (&alpha, mut yr)) in alphas.iter().zip(y.outer_iter_mut()).enumerate() {

@@ -90,9 +90,10 @@ struct TileBuf {
     rows: Vec<(u32, u32)>,
     /// Gathered patches with a bias column, `[M_t, K + 1]`.
     cols: Array2<f32>,
-    /// Forward outputs, `[M_t, C_out]`.
+    /// Forward outputs, channel-major `[C_out, M_t]` (the tile sees its transpose), so that
+    /// scattering into NCHW maps writes each output plane contiguously.
     y: Array2<f32>,
-    /// Output gradients, `[M_t, C_out]`.
+    /// Output gradients, channel-major `[C_out, M_t]` like `y`.
     d: Array2<f32>,
     /// Patch gradients, `[M_t, K + 1]`.
     dcols: Array2<f32>,
@@ -318,14 +319,14 @@ impl RapaConv2d {
                 let keep = assigner.input_region(t as u32);
                 let m = buf.rows.len();
                 ensure(&mut buf.cols, (m, k + 1));
-                ensure(&mut buf.y, (m, c_out));
+                ensure(&mut buf.y, (c_out, m));
                 for (mut row, &(b, p)) in buf.cols.outer_iter_mut().zip(&buf.rows) {
                     let r = row.as_slice_mut().expect("standard layout");
                     let img = &xs[b as usize * g.image_len()..(b as usize + 1) * g.image_len()];
                     g.gather_patch(img, p as usize, keep, &mut r[..k]);
                     r[k] = 1.0;
                 }
-                tile.forward(buf.cols.view(), buf.y.view_mut())
+                tile.forward(buf.cols.view(), buf.y.view_mut().reversed_axes())
             })
             .collect::<Result<Vec<()>, _>>()?;
 
@@ -333,13 +334,14 @@ impl RapaConv2d {
         let mut out = Array4::<f32>::zeros((n, c_out, g.out_height(), g.out_width()));
         let out_len = c_out * p_count;
         let (loc, bufs) = (&self.loc, &self.bufs);
+        let ys: Vec<&[f32]> = bufs.iter().map(|buf| buf.y.as_slice().expect("standard layout")).collect();
+        let ms: Vec<usize> = bufs.iter().map(|buf| buf.rows.len()).collect();
         out.as_slice_mut().expect("standard layout").par_chunks_mut(out_len).enumerate().for_each(|(b, o)| {
-            for p in 0..p_count {
-                let (t, r) = loc[b * p_count + p];
-                if t != u32::MAX {
-                    let yrow = bufs[t as usize].y.row(r as usize);
-                    for (c, v) in yrow.iter().enumerate() {
-                        o[c * p_count + p] = *v;
+            let locs = &loc[b * p_count..(b + 1) * p_count];
+            for (c, plane) in o.chunks_exact_mut(p_count).enumerate() {
+                for (v, &(t, r)) in plane.iter_mut().zip(locs) {
+                    if t != u32::MAX {
+                        *v = ys[t as usize][c * ms[t as usize] + r as usize];
                     }
                 }
             }
@@ -349,13 +351,21 @@ impl RapaConv2d {
         Ok(out)
     }
 
-    /// Backward pass: the input gradient for the output gradient `dy` of the last forward
-    /// batch. Keeps `dy` per tile for [`update`](Self::update).
-    pub fn backward(&mut self, dy: ArrayView4<'_, f32>) -> Result<Array4<f32>, LayerError> {
+    /// Backward pass without the input gradient (e.g. the first layer of a network): only
+    /// keeps `dy` per tile for [`update`](Self::update), so the tiles run no backward MVMs.
+    pub fn backward_weights_only(&mut self, dy: ArrayView4<'_, f32>) -> Result<(), LayerError> {
+        self.stash_dy("RapaConv2d::backward_weights_only", dy, false)?;
+        self.has_grads = true;
+        Ok(())
+    }
+
+    /// Checks `dy`, copies it per tile into the tiles' `d` buffers and, if `through`, runs the
+    /// tiles' backward MVMs into their `dcols`. Returns the batch size.
+    fn stash_dy(&mut self, op: &'static str, dy: ArrayView4<'_, f32>, through: bool) -> Result<usize, LayerError> {
         let g = self.cfg.geometry;
-        let n = self.batch.ok_or(LayerError::Order { op: "RapaConv2d::backward", needs: "forward" })?;
+        let n = self.batch.ok_or(LayerError::Order { op, needs: "forward" })?;
         let (p_count, k, c_out) = (g.n_patches(), g.patch_len(), self.cfg.out_channels);
-        check_shape("RapaConv2d::backward", "dy", dy.shape(), &[n, c_out, g.out_height(), g.out_width()])?;
+        check_shape(op, "dy", dy.shape(), &[n, c_out, g.out_height(), g.out_width()])?;
         let dy = dy.as_standard_layout();
         let dys = dy.as_slice().expect("standard layout");
 
@@ -364,18 +374,28 @@ impl RapaConv2d {
             .zip(self.bufs.par_iter_mut())
             .map(|(tile, buf)| {
                 let m = buf.rows.len();
-                ensure(&mut buf.d, (m, c_out));
-                ensure(&mut buf.dcols, (m, k + 1));
-                for (mut row, &(b, p)) in buf.d.outer_iter_mut().zip(&buf.rows) {
-                    let base = b as usize * c_out * p_count + p as usize;
-                    for (c, v) in row.iter_mut().enumerate() {
-                        *v = dys[base + c * p_count];
+                ensure(&mut buf.d, (c_out, m));
+                for (c, mut drow) in buf.d.outer_iter_mut().enumerate() {
+                    for (v, &(b, p)) in drow.iter_mut().zip(&buf.rows) {
+                        *v = dys[(b as usize * c_out + c) * p_count + p as usize];
                     }
                 }
-                tile.backward(buf.d.view(), buf.dcols.view_mut())
+                if !through {
+                    return Ok(());
+                }
+                ensure(&mut buf.dcols, (m, k + 1));
+                tile.backward(buf.d.t(), buf.dcols.view_mut())
             })
             .collect::<Result<Vec<()>, _>>()?;
+        Ok(n)
+    }
 
+    /// Backward pass: the input gradient for the output gradient `dy` of the last forward
+    /// batch. Keeps `dy` per tile for [`update`](Self::update).
+    pub fn backward(&mut self, dy: ArrayView4<'_, f32>) -> Result<Array4<f32>, LayerError> {
+        let n = self.stash_dy("RapaConv2d::backward", dy, true)?;
+        let g = self.cfg.geometry;
+        let (p_count, k) = (g.n_patches(), g.patch_len());
         let (assigner, loc, bufs) = (&self.assigner, &self.loc, &self.bufs);
         let mut dx = Array4::<f32>::zeros((n, g.in_channels, g.height, g.width));
         dx.as_slice_mut().expect("standard layout").par_chunks_mut(g.image_len()).enumerate().for_each(|(b, o)| {
@@ -404,7 +424,7 @@ impl RapaConv2d {
             .par_iter_mut()
             .zip(self.bufs.par_iter())
             .zip(&self.lr_scale)
-            .map(|((tile, buf), s)| tile.update(buf.cols.view(), buf.d.view(), lr * s))
+            .map(|((tile, buf), s)| tile.update(buf.cols.view(), buf.d.t(), lr * s))
             .collect::<Result<Vec<()>, _>>()?;
         Ok(())
     }

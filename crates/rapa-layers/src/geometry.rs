@@ -117,16 +117,93 @@ impl ConvGeometry {
     /// (c, ky, kx) order, with zeros for padding — and, when `keep` is given, zeros for every
     /// pixel outside that input region (image-pad tiling).
     pub fn gather_patch(&self, image: &[f32], p: usize, keep: Option<Region>, out: &mut [f32]) {
+        if let Some(origin) = self.interior_origin(p, keep) {
+            // Fast path: every kernel row is a contiguous run of k pixels of one image row.
+            let (k, plane) = (self.kernel, self.height * self.width);
+            for (c, out_c) in out.chunks_exact_mut(k * k).enumerate() {
+                for (ky, run) in out_c.chunks_exact_mut(k).enumerate() {
+                    let start = c * plane + origin + ky * self.width;
+                    run.copy_from_slice(&image[start..start + k]);
+                }
+            }
+            return;
+        }
         self.for_each_patch_pixel(p, keep, |o, pixel| out[o] = pixel.map_or(0.0, |i| image[i]));
+    }
+
+    /// The index of the top-left pixel of patch `p` in its channel plane when the whole k×k
+    /// window lies inside the image (and inside `keep`, if given); `None` otherwise.
+    #[inline]
+    fn interior_origin(&self, p: usize, keep: Option<Region>) -> Option<usize> {
+        let ow = self.out_width();
+        let (oy, ox) = (p / ow, p % ow);
+        let y0 = (oy * self.stride).checked_sub(self.pad)?;
+        let x0 = (ox * self.stride).checked_sub(self.pad)?;
+        let (y1, x1) = (y0 + self.kernel, x0 + self.kernel);
+        let inside = y1 <= self.height && x1 <= self.width;
+        let kept = keep.is_none_or(|r| y0 >= r.y0 && y1 <= r.y1 && x0 >= r.x0 && x1 <= r.x1);
+        (inside && kept).then_some(y0 * self.width + x0)
     }
 
     /// Adds the patch gradient `grad` (length K) of patch `p` into `image_grad` (`[C, H, W]`),
     /// skipping padding and pixels outside `keep` — the adjoint of [`gather_patch`](Self::gather_patch).
     pub fn scatter_patch_add(&self, grad: &[f32], p: usize, keep: Option<Region>, image_grad: &mut [f32]) {
+        if let Some(origin) = self.interior_origin(p, keep) {
+            let (k, plane) = (self.kernel, self.height * self.width);
+            for (c, grad_c) in grad.chunks_exact(k * k).enumerate() {
+                for (ky, run) in grad_c.chunks_exact(k).enumerate() {
+                    let start = c * plane + origin + ky * self.width;
+                    for (g, v) in image_grad[start..start + k].iter_mut().zip(run) {
+                        *g += v;
+                    }
+                }
+            }
+            return;
+        }
         self.for_each_patch_pixel(p, keep, |o, pixel| {
             if let Some(i) = pixel {
                 image_grad[i] += grad[o];
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contiguous-run fast path of gather/scatter equals the general per-pixel path on every
+    /// patch, for strides, paddings and keep-regions that put patches inside, on and across
+    /// borders.
+    #[test]
+    fn fast_interior_path_equals_general_path() {
+        let keeps = [None, Some(Region { y0: 0, y1: 5, x0: 3, x1: 9 }), Some(Region { y0: 2, y1: 9, x0: 0, x1: 4 })];
+        for (stride, pad, kernel) in [(1, 0, 3), (1, 2, 5), (2, 1, 3), (2, 2, 5), (3, 0, 2)] {
+            let g = ConvGeometry { in_channels: 3, height: 9, width: 10, kernel, stride, pad };
+            let image: Vec<f32> = (0..g.image_len()).map(|i| i as f32 * 0.37 - 11.0).collect();
+            let (k, mut fast_hits) = (g.patch_len(), 0);
+            for keep in keeps {
+                for p in 0..g.n_patches() {
+                    fast_hits += usize::from(g.interior_origin(p, keep).is_some());
+                    let mut fast = vec![f32::NAN; k];
+                    g.gather_patch(&image, p, keep, &mut fast);
+                    let mut general = vec![f32::NAN; k];
+                    g.for_each_patch_pixel(p, keep, |o, px| general[o] = px.map_or(0.0, |i| image[i]));
+                    assert_eq!(fast, general, "gather, geometry {g:?}, keep {keep:?}, patch {p}");
+
+                    let grad: Vec<f32> = (0..k).map(|o| (o as f32 + 1.0) * 0.5).collect();
+                    let mut fast = vec![1.0f32; g.image_len()];
+                    g.scatter_patch_add(&grad, p, keep, &mut fast);
+                    let mut general = vec![1.0f32; g.image_len()];
+                    g.for_each_patch_pixel(p, keep, |o, px| {
+                        if let Some(i) = px {
+                            general[i] += grad[o];
+                        }
+                    });
+                    assert_eq!(fast, general, "scatter, geometry {g:?}, keep {keep:?}, patch {p}");
+                }
+            }
+            assert!(fast_hits > 0, "no patch took the fast path for {g:?}");
+        }
     }
 }

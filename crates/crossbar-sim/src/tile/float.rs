@@ -1,11 +1,12 @@
 //! The exact floating-point tile: the digital reference of every analog result.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, linalg::general_mat_mul};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
 use super::{Tile, check_io, check_lr};
 use crate::cycles::CycleCounters;
 use crate::error::{SimError, check_shape};
+use crate::linalg::sgemm;
 
 /// A tile computing exact f32 math: y = W·x, z = Wᵀ·d, W ← W − lr·dᵀ·x (one GEMM each).
 /// It counts cycles like an analog tile, so timing analyses work with either.
@@ -36,7 +37,7 @@ impl Tile for FloatTile {
     }
     fn forward(&mut self, x: ArrayView2<'_, f32>, mut y: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
         check_io("FloatTile::forward", "x", x.dim().into(), self.in_size(), "y", y.dim().into(), self.out_size())?;
-        general_mat_mul(1.0, &x, &self.w.t(), 0.0, &mut y);
+        sgemm(1.0, x, self.w.t(), 0.0, &mut y);
         let n = x.nrows() as u64;
         self.counters.forward_cycles += n;
         self.counters.forward_passes += n;
@@ -44,7 +45,7 @@ impl Tile for FloatTile {
     }
     fn backward(&mut self, d: ArrayView2<'_, f32>, mut z: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
         check_io("FloatTile::backward", "d", d.dim().into(), self.out_size(), "z", z.dim().into(), self.in_size())?;
-        general_mat_mul(1.0, &d, &self.w, 0.0, &mut z);
+        sgemm(1.0, d, self.w.view(), 0.0, &mut z);
         let n = d.nrows() as u64;
         self.counters.backward_cycles += n;
         self.counters.backward_passes += n;
@@ -53,7 +54,7 @@ impl Tile for FloatTile {
     fn update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) -> Result<(), SimError> {
         check_io("FloatTile::update", "x", x.dim().into(), self.in_size(), "d", d.dim().into(), self.out_size())?;
         check_lr("FloatTile::update", lr)?;
-        general_mat_mul(-lr, &d.t(), &x, 1.0, &mut self.w);
+        sgemm(-lr, d.t(), x, 1.0, &mut self.w.view_mut());
         self.counters.update_cycles += x.nrows() as u64;
         Ok(())
     }

@@ -176,8 +176,22 @@ impl Network {
         Ok(self.fc.forward(flat.view())?)
     }
 
-    /// Backward pass from the logit gradient; returns the input gradient `[N, 3, 32, 32]`.
+    /// Backward pass from the logit gradient; returns the input gradient `[N, 3, 32, 32]`
+    /// (what adversarial attacks need). Training uses [`backward_for_update`](Self::backward_for_update).
     pub fn backward(&mut self, dlogits: ndarray::ArrayView2<'_, f32>) -> Result<Array4<f32>, TrainError> {
+        let d = self.backward_to_first(dlogits)?;
+        Ok(self.convs[0].backward(d.view())?)
+    }
+
+    /// Backward pass that prepares [`update`](Self::update) but skips the input gradient: the
+    /// first conv layer runs no backward MVMs (as on hardware, where nothing needs them).
+    pub fn backward_for_update(&mut self, dlogits: ndarray::ArrayView2<'_, f32>) -> Result<(), TrainError> {
+        let d = self.backward_to_first(dlogits)?;
+        Ok(self.convs[0].backward_weights_only(d.view())?)
+    }
+
+    /// Backward through everything above the first conv layer; returns the gradient at its output.
+    fn backward_to_first(&mut self, dlogits: ndarray::ArrayView2<'_, f32>) -> Result<Array4<f32>, TrainError> {
         let n = dlogits.nrows();
         let d = self.fc.backward(dlogits)?;
         let [c, hh, ww] = self.fc_shape;
@@ -189,7 +203,9 @@ impl Network {
             }
             d = self.pools[l].backward(d.view()).ok_or_else(|| order("pool"))?;
             d = self.relus[l].backward(d.view()).ok_or_else(|| order("relu"))?;
-            d = self.convs[l].backward(d.view())?;
+            if l > 0 {
+                d = self.convs[l].backward(d.view())?;
+            }
         }
         Ok(d)
     }

@@ -158,7 +158,7 @@ impl Trainer {
             if !loss.is_finite() {
                 return Err(TrainError::NonFiniteLoss { epoch, batch: b, loss });
             }
-            self.net.backward(grad.view())?;
+            self.net.backward_for_update(grad.view())?;
             self.net.update(lr, self.cfg.weight_decay)?;
             loss_sum += loss * idx.len() as f64;
             wrong += idx.len() - correct;

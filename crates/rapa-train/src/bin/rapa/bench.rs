@@ -75,7 +75,7 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
             let labels: Vec<u16> = idx.iter().map(|&i| data.labels[i]).collect();
             let logits = net.forward(buf.view())?;
             let (_, g, _) = SoftmaxCrossEntropy::loss_grad(logits.view(), &labels);
-            net.backward(g.view())?;
+            net.backward_for_update(g.view())?;
             net.update(1e-3, 1e-4)
         };
         let mut buf = Array4::<f32>::zeros((a.batch, 3, 32, 32));
