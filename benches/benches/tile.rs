@@ -2,7 +2,8 @@
 //! forward, backward and update, float tile vs analog tile with default IO and the default
 //! constant-step device. Inputs follow `shared/bench/aihwkit_tile_bench.py`: x rows U(−1, 1)
 //! scaled to max|x| = 1; d rows N(0, 1) scaled to max|d| = 1 (backward), 0.5 (update, BL 5)
-//! or 3.1 (update, BL 31) with lr = 0.01 and dw_min = 0.001.
+//! or 3.1 (update, BL 31) with lr = 0.01 and dw_min = 0.001. Pulsed updates run with merged
+//! pulses (the default) and, as `_per_pulse`, with the per-pulse reference path.
 //!
 //! `cargo bench -p rapa-benches --bench tile`
 
@@ -55,6 +56,9 @@ fn bench_tiles(c: &mut Criterion) {
         let mut float = FloatTile::from_weights(inp.w.clone());
         let mut analog = AnalogTile::new(n_out, n_in, &TileConfig::default(), 2).unwrap();
         analog.set_weights(inp.w.view()).unwrap();
+        let mut per_pulse_cfg = TileConfig::default();
+        per_pulse_cfg.update.merge_pulses = false;
+        let mut per_pulse = AnalogTile::new(n_out, n_in, &per_pulse_cfg, 2).unwrap();
         let mut y = Array2::zeros((BATCH, n_out));
         let mut z = Array2::zeros((BATCH, n_in));
 
@@ -74,14 +78,20 @@ fn bench_tiles(c: &mut Criterion) {
             b.iter(|| float.update(black_box(inp.x.view()), inp.d5.view(), LR).unwrap())
         });
         // Re-set the weights now and then so that they do not drift into the bounds.
-        for (name, d) in [("update_pulsed_bl5", &inp.d5), ("update_pulsed_bl31", &inp.d31)] {
+        // `_per_pulse`: the same update with merged pulses switched off (the reference path).
+        for (name, d, merge) in [
+            ("update_pulsed_bl5", &inp.d5, true),
+            ("update_pulsed_bl31", &inp.d31, true),
+            ("update_pulsed_bl31_per_pulse", &inp.d31, false),
+        ] {
+            let tile = if merge { &mut analog } else { &mut per_pulse };
             g.bench_function(id(name), |b| {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        analog.set_weights(inp.w.view()).unwrap();
+                        tile.set_weights(inp.w.view()).unwrap();
                         let t = Instant::now();
-                        analog.update(black_box(inp.x.view()), d.view(), LR).unwrap();
+                        tile.update(black_box(inp.x.view()), d.view(), LR).unwrap();
                         total += t.elapsed();
                     }
                     total

@@ -37,6 +37,11 @@ pub struct UpdateConfig {
     pub update_bl_management: bool,
     /// Scale g of max|d| in update management (g > 1 lets d saturate earlier). Default: 1.
     pub um_grad_scale: f32,
+    /// Apply all coincidences of one update call to a device at once, as one up and one down
+    /// step with summed cycle-to-cycle noise, where the device model allows it exactly
+    /// (constant step, see `docs/devices.md`); devices near their bounds and other models take
+    /// the per-pulse path. `false` forces the per-pulse path everywhere. Default: true.
+    pub merge_pulses: bool,
 }
 
 impl Default for UpdateConfig {
@@ -47,6 +52,7 @@ impl Default for UpdateConfig {
             update_management: true,
             update_bl_management: true,
             um_grad_scale: 1.0,
+            merge_pulses: true,
         }
     }
 }

@@ -21,6 +21,9 @@ impl DeviceModel for ConstantStep {
     fn granularity(&self) -> f32 {
         self.params.dw_min
     }
+    fn merged_c2c(&self) -> Option<f32> {
+        Some(self.params.dw_min_std)
+    }
     fn apply_row(&self, _: &DeviceArrays, r: DeviceRow<'_>, w: &mut [f32], counts: &[i32], rng: &mut SimRng) {
         let c2c = self.params.dw_min_std;
         for (j, (&n, wj)) in counts.iter().zip(w.iter_mut()).enumerate() {

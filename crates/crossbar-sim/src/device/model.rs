@@ -83,6 +83,16 @@ pub trait DeviceModel: Send + Sync + fmt::Debug {
         false
     }
 
+    /// `Some(σ)` when a pulse's step does not depend on the weight and is the device's nominal
+    /// step (`step_up` / `step_down` of [`DeviceArrays`]) times (1 + σ·ξ), ξ ~ N(0, 1), with
+    /// clipping to `[w_min, w_max]` after each pulse — then n pulses of one sign sum to s·(n + σ·√n·ξ)
+    /// exactly, and a tile may apply all pulses of an update call at once while no bound can
+    /// be reached ([`UpdateConfig::merge_pulses`](crate::update_config::UpdateConfig)).
+    /// Default: `None` (always pulse by pulse).
+    fn merged_c2c(&self) -> Option<f32> {
+        None
+    }
+
     /// Applies signed pulse counts to one row of weights (see the trait docs).
     fn apply_row(&self, hidden: &DeviceArrays, row: DeviceRow<'_>, w: &mut [f32], counts: &[i32], rng: &mut SimRng);
 }

@@ -1,10 +1,11 @@
 //! The analog tile: noisy, quantized MVMs and pulsed updates on a device model.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, linalg::general_mat_mul};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rand::RngCore;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::merged::{RowScratch, Trains, merged_row};
 use super::{Tile, TileConfig, check_io, check_lr};
 use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
@@ -209,6 +210,22 @@ impl AnalogTile {
         // 2. Coincidences and device pulses, one row of W at a time (rows are independent).
         let device = self.device.as_ref();
         let hidden = &self.hidden;
+        if let Some(c2c) = device.merged_c2c().filter(|_| ucfg.merge_pulses) {
+            let trains = Trains { kind, scales: &scales, x_words: &x_words, d_words: &d_words, n_in, n_out };
+            let pulses: u64 = self
+                .w
+                .as_slice_mut()
+                .expect("tile weights are in standard layout")
+                .par_chunks_mut(n_in)
+                .enumerate()
+                .map_init(RowScratch::default, |scratch, (i, w)| {
+                    let mut rng = stream(row_seed, i as u64);
+                    merged_row(trains, i, c2c, hidden.row(i), w, scratch, &mut rng)
+                })
+                .sum();
+            self.counters.pulses += pulses;
+            return;
+        }
         let pulses: u64 = self
             .w
             .as_slice_mut()
@@ -273,7 +290,7 @@ impl Tile for AnalogTile {
         check_lr("AnalogTile::update", lr)?;
         self.counters.update_cycles += x.nrows() as u64;
         if self.device.is_ideal() || self.cfg.update.pulse_type == PulseType::Float {
-            general_mat_mul(-lr, &d.t(), &x, 1.0, &mut self.w);
+            crate::linalg::sgemm(-lr, d.t(), x, 1.0, &mut self.w.view_mut());
         } else {
             self.pulsed_update(x, d, lr);
         }

@@ -4,6 +4,7 @@
 mod analog;
 mod config;
 mod float;
+mod merged;
 
 pub use analog::{AnalogTile, AnalogTileState};
 pub use config::{PRESETS, TileConfig};

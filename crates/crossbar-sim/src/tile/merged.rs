@@ -1,0 +1,253 @@
+//! The merged pulsed update: all coincidences of one update call applied to a device at once.
+//!
+//! For a device whose pulse step does not depend on the weight (constant step, see
+//! [`DeviceModel::merged_c2c`](crate::device::DeviceModel::merged_c2c)), the N⁺ up pulses of a
+//! call sum to s⁺·(N⁺ + σ·√N⁺·ξ⁺) and the N⁻ down pulses to s⁻·(N⁻ + σ·√N⁻·ξ⁻) in
+//! distribution, whatever their order; the order matters only through clipping at the
+//! device's bounds. While accumulating the counts, the noise-free path of the weight through
+//! the call (its running sum, vector by vector) is tracked with its maximum and minimum. A
+//! device is updated in one step when that path, widened by 6 standard deviations of the
+//! summed cycle-to-cycle noise, stays inside its bounds — the noisy path then leaves them with
+//! probability below 4·10⁻⁹ (Lévy's maximal inequality for the noise martingale) — and pulse by
+//! pulse, in the original order, otherwise. `docs/devices.md` has the argument; a statistical
+//! test compares both paths.
+
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+use crate::device::DeviceRow;
+use crate::pulse::{SIGN_BIT, SLOT_MASK, TrainScales, coincidences};
+use crate::rng::SimRng;
+use crate::update_config::PulseType;
+
+/// Margin of the merged path, in standard deviations of the summed cycle-to-cycle noise.
+const MARGIN_SIGMAS: f32 = 6.0;
+
+/// Scratch buffers of one row, reused across rows of a thread.
+#[derive(Debug, Default)]
+pub(super) struct RowScratch {
+    up: Vec<u32>,
+    down: Vec<u32>,
+    /// Noise-free running change of each weight through the call, and its extremes.
+    run: Vec<f32>,
+    top: Vec<f32>,
+    bottom: Vec<f32>,
+    replay: Vec<usize>,
+}
+
+/// Inputs shared by every row of one update call.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Trains<'a> {
+    pub kind: PulseType,
+    pub scales: &'a [TrainScales],
+    pub x_words: &'a [u32],
+    pub d_words: &'a [u32],
+    pub n_in: usize,
+    pub n_out: usize,
+}
+
+/// Applies every coincidence of the call to row `i` of the weights; returns the pulse count.
+pub(super) fn merged_row(
+    t: Trains<'_>,
+    i: usize,
+    c2c: f32,
+    hrow: DeviceRow<'_>,
+    w: &mut [f32],
+    scratch: &mut RowScratch,
+    rng: &mut SimRng,
+) -> u64 {
+    let RowScratch { up, down, run, top, bottom, replay } = scratch;
+    for v in [&mut *up, &mut *down] {
+        v.clear();
+        v.resize(t.n_in, 0);
+    }
+    for v in [&mut *run, &mut *top, &mut *bottom] {
+        v.clear();
+        v.resize(t.n_in, 0.0);
+    }
+    replay.clear();
+    let mut acc = Acc { up, down, run, top, bottom, step_up: hrow.step_up, step_down: hrow.step_down };
+    for (b, s) in t.scales.iter().enumerate() {
+        let dw = t.d_words[b * t.n_out + i];
+        if s.bl == 0 || dw & SLOT_MASK == 0 {
+            continue;
+        }
+        let xs = &t.x_words[b * t.n_in..(b + 1) * t.n_in];
+        if t.kind == PulseType::MeanCount {
+            for (j, &xw) in xs.iter().enumerate() {
+                let c = coincidences(t.kind, xw, dw, s.bl);
+                let (nu, nd) = (c.max(0) as u32, (-c).max(0) as u32);
+                acc.up[j] += nu;
+                acc.down[j] += nd;
+                acc.run[j] += nu as f32 * acc.step_up[j] - nd as f32 * acc.step_down[j];
+                acc.top[j] = acc.top[j].max(acc.run[j]);
+                acc.bottom[j] = acc.bottom[j].min(acc.run[j]);
+            }
+        } else {
+            accumulate(xs, dw, &mut acc);
+        }
+    }
+
+    let mut pulses = 0u64;
+    for (j, wj) in w.iter_mut().enumerate() {
+        let (nu, nd) = (acc.up[j], acc.down[j]);
+        if nu == 0 && nd == 0 {
+            continue;
+        }
+        pulses += u64::from(nu + nd);
+        let (su, sd, lo, hi) = (hrow.step_up[j], hrow.step_down[j], hrow.w_min[j], hrow.w_max[j]);
+        let (fu, fd) = (nu as f32, nd as f32);
+        // 6σ of the summed c2c noise, plus f32 rounding of the tracked path.
+        let margin = MARGIN_SIGMAS * c2c * (su * su * fu + sd * sd * fd).sqrt() + 1e-5 * (su * fu + sd * fd);
+        if *wj + acc.top[j] + margin <= hi && *wj + acc.bottom[j] - margin >= lo {
+            let mut delta = 0.0;
+            if nu > 0 {
+                delta += su * (fu + c2c * fu.sqrt() * rng.sample::<f32, _>(StandardNormal));
+            }
+            if nd > 0 {
+                delta -= sd * (fd + c2c * fd.sqrt() * rng.sample::<f32, _>(StandardNormal));
+            }
+            *wj += delta;
+        } else {
+            replay.push(j);
+        }
+    }
+
+    // Devices that may touch a bound: vector by vector in the original order, pulse by pulse
+    // (clipped after each) where a bound is within reach.
+    if !replay.is_empty() {
+        for (b, s) in t.scales.iter().enumerate() {
+            let dw = t.d_words[b * t.n_out + i];
+            if s.bl == 0 || dw & SLOT_MASK == 0 {
+                continue;
+            }
+            for &j in replay.iter() {
+                let n = coincidences(t.kind, t.x_words[b * t.n_in + j], dw, s.bl);
+                if n == 0 {
+                    continue;
+                }
+                let (is_up, lo, hi) = (n > 0, hrow.w_min[j], hrow.w_max[j]);
+                let step = if is_up { hrow.step_up[j] } else { hrow.step_down[j] };
+                let mut v = w[j];
+                // The pulses of one vector share a sign: merge them when the path, widened by
+                // 6σ of its noise on both sides, stays inside the bounds (as above).
+                let k = n.unsigned_abs() as f32;
+                let noise = step * (MARGIN_SIGMAS * c2c * k.sqrt() + 1e-5 * k);
+                let (ahead, behind) = (step * k + noise, noise);
+                let inside =
+                    if is_up { v + ahead <= hi && v - behind >= lo } else { v - ahead >= lo && v + behind <= hi };
+                if inside {
+                    let total = step * (k + c2c * k.sqrt() * rng.sample::<f32, _>(StandardNormal));
+                    w[j] = if is_up { v + total } else { v - total };
+                    continue;
+                }
+                for _ in 0..n.unsigned_abs() {
+                    let mut d = step;
+                    if c2c > 0.0 {
+                        d *= 1.0 + c2c * rng.sample::<f32, _>(StandardNormal);
+                    }
+                    v = if is_up { v + d } else { v - d };
+                    v = v.clamp(lo, hi);
+                }
+                w[j] = v;
+            }
+        }
+    }
+    pulses
+}
+
+/// Per-row accumulators of one call (all slices of length `n_in`).
+struct Acc<'a> {
+    up: &'a mut [u32],
+    down: &'a mut [u32],
+    run: &'a mut [f32],
+    top: &'a mut [f32],
+    bottom: &'a mut [f32],
+    step_up: &'a [f32],
+    step_down: &'a [f32],
+}
+
+/// Adds the coincidences of the x words `xs` with the row word `dw`: popcount(x & d) pulses,
+/// up where the signs differ (SGD on +d·xᵀ), and advances the noise-free path.
+fn accumulate(xs: &[u32], dw: u32, acc: &mut Acc<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512vpopcntdq") && std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports the features `accumulate_avx512` is compiled for (checked
+        // just above); the function itself is safe code.
+        #[allow(unsafe_code)]
+        unsafe {
+            accumulate_avx512(xs, dw, acc);
+        }
+        return;
+    }
+    accumulate_portable(xs, dw, acc);
+}
+
+/// [`accumulate_portable`] compiled with AVX-512 VPOPCNTDQ, so the loop becomes 16-lane
+/// vector code with vector popcounts.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq,popcnt")]
+fn accumulate_avx512(xs: &[u32], dw: u32, acc: &mut Acc<'_>) {
+    accumulate_portable(xs, dw, acc);
+}
+
+#[inline(always)]
+fn accumulate_portable(xs: &[u32], dw: u32, acc: &mut Acc<'_>) {
+    let n = xs.len();
+    let (slots, sign) = (dw & SLOT_MASK, dw & SIGN_BIT);
+    let (up, down, run) = (&mut acc.up[..n], &mut acc.down[..n], &mut acc.run[..n]);
+    let (top, bottom) = (&mut acc.top[..n], &mut acc.bottom[..n]);
+    let (su, sd) = (&acc.step_up[..n], &acc.step_down[..n]);
+    for j in 0..n {
+        let xw = xs[j];
+        let c = (xw & slots).count_ones();
+        let is_up = (xw ^ sign) >> 31;
+        let (cu, cd) = (c * is_up, c * (1 - is_up));
+        up[j] += cu;
+        down[j] += cd;
+        run[j] += cu as f32 * su[j] - cd as f32 * sd[j];
+        top[j] = top[j].max(run[j]);
+        bottom[j] = bottom[j].min(run[j]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dispatched (possibly AVX-512) accumulation equals the scalar definition, counts and
+    /// noise-free path alike.
+    #[test]
+    fn accumulate_matches_scalar_coincidences() {
+        let mut rng = crate::rng::seeded(3);
+        let n = 1000;
+        let xs: Vec<u32> = (0..n).map(|_| rng.random::<u32>()).collect();
+        let su: Vec<f32> = (0..n).map(|j| 0.001 * (1.0 + (j % 7) as f32 * 0.1)).collect();
+        let sd: Vec<f32> = (0..n).map(|j| 0.001 * (1.0 + (j % 5) as f32 * 0.1)).collect();
+        let (mut up, mut down) = (vec![1u32; n], vec![2u32; n]);
+        let (mut run, mut top, mut bottom) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        let mut want = (up.clone(), down.clone(), run.clone(), top.clone(), bottom.clone());
+        for dw in [0x8000_0001, 0x7FFF_FFFF, 0xFFFF_FFFF, 0x1234_5678, 0x8765_4321] {
+            let mut acc = Acc {
+                up: &mut up,
+                down: &mut down,
+                run: &mut run,
+                top: &mut top,
+                bottom: &mut bottom,
+                step_up: &su,
+                step_down: &sd,
+            };
+            accumulate(&xs, dw, &mut acc);
+            for (j, &xw) in xs.iter().enumerate() {
+                let c = coincidences(PulseType::StochasticCompressed, xw, dw, 31);
+                want.0[j] += c.max(0) as u32;
+                want.1[j] += (-c).max(0) as u32;
+                want.2[j] += c.max(0) as f32 * su[j] - (-c).max(0) as f32 * sd[j];
+                want.3[j] = want.3[j].max(want.2[j]);
+                want.4[j] = want.4[j].min(want.2[j]);
+            }
+            assert_eq!((&up, &down), (&want.0, &want.1), "counts, d {dw:#x}");
+            assert_eq!((&run, &top, &bottom), (&want.2, &want.3, &want.4), "path, d {dw:#x}");
+        }
+    }
+}
