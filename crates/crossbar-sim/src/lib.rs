@@ -51,6 +51,7 @@ pub mod device;
 mod error;
 pub mod io_config;
 pub mod linalg;
+pub mod normal;
 pub mod periphery;
 pub mod pulse;
 pub mod rng;

@@ -14,11 +14,11 @@
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rand::Rng;
-use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
 use crate::io_config::{BoundManagement, IoConfig, NoiseManagement, WeightNoise};
 use crate::linalg::sgemm;
+use crate::normal::{fill_standard_normal, standard_normal};
 use crate::rng::{SimRng, stream};
 
 /// Vectors per RNG chunk of an analog MVM batch.
@@ -165,12 +165,13 @@ fn mvm_chunk(
     sgemm(1.0, v.view(), m, 0.0, &mut y);
     let mut passes = n as u64;
     let mut redo = Vec::new();
+    let mut noise = Vec::new();
     for (b, (&alpha, mut yr)) in alphas.iter().zip(y.outer_iter_mut()).enumerate() {
         if alpha == 0.0 {
             yr.fill(0.0);
             continue;
         }
-        let failed = finalize_output(cfg, &adc, v.row(b).as_slice().unwrap_or(&[]), yr.view_mut(), rng);
+        let failed = finalize_output(cfg, &adc, v.row(b).as_slice().unwrap_or(&[]), yr.view_mut(), &mut noise, rng);
         if bm && failed {
             redo.push(b);
         } else {
@@ -194,7 +195,7 @@ fn mvm_chunk(
             for (o, col) in yr.iter_mut().zip(m.axis_iter(Axis(1))) {
                 *o = col.iter().zip(&vb).map(|(a, b)| a * b).sum();
             }
-            if !finalize_output(cfg, &adc, &vb, yr, rng) {
+            if !finalize_output(cfg, &adc, &vb, yr, &mut noise, rng) {
                 break;
             }
         }
@@ -209,10 +210,26 @@ fn scale_row(mut y: ArrayViewMut1<'_, f32>, s: f32) {
 
 /// v = DAC(s·x) + input noise.
 fn prepare_input(cfg: &IoConfig, dac: &Converter, x: &[f32], s: f32, mut v: ArrayViewMut1<'_, f32>, rng: &mut SimRng) {
+    // Common case (deterministic rounding, no input noise, a grid of < 2²¹ steps up to the
+    // bound): a branch-free loop that vectorizes. k is first clamped to one step beyond the
+    // bound, which keeps the magic-number rounding exact and changes no result (anything
+    // beyond the bound clips to it either way), so it equals `Converter::convert` bit for bit.
+    if cfg.inp_noise == 0.0 && !dac.stochastic && dac.step > 0.0 && dac.bound / dac.step < 2_097_152.0 {
+        if let Some(vs) = v.as_slice_mut() {
+            const MAGIC: f32 = 12_582_912.0; // 1.5·2²³, as in `round_half_even`
+            let (step, bound) = (dac.step, dac.bound);
+            let k_max = bound / step + 1.0;
+            for (vo, &xi) in vs.iter_mut().zip(x) {
+                let k = ((xi * s) / step).clamp(-k_max, k_max);
+                *vo = (((k + MAGIC) - MAGIC) * step).clamp(-bound, bound);
+            }
+            return;
+        }
+    }
     for (vo, &xi) in v.iter_mut().zip(x) {
         let (mut q, _) = dac.convert(xi * s, rng);
         if cfg.inp_noise > 0.0 {
-            q += cfg.inp_noise * rng.sample::<f32, _>(StandardNormal);
+            q += cfg.inp_noise * standard_normal(rng);
         }
         *vo = q;
     }
@@ -225,25 +242,109 @@ fn finalize_output(
     adc: &Converter,
     v: &[f32],
     mut y: ArrayViewMut1<'_, f32>,
+    noise: &mut Vec<f32>,
     rng: &mut SimRng,
 ) -> bool {
     let w_sigma = match cfg.w_noise_type {
         WeightNoise::None => 0.0,
         WeightNoise::AdditiveConstant => cfg.w_noise * v.iter().map(|a| a * a).sum::<f32>().sqrt(),
     };
+    // Output-referred weight noise and output noise are independent Gaussians per element:
+    // their sum is one Gaussian with the combined standard deviation, drawn in bulk.
+    let sigma = w_sigma.hypot(cfg.out_noise);
+    noise.clear();
+    if sigma > 0.0 {
+        noise.resize(y.len(), 0.0);
+        fill_standard_normal(rng, noise);
+    }
     let mut failed = false;
-    for yo in y.iter_mut() {
-        let mut a = *yo;
-        if w_sigma > 0.0 {
-            a += w_sigma * rng.sample::<f32, _>(StandardNormal);
+    // Common case: the branch-free, vectorizing form of the loop below (same argument and
+    // test as the DAC fast path in `prepare_input`).
+    if !adc.stochastic && adc.step > 0.0 && adc.bound / adc.step < 2_097_152.0 {
+        if let Some(ys) = y.as_slice_mut() {
+            const MAGIC: f32 = 12_582_912.0;
+            let (step, bound) = (adc.step, adc.bound);
+            let (k_max, tol) = (bound / step + 1.0, bound * (1.0 + 4.0 * f32::EPSILON));
+            let test_negative = cfg.bm_test_negative_bound;
+            let mut clip = false;
+            let mut finish = |yo: &mut f32, a: f32| {
+                let r = (((a / step).clamp(-k_max, k_max) + MAGIC) - MAGIC) * step;
+                clip |= r > tol || (test_negative && r < -tol);
+                *yo = r.clamp(-bound, bound);
+            };
+            if sigma > 0.0 {
+                for (yo, &z) in ys.iter_mut().zip(noise.iter()) {
+                    finish(yo, *yo + sigma * z);
+                }
+            } else {
+                for yo in ys.iter_mut() {
+                    finish(yo, *yo);
+                }
+            }
+            return clip;
         }
-        if cfg.out_noise > 0.0 {
-            a += cfg.out_noise * rng.sample::<f32, _>(StandardNormal);
-        }
+    }
+    for (i, yo) in y.iter_mut().enumerate() {
+        let a = if sigma > 0.0 { *yo + sigma * noise[i] } else { *yo };
         let (q, clipped) = adc.convert(a, rng);
         failed |= clipped && (q > 0.0 || cfg.bm_test_negative_bound);
-        a = q;
-        *yo = a;
+        *yo = q;
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::seeded;
+
+    /// The vectorized DAC loop of `prepare_input` equals `Converter::convert` bit for bit:
+    /// grid points, exact half steps (ties to even), values beyond the bound, huge values,
+    /// infinities and NaN, for the default DAC and a coarse, wide one.
+    #[test]
+    fn fast_dac_path_equals_convert() {
+        let mut values: Vec<f32> = (-3000..=3000).map(|i| i as f32 * 0.5 / 126.0 * 0.999_9).collect();
+        values.extend((-300..=300).map(|i| (i as f32 + 0.5) / 63.0)); // half steps of the default grid
+        values.extend([1e30, -1e30, 5e6, -5e6, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1.0, -1.0]);
+        for cfg in [IoConfig::default(), IoConfig { inp_res: 0.25, inp_bound: 3.0, ..IoConfig::default() }] {
+            let dac = Converter::dac(&cfg);
+            for s in [1.0f32, 0.37, 8.0] {
+                let mut v = Array2::<f32>::zeros((1, values.len()));
+                prepare_input(&cfg, &dac, &values, s, v.row_mut(0), &mut seeded(1));
+                for (&x, &got) in values.iter().zip(v.iter()) {
+                    let (want, _) = dac.convert(x * s, &mut seeded(1));
+                    assert_eq!(got.to_bits(), want.to_bits(), "x {x}, s {s}: {got} vs {want}");
+                }
+            }
+            let mut v = Array2::<f32>::zeros((1, 1));
+            prepare_input(&cfg, &dac, &[f32::NAN], 1.0, v.row_mut(0), &mut seeded(1));
+            assert!(v[[0, 0]].is_nan());
+        }
+    }
+
+    /// The vectorized ADC loop of `finalize_output` (contiguous outputs) equals the general
+    /// loop (strided outputs) bit for bit, clip flag included, with and without noise and for
+    /// both bound-management sign conventions.
+    #[test]
+    fn fast_adc_path_equals_general_path() {
+        // Only negative values reach the bound (12), so the flag must equal `test_negative`.
+        let y0: Vec<f32> = (-4000..=2000).map(|i| i as f32 * 0.005_01).chain([-1e9, 11.9, -11.99]).collect();
+        for (noise, test_negative) in [(0.0, false), (0.06, false), (0.06, true), (0.0, true)] {
+            for scale in [1.0f32, 0.1] {
+                let cfg = IoConfig { out_noise: noise, bm_test_negative_bound: test_negative, ..IoConfig::default() };
+                let adc = Converter::adc(&cfg);
+                let ys: Vec<f32> = y0.iter().map(|v| v * scale).collect();
+                let mut fast = Array2::from_shape_vec((1, ys.len()), ys.clone()).unwrap();
+                let mut strided = Array2::<f32>::zeros((ys.len(), 2));
+                strided.column_mut(0).assign(&ndarray::ArrayView1::from(&ys));
+                let (mut b1, mut b2) = (Vec::new(), Vec::new());
+                let f1 = finalize_output(&cfg, &adc, &[], fast.row_mut(0), &mut b1, &mut seeded(3));
+                let f2 = finalize_output(&cfg, &adc, &[], strided.column_mut(0), &mut b2, &mut seeded(3));
+                assert_eq!((f1, f2), (test_negative, test_negative), "clip flag, noise {noise}, scale {scale}");
+                for (a, b) in fast.iter().zip(strided.column(0)) {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}");
+                }
+            }
+        }
+    }
 }
