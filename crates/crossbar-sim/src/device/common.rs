@@ -157,7 +157,7 @@ pub(crate) fn pulse_loop(
     for _ in 0..n.unsigned_abs() {
         let mut d = step(v, up);
         if c2c > 0.0 {
-            d *= 1.0 + c2c * rng.sample::<f32, _>(StandardNormal);
+            d *= 1.0 + c2c * crate::normal::standard_normal(rng);
         }
         v = if up { v + d } else { v - d };
         v = v.clamp(lo, hi);

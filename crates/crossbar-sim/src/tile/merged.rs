@@ -8,14 +8,13 @@
 //! the call (its running sum, vector by vector) is tracked with its maximum and minimum. A
 //! device is updated in one step when that path, widened by 6 standard deviations of the
 //! summed cycle-to-cycle noise, stays inside its bounds — the noisy path then leaves them with
-//! probability below 4·10⁻⁹ (Lévy's maximal inequality for the noise martingale) — and pulse by
-//! pulse, in the original order, otherwise. `docs/devices.md` has the argument; a statistical
-//! test compares both paths.
-
-use rand::Rng;
-use rand_distr::StandardNormal;
+//! probability below 4·10⁻⁹ (Lévy's maximal inequality for the noise martingale). Otherwise the
+//! same test is applied block by block (32 vector pairs) in time order, and where a block fails
+//! it, vector by vector and finally pulse by pulse. `docs/devices.md` has the argument; a
+//! statistical test compares the result with the per-pulse path.
 
 use crate::device::DeviceRow;
+use crate::normal::standard_normal;
 use crate::pulse::{SIGN_BIT, SLOT_MASK, TrainScales, coincidences};
 use crate::rng::SimRng;
 use crate::update_config::PulseType;
@@ -23,16 +22,23 @@ use crate::update_config::PulseType;
 /// Margin of the merged path, in standard deviations of the summed cycle-to-cycle noise.
 const MARGIN_SIGMAS: f32 = 6.0;
 
-/// Scratch buffers of one row, reused across rows of a thread.
+/// Vectors per block: devices that may reach a bound within the call are retried block by block
+/// before falling back to vector by vector.
+const BLOCK: usize = 32;
+
+/// Scratch buffers of one row, reused across rows of a thread. The per-block arrays hold, for
+/// every block of [`BLOCK`] vectors and every column j (index `block·n_in + j`), the up and
+/// down counts and the noise-free path of the weight through the block (relative to its start).
 #[derive(Debug, Default)]
 pub(super) struct RowScratch {
     up: Vec<u32>,
     down: Vec<u32>,
-    /// Noise-free running change of each weight through the call, and its extremes.
     run: Vec<f32>,
     top: Vec<f32>,
     bottom: Vec<f32>,
+    /// `block·n_in + j` of the blocks left for step 3.
     replay: Vec<usize>,
+    cols: Vec<usize>,
 }
 
 /// Inputs shared by every row of one update call.
@@ -46,6 +52,65 @@ pub(super) struct Trains<'a> {
     pub n_out: usize,
 }
 
+/// One device's nominal steps, bounds and cycle-to-cycle spread.
+#[derive(Debug, Clone, Copy)]
+struct Device {
+    su: f32,
+    sd: f32,
+    lo: f32,
+    hi: f32,
+    c2c: f32,
+}
+
+impl Device {
+    fn of(hrow: &DeviceRow<'_>, j: usize, c2c: f32) -> Self {
+        Self { su: hrow.step_up[j], sd: hrow.step_down[j], lo: hrow.w_min[j], hi: hrow.w_max[j], c2c }
+    }
+}
+
+/// Noise-free path statistics of one device over a span of vectors.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    up: u32,
+    down: u32,
+    run: f32,
+    top: f32,
+    bottom: f32,
+}
+
+impl Span {
+    /// This span followed by `next`.
+    fn then(self, next: Span) -> Span {
+        Span {
+            up: self.up + next.up,
+            down: self.down + next.down,
+            run: self.run + next.run,
+            top: self.top.max(self.run + next.top),
+            bottom: self.bottom.min(self.run + next.bottom),
+        }
+    }
+
+    /// Applies the span to `w` in one step if its path, widened by 6σ of the summed c2c noise
+    /// (plus f32 rounding of the tracked path), stays inside `[lo, hi]`; false otherwise.
+    fn try_merge(&self, w: &mut f32, dev: &Device, rng: &mut SimRng) -> bool {
+        let Device { su, sd, lo, hi, c2c } = *dev;
+        let (fu, fd) = (self.up as f32, self.down as f32);
+        let margin = MARGIN_SIGMAS * c2c * (su * su * fu + sd * sd * fd).sqrt() + 1e-5 * (su * fu + sd * fd);
+        if *w + self.top + margin > hi || *w + self.bottom - margin < lo {
+            return false;
+        }
+        let mut delta = 0.0;
+        if self.up > 0 {
+            delta += su * (fu + c2c * fu.sqrt() * standard_normal(rng));
+        }
+        if self.down > 0 {
+            delta -= sd * (fd + c2c * fd.sqrt() * standard_normal(rng));
+        }
+        *w += delta;
+        true
+    }
+}
+
 /// Applies every coincidence of the call to row `i` of the weights; returns the pulse count.
 pub(super) fn merged_row(
     t: Trains<'_>,
@@ -56,72 +121,105 @@ pub(super) fn merged_row(
     scratch: &mut RowScratch,
     rng: &mut SimRng,
 ) -> u64 {
-    let RowScratch { up, down, run, top, bottom, replay } = scratch;
+    let n_blocks = t.scales.len().div_ceil(BLOCK);
+    let len = n_blocks * t.n_in;
+    let RowScratch { up, down, run, top, bottom, replay, cols } = scratch;
     for v in [&mut *up, &mut *down] {
         v.clear();
-        v.resize(t.n_in, 0);
+        v.resize(len, 0);
     }
     for v in [&mut *run, &mut *top, &mut *bottom] {
         v.clear();
-        v.resize(t.n_in, 0.0);
+        v.resize(len, 0.0);
     }
     replay.clear();
-    let mut acc = Acc { up, down, run, top, bottom, step_up: hrow.step_up, step_down: hrow.step_down };
-    for (b, s) in t.scales.iter().enumerate() {
-        let dw = t.d_words[b * t.n_out + i];
-        if s.bl == 0 || dw & SLOT_MASK == 0 {
-            continue;
-        }
-        let xs = &t.x_words[b * t.n_in..(b + 1) * t.n_in];
-        if t.kind == PulseType::MeanCount {
-            for (j, &xw) in xs.iter().enumerate() {
-                let c = coincidences(t.kind, xw, dw, s.bl);
-                let (nu, nd) = (c.max(0) as u32, (-c).max(0) as u32);
-                acc.up[j] += nu;
-                acc.down[j] += nd;
-                acc.run[j] += nu as f32 * acc.step_up[j] - nd as f32 * acc.step_down[j];
-                acc.top[j] = acc.top[j].max(acc.run[j]);
-                acc.bottom[j] = acc.bottom[j].min(acc.run[j]);
+
+    // 1. Counts and noise-free paths, block by block.
+    for blk in 0..n_blocks {
+        let r = blk * t.n_in..(blk + 1) * t.n_in;
+        let mut acc = Acc {
+            up: &mut up[r.clone()],
+            down: &mut down[r.clone()],
+            run: &mut run[r.clone()],
+            top: &mut top[r.clone()],
+            bottom: &mut bottom[r],
+            step_up: hrow.step_up,
+            step_down: hrow.step_down,
+        };
+        for b in blk * BLOCK..((blk + 1) * BLOCK).min(t.scales.len()) {
+            let (s, dw) = (t.scales[b], t.d_words[b * t.n_out + i]);
+            if s.bl == 0 || dw & SLOT_MASK == 0 {
+                continue;
             }
-        } else {
-            accumulate(xs, dw, &mut acc);
+            let xs = &t.x_words[b * t.n_in..(b + 1) * t.n_in];
+            if t.kind == PulseType::MeanCount {
+                for (j, &xw) in xs.iter().enumerate() {
+                    let c = coincidences(t.kind, xw, dw, s.bl);
+                    let (nu, nd) = (c.max(0) as u32, (-c).max(0) as u32);
+                    acc.up[j] += nu;
+                    acc.down[j] += nd;
+                    acc.run[j] += nu as f32 * acc.step_up[j] - nd as f32 * acc.step_down[j];
+                    acc.top[j] = acc.top[j].max(acc.run[j]);
+                    acc.bottom[j] = acc.bottom[j].min(acc.run[j]);
+                }
+            } else {
+                accumulate(xs, dw, &mut acc);
+            }
         }
     }
+    let span = |blk: usize, j: usize| {
+        let k = blk * t.n_in + j;
+        Span { up: up[k], down: down[k], run: run[k], top: top[k], bottom: bottom[k] }
+    };
 
+    // 2. The whole call in one step where no bound is in reach; else block by block, in order,
+    // until a block cannot be merged: that block and all later ones go to step 3.
     let mut pulses = 0u64;
     for (j, wj) in w.iter_mut().enumerate() {
-        let (nu, nd) = (acc.up[j], acc.down[j]);
-        if nu == 0 && nd == 0 {
+        let whole = (0..n_blocks).fold(Span::default(), |acc, blk| acc.then(span(blk, j)));
+        if whole.up == 0 && whole.down == 0 {
             continue;
         }
-        pulses += u64::from(nu + nd);
-        let (su, sd, lo, hi) = (hrow.step_up[j], hrow.step_down[j], hrow.w_min[j], hrow.w_max[j]);
-        let (fu, fd) = (nu as f32, nd as f32);
-        // 6σ of the summed c2c noise, plus f32 rounding of the tracked path.
-        let margin = MARGIN_SIGMAS * c2c * (su * su * fu + sd * sd * fd).sqrt() + 1e-5 * (su * fu + sd * fd);
-        if *wj + acc.top[j] + margin <= hi && *wj + acc.bottom[j] - margin >= lo {
-            let mut delta = 0.0;
-            if nu > 0 {
-                delta += su * (fu + c2c * fu.sqrt() * rng.sample::<f32, _>(StandardNormal));
+        pulses += u64::from(whole.up + whole.down);
+        let dev = Device::of(&hrow, j, c2c);
+        if whole.try_merge(wj, &dev, rng) {
+            continue;
+        }
+        let mut failed = false;
+        for blk in 0..n_blocks {
+            let part = span(blk, j);
+            if part.up == 0 && part.down == 0 {
+                continue;
             }
-            if nd > 0 {
-                delta -= sd * (fd + c2c * fd.sqrt() * rng.sample::<f32, _>(StandardNormal));
+            failed = failed || !part.try_merge(wj, &dev, rng);
+            if failed {
+                replay.push(blk * t.n_in + j);
             }
-            *wj += delta;
-        } else {
-            replay.push(j);
         }
     }
 
-    // Devices that may touch a bound: vector by vector in the original order, pulse by pulse
-    // (clipped after each) where a bound is within reach.
-    if !replay.is_empty() {
-        for (b, s) in t.scales.iter().enumerate() {
+    // 3. The remaining blocks in time order (sorted by block, then column): each is merged if
+    // it now can be, else replayed vector by vector, pulse by pulse where a bound is in reach.
+    replay.sort_unstable();
+    let mut k = 0;
+    while k < replay.len() {
+        let blk = replay[k] / t.n_in;
+        let end = k + replay[k..].iter().take_while(|&&e| e / t.n_in == blk).count();
+        cols.clear();
+        for &e in &replay[k..end] {
+            let j = e % t.n_in;
+            if !span(blk, j).try_merge(&mut w[j], &Device::of(&hrow, j, c2c), rng) {
+                cols.push(j);
+            }
+        }
+        k = end;
+        for b in blk * BLOCK..((blk + 1) * BLOCK).min(t.scales.len()) {
+            let s = t.scales[b];
             let dw = t.d_words[b * t.n_out + i];
             if s.bl == 0 || dw & SLOT_MASK == 0 {
                 continue;
             }
-            for &j in replay.iter() {
+            for &j in cols.iter() {
                 let n = coincidences(t.kind, t.x_words[b * t.n_in + j], dw, s.bl);
                 if n == 0 {
                     continue;
@@ -131,20 +229,20 @@ pub(super) fn merged_row(
                 let mut v = w[j];
                 // The pulses of one vector share a sign: merge them when the path, widened by
                 // 6σ of its noise on both sides, stays inside the bounds (as above).
-                let k = n.unsigned_abs() as f32;
-                let noise = step * (MARGIN_SIGMAS * c2c * k.sqrt() + 1e-5 * k);
-                let (ahead, behind) = (step * k + noise, noise);
+                let kf = n.unsigned_abs() as f32;
+                let noise = step * (MARGIN_SIGMAS * c2c * kf.sqrt() + 1e-5 * kf);
+                let (ahead, behind) = (step * kf + noise, noise);
                 let inside =
                     if is_up { v + ahead <= hi && v - behind >= lo } else { v - ahead >= lo && v + behind <= hi };
                 if inside {
-                    let total = step * (k + c2c * k.sqrt() * rng.sample::<f32, _>(StandardNormal));
+                    let total = step * (kf + c2c * kf.sqrt() * standard_normal(rng));
                     w[j] = if is_up { v + total } else { v - total };
                     continue;
                 }
                 for _ in 0..n.unsigned_abs() {
                     let mut d = step;
                     if c2c > 0.0 {
-                        d *= 1.0 + c2c * rng.sample::<f32, _>(StandardNormal);
+                        d *= 1.0 + c2c * standard_normal(rng);
                     }
                     v = if is_up { v + d } else { v - d };
                     v = v.clamp(lo, hi);
@@ -214,6 +312,7 @@ fn accumulate_portable(xs: &[u32], dw: u32, acc: &mut Acc<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::Rng;
 
     /// The dispatched (possibly AVX-512) accumulation equals the scalar definition, counts and
     /// noise-free path alike.
