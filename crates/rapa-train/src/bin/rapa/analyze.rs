@@ -34,6 +34,11 @@ impl Model {
         Ok(Self { dir: dir.to_path_buf(), ck, net, norm })
     }
 
+    /// The run directory's name (short axis labels).
+    pub fn short_label(&self) -> String {
+        self.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
     /// "scheme/pool n=…" for legends.
     pub fn label(&self) -> String {
         let c = &self.ck.config.net;
@@ -211,7 +216,7 @@ pub fn similarity(a: SimilarityArgs) -> Result<(), TrainError> {
                 Some(s) => {
                     line.push_str(&format!("  conv{} {:.4}", l + 1, s.mean));
                     if l == 0 {
-                        bars.push((m.label(), s.mean));
+                        bars.push((m.short_label(), s.mean));
                     }
                 }
                 None => line.push_str(&format!("  conv{} – (one kernel)", l + 1)),
