@@ -117,45 +117,42 @@ impl ConvGeometry {
     /// (c, ky, kx) order, with zeros for padding — and, when `keep` is given, zeros for every
     /// pixel outside that input region (image-pad tiling).
     pub fn gather_patch(&self, image: &[f32], p: usize, keep: Option<Region>, out: &mut [f32]) {
-        if let Some(origin) = self.interior_origin(p, keep) {
+        if let Some(runs) = self.interior_runs(p, keep) {
             // Fast path: every kernel row is a contiguous run of k pixels of one image row.
-            let (k, plane) = (self.kernel, self.height * self.width);
-            for (c, out_c) in out.chunks_exact_mut(k * k).enumerate() {
-                for (ky, run) in out_c.chunks_exact_mut(k).enumerate() {
-                    let start = c * plane + origin + ky * self.width;
-                    run.copy_from_slice(&image[start..start + k]);
-                }
+            let k = self.kernel;
+            for (o, start) in runs {
+                out[o..o + k].copy_from_slice(&image[start..start + k]);
             }
             return;
         }
         self.for_each_patch_pixel(p, keep, |o, pixel| out[o] = pixel.map_or(0.0, |i| image[i]));
     }
 
-    /// The index of the top-left pixel of patch `p` in its channel plane when the whole k×k
-    /// window lies inside the image (and inside `keep`, if given); `None` otherwise.
+    /// When the whole k×k window of patch `p` lies inside the image (and inside `keep`, if
+    /// given): for each of its C·k kernel rows, the row's offset in the patch and the index of
+    /// its first pixel in the image — each a contiguous run of k values. `None` otherwise.
     #[inline]
-    fn interior_origin(&self, p: usize, keep: Option<Region>) -> Option<usize> {
+    fn interior_runs(&self, p: usize, keep: Option<Region>) -> Option<impl Iterator<Item = (usize, usize)>> {
         let ow = self.out_width();
         let (oy, ox) = (p / ow, p % ow);
         let y0 = (oy * self.stride).checked_sub(self.pad)?;
         let x0 = (ox * self.stride).checked_sub(self.pad)?;
-        let (y1, x1) = (y0 + self.kernel, x0 + self.kernel);
+        let (k, y1, x1) = (self.kernel, y0 + self.kernel, x0 + self.kernel);
         let inside = y1 <= self.height && x1 <= self.width;
         let kept = keep.is_none_or(|r| y0 >= r.y0 && y1 <= r.y1 && x0 >= r.x0 && x1 <= r.x1);
-        (inside && kept).then_some(y0 * self.width + x0)
+        let (origin, plane, width) = (y0 * self.width + x0, self.height * self.width, self.width);
+        let runs = (0..self.in_channels * k).map(move |row| (row * k, (row / k) * plane + origin + (row % k) * width));
+        (inside && kept).then_some(runs)
     }
 
     /// Adds the patch gradient `grad` (length K) of patch `p` into `image_grad` (`[C, H, W]`),
     /// skipping padding and pixels outside `keep` — the adjoint of [`gather_patch`](Self::gather_patch).
     pub fn scatter_patch_add(&self, grad: &[f32], p: usize, keep: Option<Region>, image_grad: &mut [f32]) {
-        if let Some(origin) = self.interior_origin(p, keep) {
-            let (k, plane) = (self.kernel, self.height * self.width);
-            for (c, grad_c) in grad.chunks_exact(k * k).enumerate() {
-                for (ky, run) in grad_c.chunks_exact(k).enumerate() {
-                    let start = c * plane + origin + ky * self.width;
-                    for (g, v) in image_grad[start..start + k].iter_mut().zip(run) {
-                        *g += v;
-                    }
+        if let Some(runs) = self.interior_runs(p, keep) {
+            let k = self.kernel;
+            for (o, start) in runs {
+                for (g, v) in image_grad[start..start + k].iter_mut().zip(&grad[o..o + k]) {
+                    *g += v;
                 }
             }
             return;
@@ -184,7 +181,7 @@ mod tests {
             let (k, mut fast_hits) = (g.patch_len(), 0);
             for keep in keeps {
                 for p in 0..g.n_patches() {
-                    fast_hits += usize::from(g.interior_origin(p, keep).is_some());
+                    fast_hits += usize::from(g.interior_runs(p, keep).is_some());
                     let mut fast = vec![f32::NAN; k];
                     g.gather_patch(&image, p, keep, &mut fast);
                     let mut general = vec![f32::NAN; k];
