@@ -83,8 +83,23 @@ impl Converter {
 /// integers or take the library path.
 #[inline]
 pub fn round_half_even(k: f32) -> f32 {
+    if k.abs() < 4_194_304.0 { round_small(k) } else { k.round_ties_even() }
+}
+
+/// The magic-number rounding of [`round_half_even`], valid for |k| < 2²²: branch-free, so
+/// loops over it vectorize.
+#[inline(always)]
+fn round_small(k: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5·2²³
-    if k.abs() < 4_194_304.0 { (k + MAGIC) - MAGIC } else { k.round_ties_even() }
+    (k + MAGIC) - MAGIC
+}
+
+/// Δ·round(v/Δ) with v/Δ first clamped to ±`k_max` (one step beyond the bound, so that
+/// [`round_small`] stays exact and nothing that clips changes): the vectorizing core of the
+/// DAC and ADC fast paths.
+#[inline(always)]
+fn quantize_clamped(v: f32, step: f32, k_max: f32) -> f32 {
+    round_small((v / step).clamp(-k_max, k_max)) * step
 }
 
 /// Noise-management scale α of one vector (before any cap semantics of `Constant`).
@@ -216,12 +231,10 @@ fn prepare_input(cfg: &IoConfig, dac: &Converter, x: &[f32], s: f32, mut v: Arra
     // beyond the bound clips to it either way), so it equals `Converter::convert` bit for bit.
     if cfg.inp_noise == 0.0 && !dac.stochastic && dac.step > 0.0 && dac.bound / dac.step < 2_097_152.0 {
         if let Some(vs) = v.as_slice_mut() {
-            const MAGIC: f32 = 12_582_912.0; // 1.5·2²³, as in `round_half_even`
             let (step, bound) = (dac.step, dac.bound);
             let k_max = bound / step + 1.0;
             for (vo, &xi) in vs.iter_mut().zip(x) {
-                let k = ((xi * s) / step).clamp(-k_max, k_max);
-                *vo = (((k + MAGIC) - MAGIC) * step).clamp(-bound, bound);
+                *vo = quantize_clamped(xi * s, step, k_max).clamp(-bound, bound);
             }
             return;
         }
@@ -262,13 +275,12 @@ fn finalize_output(
     // test as the DAC fast path in `prepare_input`).
     if !adc.stochastic && adc.step > 0.0 && adc.bound / adc.step < 2_097_152.0 {
         if let Some(ys) = y.as_slice_mut() {
-            const MAGIC: f32 = 12_582_912.0;
             let (step, bound) = (adc.step, adc.bound);
             let (k_max, tol) = (bound / step + 1.0, bound * (1.0 + 4.0 * f32::EPSILON));
             let test_negative = cfg.bm_test_negative_bound;
             let mut clip = false;
             let mut finish = |yo: &mut f32, a: f32| {
-                let r = (((a / step).clamp(-k_max, k_max) + MAGIC) - MAGIC) * step;
+                let r = quantize_clamped(a, step, k_max);
                 clip |= r > tol || (test_negative && r < -tol);
                 *yo = r.clamp(-bound, bound);
             };
