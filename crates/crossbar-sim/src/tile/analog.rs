@@ -31,6 +31,10 @@ pub struct AnalogTile {
     cfg: TileConfig,
     seed: u64,
     w: Array2<f32>,
+    /// Digital output scales α of the weight mapping (empty when mapping is off).
+    scales: Vec<f32>,
+    /// The effective weights α ⊙ W' (`0 × 0` when mapping is off).
+    w_eff: Array2<f32>,
     hidden: DeviceArrays,
     device: Box<dyn DeviceModel>,
     rng: SimRng,
@@ -46,8 +50,12 @@ pub struct AnalogTileState {
     pub device_name: String,
     /// The seed the tile was built with.
     pub seed: u64,
-    /// Weights `[out, in]`.
+    /// Weights `[out, in]` as stored on the devices (W' = W/α when a mapping is active).
     pub weights: Array2<f32>,
+    /// Digital output scales α of the weight mapping, one per output row; empty when mapping is
+    /// off ([`MappingConfig`](crate::MappingConfig)).
+    #[serde(default)]
+    pub mapping_scales: Vec<f32>,
     /// Hidden device parameters.
     pub hidden: DeviceArrays,
     /// Runtime generator state.
@@ -85,6 +93,8 @@ impl AnalogTile {
             cfg: cfg.clone(),
             seed,
             w: Array2::zeros((out_size, in_size)),
+            scales: Vec::new(),
+            w_eff: Array2::zeros((0, 0)),
             hidden,
             device,
             rng: stream(seed, RUNTIME_STREAM),
@@ -119,6 +129,7 @@ impl AnalogTile {
             device_name: self.device.name().to_string(),
             seed: self.seed,
             weights: self.w.clone(),
+            mapping_scales: self.scales.clone(),
             hidden: self.hidden.clone(),
             rng: self.rng.clone(),
             counters: self.counters,
@@ -152,6 +163,14 @@ impl AnalogTile {
         if state.hidden.w_min.iter().zip(&state.hidden.w_max).any(|(lo, hi)| lo.is_nan() || hi.is_nan() || lo > hi) {
             return Err(bad("bounds must be ordered, w_min <= w_max, and not NaN"));
         }
+        if !(state.mapping_scales.is_empty() || state.mapping_scales.len() == shape[0]) {
+            return Err(SimError::State {
+                reason: format!("{} mapping scales for {} outputs", state.mapping_scales.len(), shape[0]),
+            });
+        }
+        if state.mapping_scales.iter().any(|a| !(a.is_finite() && *a > 0.0)) {
+            return Err(SimError::State { reason: "mapping scales must be finite and > 0".into() });
+        }
         let std_layout = |a: Array2<f32>| if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
         let hidden = DeviceArrays {
             step_up: std_layout(state.hidden.step_up),
@@ -160,15 +179,45 @@ impl AnalogTile {
             w_max: std_layout(state.hidden.w_max),
             extra: state.hidden.extra.into_iter().map(|(n, a)| (n, std_layout(a))).collect(),
         };
-        Ok(Self {
+        let mut tile = Self {
             cfg: state.config,
             seed: state.seed,
             w: std_layout(state.weights),
+            scales: state.mapping_scales,
+            w_eff: Array2::zeros((0, 0)),
             hidden,
             device,
             rng: state.rng,
             counters: state.counters,
-        })
+        };
+        tile.refresh_effective();
+        Ok(tile)
+    }
+
+    /// The weights as stored on the devices, W' = W/α (equal to [`Tile::weights`] when no
+    /// mapping is active).
+    pub fn stored_weights(&self) -> ArrayView2<'_, f32> {
+        self.w.view()
+    }
+
+    /// The digital output scales α of the weight mapping (one per output; empty when mapping is
+    /// off). Fixed when the weights are programmed.
+    pub fn mapping_scales(&self) -> &[f32] {
+        &self.scales
+    }
+
+    /// Recomputes the effective weights α ⊙ W' after W' or α changed.
+    fn refresh_effective(&mut self) {
+        if self.scales.is_empty() {
+            self.w_eff = Array2::zeros((0, 0));
+            return;
+        }
+        if self.w_eff.dim() != self.w.dim() {
+            self.w_eff = Array2::zeros(self.w.dim());
+        }
+        for ((mut e, w), &a) in self.w_eff.rows_mut().into_iter().zip(self.w.rows()).zip(&self.scales) {
+            e.zip_mut_with(&w, |e, &w| *e = a * w);
+        }
     }
 
     fn pulsed_update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) {
@@ -272,7 +321,13 @@ impl Tile for AnalogTile {
     fn forward(&mut self, x: ArrayView2<'_, f32>, y: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
         check_io("AnalogTile::forward", "x", x.dim().into(), self.in_size(), "y", y.dim().into(), self.out_size())?;
         let seed = self.rng.next_u64();
-        let passes = analog_mvm(&self.cfg.forward, self.w.t(), x, y, true, seed);
+        let mut y = y;
+        let passes = analog_mvm(&self.cfg.forward, self.w.t(), x, y.view_mut(), true, seed);
+        if !self.scales.is_empty() {
+            for mut row in y.rows_mut() {
+                row.iter_mut().zip(&self.scales).for_each(|(v, &a)| *v *= a);
+            }
+        }
         self.counters.forward_cycles += x.nrows() as u64;
         self.counters.forward_passes += passes;
         Ok(())
@@ -280,7 +335,12 @@ impl Tile for AnalogTile {
     fn backward(&mut self, d: ArrayView2<'_, f32>, z: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
         check_io("AnalogTile::backward", "d", d.dim().into(), self.out_size(), "z", z.dim().into(), self.in_size())?;
         let seed = self.rng.next_u64();
-        let passes = analog_mvm(&self.cfg.backward, self.w.view(), d, z, false, seed);
+        let passes = if self.scales.is_empty() {
+            analog_mvm(&self.cfg.backward, self.w.view(), d, z, false, seed)
+        } else {
+            let ds = scale_columns(d, &self.scales, false);
+            analog_mvm(&self.cfg.backward, self.w.view(), ds.view(), z, false, seed)
+        };
         self.counters.backward_cycles += d.nrows() as u64;
         self.counters.backward_passes += passes;
         Ok(())
@@ -289,20 +349,29 @@ impl Tile for AnalogTile {
         check_io("AnalogTile::update", "x", x.dim().into(), self.in_size(), "d", d.dim().into(), self.out_size())?;
         check_lr("AnalogTile::update", lr)?;
         self.counters.update_cycles += x.nrows() as u64;
+        // With a mapping, W' = W/α receives ΔW/α: the update runs on d/α (aihwkit `pre_update`).
+        let scaled = (!self.scales.is_empty()).then(|| scale_columns(d, &self.scales, true));
+        let d = scaled.as_ref().map_or(d, |s| s.view());
         if self.device.is_ideal() || self.cfg.update.pulse_type == PulseType::Float {
             crate::linalg::sgemm(-lr, d.t(), x, 1.0, &mut self.w.view_mut());
         } else {
             self.pulsed_update(x, d, lr);
         }
+        self.refresh_effective();
         Ok(())
     }
     fn weights(&self) -> ArrayView2<'_, f32> {
-        self.w.view()
+        if self.scales.is_empty() { self.w.view() } else { self.w_eff.view() }
     }
     fn set_weights(&mut self, w: ArrayView2<'_, f32>) -> Result<(), SimError> {
         check_shape("AnalogTile::set_weights", "w", w.shape(), [self.out_size(), self.in_size()])?;
         self.w.assign(&w);
+        self.scales = self.cfg.mapping.scales(w);
+        for (mut row, &a) in self.w.rows_mut().into_iter().zip(&self.scales) {
+            row.mapv_inplace(|v| v / a);
+        }
         self.hidden.clip(&mut self.w);
+        self.refresh_effective();
         Ok(())
     }
     fn counters(&self) -> CycleCounters {
@@ -314,4 +383,15 @@ impl Tile for AnalogTile {
     fn snapshot(&self) -> super::TileSnapshot {
         super::TileSnapshot::Analog(Box::new(self.state()))
     }
+}
+
+/// `m` with column j multiplied by `scales[j]` (or divided, when `divide`).
+fn scale_columns(m: ArrayView2<'_, f32>, scales: &[f32], divide: bool) -> Array2<f32> {
+    let mut out = m.to_owned();
+    for mut row in out.rows_mut() {
+        for (v, &a) in row.iter_mut().zip(scales) {
+            *v = if divide { *v / a } else { *v * a };
+        }
+    }
+    out
 }

@@ -6,6 +6,7 @@ use crate::cycles::TimingModel;
 use crate::device::{DeviceConfig, PulsedParams, SoftBounds};
 use crate::error::ConfigError;
 use crate::io_config::IoConfig;
+use crate::mapping::MappingConfig;
 use crate::update_config::{PulseType, UpdateConfig};
 
 /// Complete configuration of an analog tile. `Default` is the aihwkit-like default: constant
@@ -23,6 +24,8 @@ pub struct TileConfig {
     pub device: DeviceConfig,
     /// Durations used by the analog-time estimate.
     pub timing: TimingModel,
+    /// Weight-to-conductance mapping (digital output scales). Default: off.
+    pub mapping: MappingConfig,
 }
 
 /// Names accepted by [`TileConfig::preset`].
@@ -35,7 +38,8 @@ impl TileConfig {
         self.backward.validate("backward")?;
         self.update.validate("update")?;
         self.device.validate("device")?;
-        self.timing.validate("timing")
+        self.timing.validate("timing")?;
+        self.mapping.validate("mapping")
     }
 
     /// aihwkit's default `SingleRPUConfig`: constant step, dw_min 0.001, ±0.6 bounds, 30 %
@@ -95,6 +99,7 @@ impl TileConfig {
             update: UpdateConfig { pulse_type: PulseType::Float, ..UpdateConfig::default() },
             device: DeviceConfig::Ideal,
             timing: TimingModel::default(),
+            mapping: MappingConfig::default(),
         }
     }
 

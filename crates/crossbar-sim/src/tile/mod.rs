@@ -37,9 +37,12 @@ pub trait Tile: Send + fmt::Debug {
     fn backward(&mut self, d: ArrayView2<'_, f32>, z: ArrayViewMut2<'_, f32>) -> Result<(), SimError>;
     /// Update W ← W − lr·dᵀ·x with `lr ≥ 0`.
     fn update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) -> Result<(), SimError>;
-    /// The weights as stored on the tile (`[out, in]`).
+    /// The effective weights W (`[out, in]`) the tile computes with: the stored conductance
+    /// weights times the digital output scales of an active weight mapping
+    /// ([`MappingConfig`](crate::MappingConfig)), else the stored weights themselves.
     fn weights(&self) -> ArrayView2<'_, f32>;
-    /// Programs the weights (an analog tile clips them to each device's bounds).
+    /// Programs the weights (an analog tile with a weight mapping first chooses its output scales
+    /// from `w`, then clips the stored weights to each device's bounds).
     fn set_weights(&mut self, w: ArrayView2<'_, f32>) -> Result<(), SimError>;
     /// Operation counters since construction or the last reset.
     fn counters(&self) -> CycleCounters;

@@ -1,0 +1,84 @@
+//! Mapping of the network's weights onto the conductance range (aihwkit's
+//! `MappingParameter.weight_scaling_omega` / `weight_scaling_columnwise`).
+//!
+//! With ω > 0, programming a tile with weights W stores W' = W / α on the devices, where
+//! α = max|W| / ω (one α per tile, or one per output row when `columnwise`), so that the largest
+//! weight uses the fraction ω of the conductance range. A digital multiplier after each ADC
+//! restores the scale:
+//!
+//! - forward: y = α ⊙ analog(W'·x);
+//! - backward: z = analog(W'ᵀ·(α ⊙ d)) (the scale is applied digitally before the DAC);
+//! - update: the devices receive the update of W' = W/α for the requested ΔW = −lr·d·xᵀ, i.e. the
+//!   pulsed update runs on d / α with the same lr, as aihwkit's `pre_update` divides `d` by the
+//!   mapping scales. In expectation the effective weights α ⊙ W' therefore follow float SGD
+//!   exactly as without mapping, but one device step dw_min now moves an effective weight by
+//!   α·dw_min: a layer whose weights are small against the device range gets proportionally
+//!   finer resolution and relatively less output noise.
+//!
+//! α is fixed when the weights are programmed (`set_weights`) and kept until they are programmed
+//! again; weights that outgrow ω·(range) by training saturate at the device bounds (the
+//! headroom is (w_max − ω)/ω).
+
+use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigError, path};
+
+/// Weight-to-conductance mapping. `Default`: off (ω = 0), as in aihwkit.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MappingConfig {
+    /// ω: the conductance that the largest |weight| is mapped to. 0 turns mapping off (weights
+    /// are stored as given, α = 1). Default: 0.
+    pub weight_scaling_omega: f32,
+    /// One scale α per output row (aihwkit's `weight_scaling_columnwise`: max over each output's
+    /// inputs) instead of one per tile. Default: false.
+    pub columnwise: bool,
+}
+
+impl MappingConfig {
+    /// Checks every field; `prefix` is prepended to field names in errors.
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        ConfigError::check_non_negative(|| path(prefix, "weight_scaling_omega"), self.weight_scaling_omega.into())
+    }
+
+    /// Whether weights are scaled (ω > 0).
+    pub fn is_active(&self) -> bool {
+        self.weight_scaling_omega > 0.0
+    }
+
+    /// The scales α (one per row of `w`, `[out, in]`) for programming `w`: max|W|/ω over the
+    /// tile, or over each row when `columnwise`. A row (or tile) of zeros gets the tile's α, and
+    /// an all-zero tile α = 1, so α is always finite and > 0. Empty when mapping is off.
+    pub fn scales(&self, w: ArrayView2<'_, f32>) -> Vec<f32> {
+        if !self.is_active() {
+            return Vec::new();
+        }
+        let omega = self.weight_scaling_omega;
+        let row_max: Vec<f32> = w.rows().into_iter().map(|r| r.iter().fold(0.0f32, |m, v| m.max(v.abs()))).collect();
+        let tile_max = row_max.iter().fold(0.0f32, |m, &v| m.max(v));
+        let tile_alpha = if tile_max > 0.0 && tile_max.is_finite() { tile_max / omega } else { 1.0 };
+        row_max
+            .iter()
+            .map(|&m| if self.columnwise && m > 0.0 && m.is_finite() { m / omega } else { tile_alpha })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn scales_map_the_largest_weight_to_omega() {
+        let w = array![[0.1f32, -0.4], [0.0, 0.0], [0.05, 0.02]];
+        let tile = MappingConfig { weight_scaling_omega: 0.8, columnwise: false };
+        assert_eq!(tile.scales(w.view()), vec![0.5; 3]);
+        let col = MappingConfig { weight_scaling_omega: 0.8, columnwise: true };
+        assert_eq!(col.scales(w.view()), vec![0.5, 0.5, 0.0625]);
+        assert!(MappingConfig::default().scales(w.view()).is_empty());
+        let zero = ndarray::Array2::<f32>::zeros((2, 3));
+        assert_eq!(col.scales(zero.view()), vec![1.0, 1.0]);
+    }
+}
