@@ -17,6 +17,15 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Features
+//!
+//! - `cli` (default): the `rapa` binary (clap, indicatif); implies `plots`.
+//! - `plots`: PNG plots in [`analysis::plots`] (plotters with its bitmap backend, text drawn from
+//!   an embedded DejaVu Sans through `ab_glyph`, so neither needs system font libraries).
+//!
+//! A crate that only trains or analyses networks can depend on
+//! `rapa-train = { …, default-features = false }`.
 
 pub mod analysis;
 #[path = "dataset/mod.rs"]

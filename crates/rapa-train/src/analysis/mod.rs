@@ -2,6 +2,7 @@
 //! and filter similarity.
 
 mod attack;
+#[cfg(feature = "plots")]
 pub mod plots;
 mod reduce;
 
