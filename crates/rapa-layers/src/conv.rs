@@ -100,6 +100,9 @@ struct TileBuf {
 }
 
 /// Resizes `a` to `shape` (contents unspecified) without reallocating when it already fits.
+/// Patches per parallel work item of the im2col gather.
+const GATHER_CHUNK: usize = 64;
+
 fn ensure(a: &mut Array2<f32>, shape: (usize, usize)) {
     if a.dim() != shape {
         *a = Array2::zeros(shape);
@@ -310,24 +313,29 @@ impl RapaConv2d {
             }
         }
 
-        // 2. Per tile: gather its patches, one batched forward.
+        // 2. Per tile: gather its patches (in parallel over tiles and over chunks of patches, so
+        //    that a layer with fewer tiles than threads gathers on every thread too), then one
+        //    batched forward per tile.
+        self.bufs.par_iter_mut().enumerate().for_each(|(t, buf)| {
+            let keep = assigner.input_region(t as u32);
+            let m = buf.rows.len();
+            ensure(&mut buf.cols, (m, k + 1));
+            ensure(&mut buf.y, (c_out, m));
+            let cols = buf.cols.as_slice_mut().expect("standard layout");
+            cols.par_chunks_mut(GATHER_CHUNK * (k + 1)).zip(buf.rows.par_chunks(GATHER_CHUNK)).for_each(
+                |(chunk, rows)| {
+                    for (r, &(b, p)) in chunk.chunks_exact_mut(k + 1).zip(rows) {
+                        let img = &xs[b as usize * g.image_len()..(b as usize + 1) * g.image_len()];
+                        g.gather_patch(img, p as usize, keep, &mut r[..k]);
+                        r[k] = 1.0;
+                    }
+                },
+            );
+        });
         self.tiles
             .par_iter_mut()
             .zip(self.bufs.par_iter_mut())
-            .enumerate()
-            .map(|(t, (tile, buf))| {
-                let keep = assigner.input_region(t as u32);
-                let m = buf.rows.len();
-                ensure(&mut buf.cols, (m, k + 1));
-                ensure(&mut buf.y, (c_out, m));
-                for (mut row, &(b, p)) in buf.cols.outer_iter_mut().zip(&buf.rows) {
-                    let r = row.as_slice_mut().expect("standard layout");
-                    let img = &xs[b as usize * g.image_len()..(b as usize + 1) * g.image_len()];
-                    g.gather_patch(img, p as usize, keep, &mut r[..k]);
-                    r[k] = 1.0;
-                }
-                tile.forward(buf.cols.view(), buf.y.view_mut().reversed_axes())
-            })
+            .map(|(tile, buf)| tile.forward(buf.cols.view(), buf.y.view_mut().reversed_axes()))
             .collect::<Result<Vec<()>, _>>()?;
 
         // 3. Scatter into the output, in parallel over images.

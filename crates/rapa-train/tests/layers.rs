@@ -65,6 +65,15 @@ fn relu_gradient() {
     let r = weights(y.shape(), 2);
     let g = relu.backward(r.view()).unwrap();
     check_input_grad("relu", &x, &mut |x| Relu::new().forward(x), &g, &r);
+    // The in-place variants the network uses give the same values and gradient.
+    let mut inplace = Relu::new();
+    let mut y2 = x.clone();
+    inplace.forward_in_place(&mut y2);
+    assert_eq!(y2, y);
+    let mut g2 = r.clone();
+    assert!(inplace.backward_in_place(&mut g2));
+    assert_eq!(g2, g);
+    assert!(!Relu::new().backward_in_place(&mut g2), "backward before forward must be refused");
 }
 
 #[test]

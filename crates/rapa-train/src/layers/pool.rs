@@ -82,7 +82,10 @@ pub struct Pool {
 /// What backward needs: the input, and per output the selected input index (max/stochastic).
 #[derive(Debug, Clone)]
 struct PoolCache {
-    x: Array4<f32>,
+    /// Input shape `[N, C, H, W]`.
+    dim: (usize, usize, usize, usize),
+    /// The input, kept only where the backward pass reads it (stochastic pooling in evaluation).
+    x: Option<Array4<f32>>,
     pick: Vec<u32>,
     max: Array4<f32>,
     avg: Array4<f32>,
@@ -129,29 +132,55 @@ impl Pool {
     pub fn forward(&mut self, x: ArrayView4<'_, f32>) -> Array4<f32> {
         let (n, c, h, w) = x.dim();
         let (oh, ow) = (pool_out(h, self.kernel, self.stride), pool_out(w, self.kernel, self.stride));
-        let x = x.as_standard_layout().into_owned();
+        let x = x.as_standard_layout();
         let xs = x.as_slice().expect("standard layout");
         let call = self.calls;
         self.calls += 1;
         let call_seed = derive_seed(self.seed, call);
         let plane_out = oh * ow;
         let mut pick = vec![NONE; n * c * plane_out];
-        let mut maxv = Array4::<f32>::zeros((n, c, oh, ow));
-        let mut avgv = Array4::<f32>::zeros((n, c, oh, ow));
+        // The max and the mean of every window are kept for mixed pooling's mixing gradient only.
+        let mixed_shape = if self.kind == PoolKind::Mixed { (n, c, oh, ow) } else { (n, 1, 1, 1) };
+        let mut maxv = Array4::<f32>::zeros(mixed_shape);
+        let mut avgv = Array4::<f32>::zeros(mixed_shape);
         let (kind, training) = (self.kind, self.training);
         let mut y = Array4::<f32>::zeros((n, c, oh, ow));
         let ys = y.as_slice_mut().expect("standard layout");
         let ms = maxv.as_slice_mut().expect("standard layout");
         let avs = avgv.as_slice_mut().expect("standard layout");
+        // Per-image chunks of the mixed-only arrays (one unused value per image for other kinds).
+        let mixed_chunk = if self.kind == PoolKind::Mixed { c * plane_out } else { 1 };
         let alphas = self.alphas();
         ys.par_chunks_mut(c * plane_out)
             .zip(pick.par_chunks_mut(c * plane_out))
-            .zip(ms.par_chunks_mut(c * plane_out).zip(avs.par_chunks_mut(c * plane_out)))
+            .zip(ms.par_chunks_mut(mixed_chunk).zip(avs.par_chunks_mut(mixed_chunk)))
             .enumerate()
             .for_each(|(b, ((yb, pb), (mb, ab)))| {
                 let mut rng = stream(call_seed, b as u64);
                 for ch in 0..c {
                     let plane = &xs[(b * c + ch) * h * w..(b * c + ch + 1) * h * w];
+                    if kind == PoolKind::Max {
+                        // Max alone: no sums, one compare per element.
+                        for oy in 0..oh {
+                            let (y0, y1) = self.window(oy, h);
+                            for ox in 0..ow {
+                                let (x0, x1) = self.window(ox, w);
+                                let (mut best, mut best_i) = (f32::NEG_INFINITY, 0usize);
+                                for yy in y0..y1 {
+                                    for (xx, &v) in plane[yy * w + x0..yy * w + x1].iter().enumerate() {
+                                        if v > best {
+                                            best = v;
+                                            best_i = yy * w + x0 + xx;
+                                        }
+                                    }
+                                }
+                                let o = ch * plane_out + oy * ow + ox;
+                                yb[o] = best;
+                                pb[o] = best_i as u32;
+                            }
+                        }
+                        continue;
+                    }
                     for oy in 0..oh {
                         let (y0, y1) = self.window(oy, h);
                         for ox in 0..ow {
@@ -214,7 +243,15 @@ impl Pool {
                     }
                 }
             });
-        self.cache = Some(PoolCache { x, pick, max: maxv, avg: avgv, mix_grad: Array1::zeros(self.mix.len()) });
+        let keep_x = kind == PoolKind::Stochastic && !training;
+        self.cache = Some(PoolCache {
+            dim: (n, c, h, w),
+            x: keep_x.then(|| x.into_owned()),
+            pick,
+            max: maxv,
+            avg: avgv,
+            mix_grad: Array1::zeros(self.mix.len()),
+        });
         y
     }
 
@@ -224,14 +261,14 @@ impl Pool {
         let alphas = self.alphas();
         let (kind, training) = (self.kind, self.training);
         let cache = self.cache.as_mut()?;
-        let (n, c, h, w) = cache.x.dim();
+        let (n, c, h, w) = cache.dim;
         let (oh, ow) = (pool_out(h, self.kernel, self.stride), pool_out(w, self.kernel, self.stride));
         if dy.shape() != [n, c, oh, ow] {
             return None;
         }
         let dy = dy.as_standard_layout();
         let dys = dy.as_slice()?;
-        let xs = cache.x.as_slice()?;
+        let xs = cache.x.as_ref().map_or(Some(&[][..]), |x| x.as_slice())?;
         let plane_out = oh * ow;
         let mut dx = Array4::<f32>::zeros((n, c, h, w));
         let (kernel, stride) = (self.kernel, self.stride);
@@ -249,7 +286,7 @@ impl Pool {
             .map(|(b, db)| {
                 let mut mix = vec![0.0f32; c];
                 for ch in 0..c {
-                    let plane = &xs[(b * c + ch) * h * w..(b * c + ch + 1) * h * w];
+                    let plane = xs.get((b * c + ch) * h * w..(b * c + ch + 1) * h * w).unwrap_or(&[]);
                     let dplane = &mut db[ch * h * w..(ch + 1) * h * w];
                     for oy in 0..oh {
                         let (y0, y1) = window(oy, h);

@@ -2,6 +2,8 @@
 
 mod config;
 mod network;
+mod profile;
 
 pub use config::{Init, NetConfig, NetPreset};
 pub use network::{NetState, Network};
+pub use profile::StageTimes;

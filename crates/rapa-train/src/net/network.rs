@@ -9,11 +9,23 @@ use crossbar_sim::TileSnapshot;
 use crossbar_sim::rng::derive_seed;
 
 use super::config::{Init, NetConfig};
+use super::profile::{StageTimes, timed};
 use crate::error::TrainError;
 use crate::layers::{Lrn, Pool, PoolKind, Relu};
 
 /// Std of the fully connected layer's initial weights (Caffe cifar10_full: 0.01).
 const FC_INIT_STD: f32 = 0.01;
+
+/// Stage names of the profiler, per layer index.
+const CONV_FWD: [&str; 3] = ["conv1 forward", "conv2 forward", "conv3 forward"];
+const RELU_FWD: [&str; 3] = ["relu1 forward", "relu2 forward", "relu3 forward"];
+const POOL_FWD: [&str; 3] = ["pool1 forward", "pool2 forward", "pool3 forward"];
+const LRN_FWD: [&str; 2] = ["lrn1 forward", "lrn2 forward"];
+const CONV_BWD: [&str; 3] = ["conv1 backward", "conv2 backward", "conv3 backward"];
+const RELU_BWD: [&str; 3] = ["relu1 backward", "relu2 backward", "relu3 backward"];
+const POOL_BWD: [&str; 3] = ["pool1 backward", "pool2 backward", "pool3 backward"];
+const LRN_BWD: [&str; 2] = ["lrn1 backward", "lrn2 backward"];
+const CONV_UPD: [&str; 3] = ["conv1 update", "conv2 update", "conv3 update"];
 
 /// The network.
 #[derive(Debug)]
@@ -25,6 +37,7 @@ pub struct Network {
     lrns: Vec<Lrn>,
     fc: TiledLinear,
     fc_shape: [usize; 3],
+    times: Option<StageTimes>,
 }
 
 /// Everything needed to restore a [`Network`] bit-exactly.
@@ -86,7 +99,19 @@ impl Network {
             lrns: if cfg.lrn { vec![Lrn::paper(), Lrn::paper()] } else { Vec::new() },
             fc,
             fc_shape,
+            times: None,
         })
+    }
+
+    /// Turns the per-stage profiler on (starting from zero) or off. While on, every layer's
+    /// forward, backward and update adds its wall time to [`stage_times`](Self::stage_times).
+    pub fn set_profiling(&mut self, on: bool) {
+        self.times = on.then(StageTimes::default);
+    }
+
+    /// Time per layer and pass since profiling was turned on (`None` when off).
+    pub fn stage_times(&self) -> Option<&StageTimes> {
+        self.times.as_ref()
     }
 
     /// The configuration.
@@ -161,50 +186,56 @@ impl Network {
 
     /// Forward pass: `[N, 3, 32, 32]` → logits `[N, classes]`.
     pub fn forward(&mut self, x: ArrayView4<'_, f32>) -> Result<Array2<f32>, TrainError> {
-        let mut h = x.to_owned();
+        let times = &mut self.times;
+        let mut h = timed(times, CONV_FWD[0], || self.convs[0].forward(x))?;
         for l in 0..3 {
-            h = self.convs[l].forward(h.view())?;
-            h = self.relus[l].forward(h.view());
-            h = self.pools[l].forward(h.view());
+            if l > 0 {
+                h = timed(times, CONV_FWD[l], || self.convs[l].forward(h.view()))?;
+            }
+            timed(times, RELU_FWD[l], || self.relus[l].forward_in_place(&mut h));
+            h = timed(times, POOL_FWD[l], || self.pools[l].forward(h.view()));
             if let Some(lrn) = self.lrns.get_mut(l) {
-                h = lrn.forward(h.view());
+                h = timed(times, LRN_FWD[l], || lrn.forward(h.view()));
             }
         }
         let n = h.shape()[0];
         let flat_len: usize = self.fc_shape.iter().product();
         let flat = h.into_shape_with_order((n, flat_len)).map_err(|e| TrainError::Internal(e.to_string()))?;
-        Ok(self.fc.forward(flat.view())?)
+        Ok(timed(times, "fc forward", || self.fc.forward(flat.view()))?)
     }
 
     /// Backward pass from the logit gradient; returns the input gradient `[N, 3, 32, 32]`
     /// (what adversarial attacks need). Training uses [`backward_for_update`](Self::backward_for_update).
     pub fn backward(&mut self, dlogits: ndarray::ArrayView2<'_, f32>) -> Result<Array4<f32>, TrainError> {
         let d = self.backward_to_first(dlogits)?;
-        Ok(self.convs[0].backward(d.view())?)
+        Ok(timed(&mut self.times, CONV_BWD[0], || self.convs[0].backward(d.view()))?)
     }
 
     /// Backward pass that prepares [`update`](Self::update) but skips the input gradient: the
     /// first conv layer runs no backward MVMs (as on hardware, where nothing needs them).
     pub fn backward_for_update(&mut self, dlogits: ndarray::ArrayView2<'_, f32>) -> Result<(), TrainError> {
         let d = self.backward_to_first(dlogits)?;
-        Ok(self.convs[0].backward_weights_only(d.view())?)
+        Ok(timed(&mut self.times, CONV_BWD[0], || self.convs[0].backward_weights_only(d.view()))?)
     }
 
     /// Backward through everything above the first conv layer; returns the gradient at its output.
     fn backward_to_first(&mut self, dlogits: ndarray::ArrayView2<'_, f32>) -> Result<Array4<f32>, TrainError> {
         let n = dlogits.nrows();
-        let d = self.fc.backward(dlogits)?;
+        let times = &mut self.times;
+        let d = timed(times, "fc backward", || self.fc.backward(dlogits))?;
         let [c, hh, ww] = self.fc_shape;
         let mut d = d.into_shape_with_order((n, c, hh, ww)).map_err(|e| TrainError::Internal(e.to_string()))?;
         let order = |what: &'static str| TrainError::Internal(format!("{what} backward without forward"));
         for l in (0..3).rev() {
             if let Some(lrn) = self.lrns.get(l) {
-                d = lrn.backward(d.view()).ok_or_else(|| order("lrn"))?;
+                d = timed(times, LRN_BWD[l], || lrn.backward(d.view())).ok_or_else(|| order("lrn"))?;
             }
-            d = self.pools[l].backward(d.view()).ok_or_else(|| order("pool"))?;
-            d = self.relus[l].backward(d.view()).ok_or_else(|| order("relu"))?;
+            d = timed(times, POOL_BWD[l], || self.pools[l].backward(d.view())).ok_or_else(|| order("pool"))?;
+            if !timed(times, RELU_BWD[l], || self.relus[l].backward_in_place(&mut d)) {
+                return Err(order("relu"));
+            }
             if l > 0 {
-                d = self.convs[l].backward(d.view())?;
+                d = timed(times, CONV_BWD[l], || self.convs[l].backward(d.view()))?;
             }
         }
         Ok(d)
@@ -214,13 +245,15 @@ impl Network {
     /// the float tiles' weights (biases excluded). Analog tiles get no decay: their weights
     /// change only through pulses.
     pub fn update(&mut self, lr: f32, weight_decay: f32) -> Result<(), TrainError> {
-        for c in &mut self.convs {
-            c.update(lr)?;
+        let times = &mut self.times;
+        for (l, c) in self.convs.iter_mut().enumerate() {
+            timed(times, CONV_UPD[l], || c.update(lr))?;
         }
         for p in &mut self.pools {
             p.update(lr);
         }
-        self.fc.update(lr)?;
+        timed(times, "fc update", || self.fc.update(lr))?;
+        let t = std::time::Instant::now();
         if weight_decay > 0.0 {
             let f = 1.0 - lr * weight_decay;
             // The tile kind follows from the configuration (see `NetConfig::tile_kind`).
@@ -235,6 +268,9 @@ impl Network {
             if float_convs || !self.cfg.analog_fc {
                 decay(self.fc.tile_mut(), f)?;
             }
+        }
+        if let Some(times) = &mut self.times {
+            times.add("weight decay", t.elapsed());
         }
         Ok(())
     }

@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// Do not flush subnormal floats to zero
     #[arg(long)]
     no_ftz: bool,
+    /// Also time each layer's forward, backward and update over a second pass of training
+    /// steps (table on stderr, `train_stages_us_per_image` in the JSON line)
+    #[arg(long)]
+    profile: bool,
 }
 
 pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
@@ -64,7 +68,7 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
     let norm = Normalizer::fit(&data);
     let pool = compute_pool(a.threads, !a.no_ftz)?;
     let ftz = !a.no_ftz;
-    let (train_ips, infer_ips) = pool.install(|| -> Result<(f64, f64), TrainError> {
+    let (train_ips, infer_ips, stages) = pool.install(|| -> Result<Measured, TrainError> {
         if ftz {
             flush_denormals();
         }
@@ -89,6 +93,30 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
             done += a.batch;
         }
         let train_ips = done as f64 / t.elapsed().as_secs_f64();
+        let mut stages = Vec::new();
+        if a.profile {
+            net.set_profiling(true);
+            let t = Instant::now();
+            let mut done = 0;
+            while done < a.images {
+                step(&mut net, a.warmup + a.images + done, &mut buf)?;
+                done += a.batch;
+            }
+            let wall = t.elapsed();
+            let times = net.stage_times().cloned().unwrap_or_default();
+            net.set_profiling(false);
+            let per_image = |d: std::time::Duration| d.as_secs_f64() * 1e6 / done as f64;
+            for &(name, d, _) in times.stages() {
+                stages.push((name.to_string(), per_image(d)));
+            }
+            stages.push(("other (batch, loss)".into(), per_image(wall.saturating_sub(times.total()))));
+            let total = per_image(wall);
+            eprintln!("{:<22} {:>10} {:>7}", "stage", "µs/image", "share");
+            for (name, us) in &stages {
+                eprintln!("{name:<22} {us:>10.1} {:>6.1}%", 100.0 * us / total);
+            }
+            eprintln!("{:<22} {total:>10.1} ({:.0} images/s while profiled)", "total", 1e6 / total);
+        }
         net.set_training(false);
         let mut ibuf = Array4::<f32>::zeros((a.infer_batch, 3, 32, 32));
         let infer = |net: &mut Network, start: usize, ibuf: &mut Array4<f32>| -> Result<(), TrainError> {
@@ -103,7 +131,7 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
             infer(&mut net, done, &mut ibuf)?;
             done += a.infer_batch;
         }
-        Ok((train_ips, done as f64 / t.elapsed().as_secs_f64()))
+        Ok((train_ips, done as f64 / t.elapsed().as_secs_f64(), stages))
     })?;
     let (peak, flops) = pool.install(|| (sgemm_peak_gflops(), train_flops_per_image(a.scheme, tiles)));
     let train_gflops = train_ips * flops * 1e-9;
@@ -123,9 +151,18 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
         "images": a.images,
         "flush_denormals": ftz,
     });
+    let mut line = line;
+    if a.profile {
+        let map: serde_json::Map<String, serde_json::Value> =
+            stages.into_iter().map(|(k, v)| (k, serde_json::json!((v * 10.0).round() / 10.0))).collect();
+        line["train_stages_us_per_image"] = serde_json::Value::Object(map);
+    }
     println!("{line}");
     Ok(())
 }
+
+/// Training and inference images/s, and µs per image of each profiled stage.
+type Measured = (f64, f64, Vec<(String, f64)>);
 
 /// The machine's practical SGEMM rate on this pool: the best of 5 runs of a 1024³ product
 /// through the same `sgemm` every tile uses.
