@@ -341,15 +341,21 @@ impl RapaConv2d {
         // 3. Scatter into the output, in parallel over images.
         let mut out = Array4::<f32>::zeros((n, c_out, g.out_height(), g.out_width()));
         let out_len = c_out * p_count;
-        let (loc, bufs) = (&self.loc, &self.bufs);
-        let ys: Vec<&[f32]> = bufs.iter().map(|buf| buf.y.as_slice().expect("standard layout")).collect();
-        let ms: Vec<usize> = bufs.iter().map(|buf| buf.rows.len()).collect();
+        // A tile's rows are sorted by image, so image b's patches are one range of its rows:
+        // per tile and channel, a sequential read of y written into the (cache-resident) plane.
+        let bufs = &self.bufs;
         out.as_slice_mut().expect("standard layout").par_chunks_mut(out_len).enumerate().for_each(|(b, o)| {
-            let locs = &loc[b * p_count..(b + 1) * p_count];
-            for (c, plane) in o.chunks_exact_mut(p_count).enumerate() {
-                for (v, &(t, r)) in plane.iter_mut().zip(locs) {
-                    if t != u32::MAX {
-                        *v = ys[t as usize][c * ms[t as usize] + r as usize];
+            let b = b as u32;
+            for buf in bufs {
+                let rows = &buf.rows;
+                let (lo, hi) = (rows.partition_point(|r| r.0 < b), rows.partition_point(|r| r.0 <= b));
+                if lo == hi {
+                    continue;
+                }
+                let (m, y) = (rows.len(), buf.y.as_slice().expect("standard layout"));
+                for (c, plane) in o.chunks_exact_mut(p_count).enumerate() {
+                    for (&v, &(_, p)) in y[c * m + lo..c * m + hi].iter().zip(&rows[lo..hi]) {
+                        plane[p as usize] = v;
                     }
                 }
             }
