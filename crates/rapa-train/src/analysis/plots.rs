@@ -98,7 +98,8 @@ pub fn bar_chart(path: &Path, title: &str, y_label: &str, bars: &[(String, f64)]
         .margin(15)
         .x_label_area_size(70)
         .y_label_area_size(60)
-        .build_cartesian_2d((0..n).into_segmented(), ymin..ymax)
+        // A segmented range a..b has b − a + 1 segments: 0..n − 1 gives one per bar.
+        .build_cartesian_2d((0..n - 1).into_segmented(), ymin..ymax)
         .map_err(|e| perr(path, e))?;
     let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
     chart
