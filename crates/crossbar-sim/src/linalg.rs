@@ -12,6 +12,20 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+/// Products below this many multiply-adds run on the calling thread. The conv layers already
+/// run their tiles' products in parallel, and splitting each small product again (conv1's
+/// tiles: 640×76×32 ≈ 1.6 M) only adds scheduling; a layer with one large tile still gets
+/// every thread. Results do not depend on it (see the module docs).
+const PARALLEL_MIN_MACS: usize = 4 << 20;
+
+fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
+    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(0)
+    }
+}
+
 /// `c ← beta·c + alpha·a·b` for `a: [m, k]`, `b: [k, n]`, `c: [m, n]`, any strides (including
 /// transposed views). With `beta == 0`, `c` is overwritten (NaNs in it do not propagate).
 ///
@@ -62,7 +76,7 @@ pub fn sgemm(alpha: f32, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(0),
+            parallelism(m, n, k),
         );
     }
 }
