@@ -146,6 +146,18 @@ impl ConvGeometry {
         let (k, plane, width) = (self.kernel, self.height * self.width, self.width);
         let w = self.window(p, keep);
         let run = w.kx1 - w.kx0;
+        if k == 5 && run == 5 && w.ky1 - w.ky0 == 5 {
+            // The common case (the paper's 5×5 kernels, window inside the image): 5 rows of
+            // 5 pixels per channel, no fills, no per-run branches.
+            for (c, chan) in out[..self.patch_len()].chunks_exact_mut(25).enumerate() {
+                let base = c * plane + w.origin;
+                for (ky, row) in chan.chunks_exact_mut(5).enumerate() {
+                    let start = base + ky * width;
+                    copy_run(row, &image[start..start + 5]);
+                }
+            }
+            return;
+        }
         for (c, chan) in out[..self.patch_len()].chunks_exact_mut(k * k).enumerate() {
             for (ky, row) in chan.chunks_exact_mut(k).enumerate() {
                 if ky < w.ky0 || ky >= w.ky1 || run == 0 {
