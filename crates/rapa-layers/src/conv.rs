@@ -99,10 +99,10 @@ struct TileBuf {
     dcols: Array2<f32>,
 }
 
-/// Resizes `a` to `shape` (contents unspecified) without reallocating when it already fits.
 /// Patches per parallel work item of the im2col gather.
 const GATHER_CHUNK: usize = 64;
 
+/// Gives `a` the shape `shape` (contents unspecified), keeping it when the shape is already right.
 fn ensure(a: &mut Array2<f32>, shape: (usize, usize)) {
     if a.dim() != shape {
         *a = Array2::zeros(shape);

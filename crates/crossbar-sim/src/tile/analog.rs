@@ -324,9 +324,7 @@ impl Tile for AnalogTile {
         let mut y = y;
         let passes = analog_mvm(&self.cfg.forward, self.w.t(), x, y.view_mut(), true, seed);
         if !self.scales.is_empty() {
-            for mut row in y.rows_mut() {
-                row.iter_mut().zip(&self.scales).for_each(|(v, &a)| *v *= a);
-            }
+            scale_columns_in_place(y.view_mut(), &self.scales, false);
         }
         self.counters.forward_cycles += x.nrows() as u64;
         self.counters.forward_passes += passes;
@@ -385,13 +383,18 @@ impl Tile for AnalogTile {
     }
 }
 
-/// `m` with column j multiplied by `scales[j]` (or divided, when `divide`).
-fn scale_columns(m: ArrayView2<'_, f32>, scales: &[f32], divide: bool) -> Array2<f32> {
-    let mut out = m.to_owned();
-    for mut row in out.rows_mut() {
+/// Multiplies column j of `m` by `scales[j]` (or divides, when `divide`).
+fn scale_columns_in_place(mut m: ArrayViewMut2<'_, f32>, scales: &[f32], divide: bool) {
+    for mut row in m.rows_mut() {
         for (v, &a) in row.iter_mut().zip(scales) {
             *v = if divide { *v / a } else { *v * a };
         }
     }
+}
+
+/// `m` with column j multiplied by `scales[j]` (or divided, when `divide`).
+fn scale_columns(m: ArrayView2<'_, f32>, scales: &[f32], divide: bool) -> Array2<f32> {
+    let mut out = m.to_owned();
+    scale_columns_in_place(out.view_mut(), scales, divide);
     out
 }

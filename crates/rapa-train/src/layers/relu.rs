@@ -20,18 +20,8 @@ impl Relu {
 
     /// Forward; keeps the sign mask.
     pub fn forward(&mut self, x: ArrayView4<'_, f32>) -> Array4<f32> {
-        let x = x.as_standard_layout();
-        let xs = x.as_slice().expect("standard layout");
-        let mut y = Array4::<f32>::zeros(x.raw_dim());
-        let mut mask = Array4::from_elem(x.raw_dim(), false);
-        let (ys, ms) = (y.as_slice_mut().expect("fresh array"), mask.as_slice_mut().expect("fresh array"));
-        ys.par_chunks_mut(GRAIN).zip(ms.par_chunks_mut(GRAIN)).zip(xs.par_chunks(GRAIN)).for_each(|((y, m), x)| {
-            for ((y, m), &v) in y.iter_mut().zip(m.iter_mut()).zip(x) {
-                *y = v.max(0.0);
-                *m = v > 0.0;
-            }
-        });
-        self.mask = Some(mask);
+        let mut y = x.as_standard_layout().into_owned();
+        self.forward_in_place(&mut y);
         y
     }
 
@@ -39,8 +29,7 @@ impl Relu {
     /// [`forward`](Self::forward) without allocating the output.
     pub fn forward_in_place(&mut self, x: &mut Array4<f32>) {
         if !x.is_standard_layout() {
-            *x = self.forward(x.view());
-            return;
+            *x = x.as_standard_layout().into_owned();
         }
         let mut mask = match self.mask.take() {
             Some(m) if m.shape() == x.shape() => m,
@@ -69,6 +58,7 @@ impl Relu {
             return false;
         };
         ds.par_chunks_mut(GRAIN).zip(ms.par_chunks(GRAIN)).for_each(|(d, m)| {
+            // A select, not a branch: the mask is ~50 % random, and a branch mispredicts.
             for (d, &m) in d.iter_mut().zip(m) {
                 *d = if m { *d } else { 0.0 };
             }
@@ -79,15 +69,7 @@ impl Relu {
     /// Backward: passes the gradient where the input was positive. `None` before a forward
     /// pass or for a batch of another shape.
     pub fn backward(&self, dy: ArrayView4<'_, f32>) -> Option<Array4<f32>> {
-        let mask = self.mask.as_ref().filter(|m| m.shape() == dy.shape())?;
         let mut dx = dy.as_standard_layout().into_owned();
-        let ms = mask.as_slice()?;
-        dx.as_slice_mut()?.par_chunks_mut(GRAIN).zip(ms.par_chunks(GRAIN)).for_each(|(d, m)| {
-            // A select, not a branch: the mask is ~50 % random, and a branch mispredicts.
-            for (d, &m) in d.iter_mut().zip(m) {
-                *d = if m { *d } else { 0.0 };
-            }
-        });
-        Some(dx)
+        self.backward_in_place(&mut dx).then_some(dx)
     }
 }
