@@ -31,28 +31,15 @@ impl Lrn {
         Self::new(3, 5e-5, 0.75)
     }
 
-    /// s = 1 + (α/n²)·windowed sum of x² for one plane (`tmp` and `out`: h·w scratch).
+    /// s = 1 + (α/n²)·windowed sum of x² for one plane (`tmp`: h·w scratch).
     fn scale_plane(&self, plane: &[f32], h: usize, w: usize, tmp: &mut [f32], out: &mut [f32]) {
         let k = self.alpha / (self.size * self.size) as f32;
-        for (o, &v) in out.iter_mut().zip(plane) {
-            *o = v * v;
+        for (t, &v) in tmp.iter_mut().zip(plane) {
+            *t = v * v;
         }
-        tmp.copy_from_slice(out);
         box_sum(tmp, h, w, self.size / 2, out);
         for o in out.iter_mut() {
             *o = 1.0 + k * *o;
-        }
-    }
-
-    /// s^(−β), with the common β = 0.75 as 1/(√s·⁴√s): two square roots instead of a `powf`
-    /// (a few ulp from it).
-    #[inline]
-    fn inv_pow(&self, s: f32) -> f32 {
-        if self.beta == 0.75 {
-            let r = s.sqrt();
-            1.0 / (r * r.sqrt())
-        } else {
-            s.powf(-self.beta)
         }
     }
 
@@ -73,18 +60,16 @@ impl Lrn {
             .for_each_init(Vec::new, |tmp, (((sp, pp), yp), xp)| {
                 tmp.resize(h * w, 0.0);
                 self.scale_plane(xp, h, w, tmp, sp);
-                if self.beta == 0.75 {
-                    // A branch-free loop over equal-length slices: vectorized square roots.
-                    for (((pv, yv), &sv), &xv) in pp.iter_mut().zip(yp.iter_mut()).zip(sp.iter()).zip(xp) {
-                        let r = sv.sqrt();
-                        *pv = 1.0 / (r * r.sqrt());
-                        *yv = xv * *pv;
-                    }
+                // p = s^(−β). The common β = 0.75 is 1/(√s·⁴√s): two square roots instead of a
+                // `powf` (a few ulp from it), in its own branch-free loop so that they vectorize.
+                let beta = self.beta;
+                if beta == 0.75 {
+                    fill_p_y(pp, yp, sp, xp, |s| {
+                        let r = s.sqrt();
+                        1.0 / (r * r.sqrt())
+                    });
                 } else {
-                    for (((pv, yv), &sv), &xv) in pp.iter_mut().zip(yp.iter_mut()).zip(sp.iter()).zip(xp) {
-                        *pv = self.inv_pow(sv);
-                        *yv = xv * *pv;
-                    }
+                    fill_p_y(pp, yp, sp, xp, |s| s.powf(-beta));
                 }
             });
         self.cache = Some([x, s, p]);
@@ -126,6 +111,15 @@ impl Lrn {
             },
         );
         Some(dx)
+    }
+}
+
+/// p = f(s) and y = x·p elementwise, with `f` inlined into one loop per call site.
+#[inline(always)]
+fn fill_p_y(p: &mut [f32], y: &mut [f32], s: &[f32], x: &[f32], f: impl Fn(f32) -> f32) {
+    for (((pv, yv), &sv), &xv) in p.iter_mut().zip(y.iter_mut()).zip(s).zip(x) {
+        *pv = f(sv);
+        *yv = xv * *pv;
     }
 }
 

@@ -201,10 +201,8 @@ impl Pool {
                             }
                             let size = ((y1 - y0) * (x1 - x0)) as f32;
                             match kind {
-                                PoolKind::Max => {
-                                    yb[o] = best;
-                                    pb[o] = best_i as u32;
-                                }
+                                // Max pooling has its own loop above.
+                                PoolKind::Max => {}
                                 PoolKind::Avg => yb[o] = sum / size,
                                 PoolKind::Mixed => {
                                     let a = alphas[ch];
