@@ -90,8 +90,9 @@ struct TileBuf {
     rows: Vec<(u32, u32)>,
     /// Gathered patches with a bias column, `[M_t, K + 1]`.
     cols: Array2<f32>,
-    /// Forward outputs, channel-major `[C_out, M_t]` (the tile sees its transpose), so that
-    /// scattering into NCHW maps writes each output plane contiguously.
+    /// Forward outputs, `[M_t, C_out]`. Row-major, not channel-major: the gemm crate packs a
+    /// row-major patch matrix when it must write a column-major product, which made the forward
+    /// products ~1.5× slower (`docs/performance.md`).
     y: Array2<f32>,
     /// Output gradients, channel-major `[C_out, M_t]` like `y`.
     d: Array2<f32>,
@@ -101,6 +102,9 @@ struct TileBuf {
 
 /// Patches per parallel work item of the im2col gather.
 const GATHER_CHUNK: usize = 64;
+
+/// Rows of a tile's output per block of the scatter into NCHW.
+const SCATTER_BLOCK: usize = 16;
 
 /// Gives `a` the shape `shape` (contents unspecified), keeping it when the shape is already right.
 fn ensure(a: &mut Array2<f32>, shape: (usize, usize)) {
@@ -320,7 +324,7 @@ impl RapaConv2d {
             let keep = assigner.input_region(t as u32);
             let m = buf.rows.len();
             ensure(&mut buf.cols, (m, k + 1));
-            ensure(&mut buf.y, (c_out, m));
+            ensure(&mut buf.y, (m, c_out));
             let cols = buf.cols.as_slice_mut().expect("standard layout");
             cols.par_chunks_mut(GATHER_CHUNK * (k + 1)).zip(buf.rows.par_chunks(GATHER_CHUNK)).for_each(
                 |(chunk, rows)| {
@@ -335,27 +339,30 @@ impl RapaConv2d {
         self.tiles
             .par_iter_mut()
             .zip(self.bufs.par_iter_mut())
-            .map(|(tile, buf)| tile.forward(buf.cols.view(), buf.y.view_mut().reversed_axes()))
+            .map(|(tile, buf)| tile.forward(buf.cols.view(), buf.y.view_mut()))
             .collect::<Result<Vec<()>, _>>()?;
 
         // 3. Scatter into the output, in parallel over images.
         let mut out = Array4::<f32>::zeros((n, c_out, g.out_height(), g.out_width()));
         let out_len = c_out * p_count;
         // A tile's rows are sorted by image, so image b's patches are one range of its rows:
-        // per tile and channel, a sequential read of y written into the (cache-resident) plane.
+        // a sequential read of y, each row spread over the image's (cache-resident) planes.
         let bufs = &self.bufs;
         out.as_slice_mut().expect("standard layout").par_chunks_mut(out_len).enumerate().for_each(|(b, o)| {
             let b = b as u32;
             for buf in bufs {
                 let rows = &buf.rows;
                 let (lo, hi) = (rows.partition_point(|r| r.0 < b), rows.partition_point(|r| r.0 <= b));
-                if lo == hi {
-                    continue;
-                }
-                let (m, y) = (rows.len(), buf.y.as_slice().expect("standard layout"));
-                for (c, plane) in o.chunks_exact_mut(p_count).enumerate() {
-                    for (&v, &(_, p)) in y[c * m + lo..c * m + hi].iter().zip(&rows[lo..hi]) {
-                        plane[p as usize] = v;
+                let y = buf.y.as_slice().expect("standard layout");
+                // Blocks of SCATTER_BLOCK rows stay in L1 while they are written plane by plane
+                // (row by row, the writes would be one plane apart: 4 KiB for conv1, so they
+                // would all fall into the same cache set).
+                let ys = y[lo * c_out..hi * c_out].chunks(SCATTER_BLOCK * c_out);
+                for (yb, rb) in ys.zip(rows[lo..hi].chunks(SCATTER_BLOCK)) {
+                    for (c, plane) in o.chunks_exact_mut(p_count).enumerate() {
+                        for (i, &(_, p)) in rb.iter().enumerate() {
+                            plane[p as usize] = yb[i * c_out + c];
+                        }
                     }
                 }
             }
