@@ -319,7 +319,9 @@ impl RapaConv2d {
 
         // 2. Per tile: gather its patches (in parallel over tiles and over chunks of patches, so
         //    that a layer with fewer tiles than threads gathers on every thread too), then one
-        //    batched forward per tile.
+        //    batched forward per tile. Without input regions, the patches come from zero-padded
+        //    copies of the images, where every window is a full k×k block.
+        let padded = self.padded_inputs(xs, n);
         self.bufs.par_iter_mut().enumerate().for_each(|(t, buf)| {
             let keep = assigner.input_region(t as u32);
             let m = buf.rows.len();
@@ -329,8 +331,11 @@ impl RapaConv2d {
             cols.par_chunks_mut(GATHER_CHUNK * (k + 1)).zip(buf.rows.par_chunks(GATHER_CHUNK)).for_each(
                 |(chunk, rows)| {
                     for (r, &(b, p)) in chunk.chunks_exact_mut(k + 1).zip(rows) {
-                        let img = &xs[b as usize * g.image_len()..(b as usize + 1) * g.image_len()];
-                        g.gather_patch(img, p as usize, keep, &mut r[..k]);
+                        let b = b as usize;
+                        match &padded {
+                            Some(pad) => g.gather_padded(&pad[b * g.padded_len()..], p as usize, &mut r[..k]),
+                            None => g.gather_patch(&xs[b * g.image_len()..], p as usize, keep, &mut r[..k]),
+                        }
                         r[k] = 1.0;
                     }
                 },
@@ -370,6 +375,30 @@ impl RapaConv2d {
         self.batch = Some(n);
         self.has_grads = false;
         Ok(out)
+    }
+
+    /// Whether no tile reads a restricted input region (image-pad tiling), so that every patch
+    /// can be gathered from, and scattered into, a zero-padded image.
+    fn uses_whole_images(&self) -> bool {
+        (0..self.tiles.len()).all(|t| self.assigner.input_region(t as u32).is_none())
+    }
+
+    /// Zero-padded copies of the `n` images in `xs` (see [`ConvGeometry::pad_image`]), or `None`
+    /// where tiles read restricted input regions. Without padding, the images themselves.
+    fn padded_inputs<'a>(&self, xs: &'a [f32], n: usize) -> Option<std::borrow::Cow<'a, [f32]>> {
+        let g = &self.cfg.geometry;
+        if !self.uses_whole_images() {
+            return None;
+        }
+        if g.pad == 0 {
+            return Some(std::borrow::Cow::Borrowed(xs));
+        }
+        let mut padded = vec![0.0f32; n * g.padded_len()];
+        padded
+            .par_chunks_mut(g.padded_len())
+            .zip(xs.par_chunks(g.image_len()))
+            .for_each(|(o, img)| g.pad_image(img, o));
+        Some(std::borrow::Cow::Owned(padded))
     }
 
     /// Backward pass without the input gradient (e.g. the first layer of a network): only
@@ -417,16 +446,27 @@ impl RapaConv2d {
         let n = self.stash_dy("RapaConv2d::backward", dy, true)?;
         let g = self.cfg.geometry;
         let (p_count, k) = (g.n_patches(), g.patch_len());
+        let whole = self.uses_whole_images();
         let (assigner, loc, bufs) = (&self.assigner, &self.loc, &self.bufs);
         let mut dx = Array4::<f32>::zeros((n, g.in_channels, g.height, g.width));
         dx.as_slice_mut().expect("standard layout").par_chunks_mut(g.image_len()).enumerate().for_each(|(b, o)| {
+            // Without input regions, the patch gradients go into a zero-padded image gradient
+            // (full k×k blocks, no clipping), whose interior is then added into dx.
+            let mut padded = if whole && g.pad > 0 { vec![0.0f32; g.padded_len()] } else { Vec::new() };
             for p in 0..p_count {
                 let (t, r) = loc[b * p_count + p];
                 if t != u32::MAX {
                     let grow = bufs[t as usize].dcols.row(r as usize);
-                    let gs = grow.as_slice().expect("standard layout");
-                    g.scatter_patch_add(&gs[..k], p, assigner.input_region(t), o);
+                    let gs = &grow.as_slice().expect("standard layout")[..k];
+                    match (whole, g.pad > 0) {
+                        (true, true) => g.scatter_padded_add(gs, p, &mut padded),
+                        (true, false) => g.scatter_padded_add(gs, p, o),
+                        (false, _) => g.scatter_patch_add(gs, p, assigner.input_region(t), o),
+                    }
                 }
+            }
+            if !padded.is_empty() {
+                g.unpad_add(&padded, o);
             }
         });
         self.has_grads = true;

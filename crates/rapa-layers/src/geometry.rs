@@ -195,6 +195,107 @@ impl ConvGeometry {
             }
         }
     }
+
+    /// Side lengths of the zero-padded image: `(H + 2·pad, W + 2·pad)`.
+    pub fn padded_dims(&self) -> (usize, usize) {
+        (self.height + 2 * self.pad, self.width + 2 * self.pad)
+    }
+
+    /// Values per zero-padded image, `C·(H + 2·pad)·(W + 2·pad)`.
+    pub fn padded_len(&self) -> usize {
+        let (ph, pw) = self.padded_dims();
+        self.in_channels * ph * pw
+    }
+
+    /// Writes `image` (`[C, H, W]`) into `out` (`[C, H + 2·pad, W + 2·pad]`) with `pad` zeros on
+    /// every side. Every patch window lies inside the padded image, so
+    /// [`gather_padded`](Self::gather_padded) needs no clipping.
+    pub fn pad_image(&self, image: &[f32], out: &mut [f32]) {
+        let (ph, pw) = self.padded_dims();
+        out[..self.padded_len()].fill(0.0);
+        for (c, chan) in image[..self.image_len()].chunks_exact(self.height * self.width).enumerate() {
+            for (y, row) in chan.chunks_exact(self.width).enumerate() {
+                let start = c * ph * pw + (y + self.pad) * pw + self.pad;
+                out[start..start + self.width].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// Adds the interior of a padded image gradient (`[C, H + 2·pad, W + 2·pad]`) into
+    /// `image_grad` (`[C, H, W]`): the adjoint of [`pad_image`](Self::pad_image).
+    pub fn unpad_add(&self, padded: &[f32], image_grad: &mut [f32]) {
+        let (ph, pw) = self.padded_dims();
+        for (c, chan) in image_grad[..self.image_len()].chunks_exact_mut(self.height * self.width).enumerate() {
+            for (y, row) in chan.chunks_exact_mut(self.width).enumerate() {
+                let start = c * ph * pw + (y + self.pad) * pw + self.pad;
+                for (g, v) in row.iter_mut().zip(&padded[start..start + self.width]) {
+                    *g += v;
+                }
+            }
+        }
+    }
+
+    /// Index in the padded image of patch `p`'s top-left pixel in channel 0.
+    #[inline]
+    fn padded_origin(&self, p: usize) -> usize {
+        let ow = self.out_width();
+        let (oy, ox) = (p / ow, p % ow);
+        (oy * self.stride) * self.padded_dims().1 + ox * self.stride
+    }
+
+    /// Copies patch `p` of a padded image (see [`pad_image`](Self::pad_image)) into `out`
+    /// (length K), in Caffe's (c, ky, kx) order: equal to
+    /// [`gather_patch`](Self::gather_patch) on the unpadded image without `keep`, but every
+    /// kernel row is one run of k pixels, with no clipping and no fills.
+    pub fn gather_padded(&self, padded: &[f32], p: usize, out: &mut [f32]) {
+        let (k, (ph, pw)) = (self.kernel, self.padded_dims());
+        let origin = self.padded_origin(p);
+        for (c, chan) in out[..self.patch_len()].chunks_exact_mut(k * k).enumerate() {
+            let base = c * ph * pw + origin;
+            for (ky, row) in chan.chunks_exact_mut(k).enumerate() {
+                let start = base + ky * pw;
+                copy_run(row, &padded[start..start + k]);
+            }
+        }
+    }
+
+    /// Adds the patch gradient `grad` (length K) of patch `p` into a padded image gradient:
+    /// the adjoint of [`gather_padded`](Self::gather_padded).
+    pub fn scatter_padded_add(&self, grad: &[f32], p: usize, padded_grad: &mut [f32]) {
+        let (k, (ph, pw)) = (self.kernel, self.padded_dims());
+        let origin = self.padded_origin(p);
+        for (c, chan) in grad[..self.patch_len()].chunks_exact(k * k).enumerate() {
+            let base = c * ph * pw + origin;
+            for (ky, row) in chan.chunks_exact(k).enumerate() {
+                let start = base + ky * pw;
+                add_run(&mut padded_grad[start..start + k], row);
+            }
+        }
+    }
+}
+
+/// `dst += src` elementwise (equal lengths), with the common kernel widths as fixed-size
+/// arrays, like [`copy_run`].
+#[inline(always)]
+fn add_run(dst: &mut [f32], src: &[f32]) {
+    macro_rules! fixed {
+        ($n:literal) => {
+            if let (Ok(d), Ok(s)) = (<&mut [f32; $n]>::try_from(&mut *dst), <&[f32; $n]>::try_from(src)) {
+                for (g, v) in d.iter_mut().zip(s) {
+                    *g += v;
+                }
+                return;
+            }
+        };
+    }
+    match dst.len() {
+        5 => fixed!(5),
+        3 => fixed!(3),
+        _ => {}
+    }
+    for (g, v) in dst.iter_mut().zip(src) {
+        *g += v;
+    }
 }
 
 /// `dst.copy_from_slice(src)` (equal lengths), with the common kernel widths as fixed-size
@@ -280,6 +381,37 @@ mod tests {
                 }
             }
             assert!(kinds.iter().all(|&n| n > 0), "{g:?}: window kinds {kinds:?}");
+        }
+    }
+
+    /// Gathering from the padded image equals gathering from the image, and scattering into a
+    /// padded gradient then adding its interior equals scattering into the image gradient.
+    #[test]
+    fn padded_patches_equal_the_clipped_ones() {
+        for (stride, pad, kernel, h, w) in
+            [(1, 0, 3, 9, 10), (1, 2, 5, 9, 10), (2, 1, 3, 9, 10), (2, 2, 5, 8, 11), (3, 0, 2, 9, 10), (1, 2, 5, 5, 5)]
+        {
+            let g = ConvGeometry { in_channels: 3, height: h, width: w, kernel, stride, pad };
+            let image: Vec<f32> = (0..g.image_len()).map(|i| i as f32 * 0.37 - 11.0).collect();
+            let mut padded = vec![f32::NAN; g.padded_len()];
+            g.pad_image(&image, &mut padded);
+            let k = g.patch_len();
+            let mut via_padded = vec![0.0f32; g.image_len()];
+            let mut direct = vec![0.0f32; g.image_len()];
+            let mut padded_grad = vec![0.0f32; g.padded_len()];
+            for p in 0..g.n_patches() {
+                let mut want = vec![f32::NAN; k];
+                g.gather_patch(&image, p, None, &mut want);
+                let mut got = vec![f32::NAN; k];
+                g.gather_padded(&padded, p, &mut got);
+                assert_eq!(got, want, "gather, geometry {g:?}, patch {p}");
+                let grad: Vec<f32> = (0..k).map(|o| (o + p) as f32 * 0.25 - 3.0).collect();
+                g.scatter_patch_add(&grad, p, None, &mut direct);
+                g.scatter_padded_add(&grad, p, &mut padded_grad);
+            }
+            g.unpad_add(&padded_grad, &mut via_padded);
+            // Both add each pixel's terms in patch order onto 0, so the sums agree exactly.
+            assert_eq!(via_padded, direct, "scatter, geometry {g:?}");
         }
     }
 }

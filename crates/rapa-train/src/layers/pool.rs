@@ -124,8 +124,7 @@ impl Pool {
 
     /// Window rows/cols `[start, end)` of output index `o` along a side of length `len`.
     fn window(&self, o: usize, len: usize) -> (usize, usize) {
-        let s = o * self.stride;
-        (s, (s + self.kernel).min(len))
+        window(self.kernel, self.stride, o, len)
     }
 
     /// Forward pass.
@@ -165,13 +164,14 @@ impl Pool {
                             let (y0, y1) = self.window(oy, h);
                             for ox in 0..ow {
                                 let (x0, x1) = self.window(ox, w);
+                                // Selects, not branches: which element wins is data-dependent
+                                // and would mispredict constantly.
                                 let (mut best, mut best_i) = (f32::NEG_INFINITY, 0usize);
                                 for yy in y0..y1 {
                                     for (xx, &v) in plane[yy * w + x0..yy * w + x1].iter().enumerate() {
-                                        if v > best {
-                                            best = v;
-                                            best_i = yy * w + x0 + xx;
-                                        }
+                                        let gt = v > best;
+                                        best = if gt { v } else { best };
+                                        best_i = if gt { yy * w + x0 + xx } else { best_i };
                                     }
                                 }
                                 let o = ch * plane_out + oy * ow + ox;
@@ -270,10 +270,7 @@ impl Pool {
         let plane_out = oh * ow;
         let mut dx = Array4::<f32>::zeros((n, c, h, w));
         let (kernel, stride) = (self.kernel, self.stride);
-        let window = |o: usize, len: usize| {
-            let s = o * stride;
-            (s, (s + kernel).min(len))
-        };
+        let window = |o: usize, len: usize| window(kernel, stride, o, len);
         let pick = &cache.pick;
         let (ms, avs) = (cache.max.as_slice()?, cache.avg.as_slice()?);
         // Per image: input gradient, and per channel the mixing-logit gradient.
@@ -286,6 +283,14 @@ impl Pool {
                 for ch in 0..c {
                     let plane = xs.get((b * c + ch) * h * w..(b * c + ch + 1) * h * w).unwrap_or(&[]);
                     let dplane = &mut db[ch * h * w..(ch + 1) * h * w];
+                    if kind == PoolKind::Max {
+                        // Each output's gradient goes to its window's maximum.
+                        let outs = (b * c + ch) * plane_out..(b * c + ch + 1) * plane_out;
+                        for (&g, &i) in dys[outs.clone()].iter().zip(&pick[outs]) {
+                            dplane[i as usize] += g;
+                        }
+                        continue;
+                    }
                     for oy in 0..oh {
                         let (y0, y1) = window(oy, h);
                         for ox in 0..ow {
@@ -301,7 +306,8 @@ impl Pool {
                                 }
                             };
                             match kind {
-                                PoolKind::Max => dplane[pick[o] as usize] += g,
+                                // Max pooling has its own loop above.
+                                PoolKind::Max => {}
                                 PoolKind::Avg => spread(dplane, g / size),
                                 PoolKind::Mixed => {
                                     let a = alphas[ch];
@@ -375,6 +381,12 @@ impl Pool {
             }
         }
     }
+}
+
+/// Window rows/cols `[start, end)` of output index `o` along a side of length `len`.
+fn window(kernel: usize, stride: usize, o: usize, len: usize) -> (usize, usize) {
+    let s = o * stride;
+    (s, (s + kernel).min(len))
 }
 
 fn sigmoid(a: f32) -> f32 {
