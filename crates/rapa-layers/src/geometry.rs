@@ -235,12 +235,13 @@ impl ConvGeometry {
         }
     }
 
-    /// Index in the padded image of patch `p`'s top-left pixel in channel 0.
+    /// Start, in the padded image, of each kernel row of patch `p`, in Caffe's (c, ky) order:
+    /// the patch is these C·k runs of k pixels.
     #[inline]
-    fn padded_origin(&self, p: usize) -> usize {
-        let ow = self.out_width();
-        let (oy, ox) = (p / ow, p % ow);
-        (oy * self.stride) * self.padded_dims().1 + ox * self.stride
+    fn padded_rows(&self, p: usize) -> impl Iterator<Item = usize> {
+        let ((ph, pw), ow, k) = (self.padded_dims(), self.out_width(), self.kernel);
+        let origin = (p / ow * self.stride) * pw + p % ow * self.stride;
+        (0..self.in_channels).flat_map(move |c| (0..k).map(move |ky| c * ph * pw + origin + ky * pw))
     }
 
     /// Copies patch `p` of a padded image (see [`pad_image`](Self::pad_image)) into `out`
@@ -248,28 +249,18 @@ impl ConvGeometry {
     /// [`gather_patch`](Self::gather_patch) on the unpadded image without `keep`, but every
     /// kernel row is one run of k pixels, with no clipping and no fills.
     pub fn gather_padded(&self, padded: &[f32], p: usize, out: &mut [f32]) {
-        let (k, (ph, pw)) = (self.kernel, self.padded_dims());
-        let origin = self.padded_origin(p);
-        for (c, chan) in out[..self.patch_len()].chunks_exact_mut(k * k).enumerate() {
-            let base = c * ph * pw + origin;
-            for (ky, row) in chan.chunks_exact_mut(k).enumerate() {
-                let start = base + ky * pw;
-                copy_run(row, &padded[start..start + k]);
-            }
+        let k = self.kernel;
+        for (row, start) in out[..self.patch_len()].chunks_exact_mut(k).zip(self.padded_rows(p)) {
+            copy_run(row, &padded[start..start + k]);
         }
     }
 
     /// Adds the patch gradient `grad` (length K) of patch `p` into a padded image gradient:
     /// the adjoint of [`gather_padded`](Self::gather_padded).
     pub fn scatter_padded_add(&self, grad: &[f32], p: usize, padded_grad: &mut [f32]) {
-        let (k, (ph, pw)) = (self.kernel, self.padded_dims());
-        let origin = self.padded_origin(p);
-        for (c, chan) in grad[..self.patch_len()].chunks_exact(k * k).enumerate() {
-            let base = c * ph * pw + origin;
-            for (ky, row) in chan.chunks_exact(k).enumerate() {
-                let start = base + ky * pw;
-                add_run(&mut padded_grad[start..start + k], row);
-            }
+        let k = self.kernel;
+        for (row, start) in grad[..self.patch_len()].chunks_exact(k).zip(self.padded_rows(p)) {
+            add_run(&mut padded_grad[start..start + k], row);
         }
     }
 }
