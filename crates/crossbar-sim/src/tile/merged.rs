@@ -153,15 +153,10 @@ pub(super) fn merged_row(
             }
             let xs = &t.x_words[b * t.n_in..(b + 1) * t.n_in];
             if t.kind == PulseType::MeanCount {
-                for (j, &xw) in xs.iter().enumerate() {
+                accumulate_with(xs, &mut acc, |xw| {
                     let c = coincidences(t.kind, xw, dw, s.bl);
-                    let (nu, nd) = (c.max(0) as u32, (-c).max(0) as u32);
-                    acc.up[j] += nu;
-                    acc.down[j] += nd;
-                    acc.run[j] += nu as f32 * acc.step_up[j] - nd as f32 * acc.step_down[j];
-                    acc.top[j] = acc.top[j].max(acc.run[j]);
-                    acc.bottom[j] = acc.bottom[j].min(acc.run[j]);
-                }
+                    (c.max(0) as u32, (-c).max(0) as u32)
+                });
             } else {
                 accumulate(xs, dw, &mut acc);
             }
@@ -291,16 +286,25 @@ fn accumulate_avx512(xs: &[u32], dw: u32, acc: &mut Acc<'_>) {
 
 #[inline(always)]
 fn accumulate_portable(xs: &[u32], dw: u32, acc: &mut Acc<'_>) {
-    let n = xs.len();
     let (slots, sign) = (dw & SLOT_MASK, dw & SIGN_BIT);
+    accumulate_with(xs, acc, |xw| {
+        let c = (xw & slots).count_ones();
+        let is_up = (xw ^ sign) >> 31;
+        (c * is_up, c * (1 - is_up))
+    });
+}
+
+/// Adds `counts(x_j) = (up, down)` pulses for every x word and advances the noise-free path and
+/// its extremes. Inlined into each caller, so the loop vectorizes for the branch-free counts of
+/// [`accumulate_portable`].
+#[inline(always)]
+fn accumulate_with(xs: &[u32], acc: &mut Acc<'_>, counts: impl Fn(u32) -> (u32, u32)) {
+    let n = xs.len();
     let (up, down, run) = (&mut acc.up[..n], &mut acc.down[..n], &mut acc.run[..n]);
     let (top, bottom) = (&mut acc.top[..n], &mut acc.bottom[..n]);
     let (su, sd) = (&acc.step_up[..n], &acc.step_down[..n]);
     for j in 0..n {
-        let xw = xs[j];
-        let c = (xw & slots).count_ones();
-        let is_up = (xw ^ sign) >> 31;
-        let (cu, cd) = (c * is_up, c * (1 - is_up));
+        let (cu, cd) = counts(xs[j]);
         up[j] += cu;
         down[j] += cd;
         run[j] += cu as f32 * su[j] - cd as f32 * sd[j];
