@@ -55,6 +55,16 @@ pub enum TrainError {
         /// Parser message (with line and column).
         reason: String,
     },
+    /// A line of a run's `metrics.jsonl` is not an epoch record.
+    #[error("{path}, line {line}: {reason}")]
+    Metrics {
+        /// The file.
+        path: PathBuf,
+        /// Line number (1-based).
+        line: usize,
+        /// Parser message.
+        reason: String,
+    },
     /// A checkpoint is unusable.
     #[error("checkpoint: {reason}")]
     Checkpoint {

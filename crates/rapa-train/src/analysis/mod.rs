@@ -1,10 +1,12 @@
 //! Analyses of trained networks (paper §5): FGSM robustness, reduction to one kernel per layer,
-//! and filter similarity.
+//! and filter similarity; learning curves of runs.
 
 mod attack;
+mod curves;
 #[cfg(feature = "plots")]
 pub mod plots;
 mod reduce;
 
 pub use attack::{AttackPoint, fgsm_curve, fgsm_perturb, snr_db};
+pub use curves::{CurveMetric, curves_csv, learning_curves};
 pub use reduce::{ReduceBy, count_pool_wins, reduce_network};

@@ -1,6 +1,10 @@
 //! Per-epoch metrics, one JSON line each in `metrics.jsonl`.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
 
 /// What one epoch measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,4 +33,62 @@ pub struct EpochMetrics {
     pub best_test_error: f64,
     /// Best (lowest) training error so far.
     pub best_train_error: f64,
+}
+
+/// Reads every epoch record of a run's `metrics.jsonl` (blank lines are skipped).
+///
+/// # Errors
+/// [`TrainError::Io`] if the file cannot be read; [`TrainError::Metrics`], naming the file and
+/// line, for a line that is not an epoch record (nothing is skipped silently).
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| TrainError::Metrics {
+                path: path.to_path_buf(),
+                line: i + 1,
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(e: usize) -> EpochMetrics {
+        EpochMetrics {
+            epoch: e,
+            train_error: 0.5 / e as f64,
+            test_error: 0.6 / e as f64,
+            loss: 1.0,
+            lr: 0.01,
+            seconds: 2.0,
+            images_per_s: 100.0,
+            analog_cycles: 7,
+            analog_time_ns: 1.5,
+            best_test_error: 0.6 / e as f64,
+            best_train_error: 0.5 / e as f64,
+        }
+    }
+
+    #[test]
+    fn reads_back_what_the_trainer_writes_and_names_a_bad_line() {
+        let dir = std::env::temp_dir().join(format!("rapa-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        let lines: Vec<String> = (1..=3).map(|e| serde_json::to_string(&epoch(e)).unwrap()).collect();
+        std::fs::write(&path, format!("{}\n\n", lines.join("\n"))).unwrap();
+        assert_eq!(read_metrics(&path).unwrap(), (1..=3).map(epoch).collect::<Vec<_>>());
+
+        std::fs::write(&path, format!("{}\n{{\"epoch\": 2}}\n", lines[0])).unwrap();
+        let err = read_metrics(&path).unwrap_err();
+        assert!(matches!(&err, TrainError::Metrics { line: 2, .. }), "{err}");
+        assert!(err.to_string().contains("metrics.jsonl, line 2"), "{err}");
+        assert!(matches!(read_metrics(&dir.join("absent.jsonl")), Err(TrainError::Io { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,4 +1,4 @@
-//! `rapa attack`, `rapa reduce`, `rapa similarity` and `rapa timing`.
+//! `rapa attack`, `rapa reduce`, `rapa similarity`, `rapa timing` and `rapa curves`.
 
 use std::path::{Path, PathBuf};
 
@@ -10,11 +10,13 @@ use rapa_layers::paper::paper_like_convs;
 use rapa_layers::{ConvConfig, ConvGeometry, Scheme, TileKind};
 use rapa_train::TrainError;
 use rapa_train::analysis::plots::{bar_chart, filter_grid, line_plot};
-use rapa_train::analysis::{ReduceBy, fgsm_curve, reduce_network};
+use rapa_train::analysis::{CurveMetric, ReduceBy, curves_csv, fgsm_curve, learning_curves, reduce_network};
 use rapa_train::data::{Normalizer, Split};
 use rapa_train::net::{NetConfig, NetPreset, Network};
 use rapa_train::runtime::{compute_pool, flush_denormals};
-use rapa_train::train::{Checkpoint, evaluate, keep_spread, read_checkpoint, write_atomic, write_checkpoint};
+use rapa_train::train::{
+    Checkpoint, evaluate, keep_spread, read_checkpoint, read_metrics, write_atomic, write_checkpoint,
+};
 
 use crate::load_data;
 
@@ -359,5 +361,54 @@ pub fn timing(a: TimingArgs) -> Result<(), TrainError> {
         &model,
         a.bl,
     );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct CurvesArgs {
+    /// Run directories (each with a metrics.jsonl; running runs work too), one curve each
+    #[arg(long, required = true, num_args = 1..)]
+    run: Vec<PathBuf>,
+    /// Legend names, one per --run, in order [default: the run directories' names]
+    #[arg(long, num_args = 1..)]
+    label: Vec<String>,
+    /// What to plot per epoch
+    #[arg(long, value_enum, default_value = "test-error")]
+    metric: CurveMetric,
+    /// Output PNG; the same curves go to a CSV beside it (same name, .csv)
+    #[arg(long, default_value = "curves.png")]
+    out: PathBuf,
+    /// Plot title [default: the metric]
+    #[arg(long)]
+    title: Option<String>,
+}
+
+pub fn curves(a: CurvesArgs) -> Result<(), TrainError> {
+    if !a.label.is_empty() && a.label.len() != a.run.len() {
+        return Err(TrainError::Config {
+            field: "--label".into(),
+            reason: format!("needs one name per --run ({} runs), got {}", a.run.len(), a.label.len()),
+        });
+    }
+    let mut runs = Vec::new();
+    for (i, dir) in a.run.iter().enumerate() {
+        let name = a.label.get(i).cloned().unwrap_or_else(|| {
+            dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
+        });
+        runs.push((name, read_metrics(&dir.join("metrics.jsonl"))?));
+    }
+    let curves = learning_curves(&runs, a.metric);
+    if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
+    }
+    let csv = a.out.with_extension("csv");
+    write_atomic(&csv, curves_csv(&curves).as_bytes())?;
+    let title = a.title.clone().unwrap_or_else(|| a.metric.label().to_string());
+    line_plot(&a.out, &title, "epoch", a.metric.label(), &curves)?;
+    for (name, c) in &curves {
+        let best = c.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        println!("{name}: {} epochs, lowest {} {best:.2}", c.len(), a.metric.label());
+    }
+    println!("wrote {} and {}", a.out.display(), csv.display());
     Ok(())
 }

@@ -44,6 +44,8 @@ enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Training and inference throughput of the paper's network (one JSON line).
     Bench(bench::BenchArgs),
+    /// Learning curves of runs (test/train error or loss per epoch): PNG and CSV.
+    Curves(analyze::CurvesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +173,7 @@ fn main() -> ExitCode {
         Command::Timing(a) => analyze::timing(a),
         Command::Experiment(a) => experiment::run(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Curves(a) => analyze::curves(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
