@@ -406,8 +406,10 @@ pub fn curves(a: CurvesArgs) -> Result<(), TrainError> {
     let title = a.title.clone().unwrap_or_else(|| a.metric.label().to_string());
     line_plot(&a.out, &title, "epoch", a.metric.label(), &curves)?;
     for (name, c) in &curves {
-        let best = c.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-        println!("{name}: {} epochs, lowest {} {best:.2}", c.len(), a.metric.label());
+        match c.iter().map(|p| p.1).min_by(f64::total_cmp) {
+            Some(best) => println!("{name}: {} epochs, lowest {} {best:.2}", c.len(), a.metric.label()),
+            None => println!("{name}: no finished epoch yet"),
+        }
     }
     println!("wrote {} and {}", a.out.display(), csv.display());
     Ok(())
