@@ -64,6 +64,8 @@ pub struct RapaConv2d {
     loc: Vec<(u32, u32)>,
     /// Per-tile buffers, reused across calls.
     bufs: Vec<TileBuf>,
+    /// Zero-padded input images of the last forward pass (see `pad_inputs`), reused.
+    padded: Vec<f32>,
 }
 
 /// The serializable state of a [`RapaConv2d`] (weights, tile states, assignment stream).
@@ -94,7 +96,7 @@ struct TileBuf {
     /// row-major patch matrix when it must write a column-major product, which made the forward
     /// products ~1.5× slower (`docs/performance.md`).
     y: Array2<f32>,
-    /// Output gradients, channel-major `[C_out, M_t]` like `y`.
+    /// Output gradients, channel-major `[C_out, M_t]` (unlike `y`).
     d: Array2<f32>,
     /// Patch gradients, `[M_t, K + 1]`.
     dcols: Array2<f32>,
@@ -162,6 +164,7 @@ impl RapaConv2d {
             tile_of: Vec::new(),
             loc: Vec::new(),
             bufs: (0..n_kernels).map(|_| TileBuf::default()).collect(),
+            padded: Vec::new(),
         })
     }
 
@@ -211,6 +214,7 @@ impl RapaConv2d {
             tile_of: Vec::new(),
             loc: Vec::new(),
             bufs: (0..n_kernels).map(|_| TileBuf::default()).collect(),
+            padded: Vec::new(),
         })
     }
 
@@ -293,6 +297,10 @@ impl RapaConv2d {
         let x = x.as_standard_layout();
         let xs = x.as_slice().expect("standard layout");
         let (p_count, k, c_out) = (g.n_patches(), g.patch_len(), self.cfg.out_channels);
+        let whole = self.uses_whole_images();
+        if whole && g.pad > 0 {
+            self.pad_inputs(xs, n);
+        }
         // 1. Assignment of every patch of every image.
         let call = self.calls;
         if !self.hold {
@@ -321,7 +329,11 @@ impl RapaConv2d {
         //    that a layer with fewer tiles than threads gathers on every thread too), then one
         //    batched forward per tile. Without input regions, the patches come from zero-padded
         //    copies of the images, where every window is a full k×k block.
-        let padded = self.padded_inputs(xs, n);
+        let source = match (whole, g.pad) {
+            (false, _) => None,
+            (true, 0) => Some(xs),
+            (true, _) => Some(&self.padded[..]),
+        };
         self.bufs.par_iter_mut().enumerate().for_each(|(t, buf)| {
             let keep = assigner.input_region(t as u32);
             let m = buf.rows.len();
@@ -332,7 +344,7 @@ impl RapaConv2d {
                 |(chunk, rows)| {
                     for (r, &(b, p)) in chunk.chunks_exact_mut(k + 1).zip(rows) {
                         let b = b as usize;
-                        match &padded {
+                        match source {
                             Some(pad) => g.gather_padded(&pad[b * g.padded_len()..], p as usize, &mut r[..k]),
                             None => g.gather_patch(&xs[b * g.image_len()..], p as usize, keep, &mut r[..k]),
                         }
@@ -383,22 +395,15 @@ impl RapaConv2d {
         (0..self.tiles.len()).all(|t| self.assigner.input_region(t as u32).is_none())
     }
 
-    /// Zero-padded copies of the `n` images in `xs` (see [`ConvGeometry::pad_image`]), or `None`
-    /// where tiles read restricted input regions. Without padding, the images themselves.
-    fn padded_inputs<'a>(&self, xs: &'a [f32], n: usize) -> Option<std::borrow::Cow<'a, [f32]>> {
-        let g = &self.cfg.geometry;
-        if !self.uses_whole_images() {
-            return None;
-        }
-        if g.pad == 0 {
-            return Some(std::borrow::Cow::Borrowed(xs));
-        }
-        let mut padded = vec![0.0f32; n * g.padded_len()];
-        padded
+    /// Writes zero-padded copies of the `n` images in `xs` into `self.padded` (see
+    /// [`ConvGeometry::pad_image`]), reusing its allocation.
+    fn pad_inputs(&mut self, xs: &[f32], n: usize) {
+        let g = self.cfg.geometry;
+        self.padded.resize(n * g.padded_len(), 0.0);
+        self.padded
             .par_chunks_mut(g.padded_len())
             .zip(xs.par_chunks(g.image_len()))
             .for_each(|(o, img)| g.pad_image(img, o));
-        Some(std::borrow::Cow::Owned(padded))
     }
 
     /// Backward pass without the input gradient (e.g. the first layer of a network): only

@@ -379,9 +379,15 @@ mod tests {
     /// padded gradient then adding its interior equals scattering into the image gradient.
     #[test]
     fn padded_patches_equal_the_clipped_ones() {
-        for (stride, pad, kernel, h, w) in
-            [(1, 0, 3, 9, 10), (1, 2, 5, 9, 10), (2, 1, 3, 9, 10), (2, 2, 5, 8, 11), (3, 0, 2, 9, 10), (1, 2, 5, 5, 5)]
-        {
+        for (stride, pad, kernel, h, w) in [
+            (1, 0, 3, 9, 10),
+            (1, 2, 5, 9, 10),
+            (2, 1, 3, 9, 10),
+            (2, 2, 5, 8, 11),
+            (3, 0, 2, 9, 10),
+            (1, 2, 5, 5, 5),
+            (1, 1, 4, 9, 10),
+        ] {
             let g = ConvGeometry { in_channels: 3, height: h, width: w, kernel, stride, pad };
             let image: Vec<f32> = (0..g.image_len()).map(|i| i as f32 * 0.37 - 11.0).collect();
             let mut padded = vec![f32::NAN; g.padded_len()];

@@ -107,6 +107,26 @@ fn avg_pool_divides_by_clipped_window() {
 }
 
 #[test]
+fn max_pool_of_a_window_without_a_maximum_picks_a_pixel_of_that_window() {
+    // 4×4 input, 3×3/2; the second window of the second row (rows 2..4, cols 2..4) is all NaN
+    // and −∞: its argmax must still lie in the window, so the gradient stays there.
+    let mut x = Array4::from_shape_fn((1, 1, 4, 4), |(_, _, i, j)| (i * 4 + j) as f32);
+    for (i, j) in [(2, 2), (2, 3), (3, 2), (3, 3)] {
+        x[[0, 0, i, j]] = if (i + j) % 2 == 0 { f32::NAN } else { f32::NEG_INFINITY };
+    }
+    for kind in [PoolKind::Max, PoolKind::Mixed] {
+        let mut pool = Pool::new(kind, 3, 2, 1, 0);
+        pool.forward(x.view());
+        assert_eq!(pool.last_argmax().unwrap()[3], 2 * 4 + 2, "{kind:?}");
+        if kind == PoolKind::Max {
+            // Pixel 0 is no window's maximum (window 0's is pixel 10), so it gets no gradient.
+            let dx = pool.backward(Array4::ones((1, 1, 2, 2)).view()).unwrap();
+            assert_eq!(dx[[0, 0, 0, 0]], 0.0, "no gradient outside the window");
+        }
+    }
+}
+
+#[test]
 fn mixed_pool_logit_gradient() {
     let x = grid((2, 2, 5, 5), 0.0, 6);
     let mut p = Pool::new(PoolKind::Mixed, 3, 2, 2, 7);

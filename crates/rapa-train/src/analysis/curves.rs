@@ -41,10 +41,11 @@ pub fn learning_curves(runs: &[(String, Vec<EpochMetrics>)], metric: CurveMetric
 }
 
 /// The curves as CSV: a header `epoch,<run>,…`, then one row per epoch that any run reached,
-/// with an empty cell where a run has no such epoch. Names with commas or quotes are quoted.
+/// with an empty cell where a run has no such epoch. Names with commas, quotes or line breaks
+/// are quoted.
 pub fn curves_csv(curves: &[(String, Vec<(f64, f64)>)]) -> String {
     let quote = |s: &str| {
-        if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
     };
     let mut epochs: Vec<f64> = curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.0)).collect();
     epochs.sort_by(f64::total_cmp);

@@ -166,7 +166,8 @@ impl Pool {
                                 let (x0, x1) = self.window(ox, w);
                                 // Selects, not branches: which element wins is data-dependent
                                 // and would mispredict constantly.
-                                let (mut best, mut best_i) = (f32::NEG_INFINITY, 0usize);
+                                // A window of NaNs or −∞ keeps its first pixel as the argmax.
+                                let (mut best, mut best_i) = (f32::NEG_INFINITY, y0 * w + x0);
                                 for yy in y0..y1 {
                                     for (xx, &v) in plane[yy * w + x0..yy * w + x1].iter().enumerate() {
                                         let gt = v > best;
@@ -186,7 +187,8 @@ impl Pool {
                         for ox in 0..ow {
                             let (x0, x1) = self.window(ox, w);
                             let o = ch * plane_out + oy * ow + ox;
-                            let (mut best, mut best_i, mut sum, mut sq) = (f32::NEG_INFINITY, 0usize, 0.0f32, 0.0f32);
+                            let (mut best, mut best_i, mut sum, mut sq) =
+                                (f32::NEG_INFINITY, y0 * w + x0, 0.0f32, 0.0f32);
                             for yy in y0..y1 {
                                 for xx in x0..x1 {
                                     let i = yy * w + xx;

@@ -55,6 +55,20 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, TrainError> {
         .collect()
 }
 
+/// The epochs a run directory has finished: its `metrics.jsonl`, or none if the directory
+/// exists but has no such file yet (a run still in its first epoch).
+///
+/// # Errors
+/// As [`read_metrics`]; [`TrainError::Io`] also if `dir` itself does not exist.
+pub fn read_run_metrics(dir: &Path) -> Result<Vec<EpochMetrics>, TrainError> {
+    match read_metrics(&dir.join("metrics.jsonl")) {
+        Err(TrainError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && dir.is_dir() => {
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +103,11 @@ mod tests {
         assert!(matches!(&err, TrainError::Metrics { line: 2, .. }), "{err}");
         assert!(err.to_string().contains("metrics.jsonl, line 2"), "{err}");
         assert!(matches!(read_metrics(&dir.join("absent.jsonl")), Err(TrainError::Io { .. })));
+
+        // A run directory without metrics yet has no epochs; a missing directory is an error.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(read_run_metrics(&dir).unwrap(), Vec::new());
+        assert!(matches!(read_run_metrics(&dir.join("absent")), Err(TrainError::Io { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

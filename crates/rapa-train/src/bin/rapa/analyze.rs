@@ -15,7 +15,7 @@ use rapa_train::data::{Normalizer, Split};
 use rapa_train::net::{NetConfig, NetPreset, Network};
 use rapa_train::runtime::{compute_pool, flush_denormals};
 use rapa_train::train::{
-    Checkpoint, evaluate, keep_spread, read_checkpoint, read_metrics, write_atomic, write_checkpoint,
+    Checkpoint, evaluate, keep_spread, read_checkpoint, read_run_metrics, write_atomic, write_checkpoint,
 };
 
 use crate::load_data;
@@ -390,12 +390,18 @@ pub fn curves(a: CurvesArgs) -> Result<(), TrainError> {
             reason: format!("needs one name per --run ({} runs), got {}", a.run.len(), a.label.len()),
         });
     }
+    if a.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        return Err(TrainError::Config {
+            field: "--out".into(),
+            reason: format!("{} is the PNG; its CSV goes beside it with the extension .csv", a.out.display()),
+        });
+    }
     let mut runs = Vec::new();
     for (i, dir) in a.run.iter().enumerate() {
         let name = a.label.get(i).cloned().unwrap_or_else(|| {
             dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
         });
-        runs.push((name, read_metrics(&dir.join("metrics.jsonl"))?));
+        runs.push((name, read_run_metrics(dir)?));
     }
     let curves = learning_curves(&runs, a.metric);
     if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
