@@ -211,28 +211,27 @@ impl ConvGeometry {
     /// every side. Every patch window lies inside the padded image, so
     /// [`gather_padded`](Self::gather_padded) needs no clipping.
     pub fn pad_image(&self, image: &[f32], out: &mut [f32]) {
-        let (ph, pw) = self.padded_dims();
         out[..self.padded_len()].fill(0.0);
-        for (c, chan) in image[..self.image_len()].chunks_exact(self.height * self.width).enumerate() {
-            for (y, row) in chan.chunks_exact(self.width).enumerate() {
-                let start = c * ph * pw + (y + self.pad) * pw + self.pad;
-                out[start..start + self.width].copy_from_slice(row);
-            }
+        for (row, start) in image[..self.image_len()].chunks_exact(self.width).zip(self.interior_rows()) {
+            out[start..start + self.width].copy_from_slice(row);
         }
     }
 
     /// Adds the interior of a padded image gradient (`[C, H + 2·pad, W + 2·pad]`) into
     /// `image_grad` (`[C, H, W]`): the adjoint of [`pad_image`](Self::pad_image).
     pub fn unpad_add(&self, padded: &[f32], image_grad: &mut [f32]) {
-        let (ph, pw) = self.padded_dims();
-        for (c, chan) in image_grad[..self.image_len()].chunks_exact_mut(self.height * self.width).enumerate() {
-            for (y, row) in chan.chunks_exact_mut(self.width).enumerate() {
-                let start = c * ph * pw + (y + self.pad) * pw + self.pad;
-                for (g, v) in row.iter_mut().zip(&padded[start..start + self.width]) {
-                    *g += v;
-                }
+        for (row, start) in image_grad[..self.image_len()].chunks_exact_mut(self.width).zip(self.interior_rows()) {
+            for (g, v) in row.iter_mut().zip(&padded[start..start + self.width]) {
+                *g += v;
             }
         }
+    }
+
+    /// Start, in the padded image, of each image row, in (c, y) order: where the image's rows
+    /// sit between the zero borders.
+    fn interior_rows(&self) -> impl Iterator<Item = usize> {
+        let ((ph, pw), pad, h) = (self.padded_dims(), self.pad, self.height);
+        (0..self.in_channels).flat_map(move |c| (0..h).map(move |y| c * ph * pw + (y + pad) * pw + pad))
     }
 
     /// Start, in the padded image, of each kernel row of patch `p`, in Caffe's (c, ky) order:
