@@ -5,6 +5,11 @@
 //! or 3.1 (update, BL 31) with lr = 0.01 and dw_min = 0.001. Pulsed updates run with merged
 //! pulses (the default) and, as `_per_pulse`, with the per-pulse reference path.
 //!
+//! Every call is timed on a worker thread of a rayon pool with the default number of threads,
+//! as `rapa train` and `rapa bench` run the network inside their pool. A call from outside a
+//! pool would also time rayon's hand-over to the pool and back (two thread wake-ups, ~5–10 µs
+//! here), which training never pays.
+//!
 //! `cargo bench -p rapa-benches --bench tile`
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -15,6 +20,19 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+
+use rayon::ThreadPool;
+
+/// Runs `iters` calls of `f` on a worker of `pool` and returns their total time.
+fn in_pool(pool: &ThreadPool, iters: u64, mut f: impl FnMut() + Send) -> Duration {
+    pool.install(|| {
+        let t = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        t.elapsed()
+    })
+}
 
 const BATCH: usize = 640;
 const SHAPES: [(usize, usize); 4] = [(75, 32), (800, 32), (800, 64), (512, 512)];
@@ -50,6 +68,7 @@ fn inputs(n_in: usize, n_out: usize) -> Inputs {
 fn bench_tiles(c: &mut Criterion) {
     let mut g = c.benchmark_group("tile");
     g.sample_size(20);
+    let pool = rayon::ThreadPoolBuilder::new().build().expect("rayon pool");
     for (n_in, n_out) in SHAPES {
         let inp = inputs(n_in, n_out);
         let id = |op: &str| BenchmarkId::new(op, format!("{n_in}x{n_out}"));
@@ -63,19 +82,19 @@ fn bench_tiles(c: &mut Criterion) {
         let mut z = Array2::zeros((BATCH, n_in));
 
         g.bench_function(id("forward_float"), |b| {
-            b.iter(|| float.forward(black_box(inp.x.view()), y.view_mut()).unwrap())
+            b.iter_custom(|n| in_pool(&pool, n, || float.forward(black_box(inp.x.view()), y.view_mut()).unwrap()))
         });
         g.bench_function(id("forward_analog"), |b| {
-            b.iter(|| analog.forward(black_box(inp.x.view()), y.view_mut()).unwrap())
+            b.iter_custom(|n| in_pool(&pool, n, || analog.forward(black_box(inp.x.view()), y.view_mut()).unwrap()))
         });
         g.bench_function(id("backward_float"), |b| {
-            b.iter(|| float.backward(black_box(inp.d_bwd.view()), z.view_mut()).unwrap())
+            b.iter_custom(|n| in_pool(&pool, n, || float.backward(black_box(inp.d_bwd.view()), z.view_mut()).unwrap()))
         });
         g.bench_function(id("backward_analog"), |b| {
-            b.iter(|| analog.backward(black_box(inp.d_bwd.view()), z.view_mut()).unwrap())
+            b.iter_custom(|n| in_pool(&pool, n, || analog.backward(black_box(inp.d_bwd.view()), z.view_mut()).unwrap()))
         });
         g.bench_function(id("update_float"), |b| {
-            b.iter(|| float.update(black_box(inp.x.view()), inp.d5.view(), LR).unwrap())
+            b.iter_custom(|n| in_pool(&pool, n, || float.update(black_box(inp.x.view()), inp.d5.view(), LR).unwrap()))
         });
         // Re-set the weights now and then so that they do not drift into the bounds.
         // `_per_pulse`: the same update with merged pulses switched off (the reference path).
@@ -87,14 +106,16 @@ fn bench_tiles(c: &mut Criterion) {
             let tile = if merge { &mut analog } else { &mut per_pulse };
             g.bench_function(id(name), |b| {
                 b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        tile.set_weights(inp.w.view()).unwrap();
-                        let t = Instant::now();
-                        tile.update(black_box(inp.x.view()), d.view(), LR).unwrap();
-                        total += t.elapsed();
-                    }
-                    total
+                    pool.install(|| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            tile.set_weights(inp.w.view()).unwrap();
+                            let t = Instant::now();
+                            tile.update(black_box(inp.x.view()), d.view(), LR).unwrap();
+                            total += t.elapsed();
+                        }
+                        total
+                    })
                 })
             });
         }

@@ -13,12 +13,12 @@
 //! depend on the number of threads.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
-use rand::Rng;
+use rand::{Rng, RngCore};
 use rayon::prelude::*;
 
 use crate::io_config::{BoundManagement, IoConfig, NoiseManagement, WeightNoise};
 use crate::linalg::sgemm;
-use crate::normal::{fill_standard_normal, standard_normal};
+use crate::normal::{NormalStream, standard_normal};
 use crate::rng::{SimRng, stream};
 
 /// Vectors per RNG chunk of an analog MVM batch.
@@ -103,12 +103,13 @@ fn quantize_clamped(v: f32, step: f32, k_max: f32) -> f32 {
 }
 
 /// Noise-management scale α of one vector (before any cap semantics of `Constant`).
+#[inline(always)]
 fn nm_scale(cfg: &IoConfig, x: &[f32]) -> f32 {
     let cap = |a: f32| if cfg.nm_thres > 0.0 { a.min(cfg.nm_thres) } else { a };
     match cfg.noise_management {
         NoiseManagement::None => 1.0,
-        NoiseManagement::AbsMax => cap(x.iter().fold(0.0f32, |m, v| m.max(v.abs()))),
-        NoiseManagement::Max => cap(x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))),
+        NoiseManagement::AbsMax => cap(lane_max(x, f32::abs, 0.0)),
+        NoiseManagement::Max => cap(lane_max(x, |v| v, f32::NEG_INFINITY)),
         NoiseManagement::Constant => {
             if cfg.nm_thres > 0.0 {
                 cfg.nm_thres
@@ -117,6 +118,21 @@ fn nm_scale(cfg: &IoConfig, x: &[f32]) -> f32 {
             }
         }
     }
+}
+
+/// max(init, f(x₀), f(x₁), …) with `f32::max` (NaNs ignored), in eight independent lanes so
+/// that the loop vectorizes; max is exact, so the order does not change the result.
+#[inline(always)]
+fn lane_max(x: &[f32], f: impl Fn(f32) -> f32, init: f32) -> f32 {
+    let mut acc = [init; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = a.max(f(v));
+        }
+    }
+    let m = chunks.remainder().iter().fold(init, |m, &v| m.max(f(v)));
+    acc.iter().fold(m, |m, &a| m.max(a))
 }
 
 /// Runs one analog MVM direction on a batch: `y[b] = W·x[b]` where the product is given as
@@ -144,22 +160,63 @@ pub(crate) fn analog_mvm(
         .enumerate()
         .map(|(c, (xc, yc))| {
             let mut rng = stream(call_seed, c as u64);
-            mvm_chunk(cfg, m, xc, yc, bm, &mut rng)
+            mvm_chunk(Chunk { cfg, m, x: xc, y: yc, bm }, &mut rng)
         })
         .collect::<Vec<u64>>()
         .into_iter()
         .sum()
 }
 
-/// One chunk: a batched first pass, then per-vector bound-management repeats.
-fn mvm_chunk(
-    cfg: &IoConfig,
-    m: ArrayView2<'_, f32>,
-    x: ArrayView2<'_, f32>,
-    mut y: ArrayViewMut2<'_, f32>,
+/// One chunk of an analog MVM: the product `y = x·m` of [`analog_mvm`] on up to [`CHUNK`]
+/// vectors.
+struct Chunk<'a, 'b> {
+    cfg: &'a IoConfig,
+    m: ArrayView2<'a, f32>,
+    x: ArrayView2<'a, f32>,
+    y: ArrayViewMut2<'b, f32>,
+    /// Bound management on.
     bm: bool,
-    rng: &mut SimRng,
-) -> u64 {
+}
+
+/// One chunk: a batched first pass, then per-vector bound-management repeats. Compiled for
+/// AVX-512 and AVX2 besides the baseline target and picked at run time, so that the per-element
+/// loops (noise management, DAC, noise, ADC) run on the widest vectors the CPU has. All variants
+/// give the same bits: the loops use only exact IEEE operations (no fused multiply-adds).
+fn mvm_chunk(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above); the function is safe code.
+            #[allow(unsafe_code)]
+            return unsafe { mvm_chunk_avx512(job, rng) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above, for AVX2.
+            #[allow(unsafe_code)]
+            return unsafe { mvm_chunk_avx2(job, rng) };
+        }
+    }
+    mvm_chunk_body(job, rng)
+}
+
+/// [`mvm_chunk_body`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn mvm_chunk_avx512(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
+    mvm_chunk_body(job, rng)
+}
+
+/// [`mvm_chunk_body`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn mvm_chunk_avx2(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
+    mvm_chunk_body(job, rng)
+}
+
+/// The body of [`mvm_chunk`], inlined into each compiled variant.
+#[inline(always)]
+fn mvm_chunk_body(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
+    let Chunk { cfg, m, x, mut y, bm } = job;
     let n = x.nrows();
     let dac = Converter::dac(cfg);
     let adc = Converter::adc(cfg);
@@ -181,12 +238,15 @@ fn mvm_chunk(
     let mut passes = n as u64;
     let mut redo = Vec::new();
     let mut noise = Vec::new();
+    let mut normals = NormalStream::new(rng.next_u64());
     for (b, (&alpha, mut yr)) in alphas.iter().zip(y.outer_iter_mut()).enumerate() {
         if alpha == 0.0 {
             yr.fill(0.0);
             continue;
         }
-        let failed = finalize_output(cfg, &adc, v.row(b).as_slice().unwrap_or(&[]), yr.view_mut(), &mut noise, rng);
+        let vb = v.row(b);
+        let failed =
+            finalize_output(cfg, &adc, vb.as_slice().unwrap_or(&[]), yr.view_mut(), &mut noise, &mut normals, rng);
         if bm && failed {
             redo.push(b);
         } else {
@@ -210,7 +270,7 @@ fn mvm_chunk(
             for (o, col) in yr.iter_mut().zip(m.axis_iter(Axis(1))) {
                 *o = col.iter().zip(&vb).map(|(a, b)| a * b).sum();
             }
-            if !finalize_output(cfg, &adc, &vb, yr, &mut noise, rng) {
+            if !finalize_output(cfg, &adc, &vb, yr, &mut noise, &mut normals, rng) {
                 break;
             }
         }
@@ -219,25 +279,30 @@ fn mvm_chunk(
     passes
 }
 
+#[inline(always)]
 fn scale_row(mut y: ArrayViewMut1<'_, f32>, s: f32) {
     y.mapv_inplace(|v| v * s);
 }
 
 /// v = DAC(s·x) + input noise.
+#[inline(always)]
 fn prepare_input(cfg: &IoConfig, dac: &Converter, x: &[f32], s: f32, mut v: ArrayViewMut1<'_, f32>, rng: &mut SimRng) {
     // Common case (deterministic rounding, no input noise, a grid of < 2²¹ steps up to the
     // bound): a branch-free loop that vectorizes. k is first clamped to one step beyond the
     // bound, which keeps the magic-number rounding exact and changes no result (anything
     // beyond the bound clips to it either way), so it equals `Converter::convert` bit for bit.
-    if cfg.inp_noise == 0.0 && !dac.stochastic && dac.step > 0.0 && dac.bound / dac.step < 2_097_152.0 {
-        if let Some(vs) = v.as_slice_mut() {
-            let (step, bound) = (dac.step, dac.bound);
-            let k_max = bound / step + 1.0;
-            for (vo, &xi) in vs.iter_mut().zip(x) {
-                *vo = quantize_clamped(xi * s, step, k_max).clamp(-bound, bound);
-            }
-            return;
+    if cfg.inp_noise == 0.0
+        && !dac.stochastic
+        && dac.step > 0.0
+        && dac.bound / dac.step < 2_097_152.0
+        && let Some(vs) = v.as_slice_mut()
+    {
+        let (step, bound) = (dac.step, dac.bound);
+        let k_max = bound / step + 1.0;
+        for (vo, &xi) in vs.iter_mut().zip(x) {
+            *vo = quantize_clamped(xi * s, step, k_max).clamp(-bound, bound);
         }
+        return;
     }
     for (vo, &xi) in v.iter_mut().zip(x) {
         let (mut q, _) = dac.convert(xi * s, rng);
@@ -249,13 +314,16 @@ fn prepare_input(cfg: &IoConfig, dac: &Converter, x: &[f32], s: f32, mut v: Arra
 }
 
 /// Weight noise, output noise and ADC on one analog output vector; true if any output clipped
-/// in a direction that bound management tests.
+/// in a direction that bound management tests. The noise comes from `normals` (into the scratch
+/// buffer `noise`), stochastic rounding from `rng`.
+#[inline(always)]
 fn finalize_output(
     cfg: &IoConfig,
     adc: &Converter,
     v: &[f32],
     mut y: ArrayViewMut1<'_, f32>,
     noise: &mut Vec<f32>,
+    normals: &mut NormalStream,
     rng: &mut SimRng,
 ) -> bool {
     let w_sigma = match cfg.w_noise_type {
@@ -268,33 +336,35 @@ fn finalize_output(
     noise.clear();
     if sigma > 0.0 {
         noise.resize(y.len(), 0.0);
-        fill_standard_normal(rng, noise);
+        normals.fill(noise);
     }
     let mut failed = false;
     // Common case: the branch-free, vectorizing form of the loop below (same argument and
     // test as the DAC fast path in `prepare_input`).
-    if !adc.stochastic && adc.step > 0.0 && adc.bound / adc.step < 2_097_152.0 {
-        if let Some(ys) = y.as_slice_mut() {
-            let (step, bound) = (adc.step, adc.bound);
-            let (k_max, tol) = (bound / step + 1.0, bound * (1.0 + 4.0 * f32::EPSILON));
-            let test_negative = cfg.bm_test_negative_bound;
-            let mut clip = false;
-            let mut finish = |yo: &mut f32, a: f32| {
-                let r = quantize_clamped(a, step, k_max);
-                clip |= r > tol || (test_negative && r < -tol);
-                *yo = r.clamp(-bound, bound);
-            };
-            if sigma > 0.0 {
-                for (yo, &z) in ys.iter_mut().zip(noise.iter()) {
-                    finish(yo, *yo + sigma * z);
-                }
-            } else {
-                for yo in ys.iter_mut() {
-                    finish(yo, *yo);
-                }
+    if !adc.stochastic
+        && adc.step > 0.0
+        && adc.bound / adc.step < 2_097_152.0
+        && let Some(ys) = y.as_slice_mut()
+    {
+        let (step, bound) = (adc.step, adc.bound);
+        let (k_max, tol) = (bound / step + 1.0, bound * (1.0 + 4.0 * f32::EPSILON));
+        let test_negative = cfg.bm_test_negative_bound;
+        let mut clip = false;
+        let mut finish = |yo: &mut f32, a: f32| {
+            let r = quantize_clamped(a, step, k_max);
+            clip |= r > tol || (test_negative && r < -tol);
+            *yo = r.clamp(-bound, bound);
+        };
+        if sigma > 0.0 {
+            for (yo, &z) in ys.iter_mut().zip(noise.iter()) {
+                finish(yo, *yo + sigma * z);
             }
-            return clip;
+        } else {
+            for yo in ys.iter_mut() {
+                finish(yo, *yo);
+            }
         }
+        return clip;
     }
     for (i, yo) in y.iter_mut().enumerate() {
         let a = if sigma > 0.0 { *yo + sigma * noise[i] } else { *yo };
@@ -350,8 +420,9 @@ mod tests {
                 let mut strided = Array2::<f32>::zeros((ys.len(), 2));
                 strided.column_mut(0).assign(&ndarray::ArrayView1::from(&ys));
                 let (mut b1, mut b2) = (Vec::new(), Vec::new());
-                let f1 = finalize_output(&cfg, &adc, &[], fast.row_mut(0), &mut b1, &mut seeded(3));
-                let f2 = finalize_output(&cfg, &adc, &[], strided.column_mut(0), &mut b2, &mut seeded(3));
+                let (mut n1, mut n2) = (NormalStream::new(4), NormalStream::new(4));
+                let f1 = finalize_output(&cfg, &adc, &[], fast.row_mut(0), &mut b1, &mut n1, &mut seeded(3));
+                let f2 = finalize_output(&cfg, &adc, &[], strided.column_mut(0), &mut b2, &mut n2, &mut seeded(3));
                 assert_eq!((f1, f2), (test_negative, test_negative), "clip flag, noise {noise}, scale {scale}");
                 for (a, b) in fast.iter().zip(strided.column(0)) {
                     assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}");

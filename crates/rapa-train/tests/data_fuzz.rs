@@ -206,7 +206,7 @@ fn valid_cifar(label_bytes: usize) -> Vec<u8> {
 /// Valid SVHN files: uint8 or double labels, plain or compressed.
 fn valid_mat(kind: usize) -> Vec<u8> {
     let x = mat::Var::u8("X", vec![32, 32, 3, 2], (0..6144).map(|i| (i % 251) as u8).collect());
-    let y = if kind % 2 == 0 {
+    let y = if kind.is_multiple_of(2) {
         mat::Var::f64("y", vec![2, 1], vec![3.0, 10.0])
     } else {
         mat::Var::u8("y", vec![2, 1], vec![3, 10])

@@ -377,10 +377,10 @@ impl Pool {
 
     /// SGD step on the mixing logits (mixed pooling only).
     pub fn update(&mut self, lr: f32) {
-        if let Some(c) = &self.cache {
-            if c.mix_grad.len() == self.mix.len() {
-                self.mix.scaled_add(-lr, &c.mix_grad);
-            }
+        if let Some(c) = &self.cache
+            && c.mix_grad.len() == self.mix.len()
+        {
+            self.mix.scaled_add(-lr, &c.mix_grad);
         }
     }
 }

@@ -48,14 +48,14 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
     };
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{tname}-{}", base.dataset)));
     let specs = plan(kind, &base);
-    if let Some(only) = &a.only {
-        if !specs.iter().any(|s| &s.name == only) {
-            let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-            return Err(TrainError::Config {
-                field: "--only".into(),
-                reason: format!("no run `{only}` in {tname}; runs: {}", names.join(", ")),
-            });
-        }
+    if let Some(only) = &a.only
+        && !specs.iter().any(|s| &s.name == only)
+    {
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        return Err(TrainError::Config {
+            field: "--only".into(),
+            reason: format!("no run `{only}` in {tname}; runs: {}", names.join(", ")),
+        });
     }
     if a.list {
         let exe = std::env::args().next().unwrap_or_else(|| "rapa".into());

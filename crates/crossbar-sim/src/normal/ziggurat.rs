@@ -1,17 +1,13 @@
-//! Fast standard-normal `f32` draws in bulk: the Marsaglia–Tsang ziggurat (128 layers) on
+//! Standard-normal `f32` draws from any generator: the Marsaglia–Tsang ziggurat (128 layers) on
 //! 32-bit halves of the generator's 64-bit outputs, two normals per draw.
 //!
-//! The periphery needs one Gaussian per output element of every MVM (output noise), i.e.
-//! 512 000 per backward call of an 800×64 tile on 640 vectors. `rand_distr`'s `StandardNormal`
-//! for `f32` samples an `f64` ziggurat and rounds (one 64-bit draw per normal); here each 32-bit
-//! half picks a layer with 7 bits and a signed 25-bit position with the other 25 bits (disjoint
-//! bits, so layer and position are independent), which is 2⁻²⁴ resolution inside a layer —
-//! the precision of an `f32` mantissa. The rare slow path (≈1.2 % of draws: the wedges and the
+//! `rand_distr`'s `StandardNormal` for `f32` samples an `f64` ziggurat and rounds (one 64-bit
+//! draw per normal); here each 32-bit half picks a layer with 7 bits and a signed 25-bit
+//! position with the other 25 bits (disjoint bits, so layer and position are independent),
+//! which is 2⁻²⁴ resolution inside a layer — the precision of an `f32` mantissa. The rare slow path (≈1.2 % of draws: the wedges and the
 //! tail beyond r = 3.4426) is the exact rejection step of the original algorithm.
 //!
-//! Checked in the tests against the normal distribution: mean, variance, skewness and kurtosis,
-//! tail masses beyond 2, 3 and 4 σ, and a Kolmogorov–Smirnov distance, at tolerances derived
-//! from the sample size.
+//! Checked in the tests against the normal distribution (`check`).
 
 use std::sync::OnceLock;
 
@@ -129,63 +125,23 @@ fn open01<G: RngCore + ?Sized>(rng: &mut G) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normal::check::{assert_ks_normal, assert_moments_normal};
     use crate::rng::seeded;
 
-    /// Φ(x) by the complementary error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7,
-    /// far below the KS tolerance used here).
-    fn phi(x: f64) -> f64 {
-        let z = x.abs() / std::f64::consts::SQRT_2;
-        let t = 1.0 / (1.0 + 0.327_591_1 * z);
-        let poly =
-            t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-        let erfc = poly * (-z * z).exp();
-        if x >= 0.0 { 1.0 - 0.5 * erfc } else { 0.5 * erfc }
-    }
-
-    /// Moments and tail masses of 4·10⁶ draws agree with N(0, 1) within 5 standard errors of
-    /// each statistic (se of the mean 1/√n, of the variance √(2/n), of the skewness √(6/n), of the
-    /// kurtosis √(24/n), of a tail mass √(p(1 − p)/n)).
+    /// Moments and tail masses of 4·10⁶ draws (`check::assert_moments_normal`).
     #[test]
     fn moments_and_tails_are_normal() {
-        let n = 4_000_000usize;
-        let mut v = vec![0.0f32; n];
+        let mut v = vec![0.0f32; 4_000_000];
         fill_standard_normal(&mut seeded(11), &mut v);
-        let nf = n as f64;
-        let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / nf;
-        let m = |p: i32| v.iter().map(|&x| (f64::from(x) - mean).powi(p)).sum::<f64>() / nf;
-        let (var, m3, m4) = (m(2), m(3), m(4));
-        let (skew, kurt) = (m3 / var.powf(1.5), m4 / (var * var));
-        assert!(mean.abs() < 5.0 / nf.sqrt(), "mean {mean}");
-        assert!((var - 1.0).abs() < 5.0 * (2.0 / nf).sqrt(), "variance {var}");
-        assert!(skew.abs() < 5.0 * (6.0 / nf).sqrt(), "skewness {skew}");
-        assert!((kurt - 3.0).abs() < 5.0 * (24.0 / nf).sqrt(), "kurtosis {kurt}");
-        for z in [2.0f64, 3.0, 4.0] {
-            let p = 2.0 * (1.0 - phi(z));
-            let got = v.iter().filter(|&&x| f64::from(x).abs() > z).count() as f64 / nf;
-            let se = (p * (1.0 - p) / nf).sqrt();
-            assert!((got - p).abs() < 5.0 * se, "P(|Z| > {z}) = {got}, expected {p} (se {se})");
-        }
+        assert_moments_normal(&v);
     }
 
-    /// Kolmogorov–Smirnov distance of 200 000 draws from Φ below the 0.1 % critical value
-    /// 1.95/√n.
+    /// Kolmogorov–Smirnov distance of 200 000 draws from Φ (`check::assert_ks_normal`).
     #[test]
     fn kolmogorov_smirnov_against_phi() {
-        let n = 200_000usize;
-        let mut v = vec![0.0f32; n];
+        let mut v = vec![0.0f32; 200_000];
         fill_standard_normal(&mut seeded(12), &mut v);
-        let mut s: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
-        s.sort_by(f64::total_cmp);
-        let nf = n as f64;
-        let d = s
-            .iter()
-            .enumerate()
-            .map(|(i, &x)| {
-                let c = phi(x);
-                (c - i as f64 / nf).abs().max(((i + 1) as f64 / nf - c).abs())
-            })
-            .fold(0.0, f64::max);
-        assert!(d < 1.95 / nf.sqrt(), "KS distance {d} ≥ {}", 1.95 / nf.sqrt());
+        assert_ks_normal(&v);
     }
 
     /// Same seed, same draws; the single-draw function agrees in distribution (mean, variance).

@@ -1,0 +1,400 @@
+//! [`NormalStream`]: eight xoshiro256++ lanes feeding a branch-free Box–Muller transform.
+//!
+//! One step of the eight lanes gives eight 64-bit words, and each word one pair of independent
+//! normals (r·cos θ, r·sin θ):
+//!
+//! - radius: its low 32 bits drop one and give k ∈ [0, 2³¹), u = (k + ½)·2⁻³¹ ∈ (0, 1) and
+//!   r = √(−2 ln u). The smallest u is 2⁻³², so |z| ≤ √(64 ln 2) ≈ 6.66: the truncated tail
+//!   has probability P(r > 6.66) = 2⁻³² per pair.
+//! - angle: θ is uniform on the circle, and the eight symmetries of the square (swap the two
+//!   coordinates, flip either sign) map the octant [0, π/4) onto every octant, so three bits
+//!   choose the symmetry and the other 29 bits a position φ = (j + ½)·2⁻²⁹·π/4 in the octant.
+//!
+//! ln, sin and cos are single-precision minimax polynomials (the coefficients of Cephes'
+//! `logf`, `sinf` and `cosf`, errors of about one ulp, checked in the tests against `f64`),
+//! so the whole transform is straight-line code on eight lanes. It is written once as plain
+//! loops over lane arrays and compiled three times: for AVX-512, for AVX2 and for the baseline
+//! target, picked at run time. No step is fused or reordered (Rust does not contract `a·b + c`),
+//! and integer ops, conversions, `+`, `·` and `√` are exact IEEE operations, so all three give
+//! the same bits on every machine.
+
+use crate::rng::{derive_seed, splitmix64};
+
+/// Generator lanes: one 64-bit word each per step.
+const LANES: usize = 8;
+/// Words per transform: two generator steps, so that the transform's `f32` vectors are 16
+/// wide (one AVX-512 register) and two independent steps overlap.
+const WORDS: usize = 2 * LANES;
+/// Normals per transform: two per word.
+const BLOCK: usize = 2 * WORDS;
+
+/// xoshiro256++ state of the eight lanes, structure of arrays: `s[w][lane]`.
+type State = [[u64; LANES]; 4];
+
+/// A stream of independent N(0, 1) draws in bulk, from its own seeded eight-lane generator.
+///
+/// The sequence depends only on the seed, not on how it is split into [`fill`](Self::fill)
+/// calls, nor on the CPU's vector extensions.
+///
+/// ```
+/// use crossbar_sim::normal::NormalStream;
+///
+/// let mut noise = vec![0.0f32; 1000];
+/// NormalStream::new(7).fill(&mut noise);
+/// let mean = noise.iter().sum::<f32>() / 1000.0;
+/// assert!(mean.abs() < 0.2); // 6 standard errors of the mean
+/// ```
+#[derive(Debug, Clone)]
+pub struct NormalStream {
+    s: State,
+    /// The last step's draws, of which `buf[used..]` are not handed out yet.
+    buf: [f32; BLOCK],
+    used: usize,
+}
+
+impl NormalStream {
+    /// A stream seeded from `seed`: lane `l` is seeded with the SplitMix64 sequence started at
+    /// [`derive_seed`]`(seed, l)`, as `rand_xoshiro` seeds one generator from a `u64`.
+    pub fn new(seed: u64) -> Self {
+        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut s = [[0u64; LANES]; 4];
+        for lane in 0..LANES {
+            let x0 = derive_seed(seed, lane as u64);
+            for (w, word) in s.iter_mut().enumerate() {
+                word[lane] = splitmix64(x0.wrapping_add(w as u64 * GAMMA));
+            }
+        }
+        Self { s, buf: [0.0; BLOCK], used: BLOCK }
+    }
+
+    /// Fills `out` with the next `out.len()` draws of the stream.
+    pub fn fill(&mut self, out: &mut [f32]) {
+        let take = (BLOCK - self.used).min(out.len());
+        out[..take].copy_from_slice(&self.buf[self.used..self.used + take]);
+        self.used += take;
+        let rest = &mut out[take..];
+        let whole = rest.len() - rest.len() % BLOCK;
+        let (body, tail) = rest.split_at_mut(whole);
+        steps(&mut self.s, body);
+        if !tail.is_empty() {
+            steps(&mut self.s, &mut self.buf);
+            tail.copy_from_slice(&self.buf[..tail.len()]);
+            self.used = tail.len();
+        }
+    }
+}
+
+/// Fills `out` (a multiple of [`BLOCK`] long) with the next steps' draws, on the widest vector
+/// extension the CPU has.
+fn steps(s: &mut State, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fma = std::arch::is_x86_feature_detected!("fma");
+        if fma && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F and FMA (checked just above); the function is safe
+            // code.
+            #[allow(unsafe_code)]
+            unsafe {
+                steps_avx512(s, out);
+            }
+            return;
+        }
+        if fma && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above, for AVX2 and FMA.
+            #[allow(unsafe_code)]
+            unsafe {
+                steps_avx2(s, out);
+            }
+            return;
+        }
+    }
+    steps_portable(s, out);
+}
+
+/// [`steps_portable`] for AVX-512: the generator step in explicit 512-bit instructions (the
+/// compiler does not always vectorize the 64-bit rotates on its own), the transform compiled
+/// from the same loops as the other variants.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn steps_avx512(s: &mut State, out: &mut [f32]) {
+    use std::arch::x86_64::{
+        __m512i, _mm512_add_epi64, _mm512_loadu_si512, _mm512_rol_epi64, _mm512_slli_epi64, _mm512_storeu_si512,
+        _mm512_xor_si512,
+    };
+    // SAFETY: each `s[w]` is eight u64 (64 bytes) and the unaligned load reads exactly those.
+    #[allow(unsafe_code)]
+    let mut v: [__m512i; 4] = std::array::from_fn(|w| unsafe { _mm512_loadu_si512(s[w].as_ptr().cast()) });
+    let mut words = [0u64; WORDS];
+    for block in out.chunks_exact_mut(BLOCK) {
+        for half in words.chunks_exact_mut(LANES) {
+            let [s0, s1, s2, s3] = v;
+            let r = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
+            let t = _mm512_slli_epi64::<17>(s1);
+            let s2 = _mm512_xor_si512(s2, s0);
+            let s3 = _mm512_xor_si512(s3, s1);
+            v = [
+                _mm512_xor_si512(s0, s3),
+                _mm512_xor_si512(s1, s2),
+                _mm512_xor_si512(s2, t),
+                _mm512_rol_epi64::<45>(s3),
+            ];
+            // SAFETY: `half` is eight u64, exactly the 64 bytes written.
+            #[allow(unsafe_code)]
+            unsafe {
+                _mm512_storeu_si512(half.as_mut_ptr().cast(), r);
+            }
+        }
+        let (first, second) = block.split_at_mut(WORDS);
+        transform(&words, first, second);
+    }
+    for (w, vw) in v.iter().enumerate() {
+        // SAFETY: as for the load.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm512_storeu_si512(s[w].as_mut_ptr().cast(), *vw);
+        }
+    }
+}
+
+/// [`steps_portable`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn steps_avx2(s: &mut State, out: &mut [f32]) {
+    steps_portable(s, out);
+}
+
+/// The generator and transform, inlined into each compiled variant. The state lives in locals
+/// for the whole loop.
+#[inline(always)]
+fn steps_portable(s: &mut State, out: &mut [f32]) {
+    let mut st = *s;
+    let mut words = [0u64; WORDS];
+    for block in out.chunks_exact_mut(BLOCK) {
+        for half in words.chunks_exact_mut(LANES) {
+            half.copy_from_slice(&next_words(&mut st));
+        }
+        let (first, second) = block.split_at_mut(WORDS);
+        transform(&words, first, second);
+    }
+    *s = st;
+}
+
+/// One xoshiro256++ step of every lane, one statement per lane-wise operation (each a loop the
+/// compiler turns into vector instructions).
+#[inline(always)]
+fn next_words(s: &mut State) -> [u64; LANES] {
+    let [s0, s1, s2, s3] = *s;
+    let lanes = |f: &dyn Fn(usize) -> u64| std::array::from_fn::<u64, LANES, _>(f);
+    let out = lanes(&|l| s0[l].wrapping_add(s3[l]).rotate_left(23).wrapping_add(s0[l]));
+    let t = lanes(&|l| s1[l] << 17);
+    let s2 = lanes(&|l| s2[l] ^ s0[l]);
+    let s3 = lanes(&|l| s3[l] ^ s1[l]);
+    s[1] = lanes(&|l| s1[l] ^ s2[l]);
+    s[0] = lanes(&|l| s0[l] ^ s3[l]);
+    s[2] = lanes(&|l| s2[l] ^ t[l]);
+    s[3] = lanes(&|l| s3[l].rotate_left(45));
+    out
+}
+
+/// The Box–Muller pair of each word: word `l`'s pair goes to `first[l]` and `second[l]`.
+#[inline(always)]
+fn transform(words: &[u64; WORDS], first: &mut [f32], second: &mut [f32]) {
+    const TWO_M31: f32 = 1.0 / 2_147_483_648.0; // 2⁻³¹
+    const OCTANT: f32 = std::f32::consts::FRAC_PI_4 / 536_870_912.0; // π/4 · 2⁻²⁹
+    let (first, second) = (&mut first[..WORDS], &mut second[..WORDS]);
+    for l in 0..WORDS {
+        let lo = words[l] as u32;
+        let hi = (words[l] >> 32) as u32;
+        let u = (((lo >> 1) as i32) as f32).mul_add(TWO_M31, 0.5 * TWO_M31);
+        let r = (-2.0 * ln_unit(u)).sqrt();
+        let phi = (((hi >> 3) as i32) as f32).mul_add(OCTANT, 0.5 * OCTANT);
+        let (s, c) = sin_cos_octant(phi);
+        let swap = hi & 1 == 1;
+        let (a, b) = if swap { (s, c) } else { (c, s) };
+        first[l] = f32::from_bits((r * a).to_bits() ^ ((hi >> 1) & 1) << 31);
+        second[l] = f32::from_bits((r * b).to_bits() ^ ((hi >> 2) & 1) << 31);
+    }
+}
+
+/// c₀xⁿ + c₁xⁿ⁻¹ + … + cₙ by Horner's rule in fused multiply-adds.
+#[inline(always)]
+fn horner(x: f32, c: &[f32]) -> f32 {
+    c.iter().fold(0.0, |acc, &k| acc.mul_add(x, k))
+}
+
+/// ln u for a normal, positive `u` (here u ∈ [2⁻³², 1]): u = m·2ᵉ with m ∈ [√½, √2), then
+/// ln m = f − f²/2 + f³·P(f) with f = m − 1 and ln 2 split in two parts (Cephes `logf`).
+#[inline(always)]
+fn ln_unit(u: f32) -> f32 {
+    const P: [f32; 9] = [
+        7.037_683_6e-2,
+        -1.151_461e-1,
+        1.167_699_9e-1,
+        -1.242_014_1e-1,
+        1.424_932_3e-1,
+        -1.666_805_8e-1,
+        2.000_071_4e-1,
+        -2.499_999_4e-1,
+        3.333_333e-1,
+    ];
+    let bits = u.to_bits();
+    let e = ((bits >> 23) as i32 - 126) as f32; // u = m'·2ᵉ, m' ∈ [½, 1)
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
+    let small = m < std::f32::consts::FRAC_1_SQRT_2;
+    let e = if small { e - 1.0 } else { e };
+    let f = if small { m + m - 1.0 } else { m - 1.0 };
+    let z = f * f;
+    let y = horner(f, &P) * f * z;
+    let y = (-2.121_944_4e-4f32).mul_add(e, y);
+    let y = (-0.5f32).mul_add(z, y);
+    0.693_359_4_f32.mul_add(e, f + y)
+}
+
+/// (sin φ, cos φ) for φ ∈ [0, π/4] (Cephes `sinf`/`cosf` polynomials).
+#[inline(always)]
+fn sin_cos_octant(phi: f32) -> (f32, f32) {
+    let z = phi * phi;
+    let s = (horner(z, &[-1.951_529_6e-4, 8.332_161e-3, -1.666_665_5e-1]) * z).mul_add(phi, phi);
+    let c = (horner(z, &[2.443_315_7e-5, -1.388_731_6e-3, 4.166_664_6e-2]) * z).mul_add(z, (-0.5f32).mul_add(z, 1.0));
+    (s, c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normal::check::{assert_ks_normal, assert_moments_normal};
+
+    fn draws(seed: u64, n: usize) -> Vec<f32> {
+        let mut v = vec![0.0f32; n];
+        NormalStream::new(seed).fill(&mut v);
+        v
+    }
+
+    /// ln has a relative error ≤ 2ε (ε = `f32::EPSILON`, i.e. 2–4 ulp) over [2⁻³², 1]: every
+    /// power of two, its neighbours, a dense sweep and the values just below 1.
+    #[test]
+    fn ln_is_accurate() {
+        let mut xs: Vec<f32> = (0..=32).map(|k| 2f32.powi(-k)).collect();
+        xs.extend(xs.clone().iter().flat_map(|&x| [f32::from_bits(x.to_bits() - 1), f32::from_bits(x.to_bits() + 1)]));
+        xs.extend((1..200_000).map(|i| i as f32 / 200_000.0));
+        xs.extend((1..2000).map(|i| 1.0 - i as f32 * f32::EPSILON / 2.0));
+        for x in xs.into_iter().filter(|&x| (2f32.powi(-32)..=1.0).contains(&x)) {
+            let want = f64::from(x).ln();
+            let got = f64::from(ln_unit(x));
+            assert!((got - want).abs() <= 2.0 * f64::from(f32::EPSILON) * want.abs(), "ln {x}: {got} vs {want}");
+        }
+    }
+
+    /// sin and cos on [0, π/4] have relative errors ≤ 2ε (ε = `f32::EPSILON`, i.e. 2–4 ulp).
+    #[test]
+    fn sin_cos_are_accurate() {
+        let eps = f64::from(f32::EPSILON);
+        for i in 0..=100_000 {
+            let phi = i as f32 / 100_000.0 * std::f32::consts::FRAC_PI_4;
+            let (s, c) = sin_cos_octant(phi);
+            let p = f64::from(phi);
+            assert!((f64::from(s) - p.sin()).abs() <= 2.0 * eps * p.sin(), "sin {phi}: {s}");
+            assert!((f64::from(c) - p.cos()).abs() <= 2.0 * eps * p.cos(), "cos {phi}: {c}");
+        }
+    }
+
+    /// Moments and tail masses of 4·10⁶ draws, and a KS test on 200 000 (`check`).
+    #[test]
+    fn draws_are_normal() {
+        assert_moments_normal(&draws(11, 4_000_000));
+        assert_ks_normal(&draws(12, 200_000));
+    }
+
+    /// Each half of the pairs alone is normal too (a wrong octant map would skew one of them).
+    #[test]
+    fn both_coordinates_are_normal() {
+        let v = draws(13, 400_000);
+        let first: Vec<f32> = v.chunks_exact(BLOCK).flat_map(|b| b[..WORDS].to_vec()).collect();
+        let second: Vec<f32> = v.chunks_exact(BLOCK).flat_map(|b| b[WORDS..].to_vec()).collect();
+        assert_ks_normal(&first);
+        assert_ks_normal(&second);
+    }
+
+    /// No correlation between the two draws of a pair, between neighbouring lanes, or from
+    /// one step to the next: each sample correlation of n pairs is within 5/√n of zero
+    /// (standard error 1/√n for independent normals).
+    #[test]
+    fn draws_are_uncorrelated() {
+        let v = draws(14, 4_000_000);
+        let steps: Vec<&[f32]> = v.chunks_exact(BLOCK).collect();
+        let corr = |pairs: &[(f32, f32)]| {
+            let n = pairs.len() as f64;
+            let s: f64 = pairs.iter().map(|&(a, b)| f64::from(a) * f64::from(b)).sum();
+            (s / n, 5.0 / n.sqrt())
+        };
+        let cases: [(&str, Vec<(f32, f32)>); 4] = [
+            ("pair", steps.iter().flat_map(|b| (0..WORDS).map(|l| (b[l], b[WORDS + l]))).collect()),
+            ("words", steps.iter().flat_map(|b| (1..WORDS).map(|l| (b[l - 1], b[l]))).collect()),
+            ("steps", steps.windows(2).flat_map(|w| (0..BLOCK).map(|i| (w[0][i], w[1][i]))).collect()),
+            (
+                "squares",
+                steps
+                    .iter()
+                    .flat_map(|b| (0..WORDS).map(|l| (b[l] * b[l] - 1.0, b[WORDS + l] * b[WORDS + l] - 1.0)))
+                    .collect(),
+            ),
+        ];
+        for (name, pairs) in cases {
+            let (c, tol) = corr(&pairs);
+            // the squares' products have variance 2·2 = 4: scale the tolerance by 2
+            let tol = if name == "squares" { 2.0 * tol } else { tol };
+            assert!(c.abs() < tol, "{name}: correlation {c}, tolerance {tol}");
+        }
+    }
+
+    /// The stream does not depend on how it is split into calls, every compiled variant gives
+    /// the same bits, and distinct seeds give distinct streams.
+    #[test]
+    fn reproducible_whatever_the_split_and_the_cpu() {
+        let whole = draws(5, 10_007);
+        let mut pieces = vec![0.0f32; whole.len()];
+        let mut stream = NormalStream::new(5);
+        let mut at = 0;
+        for len in [0, 1, 3, 16, 17, 5, 100, 2, 31].iter().cycle() {
+            let end = (at + len).min(pieces.len());
+            stream.fill(&mut pieces[at..end]);
+            at = end;
+            if at == pieces.len() {
+                break;
+            }
+        }
+        assert_eq!(whole, pieces);
+
+        let mut st = NormalStream::new(5).s;
+        let mut portable = vec![0.0f32; 10_000 / BLOCK * BLOCK];
+        steps_portable(&mut st, &mut portable);
+        assert_eq!(
+            portable.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            whole[..portable.len()].iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut st = NormalStream::new(5).s;
+            let mut v = vec![0.0f32; portable.len()];
+            let fma = std::arch::is_x86_feature_detected!("fma");
+            if fma && std::arch::is_x86_feature_detected!("avx2") {
+                #[allow(unsafe_code)]
+                // SAFETY: AVX2 and FMA checked just above.
+                unsafe {
+                    steps_avx2(&mut st, &mut v);
+                }
+                assert!(v.iter().zip(&portable).all(|(a, b)| a.to_bits() == b.to_bits()), "AVX2 differs");
+            }
+            let mut st = NormalStream::new(5).s;
+            if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                #[allow(unsafe_code)]
+                // SAFETY: AVX-512F and FMA checked just above.
+                unsafe {
+                    steps_avx512(&mut st, &mut v);
+                }
+                assert!(v.iter().zip(&portable).all(|(a, b)| a.to_bits() == b.to_bits()), "AVX-512 differs");
+            }
+        }
+        assert_ne!(draws(6, 64), whole[..64]);
+    }
+}
