@@ -55,7 +55,8 @@ pub enum TrainError {
         /// Parser message (with line and column).
         reason: String,
     },
-    /// A line of a run's `metrics.jsonl` is not an epoch record.
+    /// A line of a run's results file (`metrics.jsonl`, `vote.json`, `reduce.json`) is not what
+    /// the file holds.
     #[error("{path}, line {line}: {reason}")]
     Metrics {
         /// The file.

@@ -54,18 +54,47 @@ fn status_distinguishes_finished_partial_and_missing_runs() {
     std::fs::write(done.join("checkpoint.bin"), b"x").unwrap();
     std::fs::write(partial.join("metrics.jsonl"), line(1, 0.5, 0.6)).unwrap();
     std::fs::write(partial.join("checkpoint.bin"), b"x").unwrap();
-    assert_eq!(run_status(&done, 3), RunStatus::Done);
-    assert_eq!(run_status(&partial, 3), RunStatus::Partial(1));
-    assert_eq!(run_status(&root.join("absent"), 3), RunStatus::Missing);
+    assert_eq!(run_status(&done, 3).unwrap(), RunStatus::Done);
+    assert_eq!(run_status(&partial, 3).unwrap(), RunStatus::Partial(1));
+    assert_eq!(run_status(&root.join("absent"), 3).unwrap(), RunStatus::Missing);
     // Collecting picks the best test error and the train error of that epoch.
     let mut specs = plan(TableKind::Table1, &TrainConfig::default());
     specs[4].name = "done".into(); // the "random" row
-    let t = collect(TableKind::Table1, DatasetKind::Cifar10, &specs, &root);
+    let t = collect(TableKind::Table1, DatasetKind::Cifar10, &specs, &root).unwrap();
     let random = &t.rows[4];
     assert_eq!(random.0, "random");
     assert_eq!(random.1[0].ours, Some((20.0, Some(25.0))));
     assert_eq!(random.1[0].paper, Some((17.67, Some(5.81))));
     assert_eq!(t.rows[0].1[0].ours, None);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A damaged results file is a typed error naming the file and line, never a skipped line or a
+/// silently empty cell: a truncated `metrics.jsonl` line (run status and table) and a
+/// `vote.json` without its field (Table 2).
+#[test]
+fn damaged_results_files_are_errors_naming_file_and_line() {
+    let root = std::env::temp_dir().join(format!("rapa-exp-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let good = "{\"epoch\":1,\"train_error\":0.5,\"test_error\":0.4,\"loss\":1.0,\"lr\":0.02,\"seconds\":1.0,\"images_per_s\":1.0,\"analog_cycles\":0,\"analog_time_ns\":0.0,\"best_test_error\":0.4,\"best_train_error\":0.5}";
+    let mut specs = plan(TableKind::Table1, &TrainConfig::default());
+    let dir = root.join(&specs[4].name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("metrics.jsonl"), format!("{good}\n{{\"epoch\":2,\"train_err\n")).unwrap();
+    std::fs::write(dir.join("checkpoint.bin"), b"x").unwrap();
+    let msg = run_status(&dir, 3).unwrap_err().to_string();
+    assert!(msg.contains("metrics.jsonl, line 2"), "{msg}");
+    let msg = collect(TableKind::Table1, DatasetKind::Cifar10, &specs, &root).unwrap_err().to_string();
+    assert!(msg.contains("metrics.jsonl, line 2"), "{msg}");
+
+    std::fs::write(dir.join("metrics.jsonl"), format!("{good}\n")).unwrap();
+    specs = plan(TableKind::Table2, &TrainConfig::default());
+    let random = specs.iter().find(|s| s.row == "max" && s.col == "random").unwrap();
+    let rdir = root.join(&random.name);
+    std::fs::create_dir_all(&rdir).unwrap();
+    std::fs::write(rdir.join("vote.json"), "{\"vote\": 0.2}\n").unwrap();
+    let msg = collect(TableKind::Table2, DatasetKind::Cifar10, &specs, &root).unwrap_err().to_string();
+    assert!(msg.contains("vote.json, line 1: no numeric field `vote_error`"), "{msg}");
     let _ = std::fs::remove_dir_all(&root);
 }
 

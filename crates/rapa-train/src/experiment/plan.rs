@@ -4,6 +4,7 @@ use std::path::Path;
 
 use rapa_layers::Scheme;
 
+use crate::TrainError;
 use crate::layers::PoolKind;
 use crate::net::{NetConfig, NetPreset};
 use crate::train::TrainConfig;
@@ -138,19 +139,22 @@ pub enum RunStatus {
     Done,
 }
 
-/// Status of the run in `dir` planned for `epochs` epochs, from its `metrics.jsonl` lines and
+/// Status of the run in `dir` planned for `epochs` epochs, from its `metrics.jsonl` records and
 /// `checkpoint.bin`.
-pub fn run_status(dir: &Path, epochs: usize) -> RunStatus {
-    let lines = std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
-        .unwrap_or(0);
-    if lines >= epochs && dir.join("checkpoint.bin").exists() {
-        RunStatus::Done
-    } else if dir.join("checkpoint.bin").exists() {
-        RunStatus::Partial(lines)
-    } else {
+///
+/// # Errors
+/// As [`read_metrics`](crate::train::read_metrics), for a `metrics.jsonl` with a line that is
+/// not an epoch record (a damaged run is reported, not counted as finished or restarted).
+pub fn run_status(dir: &Path, epochs: usize) -> Result<RunStatus, TrainError> {
+    let path = dir.join("metrics.jsonl");
+    let done = if path.exists() { crate::train::read_metrics(&path)?.len() } else { 0 };
+    Ok(if !dir.join("checkpoint.bin").exists() {
         RunStatus::Missing
-    }
+    } else if done >= epochs {
+        RunStatus::Done
+    } else {
+        RunStatus::Partial(done)
+    })
 }
 
 /// A self-contained `rapa train` command for `spec` writing into `dir` (resumes a partial run).

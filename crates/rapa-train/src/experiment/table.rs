@@ -4,8 +4,9 @@ use std::path::Path;
 
 use super::paper::{paper_table1, paper_table2};
 use super::plan::{Post, RunSpec, TableKind};
+use crate::TrainError;
 use crate::data::DatasetKind;
-use crate::train::EpochMetrics;
+use crate::train::read_metrics;
 
 /// Best test error and the train error of that epoch, in %.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,17 +19,36 @@ pub struct RunSummary {
     pub epochs: usize,
 }
 
-/// Reads a run directory's `metrics.jsonl` (None if absent or empty).
-pub fn summarize(dir: &Path) -> Option<RunSummary> {
-    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).ok()?;
-    let metrics: Vec<EpochMetrics> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let best = metrics.iter().min_by(|a, b| a.test_error.total_cmp(&b.test_error))?;
-    Some(RunSummary { test: 100.0 * best.test_error, train: 100.0 * best.train_error, epochs: metrics.len() })
+/// Summarizes a run directory's `metrics.jsonl`: `None` if the run has no such file yet (not
+/// started, or in its first epoch) or no epoch in it.
+///
+/// # Errors
+/// [`TrainError::Metrics`] naming the file and line of a line that is not an epoch record
+/// (nothing is skipped silently); [`TrainError::Io`] if the file exists but cannot be read.
+pub fn summarize(dir: &Path) -> Result<Option<RunSummary>, TrainError> {
+    let path = dir.join("metrics.jsonl");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let metrics = read_metrics(&path)?;
+    let best = metrics.iter().min_by(|a, b| a.test_error.total_cmp(&b.test_error));
+    Ok(best.map(|b| RunSummary { test: 100.0 * b.test_error, train: 100.0 * b.train_error, epochs: metrics.len() }))
 }
 
-fn read_json_field(path: &Path, field: &str) -> Option<f64> {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    v.get(field)?.as_f64()
+/// The number `field` of the JSON object in `path`: `None` if the file does not exist yet.
+///
+/// # Errors
+/// [`TrainError::Metrics`] if the file is not JSON or lacks a numeric `field`;
+/// [`TrainError::Io`] if it exists but cannot be read.
+fn read_json_field(path: &Path, field: &str) -> Result<Option<f64>, TrainError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    let bad = |line: usize, reason: String| TrainError::Metrics { path: path.to_path_buf(), line, reason };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.line(), e.to_string()))?;
+    let x = v.get(field).and_then(serde_json::Value::as_f64);
+    x.map(Some).ok_or_else(|| bad(1, format!("no numeric field `{field}`")))
 }
 
 /// One table cell: ours and the paper's (test %, train % if reported).
@@ -100,9 +120,19 @@ impl TableResult {
     }
 }
 
-/// Collects `specs` (from [`plan`](super::plan)) finished under `root` into the table.
-pub fn collect(table: TableKind, dataset: DatasetKind, specs: &[RunSpec], root: &Path) -> TableResult {
-    let ours = |s: &RunSpec| summarize(&root.join(&s.name)).map(|r| (r.test, Some(r.train)));
+/// Collects `specs` (from [`plan`](super::plan)) finished under `root` into the table; runs
+/// without results yet are empty cells.
+///
+/// # Errors
+/// As [`summarize`], for a run whose results files are malformed.
+pub fn collect(
+    table: TableKind,
+    dataset: DatasetKind,
+    specs: &[RunSpec],
+    root: &Path,
+) -> Result<TableResult, TrainError> {
+    let ours =
+        |s: &RunSpec| -> Result<_, TrainError> { Ok(summarize(&root.join(&s.name))?.map(|r| (r.test, Some(r.train)))) };
     match table {
         TableKind::Table1 => {
             let col = match dataset {
@@ -114,16 +144,17 @@ pub fn collect(table: TableKind, dataset: DatasetKind, specs: &[RunSpec], root: 
             let rows = specs
                 .iter()
                 .map(|s| {
-                    (s.row.clone(), vec![Cell { ours: ours(s), paper: col.and_then(|c| paper_table1(&s.row, c)) }])
+                    let cell = Cell { ours: ours(s)?, paper: col.and_then(|c| paper_table1(&s.row, c)) };
+                    Ok((s.row.clone(), vec![cell]))
                 })
-                .collect();
-            TableResult {
+                .collect::<Result<_, TrainError>>()?;
+            Ok(TableResult {
                 title: format!(
                     "Table 1 — tiling schemes, max pooling, n = (16, 4, 1), {dataset}: best test error % (train error %)"
                 ),
                 columns: vec![dataset.to_string()],
                 rows,
-            }
+            })
         }
         TableKind::Table2 => {
             let columns: Vec<String> = ["none", "enlarged", "random", "vote (5)", "reduced"].map(String::from).to_vec();
@@ -131,29 +162,33 @@ pub fn collect(table: TableKind, dataset: DatasetKind, specs: &[RunSpec], root: 
             for pool in ["max", "avg", "mixed", "stochastic"] {
                 let find = |col: &str| specs.iter().find(|s| s.row == pool && s.col == col);
                 let paper = |c: usize| if dataset == DatasetKind::Cifar10 { paper_table2(pool, c) } else { None };
-                let mut cells: Vec<Cell> = ["none", "enlarged", "random"]
-                    .iter()
-                    .enumerate()
-                    .map(|(c, col)| Cell { ours: find(col).and_then(ours), paper: paper(c) })
-                    .collect();
+                let mut cells = Vec::new();
+                for (c, col) in ["none", "enlarged", "random"].iter().enumerate() {
+                    let ours = match find(col) {
+                        Some(s) => ours(s)?,
+                        None => None,
+                    };
+                    cells.push(Cell { ours, paper: paper(c) });
+                }
                 let random_dir = find("random").filter(|s| s.post == Post::VoteAndReduce).map(|s| root.join(&s.name));
-                let vote = random_dir
-                    .as_ref()
-                    .and_then(|d| read_json_field(&d.join("vote.json"), "vote_error"))
-                    .map(|v| (100.0 * v, None));
-                let red = random_dir
-                    .as_ref()
-                    .and_then(|d| read_json_field(&d.join("reduce.json"), "test_error_reduced"))
-                    .map(|v| (100.0 * v, None));
+                let post = |file: &str, field: &str| -> Result<_, TrainError> {
+                    let v = match &random_dir {
+                        Some(d) => read_json_field(&d.join(file), field)?,
+                        None => None,
+                    };
+                    Ok(v.map(|v| (100.0 * v, None)))
+                };
+                let vote = post("vote.json", "vote_error")?;
+                let red = post("reduce.json", "test_error_reduced")?;
                 cells.push(Cell { ours: vote, paper: paper(3) });
                 cells.push(Cell { ours: red, paper: paper(4) });
                 rows.push((pool.to_string(), cells));
             }
-            TableResult {
+            Ok(TableResult {
                 title: format!("Table 2 — pooling variants, {dataset}: best test error % (train error %)"),
                 columns,
                 rows,
-            }
+            })
         }
     }
 }

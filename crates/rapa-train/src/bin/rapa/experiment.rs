@@ -67,7 +67,7 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
     if !a.collect {
         for s in specs.iter().filter(|s| a.only.as_ref().is_none_or(|o| *o == s.name)) {
             let dir = out.join(&s.name);
-            match run_status(&dir, s.cfg.epochs) {
+            match run_status(&dir, s.cfg.epochs)? {
                 RunStatus::Done => eprintln!("{}: finished, skipping", dir.display()),
                 RunStatus::Partial(e) => {
                     eprintln!("{}: resuming after epoch {e}", dir.display());
@@ -85,7 +85,7 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
             }
         }
     }
-    let table = collect(kind, base.dataset, &specs, &out);
+    let table = collect(kind, base.dataset, &specs, &out)?;
     std::fs::create_dir_all(&out).map_err(|e| TrainError::io(&out, e))?;
     write_atomic(&out.join("table.md"), table.to_markdown().as_bytes())?;
     write_atomic(&out.join("table.csv"), table.to_csv().as_bytes())?;
