@@ -160,9 +160,38 @@ impl Pool {
                     let plane = &xs[(b * c + ch) * h * w..(b * c + ch + 1) * h * w];
                     if kind == PoolKind::Max {
                         // Max alone: no sums, one compare per element.
+                        let k = self.kernel;
+                        // Outputs whose window lies wholly inside the row.
+                        let full = if w >= k { (w - k) / self.stride + 1 } else { 0 }.min(ow);
                         for oy in 0..oh {
                             let (y0, y1) = self.window(oy, h);
-                            for ox in 0..ow {
+                            // MAX_LANES full windows at a time: independent compare chains
+                            // that overlap, where one window's chain is latency-bound. Each
+                            // window is still scanned in row-major order (same results).
+                            let mut ox = 0;
+                            while ox + MAX_LANES <= full {
+                                let x0: [usize; MAX_LANES] = std::array::from_fn(|l| (ox + l) * self.stride);
+                                let mut best = [f32::NEG_INFINITY; MAX_LANES];
+                                let mut best_i: [usize; MAX_LANES] = std::array::from_fn(|l| y0 * w + x0[l]);
+                                for yy in y0..y1 {
+                                    for dx in 0..k {
+                                        for l in 0..MAX_LANES {
+                                            let i = yy * w + x0[l] + dx;
+                                            let v = plane[i];
+                                            let gt = v > best[l];
+                                            best[l] = if gt { v } else { best[l] };
+                                            best_i[l] = if gt { i } else { best_i[l] };
+                                        }
+                                    }
+                                }
+                                let o = ch * plane_out + oy * ow + ox;
+                                yb[o..o + MAX_LANES].copy_from_slice(&best);
+                                for (p, &i) in pb[o..o + MAX_LANES].iter_mut().zip(&best_i) {
+                                    *p = i as u32;
+                                }
+                                ox += MAX_LANES;
+                            }
+                            for ox in ox..ow {
                                 let (x0, x1) = self.window(ox, w);
                                 // Selects, not branches: which element wins is data-dependent
                                 // and would mispredict constantly.
@@ -384,6 +413,9 @@ impl Pool {
         }
     }
 }
+
+/// Outputs of max pooling computed side by side in its fast loop.
+const MAX_LANES: usize = 4;
 
 /// Window rows/cols `[start, end)` of output index `o` along a side of length `len`.
 fn window(kernel: usize, stride: usize, o: usize, len: usize) -> (usize, usize) {
