@@ -238,9 +238,8 @@ impl ConvGeometry {
     /// the patch is these C·k runs of k pixels.
     #[inline]
     fn padded_rows(&self, p: usize) -> impl Iterator<Item = usize> {
-        let ((ph, pw), ow, k) = (self.padded_dims(), self.out_width(), self.kernel);
-        let origin = (p / ow * self.stride) * pw + p % ow * self.stride;
-        (0..self.in_channels).flat_map(move |c| (0..k).map(move |ky| c * ph * pw + origin + ky * pw))
+        let ((plane, pw, origin), k) = (self.padded_origin(p), self.kernel);
+        (0..self.in_channels).flat_map(move |c| (0..k).map(move |ky| c * plane + origin + ky * pw))
     }
 
     /// Copies patch `p` of a padded image (see [`pad_image`](Self::pad_image)) into `out`
@@ -248,19 +247,63 @@ impl ConvGeometry {
     /// [`gather_patch`](Self::gather_patch) on the unpadded image without `keep`, but every
     /// kernel row is one run of k pixels, with no clipping and no fills.
     pub fn gather_padded(&self, padded: &[f32], p: usize, out: &mut [f32]) {
-        let k = self.kernel;
-        for (row, start) in out[..self.patch_len()].chunks_exact_mut(k).zip(self.padded_rows(p)) {
-            copy_run(row, &padded[start..start + k]);
+        match self.kernel {
+            5 => self.gather_padded_k::<5>(padded, p, out),
+            3 => self.gather_padded_k::<3>(padded, p, out),
+            k => {
+                for (row, start) in out[..self.patch_len()].chunks_exact_mut(k).zip(self.padded_rows(p)) {
+                    copy_run(row, &padded[start..start + k]);
+                }
+            }
         }
     }
 
     /// Adds the patch gradient `grad` (length K) of patch `p` into a padded image gradient:
     /// the adjoint of [`gather_padded`](Self::gather_padded).
     pub fn scatter_padded_add(&self, grad: &[f32], p: usize, padded_grad: &mut [f32]) {
-        let k = self.kernel;
-        for (row, start) in grad[..self.patch_len()].chunks_exact(k).zip(self.padded_rows(p)) {
-            add_run(&mut padded_grad[start..start + k], row);
+        match self.kernel {
+            5 => self.scatter_padded_add_k::<5>(grad, p, padded_grad),
+            3 => self.scatter_padded_add_k::<3>(grad, p, padded_grad),
+            k => {
+                for (row, start) in grad[..self.patch_len()].chunks_exact(k).zip(self.padded_rows(p)) {
+                    add_run(&mut padded_grad[start..start + k], row);
+                }
+            }
         }
+    }
+
+    /// [`gather_padded`](Self::gather_padded) for a kernel size known at compile time: one
+    /// slice per channel covers its K rows, and each run is a fixed-size copy.
+    #[inline(always)]
+    fn gather_padded_k<const K: usize>(&self, padded: &[f32], p: usize, out: &mut [f32]) {
+        let (plane, pw, origin) = self.padded_origin(p);
+        for (c, chan) in out[..self.patch_len()].chunks_exact_mut(K * K).enumerate() {
+            let src = &padded[c * plane + origin..][..(K - 1) * pw + K];
+            for (ky, row) in chan.chunks_exact_mut(K).enumerate() {
+                copy_run(row, &src[ky * pw..ky * pw + K]);
+            }
+        }
+    }
+
+    /// [`scatter_padded_add`](Self::scatter_padded_add) for a kernel size known at compile
+    /// time, as [`gather_padded_k`](Self::gather_padded_k).
+    #[inline(always)]
+    fn scatter_padded_add_k<const K: usize>(&self, grad: &[f32], p: usize, padded_grad: &mut [f32]) {
+        let (plane, pw, origin) = self.padded_origin(p);
+        for (c, chan) in grad[..self.patch_len()].chunks_exact(K * K).enumerate() {
+            let dst = &mut padded_grad[c * plane + origin..][..(K - 1) * pw + K];
+            for (ky, row) in chan.chunks_exact(K).enumerate() {
+                add_run(&mut dst[ky * pw..ky * pw + K], row);
+            }
+        }
+    }
+
+    /// Values per padded channel plane, padded row length, and the offset of patch `p`'s
+    /// top-left pixel in a padded channel plane.
+    #[inline]
+    fn padded_origin(&self, p: usize) -> (usize, usize, usize) {
+        let ((ph, pw), ow) = (self.padded_dims(), self.out_width());
+        (ph * pw, pw, (p / ow * self.stride) * pw + p % ow * self.stride)
     }
 }
 
