@@ -128,11 +128,14 @@ fn max_pool_of_a_window_without_a_maximum_picks_a_pixel_of_that_window() {
 
 /// Max pooling's values and argmaxes equal a direct scan of each (clipped) window in row-major
 /// order, the first maximum winning, on inputs with many ties (values in {0, 1, 2, 3}), for
-/// several kernels, strides and sizes.
+/// several kernels, strides and sizes (also an image smaller than the kernel, and a stride
+/// larger than the kernel).
 #[test]
 fn max_pool_matches_a_direct_scan_with_ties() {
     let mut rng = seeded(9);
-    for (k, s, h, w) in [(3, 2, 32, 32), (3, 2, 7, 9), (2, 2, 6, 5), (3, 1, 5, 6), (5, 3, 11, 8)] {
+    for (k, s, h, w) in
+        [(3, 2, 32, 32), (3, 2, 7, 9), (2, 2, 6, 5), (3, 1, 5, 6), (5, 3, 11, 8), (3, 2, 2, 2), (2, 3, 7, 7)]
+    {
         let x = Array4::from_shape_simple_fn((2, 3, h, w), || rng.random_range(0..4) as f32);
         let mut pool = Pool::new(PoolKind::Max, k, s, 3, 0);
         let y = pool.forward(x.view());

@@ -7,7 +7,8 @@
 //!   the millions of draws of the analog periphery (one output-noise draw per output element of
 //!   every MVM: 512 000 per backward call of an 800×64 tile on 640 vectors). Its loops compile
 //!   to vector code (AVX2 or AVX-512 where the CPU has them, detected at run time) and draw a
-//!   normal in a fraction of the ziggurat's time; every path gives the same bits.
+//!   normal in a fraction of the ziggurat's time; every path gives the same bits
+//!   wherever `f32::mul_add` is correctly rounded (see `box_muller`).
 //!
 //! Both are checked in the tests against the normal distribution: mean, variance, skewness and
 //! kurtosis, tail masses beyond 2, 3 and 4 σ, and a Kolmogorov–Smirnov distance, at tolerances
