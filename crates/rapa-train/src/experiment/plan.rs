@@ -143,11 +143,10 @@ pub enum RunStatus {
 /// `checkpoint.bin`.
 ///
 /// # Errors
-/// As [`read_metrics`](crate::train::read_metrics), for a `metrics.jsonl` with a line that is
-/// not an epoch record (a damaged run is reported, not counted as finished or restarted).
+/// As [`summarize`](super::summarize), for a `metrics.jsonl` with a line that is not an epoch
+/// record (a damaged run is reported, not counted as finished or restarted).
 pub fn run_status(dir: &Path, epochs: usize) -> Result<RunStatus, TrainError> {
-    let path = dir.join("metrics.jsonl");
-    let done = if path.exists() { crate::train::read_metrics(&path)?.len() } else { 0 };
+    let done = super::table::summarize(dir)?.map_or(0, |r| r.epochs);
     Ok(if !dir.join("checkpoint.bin").exists() {
         RunStatus::Missing
     } else if done >= epochs {
