@@ -1,29 +1,79 @@
 //! The one SGEMM every tile and layer calls: `C ← β·C + α·A·B` on ndarray views.
 //!
-//! Backed by the [`gemm`](https://docs.rs/gemm) crate, which picks AVX-512, AVX2+FMA, NEON or a
-//! portable kernel at run time (no `target-cpu` flags needed) and splits large products over
-//! the rayon pool. On this project's machine it beats `ndarray`'s `matrixmultiply` backend by
-//! 1.3–1.5× per thread on the tile shapes of the paper's network (`docs/performance.md`), and,
-//! unlike it, threads a single large product — which a layer with one tile needs.
+//! Backed by [`rten-gemm`](https://docs.rs/rten-gemm), which picks an AVX-512, AVX2+FMA, NEON or
+//! portable kernel at run time (no `target-cpu` flags needed) and splits large products over the
+//! rayon pool. On this project's machine its AVX-512 kernel runs the tile shapes of the paper's
+//! network 1.3–2.0× faster per thread than the `gemm` crate's AVX2 kernels used before (the
+//! `gemm` crate keeps its AVX-512 kernels behind a nightly-only feature), and 1.3–1.5× faster
+//! than ndarray's `matrixmultiply` (`cargo bench --bench gemm`, `docs/performance.md`).
 //!
-//! Determinism: the product's blocking along the shared dimension depends only on the shapes
-//! and the CPU's cache sizes, never on the number of threads (threads split rows and columns of
-//! C), so results are bit-identical for any rayon pool size on a given machine.
+//! Layouts: any non-negative strides of `a` and `b` (transposed, strided, broadcast views) are
+//! read in place; `c` must be contiguous in either row-major or column-major order (a
+//! column-major `c` is computed as `cᵀ = bᵀ·aᵀ`). Views with negative strides, and a `c` that is
+//! neither, go through a contiguous copy.
+//!
+//! Determinism: the product's blocking along the shared dimension depends only on k (blocks of
+//! 256), never on the number of threads (threads split rows and columns of C), and every output
+//! element is accumulated by one micro-kernel in a fixed order, so results are bit-identical
+//! for any rayon pool size on a given machine (and kernel).
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions};
+use rten_tensor::Matrix;
 
-/// Products below this many multiply-adds run on the calling thread. The conv layers already
-/// run their tiles' products in parallel, and splitting each small product again (conv1's
-/// tiles: 640×76×32 ≈ 1.6 M) only adds scheduling; a layer with one large tile still gets
-/// every thread. Results do not depend on it (see the module docs).
-const PARALLEL_MIN_MACS: usize = 4 << 20;
+thread_local! {
+    /// Each thread's executor (the kernel is chosen from the CPU's features; rten's executor is
+    /// `Sync` but not `Send`, so it cannot live in a `static`).
+    static EXEC: GemmExecutor<f32> = GemmExecutor::default();
+}
 
-fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
-    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
-        gemm::Parallelism::None
-    } else {
-        gemm::Parallelism::Rayon(0)
-    }
+/// Name of the SGEMM kernel this machine runs (e.g. `x86_64-f32-avx512`), for benches and logs.
+pub fn kernel_name() -> String {
+    EXEC.with(|e| e.kernel_name().to_owned())
+}
+
+/// `v` as an rten matrix without copying, if its strides are non-negative.
+fn as_matrix<'a>(v: &ArrayView2<'a, f32>) -> Option<Matrix<'a, f32>> {
+    let (r, c) = v.dim();
+    let [rs, cs] = [usize::try_from(v.strides()[0]).ok()?, usize::try_from(v.strides()[1]).ok()?];
+    let len = (r - 1) * rs + (c - 1) * cs + 1;
+    // SAFETY: `v` is non-empty (checked by the caller) with non-negative strides, so the
+    // elements it addresses are `as_ptr() + i·rs + j·cs` for i < r, j < c; the largest offset is
+    // `len - 1`, and all of them lie inside the allocation `v` borrows for `'a`. The slice is
+    // only read.
+    #[allow(unsafe_code)]
+    let data = unsafe { std::slice::from_raw_parts(v.as_ptr(), len) };
+    Matrix::from_slice_with_strides([r, c], data, [rs, cs]).ok()
+}
+
+/// A row-major copy (`to_owned` would keep a contiguous view's negative strides).
+fn row_major_copy(v: &ArrayView2<'_, f32>) -> Array2<f32> {
+    let mut o = Array2::zeros(v.dim());
+    o.assign(v);
+    o
+}
+
+/// `out ← beta·out + alpha·a·b` with `out` row-major contiguous, `[m, n]`.
+fn gemm_row_major(alpha: f32, a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, beta: f32, out: &mut [f32]) {
+    let owned_a;
+    let a = match as_matrix(a) {
+        Some(m) => m,
+        None => {
+            owned_a = row_major_copy(a);
+            as_matrix(&owned_a.view()).expect("a row-major array has non-negative strides")
+        }
+    };
+    let owned_b;
+    let b = match as_matrix(b) {
+        Some(m) => m,
+        None => {
+            owned_b = row_major_copy(b);
+            as_matrix(&owned_b.view()).expect("a row-major array has non-negative strides")
+        }
+    };
+    let opts = GemmOptions { alpha, beta, ..GemmOptions::default() };
+    EXEC.with(|e| e.gemm(out, GemmInputA::Unpacked(a), GemmInputB::Unpacked(b), opts))
+        .expect("sgemm: shapes and output length were checked by the caller");
 }
 
 /// `c ← beta·c + alpha·a·b` for `a: [m, k]`, `b: [k, n]`, `c: [m, n]`, any strides (including
@@ -46,45 +96,27 @@ pub fn sgemm(alpha: f32, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f
         }
         return;
     }
-    let [a_rs, a_cs] = [a.strides()[0], a.strides()[1]];
-    let [b_rs, b_cs] = [b.strides()[0], b.strides()[1]];
-    let [c_rs, c_cs] = [c.strides()[0], c.strides()[1]];
-    let c_ptr = c.as_mut_ptr();
-    // SAFETY: the three pointers address the first logical element of views whose shapes were
-    // checked above to be [m, k], [k, n] and [m, n], and whose strides (in elements, possibly
-    // negative) are passed unchanged, so every element gemm reads or writes lies inside its
-    // view. `c` is borrowed mutably, so it cannot alias `a` or `b`. `read_dst = beta != 0`
-    // keeps gemm from reading `c` when it must only be written.
-    #[allow(unsafe_code)]
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c_ptr,
-            c_cs,
-            c_rs,
-            beta != 0.0,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            beta,
-            alpha,
-            false,
-            false,
-            false,
-            parallelism(m, n, k),
-        );
+    if c.is_standard_layout() {
+        let out = c.as_slice_mut().expect("a standard-layout view is contiguous");
+        gemm_row_major(alpha, &a, &b, beta, out);
+        return;
     }
+    let mut ct = c.view_mut().reversed_axes();
+    if ct.is_standard_layout() {
+        let out = ct.as_slice_mut().expect("a standard-layout view is contiguous");
+        gemm_row_major(alpha, &b.t(), &a.t(), beta, out);
+        return;
+    }
+    let mut tmp = if beta == 0.0 { Array2::zeros((m, n)) } else { c.to_owned() };
+    let out = tmp.as_slice_mut().expect("a new array is row-major contiguous");
+    gemm_row_major(alpha, &a, &b, beta, out);
+    c.assign(&tmp);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array2, s};
+    use ndarray::{Array2, ShapeBuilder, s};
 
     /// The exact (f64) result and, per element, the worst-case rounding error of any f32
     /// summation order: γ·(|α|·Σ_l |a_il·b_lj| + |β·c_ij|) with γ = (k + 2)·2⁻²⁴ (Higham's bound
@@ -128,11 +160,20 @@ mod tests {
                 let c0 = f(m, n, 0.05);
                 for bv in [b, b_rev.view()] {
                     let [want, tol] = naive(alpha, &a, &bv, beta, &c0);
-                    let mut c = c0.clone();
-                    sgemm(alpha, a, bv, beta, &mut c.view_mut());
-                    for ((x, y), t) in c.iter().zip(&want).zip(&tol) {
-                        let err = (f64::from(*x) - y).abs();
-                        assert!(err <= *t, "({m},{k},{n}) α {alpha} β {beta}: {x} vs {y}, error {err} > bound {t}");
+                    // c row-major, column-major, and strided (every other column of a wider array).
+                    let mut c_row = c0.clone();
+                    let mut c_col = Array2::zeros((m, n).f());
+                    c_col.assign(&c0);
+                    let mut c_wide = Array2::zeros((m, 2 * n));
+                    c_wide.slice_mut(s![.., ..;2]).assign(&c0);
+                    sgemm(alpha, a, bv, beta, &mut c_row.view_mut());
+                    sgemm(alpha, a, bv, beta, &mut c_col.view_mut());
+                    sgemm(alpha, a, bv, beta, &mut c_wide.slice_mut(s![.., ..;2]));
+                    for c in [c_row.view(), c_col.view(), c_wide.slice(s![.., ..;2])] {
+                        for ((x, y), t) in c.iter().zip(&want).zip(&tol) {
+                            let err = (f64::from(*x) - y).abs();
+                            assert!(err <= *t, "({m},{k},{n}) α {alpha} β {beta}: {x} vs {y}, error {err} > bound {t}");
+                        }
                     }
                 }
             }
