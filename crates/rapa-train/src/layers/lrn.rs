@@ -31,13 +31,13 @@ impl Lrn {
         Self::new(3, 5e-5, 0.75)
     }
 
-    /// s = 1 + (α/n²)·windowed sum of x² for one plane (`tmp`: h·w scratch).
-    fn scale_plane(&self, plane: &[f32], h: usize, w: usize, tmp: &mut [f32], out: &mut [f32]) {
+    /// s = 1 + (α/n²)·windowed sum of x² for one plane (`tmp`, `scratch`: scratch space).
+    fn scale_plane(&self, plane: &[f32], h: usize, w: usize, tmp: &mut [f32], scratch: &mut Vec<f32>, out: &mut [f32]) {
         let k = self.alpha / (self.size * self.size) as f32;
         for (t, &v) in tmp.iter_mut().zip(plane) {
             *t = v * v;
         }
-        box_sum(tmp, h, w, self.size / 2, out);
+        box_sum(tmp, h, w, self.size / 2, scratch, out);
         for o in out.iter_mut() {
             *o = 1.0 + k * *o;
         }
@@ -57,21 +57,24 @@ impl Lrn {
             .zip(ps.par_chunks_mut(h * w))
             .zip(ys.par_chunks_mut(h * w))
             .zip(xs.par_chunks(h * w))
-            .for_each_init(Vec::new, |tmp, (((sp, pp), yp), xp)| {
-                tmp.resize(h * w, 0.0);
-                self.scale_plane(xp, h, w, tmp, sp);
-                // p = s^(−β). The common β = 0.75 is 1/(√s·⁴√s): two square roots instead of a
-                // `powf` (a few ulp from it), in its own branch-free loop so that they vectorize.
-                let beta = self.beta;
-                if beta == 0.75 {
-                    fill_p_y(pp, yp, sp, xp, |s| {
-                        let r = s.sqrt();
-                        1.0 / (r * r.sqrt())
-                    });
-                } else {
-                    fill_p_y(pp, yp, sp, xp, |s| s.powf(-beta));
-                }
-            });
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(tmp, scratch), (((sp, pp), yp), xp)| {
+                    tmp.resize(h * w, 0.0);
+                    self.scale_plane(xp, h, w, tmp, scratch, sp);
+                    // p = s^(−β). The common β = 0.75 is 1/(√s·⁴√s): two square roots instead of a
+                    // `powf` (a few ulp from it), in its own branch-free loop so that they vectorize.
+                    let beta = self.beta;
+                    if beta == 0.75 {
+                        fill_p_y(pp, yp, sp, xp, |s| {
+                            let r = s.sqrt();
+                            1.0 / (r * r.sqrt())
+                        });
+                    } else {
+                        fill_p_y(pp, yp, sp, xp, |s| s.powf(-beta));
+                    }
+                },
+            );
         self.cache = Some([x, s, p]);
         y
     }
@@ -100,10 +103,11 @@ impl Lrn {
         let r = self.size / 2;
         // The window sums of t are a box sum: the windows are symmetric, so "the windows i that
         // contain j" is the window around j.
-        dx.as_slice_mut()?.par_chunks_mut(h * w).zip(t.as_slice_mut()?.par_chunks_mut(h * w)).enumerate().for_each(
-            |(pl, (dp, tp))| {
+        dx.as_slice_mut()?.par_chunks_mut(h * w).zip(t.as_slice()?.par_chunks(h * w)).enumerate().for_each_init(
+            Vec::new,
+            |scratch, (pl, (dp, tp))| {
                 let off = pl * h * w;
-                box_sum(tp, h, w, r, dp);
+                box_sum(tp, h, w, r, scratch, dp);
                 for (i, d) in dp.iter_mut().enumerate() {
                     let j = off + i;
                     *d = dys[j] * ps[j] - k * xs[j] * *d;
@@ -124,37 +128,41 @@ fn fill_p_y(p: &mut [f32], y: &mut [f32], s: &[f32], x: &[f32], f: impl Fn(f32) 
 }
 
 /// `out[y, x]` = sum of `src` over the (2r+1)×(2r+1) window centred on (y, x), clipped to the
-/// h×w plane (zero padding). Separable: first along rows into `src` itself (which is
-/// overwritten), then along columns; both passes are plain slice loops that vectorize.
-fn box_sum(src: &mut [f32], h: usize, w: usize, r: usize, out: &mut [f32]) {
-    // Rows: out holds the row sums for now.
-    for (srow, orow) in src.chunks_exact(w).zip(out.chunks_exact_mut(w)) {
-        for (x, o) in orow.iter_mut().enumerate() {
-            if x >= r && x + r < w {
-                continue;
-            }
-            *o = srow[x.saturating_sub(r)..(x + r + 1).min(w)].iter().sum();
-        }
-        if w > 2 * r {
-            let inner = w - 2 * r;
-            orow[r..r + inner].copy_from_slice(&srow[..inner]);
-            for d in 1..=2 * r {
-                for (o, &v) in orow[r..r + inner].iter_mut().zip(&srow[d..d + inner]) {
-                    *o += v;
-                }
-            }
+/// h×w plane (zero padding). Separable, and each pass runs over the whole plane as a few
+/// shifted slice additions, long enough to vectorize well on the network's small planes (16×16,
+/// 8×8): the row pass works on a copy of the plane with r zero columns on either side (so no
+/// window wraps into the next row), the column pass adds the row sums shifted by ±d rows.
+/// `scratch` is resized as needed.
+fn box_sum(src: &[f32], h: usize, w: usize, r: usize, scratch: &mut Vec<f32>, out: &mut [f32]) {
+    let (n, wp) = (h * w, w + 2 * r);
+    let np = h * wp;
+    scratch.clear();
+    scratch.resize(2 * np, 0.0);
+    let (pad, rows) = scratch.split_at_mut(np);
+    for (prow, srow) in pad.chunks_exact_mut(wp).zip(src.chunks_exact(w)) {
+        prow[r..r + w].copy_from_slice(srow);
+    }
+    // Rows: rows[y·wp + x] = Σ_{d ≤ 2r} pad[y·wp + x + d], the window of (y, x) (x < w).
+    let m = np - 2 * r;
+    rows[..m].copy_from_slice(&pad[..m]);
+    for d in 1..=2 * r {
+        for (o, &v) in rows[..m].iter_mut().zip(&pad[d..d + m]) {
+            *o += v;
         }
     }
-    src.copy_from_slice(out);
-    // Columns: out[y] = Σ rows y−r..=y+r of the row sums.
-    for y in 0..h {
-        let (lo, hi) = (y.saturating_sub(r), (y + r + 1).min(h));
-        let orow = &mut out[y * w..(y + 1) * w];
-        orow.copy_from_slice(&src[lo * w..(lo + 1) * w]);
-        for yy in lo + 1..hi {
-            for (o, &v) in orow.iter_mut().zip(&src[yy * w..(yy + 1) * w]) {
-                *o += v;
-            }
+    for (orow, rrow) in out.chunks_exact_mut(w).zip(rows.chunks(wp)) {
+        orow.copy_from_slice(&rrow[..w]);
+    }
+    // Columns: out = Σ_{|d| ≤ r} row sums shifted by d rows (pad now holds the row sums).
+    let sums = &mut pad[..n];
+    sums.copy_from_slice(out);
+    for d in 1..=r.min(h - 1) {
+        let s = d * w;
+        for (o, &v) in out[s..].iter_mut().zip(&sums[..n - s]) {
+            *o += v;
+        }
+        for (o, &v) in out[..n - s].iter_mut().zip(&sums[s..]) {
+            *o += v;
         }
     }
 }
@@ -167,11 +175,12 @@ mod tests {
     /// than the window.
     #[test]
     fn box_sum_equals_direct_window_sums() {
-        for (h, w, r) in [(1, 1, 1), (2, 3, 1), (5, 7, 1), (6, 4, 2), (9, 9, 2), (3, 8, 0)] {
+        for (h, w, r) in
+            [(1, 1, 1), (2, 3, 1), (5, 7, 1), (6, 4, 2), (9, 9, 2), (3, 8, 0), (4, 2, 3), (16, 16, 1), (8, 8, 2)]
+        {
             let plane: Vec<f32> = (0..h * w).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
-            let mut src = plane.clone();
             let mut out = vec![f32::NAN; h * w];
-            box_sum(&mut src, h, w, r, &mut out);
+            box_sum(&plane, h, w, r, &mut vec![f32::NAN; 3], &mut out);
             for y in 0..h {
                 for x in 0..w {
                     let mut direct = 0.0f32;
