@@ -2,10 +2,12 @@
 //!
 //! Backed by [`rten-gemm`](https://docs.rs/rten-gemm), which picks an AVX-512, AVX2+FMA, NEON or
 //! portable kernel at run time (no `target-cpu` flags needed) and splits large products over the
-//! rayon pool. On this project's machine its AVX-512 kernel runs the tile shapes of the paper's
-//! network 1.3–2.0× faster per thread than the `gemm` crate's AVX2 kernels used before (the
-//! `gemm` crate keeps its AVX-512 kernels behind a nightly-only feature), and 1.3–1.5× faster
-//! than ndarray's `matrixmultiply` (`cargo bench --bench gemm`, `docs/performance.md`).
+//! rayon pool. On this project's machine (AMD EPYC) its AVX-512 kernel runs the tile shapes of
+//! the paper's network at 1.7–1.9× the per-thread rate of the `gemm` crate used before (whose
+//! AVX-512 kernels need a nightly-only feature, so it ran AVX2 here) and at 1.9–2.7× that of
+//! ndarray's `matrixmultiply`; on an Intel Xeon at 1.0–2.0× the `gemm` crate
+//! (`cargo bench --bench gemm`, `docs/performance.md`). Products of any size may be split over
+//! the calling thread's rayon pool (rten decides from the pool size, not from the product's).
 //!
 //! Layouts: any non-negative strides of `a` and `b` (transposed, strided, broadcast views) are
 //! read in place; `c` must be contiguous in either row-major or column-major order (a
@@ -55,22 +57,12 @@ fn row_major_copy(v: &ArrayView2<'_, f32>) -> Array2<f32> {
 
 /// `out ← beta·out + alpha·a·b` with `out` row-major contiguous, `[m, n]`.
 fn gemm_row_major(alpha: f32, a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, beta: f32, out: &mut [f32]) {
-    let owned_a;
-    let a = match as_matrix(a) {
-        Some(m) => m,
-        None => {
-            owned_a = row_major_copy(a);
-            as_matrix(&owned_a.view()).expect("a row-major array has non-negative strides")
-        }
-    };
-    let owned_b;
-    let b = match as_matrix(b) {
-        Some(m) => m,
-        None => {
-            owned_b = row_major_copy(b);
-            as_matrix(&owned_b.view()).expect("a row-major array has non-negative strides")
-        }
-    };
+    // Views with negative strides go through a row-major copy.
+    let (copy_a, copy_b) =
+        (as_matrix(a).is_none().then(|| row_major_copy(a)), as_matrix(b).is_none().then(|| row_major_copy(b)));
+    let a = copy_a.as_ref().map_or_else(|| as_matrix(a), |o| as_matrix(&o.view()));
+    let b = copy_b.as_ref().map_or_else(|| as_matrix(b), |o| as_matrix(&o.view()));
+    let (Some(a), Some(b)) = (a, b) else { unreachable!("row-major arrays have non-negative strides") };
     let opts = GemmOptions { alpha, beta, ..GemmOptions::default() };
     EXEC.with(|e| e.gemm(out, GemmInputA::Unpacked(a), GemmInputB::Unpacked(b), opts))
         .expect("sgemm: shapes and output length were checked by the caller");

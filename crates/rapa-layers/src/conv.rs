@@ -92,7 +92,8 @@ struct TileBuf {
     rows: Vec<(u32, u32)>,
     /// Gathered patches with a bias column, `[M_t, K + 1]`.
     cols: Array2<f32>,
-    /// Forward outputs, `[M_t, C_out]`. Row-major, not channel-major: the gemm crate packs a
+    /// Forward outputs, `[M_t, C_out]`. Row-major, not channel-major: the gemm crate (the SGEMM
+    /// backend when this was measured, fourth round) packs a
     /// row-major patch matrix when it must write a column-major product, which made the forward
     /// products ~1.5× slower (`docs/performance.md`).
     y: Array2<f32>,

@@ -127,31 +127,41 @@ fn max_pool_of_a_window_without_a_maximum_picks_a_pixel_of_that_window() {
 }
 
 /// Max pooling's values and argmaxes equal a direct scan of each (clipped) window in row-major
-/// order, the first maximum winning, on inputs with many ties (values in {0, 1, 2, 3}), for
-/// several kernels, strides and sizes (also an image smaller than the kernel, and a stride
-/// larger than the kernel).
+/// order with `>`, the first maximum winning, on inputs with many ties (values in {0, 1, 2, 3},
+/// and in a second pass also NaN and −∞, which never win: a window without a larger value keeps
+/// −∞ and its first pixel), for several kernels, strides and sizes (also an image smaller than
+/// the kernel, and a stride larger than the kernel).
 #[test]
 fn max_pool_matches_a_direct_scan_with_ties() {
     let mut rng = seeded(9);
     for (k, s, h, w) in
         [(3, 2, 32, 32), (3, 2, 7, 9), (2, 2, 6, 5), (3, 1, 5, 6), (5, 3, 11, 8), (3, 2, 2, 2), (2, 3, 7, 7)]
     {
-        let x = Array4::from_shape_simple_fn((2, 3, h, w), || rng.random_range(0..4) as f32);
-        let mut pool = Pool::new(PoolKind::Max, k, s, 3, 0);
-        let y = pool.forward(x.view());
-        let arg = pool.last_argmax().unwrap().to_vec();
-        let (oh, ow) = (pool_out(h, k, s), pool_out(w, k, s));
-        for ((b, c, oy, ox), &got) in y.indexed_iter() {
-            let (mut best, mut best_i) = (f32::NEG_INFINITY, usize::MAX);
-            for yy in oy * s..(oy * s + k).min(h) {
-                for xx in ox * s..(ox * s + k).min(w) {
-                    if x[[b, c, yy, xx]] > best {
-                        (best, best_i) = (x[[b, c, yy, xx]], yy * w + xx);
+        for special in [false, true] {
+            let values = [0.0, 1.0, 2.0, 3.0, f32::NAN, f32::NEG_INFINITY];
+            let n_values = if special { 6 } else { 4 };
+            let x = Array4::from_shape_simple_fn((2, 3, h, w), || values[rng.random_range(0..n_values)]);
+            let mut pool = Pool::new(PoolKind::Max, k, s, 3, 0);
+            let y = pool.forward(x.view());
+            let arg = pool.last_argmax().unwrap().to_vec();
+            let (oh, ow) = (pool_out(h, k, s), pool_out(w, k, s));
+            for ((b, c, oy, ox), &got) in y.indexed_iter() {
+                let (mut best, mut best_i) = (f32::NEG_INFINITY, oy * s * w + ox * s);
+                for yy in oy * s..(oy * s + k).min(h) {
+                    for xx in ox * s..(ox * s + k).min(w) {
+                        if x[[b, c, yy, xx]] > best {
+                            (best, best_i) = (x[[b, c, yy, xx]], yy * w + xx);
+                        }
                     }
                 }
+                let o = ((b * 3 + c) * oh + oy) * ow + ox;
+                let at = (b, c, oy, ox);
+                assert_eq!(
+                    (got, arg[o] as usize),
+                    (best, best_i),
+                    "k {k}, s {s}, {h}×{w}, special {special}, output {at:?}"
+                );
             }
-            let o = ((b * 3 + c) * oh + oy) * ow + ox;
-            assert_eq!((got, arg[o] as usize), (best, best_i), "k {k}, s {s}, {h}×{w}, output {:?}", (b, c, oy, ox));
         }
     }
 }
