@@ -327,37 +327,39 @@ impl RapaConv2d {
         }
 
         // 2. Per tile: gather its patches (in parallel over tiles and over chunks of patches, so
-        //    that a layer with fewer tiles than threads gathers on every thread too), then one
-        //    batched forward per tile. Without input regions, the patches come from zero-padded
-        //    copies of the images, where every window is a full k×k block.
+        //    that a layer with fewer tiles than threads gathers on every thread too), then, in
+        //    the same task while they are still in cache, one batched forward of the tile.
+        //    Without input regions, the patches come from zero-padded copies of the images,
+        //    where every window is a full k×k block.
         let source = match (whole, g.pad) {
             (false, _) => None,
             (true, 0) => Some(xs),
             (true, _) => Some(&self.padded[..]),
         };
-        self.bufs.par_iter_mut().enumerate().for_each(|(t, buf)| {
-            let keep = assigner.input_region(t as u32);
-            let m = buf.rows.len();
-            ensure(&mut buf.cols, (m, k + 1));
-            ensure(&mut buf.y, (m, c_out));
-            let cols = buf.cols.as_slice_mut().expect("standard layout");
-            cols.par_chunks_mut(GATHER_CHUNK * (k + 1)).zip(buf.rows.par_chunks(GATHER_CHUNK)).for_each(
-                |(chunk, rows)| {
-                    for (r, &(b, p)) in chunk.chunks_exact_mut(k + 1).zip(rows) {
-                        let b = b as usize;
-                        match source {
-                            Some(pad) => g.gather_padded(&pad[b * g.padded_len()..], p as usize, &mut r[..k]),
-                            None => g.gather_patch(&xs[b * g.image_len()..], p as usize, keep, &mut r[..k]),
-                        }
-                        r[k] = 1.0;
-                    }
-                },
-            );
-        });
         self.tiles
             .par_iter_mut()
             .zip(self.bufs.par_iter_mut())
-            .map(|(tile, buf)| tile.forward(buf.cols.view(), buf.y.view_mut()))
+            .enumerate()
+            .map(|(t, (tile, buf))| {
+                let keep = assigner.input_region(t as u32);
+                let m = buf.rows.len();
+                ensure(&mut buf.cols, (m, k + 1));
+                ensure(&mut buf.y, (m, c_out));
+                let cols = buf.cols.as_slice_mut().expect("standard layout");
+                cols.par_chunks_mut(GATHER_CHUNK * (k + 1)).zip(buf.rows.par_chunks(GATHER_CHUNK)).for_each(
+                    |(chunk, rows)| {
+                        for (r, &(b, p)) in chunk.chunks_exact_mut(k + 1).zip(rows) {
+                            let b = b as usize;
+                            match source {
+                                Some(pad) => g.gather_padded(&pad[b * g.padded_len()..], p as usize, &mut r[..k]),
+                                None => g.gather_patch(&xs[b * g.image_len()..], p as usize, keep, &mut r[..k]),
+                            }
+                            r[k] = 1.0;
+                        }
+                    },
+                );
+                tile.forward(buf.cols.view(), buf.y.view_mut())
+            })
             .collect::<Result<Vec<()>, _>>()?;
 
         // 3. Scatter into the output, in parallel over images.
