@@ -9,10 +9,10 @@
 //! (`cargo bench --bench gemm`, `docs/performance.md`). Products of any size may be split over
 //! the calling thread's rayon pool (rten decides from the pool size, not from the product's).
 //!
-//! Layouts: any non-negative strides of `a` and `b` (transposed, strided, broadcast views) are
-//! read in place; `c` must be contiguous in either row-major or column-major order (a
-//! column-major `c` is computed as `cᵀ = bᵀ·aᵀ`). Views with negative strides, and a `c` that is
-//! neither, go through a contiguous copy.
+//! Layouts: dense `a` and `b` (row-major or column-major contiguous: arrays and their
+//! transposes) are read in place, other views (strided, broadcast, negative strides) through a
+//! row-major copy; a row-major contiguous `c` is written in place, a column-major one as
+//! `cᵀ = bᵀ·aᵀ`, any other through a copy.
 //!
 //! Determinism: the product's blocking along the shared dimension depends only on k (blocks of
 //! 256), never on the number of threads (threads split rows and columns of C), and every output
@@ -34,17 +34,23 @@ pub fn kernel_name() -> String {
     EXEC.with(|e| e.kernel_name().to_owned())
 }
 
-/// `v` as an rten matrix without copying, if its strides are non-negative.
+/// `v` as an rten matrix without copying, if it is dense: row-major or column-major
+/// contiguous, so that the slice spanning its elements holds nothing else. (A slice over a
+/// strided view's span would also cover elements that other code may be mutating, e.g. the
+/// other half of a `multi_slice_mut` split: such views are copied instead.)
 fn as_matrix<'a>(v: &ArrayView2<'a, f32>) -> Option<Matrix<'a, f32>> {
     let (r, c) = v.dim();
     let [rs, cs] = [usize::try_from(v.strides()[0]).ok()?, usize::try_from(v.strides()[1]).ok()?];
-    let len = (r - 1) * rs + (c - 1) * cs + 1;
-    // SAFETY: `v` is non-empty (checked by the caller) with non-negative strides, so the
-    // elements it addresses are `as_ptr() + i·rs + j·cs` for i < r, j < c; the largest offset is
-    // `len - 1`, and all of them lie inside the allocation `v` borrows for `'a`. The slice is
-    // only read.
+    let row_major = (cs == 1 || c == 1) && (rs == c || r == 1);
+    let col_major = (rs == 1 || r == 1) && (cs == r || c == 1);
+    if !(row_major || col_major) {
+        return None;
+    }
+    // SAFETY: `v` is non-empty (checked by the caller) and dense with non-negative strides, so
+    // its r·c elements are exactly `as_ptr()[0..r·c]`, all inside the allocation `v` borrows
+    // (shared) for `'a`; the slice covers nothing else and is only read.
     #[allow(unsafe_code)]
-    let data = unsafe { std::slice::from_raw_parts(v.as_ptr(), len) };
+    let data = unsafe { std::slice::from_raw_parts(v.as_ptr(), r * c) };
     Matrix::from_slice_with_strides([r, c], data, [rs, cs]).ok()
 }
 
@@ -57,12 +63,12 @@ fn row_major_copy(v: &ArrayView2<'_, f32>) -> Array2<f32> {
 
 /// `out ← beta·out + alpha·a·b` with `out` row-major contiguous, `[m, n]`.
 fn gemm_row_major(alpha: f32, a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, beta: f32, out: &mut [f32]) {
-    // Views with negative strides go through a row-major copy.
+    // Views that are not dense go through a row-major copy.
     let (copy_a, copy_b) =
         (as_matrix(a).is_none().then(|| row_major_copy(a)), as_matrix(b).is_none().then(|| row_major_copy(b)));
     let a = copy_a.as_ref().map_or_else(|| as_matrix(a), |o| as_matrix(&o.view()));
     let b = copy_b.as_ref().map_or_else(|| as_matrix(b), |o| as_matrix(&o.view()));
-    let (Some(a), Some(b)) = (a, b) else { unreachable!("row-major arrays have non-negative strides") };
+    let (Some(a), Some(b)) = (a, b) else { unreachable!("a row-major array is dense") };
     let opts = GemmOptions { alpha, beta, ..GemmOptions::default() };
     EXEC.with(|e| e.gemm(out, GemmInputA::Unpacked(a), GemmInputB::Unpacked(b), opts))
         .expect("sgemm: shapes and output length were checked by the caller");
