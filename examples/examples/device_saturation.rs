@@ -58,10 +58,17 @@ fn layer_stats(tiles: &[TileSnapshot]) -> Option<Stats> {
 /// Max |w| of each output row of a float tile list, and the analog limit α·b_max of the same row.
 fn growth(analog: &[TileSnapshot], float: &[TileSnapshot]) -> Option<(f32, f32)> {
     // Ratio of the float row maximum to the analog row limit: mean over rows and the largest.
+    // Only for the same network: as many tiles, each of the same shape.
+    if analog.len() != float.len() {
+        return None;
+    }
     let (mut sum, mut n, mut max) = (0.0f32, 0usize, 0.0f32);
     for (a, f) in analog.iter().zip(float) {
         let (TileSnapshot::Analog(a), TileSnapshot::Float(f)) = (a, f) else { return None };
         let fw = f.weights();
+        if fw.dim() != a.weights.dim() {
+            return None;
+        }
         for (r, row) in fw.rows().into_iter().enumerate() {
             let alpha = a.mapping_scales.get(r).copied().unwrap_or(1.0);
             // The row's mean upper bound (single devices may have a bound near zero).

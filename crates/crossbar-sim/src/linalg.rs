@@ -17,7 +17,8 @@
 //! Determinism: the product's blocking along the shared dimension depends only on k (blocks of
 //! 256), never on the number of threads (threads split rows and columns of C), and every output
 //! element is accumulated by one micro-kernel in a fixed order, so results are bit-identical
-//! for any rayon pool size on a given machine (and kernel).
+//! for any rayon pool size on a given machine (and kernel). One-row products, which rten would
+//! send down a vector path whose rounding depends on the pool size, are run as two rows.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions};
@@ -63,6 +64,24 @@ fn row_major_copy(v: &ArrayView2<'_, f32>) -> Array2<f32> {
 
 /// `out ← beta·out + alpha·a·b` with `out` row-major contiguous, `[m, n]`.
 fn gemm_row_major(alpha: f32, a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, beta: f32, out: &mut [f32]) {
+    if a.nrows() == 1 {
+        // rten runs one-row products through a vector path that splits the columns by the
+        // number of threads and rounds the last partial block differently (no FMA): results
+        // would depend on the pool size. Two identical rows take the general path, whose
+        // per-element arithmetic does not depend on the number of rows or threads.
+        let n = out.len();
+        let mut a2 = Array2::zeros((2, a.ncols()));
+        a2.row_mut(0).assign(&a.row(0));
+        a2.row_mut(1).assign(&a.row(0));
+        let mut out2 = vec![0.0f32; 2 * n];
+        if beta != 0.0 {
+            out2[..n].copy_from_slice(out);
+            out2[n..].copy_from_slice(out);
+        }
+        gemm_row_major(alpha, &a2.view(), b, beta, &mut out2);
+        out.copy_from_slice(&out2[..n]);
+        return;
+    }
     // Views that are not dense go through a row-major copy.
     let (copy_a, copy_b) =
         (as_matrix(a).is_none().then(|| row_major_copy(a)), as_matrix(b).is_none().then(|| row_major_copy(b)));
@@ -105,7 +124,7 @@ pub fn sgemm(alpha: f32, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, beta: f
         gemm_row_major(alpha, &b.t(), &a.t(), beta, out);
         return;
     }
-    let mut tmp = if beta == 0.0 { Array2::zeros((m, n)) } else { c.to_owned() };
+    let mut tmp = if beta == 0.0 { Array2::zeros((m, n)) } else { row_major_copy(&c.view()) };
     let out = tmp.as_slice_mut().expect("a new array is row-major contiguous");
     gemm_row_major(alpha, &a, &b, beta, out);
     c.assign(&tmp);
@@ -164,16 +183,44 @@ mod tests {
                     c_col.assign(&c0);
                     let mut c_wide = Array2::zeros((m, 2 * n));
                     c_wide.slice_mut(s![.., ..;2]).assign(&c0);
+                    let mut c_rev = Array2::zeros((m, n));
+                    c_rev.slice_mut(s![..;-1, ..]).assign(&c0);
                     sgemm(alpha, a, bv, beta, &mut c_row.view_mut());
                     sgemm(alpha, a, bv, beta, &mut c_col.view_mut());
                     sgemm(alpha, a, bv, beta, &mut c_wide.slice_mut(s![.., ..;2]));
-                    for c in [c_row.view(), c_col.view(), c_wide.slice(s![.., ..;2])] {
+                    sgemm(alpha, a, bv, beta, &mut c_rev.slice_mut(s![..;-1, ..]));
+                    for c in [c_row.view(), c_col.view(), c_wide.slice(s![.., ..;2]), c_rev.slice(s![..;-1, ..])] {
                         for ((x, y), t) in c.iter().zip(&want).zip(&tol) {
                             let err = (f64::from(*x) - y).abs();
                             assert!(err <= *t, "({m},{k},{n}) α {alpha} β {beta}: {x} vs {y}, error {err} > bound {t}");
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// The same product gives the same bits on pools of 1, 2 and 3 threads, for one-row
+    /// products (which rten would split by the thread count), column-major outputs and large
+    /// products that rten splits over the threads.
+    #[test]
+    fn results_do_not_depend_on_the_number_of_threads() {
+        let f = |r: usize, c: usize, s: f32| Array2::from_shape_fn((r, c), |(i, j)| ((i * 7 + j * 3) as f32 * s).sin());
+        for (m, k, n) in [(1, 32, 801), (1, 75, 200), (2, 32, 801), (640, 75, 32), (300, 300, 300)] {
+            let (a, b, c0) = (f(m, k, 0.31), f(k, n, 0.17), f(m, n, 0.05));
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool");
+                pool.install(|| {
+                    let mut c = c0.clone();
+                    sgemm(0.5, a.view(), b.view(), 1.0, &mut c.view_mut());
+                    let mut ct = Array2::zeros((m, n).f());
+                    sgemm(1.0, a.view(), b.view(), 0.0, &mut ct.view_mut());
+                    (c, ct)
+                })
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                assert!(run(threads) == one, "({m},{k},{n}): {threads} threads differ from 1");
             }
         }
     }

@@ -134,6 +134,8 @@ fn max_pool_of_a_window_without_a_maximum_picks_a_pixel_of_that_window() {
 #[test]
 fn max_pool_matches_a_direct_scan_with_ties() {
     let mut rng = seeded(9);
+    // Windows of the second pass with nothing above −∞ (so the first-pixel rule is exercised).
+    let mut empty_windows = 0;
     for (k, s, h, w) in
         [(3, 2, 32, 32), (3, 2, 7, 9), (2, 2, 6, 5), (3, 1, 5, 6), (5, 3, 11, 8), (3, 2, 2, 2), (2, 3, 7, 7)]
     {
@@ -155,6 +157,7 @@ fn max_pool_matches_a_direct_scan_with_ties() {
                     }
                 }
                 let o = ((b * 3 + c) * oh + oy) * ow + ox;
+                empty_windows += usize::from(best == f32::NEG_INFINITY);
                 let at = (b, c, oy, ox);
                 assert_eq!(
                     (got, arg[o] as usize),
@@ -164,6 +167,7 @@ fn max_pool_matches_a_direct_scan_with_ties() {
             }
         }
     }
+    assert!(empty_windows > 0, "no window of NaNs and −∞ was drawn");
 }
 
 #[test]
