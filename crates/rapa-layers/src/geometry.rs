@@ -211,9 +211,20 @@ impl ConvGeometry {
     /// every side. Every patch window lies inside the padded image, so
     /// [`gather_padded`](Self::gather_padded) needs no clipping.
     pub fn pad_image(&self, image: &[f32], out: &mut [f32]) {
-        out[..self.padded_len()].fill(0.0);
-        for (row, start) in image[..self.image_len()].chunks_exact(self.width).zip(self.interior_rows()) {
-            out[start..start + self.width].copy_from_slice(row);
+        // Each padded row once: zeros above and below the image, else left zeros, the image row,
+        // right zeros.
+        let ((ph, pw), (pad, w)) = (self.padded_dims(), (self.pad, self.width));
+        let mut rows = image[..self.image_len()].chunks_exact(w);
+        for (i, prow) in out[..self.padded_len()].chunks_exact_mut(pw).enumerate() {
+            let y = i % ph;
+            if y < pad || y >= ph - pad {
+                prow.fill(0.0);
+                continue;
+            }
+            let row = rows.next().expect("one image row per interior padded row");
+            prow[..pad].fill(0.0);
+            prow[pad..pad + w].copy_from_slice(row);
+            prow[pad + w..].fill(0.0);
         }
     }
 
@@ -434,6 +445,13 @@ mod tests {
             let image: Vec<f32> = (0..g.image_len()).map(|i| i as f32 * 0.37 - 11.0).collect();
             let mut padded = vec![f32::NAN; g.padded_len()];
             g.pad_image(&image, &mut padded);
+            let (ph, pw) = g.padded_dims();
+            for (i, &v) in padded.iter().enumerate() {
+                let (c, y, x) = (i / (ph * pw), i / pw % ph, i % pw);
+                let inside = (pad..pad + h).contains(&y) && (pad..pad + w).contains(&x);
+                let want = if inside { image[(c * h + y - pad) * w + x - pad] } else { 0.0 };
+                assert_eq!(v, want, "padded image, geometry {g:?}, (c, y, x) = {:?}", (c, y, x));
+            }
             let k = g.patch_len();
             let mut via_padded = vec![0.0f32; g.image_len()];
             let mut direct = vec![0.0f32; g.image_len()];

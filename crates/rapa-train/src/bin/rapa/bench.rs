@@ -141,6 +141,7 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
         "train_mflop_per_image": flops * 1e-6,
         "train_gflops": train_gflops,
         "sgemm_peak_gflops": peak,
+        "sgemm_kernel": crossbar_sim::linalg::kernel_name(),
         "peak_share": train_gflops / peak,
         "threads": pool.current_num_threads(),
         "scheme": a.scheme.name(),
