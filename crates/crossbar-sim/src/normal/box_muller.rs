@@ -120,9 +120,10 @@ fn steps(s: &mut State, out: &mut [f32]) {
     steps_portable(s, out);
 }
 
-/// [`steps_portable`] for AVX-512: the generator step in explicit 512-bit instructions (the
-/// compiler does not always vectorize the 64-bit rotates on its own), the transform compiled
-/// from the same loops as the other variants.
+/// [`steps_portable`] for AVX-512, in explicit 512-bit instructions: the generator step (the
+/// compiler does not always vectorize the 64-bit rotates on its own) and the transform
+/// ([`transform_avx512`]; compiled from the portable loops, the transform ran on 256-bit
+/// vectors, which LLVM prefers on x86 by default).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 fn steps_avx512(s: &mut State, out: &mut [f32]) {
@@ -133,28 +134,19 @@ fn steps_avx512(s: &mut State, out: &mut [f32]) {
     // SAFETY: each `s[w]` is eight u64 (64 bytes) and the unaligned load reads exactly those.
     #[allow(unsafe_code)]
     let mut v: [__m512i; 4] = std::array::from_fn(|w| unsafe { _mm512_loadu_si512(s[w].as_ptr().cast()) });
-    let mut words = [0u64; WORDS];
+    let mut step = || {
+        let [s0, s1, s2, s3] = v;
+        let r = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
+        let t = _mm512_slli_epi64::<17>(s1);
+        let s2 = _mm512_xor_si512(s2, s0);
+        let s3 = _mm512_xor_si512(s3, s1);
+        v = [_mm512_xor_si512(s0, s3), _mm512_xor_si512(s1, s2), _mm512_xor_si512(s2, t), _mm512_rol_epi64::<45>(s3)];
+        r
+    };
     for block in out.chunks_exact_mut(BLOCK) {
-        for half in words.chunks_exact_mut(LANES) {
-            let [s0, s1, s2, s3] = v;
-            let r = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
-            let t = _mm512_slli_epi64::<17>(s1);
-            let s2 = _mm512_xor_si512(s2, s0);
-            let s3 = _mm512_xor_si512(s3, s1);
-            v = [
-                _mm512_xor_si512(s0, s3),
-                _mm512_xor_si512(s1, s2),
-                _mm512_xor_si512(s2, t),
-                _mm512_rol_epi64::<45>(s3),
-            ];
-            // SAFETY: `half` is eight u64, exactly the 64 bytes written.
-            #[allow(unsafe_code)]
-            unsafe {
-                _mm512_storeu_si512(half.as_mut_ptr().cast(), r);
-            }
-        }
+        let (w0, w1) = (step(), step());
         let (first, second) = block.split_at_mut(WORDS);
-        transform(&words, first, second);
+        transform_avx512(w0, w1, first, second);
     }
     for (w, vw) in v.iter().enumerate() {
         // SAFETY: as for the load.
@@ -162,6 +154,73 @@ fn steps_avx512(s: &mut State, out: &mut [f32]) {
         unsafe {
             _mm512_storeu_si512(s[w].as_mut_ptr().cast(), *vw);
         }
+    }
+}
+
+/// [`transform`] on the sixteen words of two generator steps (`w0` holds words 0–7, `w1`
+/// words 8–15), in 512-bit instructions: the same operations in the same order (`mul_add` is
+/// `vfmadd`, `as f32` is `vcvtdq2ps`, both correctly rounded), so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+fn transform_avx512(
+    w0: std::arch::x86_64::__m512i,
+    w1: std::arch::x86_64::__m512i,
+    first: &mut [f32],
+    second: &mut [f32],
+) {
+    use std::arch::x86_64::{
+        __m512, _CMP_LT_OQ, _mm512_add_epi32, _mm512_add_ps, _mm512_and_si512, _mm512_castps_si512,
+        _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_cvtepi32_ps, _mm512_fmadd_ps, _mm512_mask_blend_ps,
+        _mm512_mul_ps, _mm512_or_si512, _mm512_permutex2var_epi32, _mm512_set1_epi32, _mm512_set1_ps,
+        _mm512_setr_epi32, _mm512_slli_epi32, _mm512_sqrt_ps, _mm512_srli_epi32, _mm512_storeu_ps, _mm512_sub_ps,
+        _mm512_test_epi32_mask, _mm512_xor_si512,
+    };
+    const TWO_M31: f32 = 1.0 / 2_147_483_648.0; // 2⁻³¹
+    const OCTANT: f32 = std::f32::consts::FRAC_PI_4 / 536_870_912.0; // π/4 · 2⁻²⁹
+    let c = _mm512_set1_ps;
+    let horner = |x: __m512, k: &[f32]| k[1..].iter().fold(c(k[0]), |acc, &ki| _mm512_fmadd_ps(acc, x, c(ki)));
+    // The low and the high 32 bits of the sixteen words, in word order.
+    let lo =
+        _mm512_permutex2var_epi32(w0, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), w1);
+    let hi =
+        _mm512_permutex2var_epi32(w0, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), w1);
+    // Radius, with `ln_unit` inlined.
+    let u = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32::<1>(lo)), c(TWO_M31), c(0.5 * TWO_M31));
+    let bits = _mm512_castps_si512(u);
+    let e = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_srli_epi32::<23>(bits), _mm512_set1_epi32(-126)));
+    let m = _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_and_si512(bits, _mm512_set1_epi32(0x007f_ffff)),
+        _mm512_set1_epi32(0x3f00_0000),
+    ));
+    let small = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(m, c(std::f32::consts::FRAC_1_SQRT_2));
+    let e = _mm512_mask_blend_ps(small, e, _mm512_sub_ps(e, c(1.0)));
+    let f = _mm512_mask_blend_ps(small, _mm512_sub_ps(m, c(1.0)), _mm512_sub_ps(_mm512_add_ps(m, m), c(1.0)));
+    let z = _mm512_mul_ps(f, f);
+    let y = _mm512_mul_ps(_mm512_mul_ps(horner(f, &LN_P), f), z);
+    let y = _mm512_fmadd_ps(c(LN2_LO), e, y);
+    let y = _mm512_fmadd_ps(c(-0.5), z, y);
+    let ln = _mm512_fmadd_ps(c(LN2_HI), e, _mm512_add_ps(f, y));
+    let r = _mm512_sqrt_ps(_mm512_mul_ps(c(-2.0), ln));
+    // Angle, with `sin_cos_octant` inlined.
+    let phi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32::<3>(hi)), c(OCTANT), c(0.5 * OCTANT));
+    let z = _mm512_mul_ps(phi, phi);
+    let sin = _mm512_fmadd_ps(_mm512_mul_ps(horner(z, &SIN_P), z), phi, phi);
+    let cos = _mm512_fmadd_ps(_mm512_mul_ps(horner(z, &COS_P), z), z, _mm512_fmadd_ps(c(-0.5), z, c(1.0)));
+    let swap = _mm512_test_epi32_mask(hi, _mm512_set1_epi32(1));
+    let (a, b) = (_mm512_mask_blend_ps(swap, cos, sin), _mm512_mask_blend_ps(swap, sin, cos));
+    // Signs from bits 1 and 2 of `hi`, moved to bit 31.
+    let sign_a = _mm512_slli_epi32::<30>(_mm512_and_si512(hi, _mm512_set1_epi32(2)));
+    let sign_b = _mm512_slli_epi32::<29>(_mm512_and_si512(hi, _mm512_set1_epi32(4)));
+    let out_a = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(r, a)), sign_a));
+    let out_b = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(r, b)), sign_b));
+    let (first, second) = (&mut first[..WORDS], &mut second[..WORDS]);
+    // SAFETY: `first` and `second` are sixteen f32 each (sliced just above), exactly the 64
+    // bytes each store writes.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_storeu_ps(first.as_mut_ptr(), out_a);
+        _mm512_storeu_ps(second.as_mut_ptr(), out_b);
     }
 }
 
@@ -235,17 +294,6 @@ fn horner(x: f32, c: &[f32]) -> f32 {
 /// ln m = f − f²/2 + f³·P(f) with f = m − 1 and ln 2 split in two parts (Cephes `logf`).
 #[inline(always)]
 fn ln_unit(u: f32) -> f32 {
-    const P: [f32; 9] = [
-        7.037_683_6e-2,
-        -1.151_461e-1,
-        1.167_699_84e-1,
-        -1.242_014_1e-1,
-        1.424_932_3e-1,
-        -1.666_805_8e-1,
-        2.000_071_4e-1,
-        -2.499_999_4e-1,
-        3.333_333e-1,
-    ];
     let bits = u.to_bits();
     let e = ((bits >> 23) as i32 - 126) as f32; // u = m'·2ᵉ, m' ∈ [½, 1)
     let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
@@ -253,18 +301,38 @@ fn ln_unit(u: f32) -> f32 {
     let e = if small { e - 1.0 } else { e };
     let f = if small { m + m - 1.0 } else { m - 1.0 };
     let z = f * f;
-    let y = horner(f, &P) * f * z;
-    let y = (-2.121_944_4e-4f32).mul_add(e, y);
+    let y = horner(f, &LN_P) * f * z;
+    let y = LN2_LO.mul_add(e, y);
     let y = (-0.5f32).mul_add(z, y);
-    0.693_359_4_f32.mul_add(e, f + y)
+    LN2_HI.mul_add(e, f + y)
 }
+
+/// Cephes `logf`'s polynomial P.
+const LN_P: [f32; 9] = [
+    7.037_683_6e-2,
+    -1.151_461e-1,
+    1.167_699_84e-1,
+    -1.242_014_1e-1,
+    1.424_932_3e-1,
+    -1.666_805_8e-1,
+    2.000_071_4e-1,
+    -2.499_999_4e-1,
+    3.333_333e-1,
+];
+/// ln 2 in two parts, Cephes' split: the high part exact in a few bits, the low part
+/// negative.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// Cephes `sinf`'s and `cosf`'s polynomials in z = φ².
+const SIN_P: [f32; 3] = [-1.951_529_6e-4, 8.332_161e-3, -1.666_665_5e-1];
+const COS_P: [f32; 3] = [2.443_315_7e-5, -1.388_731_6e-3, 4.166_664_6e-2];
 
 /// (sin φ, cos φ) for φ ∈ [0, π/4] (Cephes `sinf`/`cosf` polynomials).
 #[inline(always)]
 fn sin_cos_octant(phi: f32) -> (f32, f32) {
     let z = phi * phi;
-    let s = (horner(z, &[-1.951_529_6e-4, 8.332_161e-3, -1.666_665_5e-1]) * z).mul_add(phi, phi);
-    let c = (horner(z, &[2.443_315_7e-5, -1.388_731_6e-3, 4.166_664_6e-2]) * z).mul_add(z, (-0.5f32).mul_add(z, 1.0));
+    let s = (horner(z, &SIN_P) * z).mul_add(phi, phi);
+    let c = (horner(z, &COS_P) * z).mul_add(z, (-0.5f32).mul_add(z, 1.0));
     (s, c)
 }
 

@@ -1,0 +1,151 @@
+//! AVX-512 forms of the periphery's per-row loops: sixteen lanes with a masked tail, so that
+//! the short rows of small tiles (32 or 75 values) run without scalar remainders.
+//!
+//! Each function equals its portable loop in the parent module bit for bit: the same exact
+//! IEEE operations in the same order (no fused multiply-adds), and `max`/`min` with the
+//! operand order that gives `f32::clamp`'s and `f32::max`'s NaN behaviour (`vmaxps`/`vminps`
+//! return their second operand when either is NaN). The tests in the parent module compare
+//! both forms on grids, ties, out-of-range values, infinities and NaN.
+
+use std::arch::x86_64::{
+    __m512, __mmask16, _CMP_GT_OQ, _CMP_LT_OQ, _mm512_abs_ps, _mm512_add_ps, _mm512_cmp_ps_mask, _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_reduce_max_ps, _mm512_set1_ps,
+    _mm512_setzero_ps, _mm512_sub_ps,
+};
+
+use super::Grid;
+
+/// Lanes of one vector.
+const W: usize = 16;
+
+/// The lanes `i..min(i + 16, len)` of a row of `len` values.
+#[inline(always)]
+fn mask(len: usize, i: usize) -> __mmask16 {
+    let n = (len - i).min(W);
+    ((1u32 << n) - 1) as __mmask16
+}
+
+/// Loads the lanes of `m` from `x[i..]` (zeros elsewhere).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load(x: &[f32], i: usize, m: __mmask16) -> __m512 {
+    debug_assert!(i + (m.count_ones() as usize) <= x.len());
+    // SAFETY: `m` covers only lanes `i..min(i + 16, x.len())` (see `mask`), and masked-off
+    // lanes are not read (AVX-512 masked loads do not fault on them).
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_maskz_loadu_ps(m, x.as_ptr().add(i))
+    }
+}
+
+/// Stores the lanes of `m` of `v` to `y[i..]`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn store(y: &mut [f32], i: usize, m: __mmask16, v: __m512) {
+    debug_assert!(i + (m.count_ones() as usize) <= y.len());
+    // SAFETY: as for `load`: only lanes inside `y` are written.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_mask_storeu_ps(y.as_mut_ptr().add(i), m, v)
+    }
+}
+
+/// `f32::clamp(x, lo, hi)` lane-wise (a NaN stays NaN).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn clamp(x: __m512, lo: __m512, hi: __m512) -> __m512 {
+    _mm512_min_ps(hi, _mm512_max_ps(lo, x))
+}
+
+/// A [`Grid`]'s constants in vectors.
+#[derive(Clone, Copy)]
+struct Consts {
+    step: __m512,
+    inv_step: __m512,
+    k_lo: __m512,
+    k_hi: __m512,
+    lo: __m512,
+    hi: __m512,
+}
+
+impl Consts {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn of(g: Grid) -> Self {
+        Self {
+            step: _mm512_set1_ps(g.step),
+            inv_step: _mm512_set1_ps(g.inv_step),
+            k_lo: _mm512_set1_ps(-g.k_max),
+            k_hi: _mm512_set1_ps(g.k_max),
+            lo: _mm512_set1_ps(-g.bound),
+            hi: _mm512_set1_ps(g.bound),
+        }
+    }
+
+    /// The parent's `quantize_clamped` lane-wise, Δ·round(clamp(a·Δ⁻¹, ±k_max)), then
+    /// clamped to ±bound.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn quantize(&self, a: __m512) -> (__m512, __m512) {
+        let magic = _mm512_set1_ps(12_582_912.0); // 1.5·2²³, as `round_small`
+        let k = clamp(_mm512_mul_ps(a, self.inv_step), self.k_lo, self.k_hi);
+        let r = _mm512_mul_ps(_mm512_sub_ps(_mm512_add_ps(k, magic), magic), self.step);
+        (r, clamp(r, self.lo, self.hi))
+    }
+}
+
+/// max(0, |x₀|, |x₁|, …) with NaNs ignored: the parent's `lane_max(x, f32::abs, 0.0)`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn abs_max(x: &[f32]) -> f32 {
+    let mut acc = _mm512_setzero_ps();
+    for i in (0..x.len()).step_by(W) {
+        // A NaN lane returns `acc` (the second operand); masked-off lanes load 0.
+        acc = _mm512_max_ps(_mm512_abs_ps(load(x, i, mask(x.len(), i))), acc);
+    }
+    _mm512_reduce_max_ps(acc)
+}
+
+/// `v[i] = clamp(Δ·round(clamp(x[i]·s·Δ⁻¹, ±k_max)), ±bound)`: the DAC fast path of
+/// `prepare_input`, on `min(x.len(), v.len())` values.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn dac_row(x: &[f32], s: f32, g: Grid, v: &mut [f32]) {
+    let len = x.len().min(v.len());
+    let (s, c) = (_mm512_set1_ps(s), Consts::of(g));
+    for i in (0..len).step_by(W) {
+        let m = mask(len, i);
+        store(v, i, m, c.quantize(_mm512_mul_ps(load(x, i, m), s)).1);
+    }
+}
+
+/// The ADC fast path of `finalize_output` on one row, in place: `a = y + σ·z` (with `noise =
+/// Some((σ, z))`), `r = Δ·round(clamp(a·Δ⁻¹, ±k_max))`, `y = clamp(r, ±bound)·scale`. Returns
+/// whether some `r` lies beyond the bound (beyond −bound too if `test_negative`), by more
+/// than 4 ulp.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn adc_row(y: &mut [f32], noise: Option<(f32, &[f32])>, g: Grid, test_negative: bool, scale: f32) -> bool {
+    let len = match noise {
+        Some((_, z)) => y.len().min(z.len()),
+        None => y.len(),
+    };
+    let (c, sc) = (Consts::of(g), _mm512_set1_ps(scale));
+    let tol = g.bound * (1.0 + 4.0 * f32::EPSILON);
+    let (tol_hi, tol_lo) = (_mm512_set1_ps(tol), _mm512_set1_ps(-tol));
+    let mut clip: __mmask16 = 0;
+    for i in (0..len).step_by(W) {
+        let m = mask(len, i);
+        let mut a = load(y, i, m);
+        if let Some((sigma, z)) = noise {
+            a = _mm512_add_ps(a, _mm512_mul_ps(_mm512_set1_ps(sigma), load(z, i, m)));
+        }
+        let (r, q) = c.quantize(a);
+        clip |= _mm512_cmp_ps_mask::<_CMP_GT_OQ>(r, tol_hi) & m;
+        if test_negative {
+            clip |= _mm512_cmp_ps_mask::<_CMP_LT_OQ>(r, tol_lo) & m;
+        }
+        store(y, i, m, _mm512_mul_ps(q, sc));
+    }
+    clip != 0
+}

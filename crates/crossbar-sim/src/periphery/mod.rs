@@ -1,0 +1,639 @@
+//! Converters and the analog MVM with its non-idealities, in aihwkit's order of operations
+//! (`docs/io.md`):
+//!
+//! 1. noise management: α from the raw vector;
+//! 2. for reduction ρ = 1, 2, 4, … (bound management): v = x/(α·ρ), DAC (round, then clip),
+//!    plus input noise;
+//! 3. analog product W·v, output-referred weight noise, additive output noise;
+//! 4. ADC (round, then clip); a clipped output fails the pass and the loop goes on;
+//! 5. digital rescale y·α·ρ·out_scale.
+//!
+//! A batch is split into fixed chunks of [`CHUNK`] vectors, each drawing from its own RNG
+//! stream derived from one per-call seed: the chunks run in parallel and the result does not
+//! depend on the number of threads.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+use rand::{Rng, RngCore};
+use rayon::prelude::*;
+
+use crate::io_config::{BoundManagement, IoConfig, NoiseManagement, WeightNoise};
+use crate::linalg::{PackedRhs, sgemm, sgemm_packed};
+use crate::normal::{NormalStream, standard_normal};
+use crate::rng::{SimRng, stream};
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+/// Vectors per RNG chunk of an analog MVM batch.
+pub const CHUNK: usize = 64;
+
+/// A uniform mid-tread quantizer with clipping: q(v) = clip(Δ·round(v·Δ⁻¹), ±bound), the
+/// rounding half-to-even, or stochastic (add U − ½ before rounding) when `stochastic` is set.
+/// This is the DAC and the ADC of a tile.
+///
+/// Δ⁻¹ is the `f32` reciprocal of Δ, so the code k = v·Δ⁻¹ is a multiplication, not
+/// aihwkit's division v/Δ (a vector division costs ~10× a multiplication): the two differ by at
+/// most an ulp of k, which changes the code only for values within an ulp of a half-step tie.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Converter {
+    /// Quantization step Δ (0: no quantization).
+    pub step: f32,
+    /// Clipping bound (infinite: no clipping).
+    pub bound: f32,
+    /// Stochastic rounding.
+    pub stochastic: bool,
+}
+
+impl Converter {
+    /// The DAC of `cfg`.
+    pub fn dac(cfg: &IoConfig) -> Self {
+        Self { step: cfg.inp_step(), bound: cfg.inp_bound, stochastic: cfg.inp_sto_round }
+    }
+
+    /// The ADC of `cfg`.
+    pub fn adc(cfg: &IoConfig) -> Self {
+        let bound = if cfg.out_bound > 0.0 { cfg.out_bound } else { f32::INFINITY };
+        Self { step: cfg.out_step(), bound, stochastic: cfg.out_sto_round }
+    }
+
+    /// Rounds `v` to the grid (no clipping).
+    #[inline]
+    pub fn round(&self, v: f32, rng: &mut SimRng) -> f32 {
+        if self.step <= 0.0 {
+            return v;
+        }
+        let mut k = v * (1.0 / self.step);
+        if self.stochastic {
+            k += rng.random::<f32>() - 0.5;
+        }
+        round_half_even(k) * self.step
+    }
+
+    /// Round, then clip. Returns the value and whether it was clipped. A value that rounds
+    /// onto the bound within float rounding of the grid (4 ulp) is the top code, not a clip.
+    #[inline]
+    pub fn convert(&self, v: f32, rng: &mut SimRng) -> (f32, bool) {
+        let q = self.round(v, rng);
+        let tol = self.bound * (1.0 + 4.0 * f32::EPSILON);
+        if q > self.bound {
+            (self.bound, q > tol)
+        } else if q < -self.bound {
+            (-self.bound, q < -tol)
+        } else {
+            (q, false)
+        }
+    }
+}
+
+/// Round half to even without a libm call: adding and subtracting 1.5·2²³ rounds to an integer
+/// in the default (nearest-even) rounding mode, exactly for |k| < 2²²; larger values are already
+/// integers or take the library path.
+#[inline]
+pub fn round_half_even(k: f32) -> f32 {
+    if k.abs() < 4_194_304.0 { round_small(k) } else { k.round_ties_even() }
+}
+
+/// The magic-number rounding of [`round_half_even`], valid for |k| < 2²²: branch-free, so
+/// loops over it vectorize.
+#[inline(always)]
+fn round_small(k: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5·2²³
+    (k + MAGIC) - MAGIC
+}
+
+/// Δ·round(v·Δ⁻¹) with v·Δ⁻¹ first clamped to ±`k_max` (one step beyond the bound, so that
+/// [`round_small`] stays exact and nothing that clips changes): the vectorizing core of the
+/// DAC and ADC fast paths.
+#[inline(always)]
+fn quantize_clamped(v: f32, g: Grid) -> f32 {
+    round_small((v * g.inv_step).clamp(-g.k_max, g.k_max)) * g.step
+}
+
+/// Noise-management scale α of one vector (before any cap semantics of `Constant`).
+#[inline(always)]
+fn nm_scale<const AVX512: bool>(cfg: &IoConfig, x: &[f32]) -> f32 {
+    let cap = |a: f32| if cfg.nm_thres > 0.0 { a.min(cfg.nm_thres) } else { a };
+    match cfg.noise_management {
+        NoiseManagement::None => 1.0,
+        NoiseManagement::AbsMax => cap(abs_max::<AVX512>(x)),
+        NoiseManagement::Max => cap(lane_max(x, |v| v, f32::NEG_INFINITY)),
+        NoiseManagement::Constant => {
+            if cfg.nm_thres > 0.0 {
+                cfg.nm_thres
+            } else {
+                1.0
+            }
+        }
+    }
+}
+
+/// max(0, |x₀|, |x₁|, …), NaNs ignored.
+#[inline(always)]
+fn abs_max<const AVX512: bool>(x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if AVX512 {
+        // SAFETY: `AVX512` is true only inside `mvm_chunk_avx512`, which runs only on a CPU
+        // with AVX-512F.
+        #[allow(unsafe_code)]
+        return unsafe { avx512::abs_max(x) };
+    }
+    lane_max(x, f32::abs, 0.0)
+}
+
+/// max(init, f(x₀), f(x₁), …) with `f32::max` (NaNs ignored), in eight independent lanes so
+/// that the loop vectorizes; max is exact, so the order does not change the result.
+#[inline(always)]
+fn lane_max(x: &[f32], f: impl Fn(f32) -> f32, init: f32) -> f32 {
+    let mut acc = [init; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = a.max(f(v));
+        }
+    }
+    let m = chunks.remainder().iter().fold(init, |m, &v| m.max(f(v)));
+    acc.iter().fold(m, |m, &a| m.max(a))
+}
+
+/// Runs one analog MVM direction on a batch: `y[b] = W·x[b]` where the product is given as
+/// `y = x · m` with `m` of shape `[in, out]` (`m = Wᵀ` forward, `m = W` backward).
+///
+/// Returns the number of analog passes (≥ one per vector; bound-management repeats add more).
+pub(crate) fn analog_mvm(
+    cfg: &IoConfig,
+    m: ArrayView2<'_, f32>,
+    x: ArrayView2<'_, f32>,
+    mut y: ArrayViewMut2<'_, f32>,
+    allow_bm: bool,
+    call_seed: u64,
+) -> u64 {
+    if cfg.is_perfect {
+        sgemm(cfg.out_scale, x, m, 0.0, &mut y);
+        return x.nrows() as u64;
+    }
+    let bm = allow_bm && cfg.bound_management == BoundManagement::Iterative;
+    // Every chunk multiplies by the same matrix: pack it for the kernel once.
+    let packed = PackedRhs::new(m);
+    let x_chunks: Vec<_> = x.axis_chunks_iter(Axis(0), CHUNK).collect();
+    let y_chunks: Vec<_> = y.axis_chunks_iter_mut(Axis(0), CHUNK).collect();
+    x_chunks
+        .into_par_iter()
+        .zip(y_chunks)
+        .enumerate()
+        .map(|(c, (xc, yc))| {
+            let mut rng = stream(call_seed, c as u64);
+            mvm_chunk(Chunk { cfg, m, packed: &packed, x: xc, y: yc, bm }, &mut rng)
+        })
+        .collect::<Vec<u64>>()
+        .into_iter()
+        .sum()
+}
+
+/// One chunk of an analog MVM: the product `y = x·m` of [`analog_mvm`] on up to [`CHUNK`]
+/// vectors.
+struct Chunk<'a, 'b> {
+    cfg: &'a IoConfig,
+    m: ArrayView2<'a, f32>,
+    /// `m`, packed for the SGEMM kernel.
+    packed: &'a PackedRhs,
+    x: ArrayView2<'a, f32>,
+    y: ArrayViewMut2<'b, f32>,
+    /// Bound management on.
+    bm: bool,
+}
+
+/// One chunk: a batched first pass, then per-vector bound-management repeats. Compiled for
+/// AVX-512 and AVX2 besides the baseline target and picked at run time. On AVX-512 the
+/// per-row loops of the common case (absolute-maximum noise management, deterministic DAC and
+/// ADC) are hand-written with masked tails ([`avx512`]), since rows of 32 or 75 values leave
+/// long scalar remainders in compiled loops; elsewhere they are plain loops the compiler
+/// vectorizes. All variants give the same bits: they use only exact IEEE operations (no fused
+/// multiply-adds), in the same order.
+fn mvm_chunk(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above); the function is safe code.
+            #[allow(unsafe_code)]
+            return unsafe { mvm_chunk_avx512(job, rng) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above, for AVX2.
+            #[allow(unsafe_code)]
+            return unsafe { mvm_chunk_avx2(job, rng) };
+        }
+    }
+    mvm_chunk_body::<false>(job, rng)
+}
+
+/// [`mvm_chunk_body`] compiled for AVX-512, with the hand-written row loops.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn mvm_chunk_avx512(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
+    mvm_chunk_body::<true>(job, rng)
+}
+
+/// [`mvm_chunk_body`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn mvm_chunk_avx2(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
+    mvm_chunk_body::<false>(job, rng)
+}
+
+/// The quantizer constants of a converter's vectorizing fast path, or `None` where the
+/// general path must run (stochastic rounding, no quantization, or a grid so fine that the
+/// magic-number rounding would not be exact).
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    step: f32,
+    /// 1/step, rounded to `f32` (as in [`Converter::round`]).
+    inv_step: f32,
+    bound: f32,
+    /// One step beyond the bound, in steps: [`quantize_clamped`]'s clamp.
+    k_max: f32,
+}
+
+impl Grid {
+    fn of(conv: &Converter) -> Option<Self> {
+        (!conv.stochastic && conv.step > 0.0 && conv.bound / conv.step < 2_097_152.0).then(|| Grid {
+            step: conv.step,
+            inv_step: 1.0 / conv.step,
+            bound: conv.bound,
+            k_max: conv.bound / conv.step + 1.0,
+        })
+    }
+}
+
+/// The body of [`mvm_chunk`], inlined into each compiled variant. `AVX512` is true only in
+/// [`mvm_chunk_avx512`], and selects the hand-written row loops.
+#[inline(always)]
+fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
+    let Chunk { cfg, m, packed, x, mut y, bm } = job;
+    let n = x.nrows();
+    let dac = Converter::dac(cfg);
+    let adc = Converter::adc(cfg);
+    // The fast paths' grids, once per chunk.
+    let (dac_grid, adc_grid) = (if cfg.inp_noise == 0.0 { Grid::of(&dac) } else { None }, Grid::of(&adc));
+    // Noise management for every vector first, then the DAC: the rows' maxima are
+    // independent and overlap in the CPU, where one row's DAC would wait on its own maximum.
+    let x_rows: Vec<std::borrow::Cow<'_, [f32]>> = x
+        .outer_iter()
+        .map(|xr| match xr.to_slice() {
+            Some(xs) => std::borrow::Cow::Borrowed(xs),
+            None => xr.to_vec().into(),
+        })
+        .collect();
+    // (A plain loop, not an iterator chain: closures are compiled outside the AVX-512
+    // variant, and would call the row maximum instead of inlining it.)
+    let mut alphas = vec![0.0f32; n];
+    for (alpha, xs) in alphas.iter_mut().zip(&x_rows) {
+        let a = nm_scale::<AVX512>(cfg, xs);
+        *alpha = if a <= 0.0 || !a.is_finite() {
+            // aihwkit: an all-zero vector gives a zero output unless there is input noise
+            if cfg.inp_noise > 0.0 { 1.0 } else { 0.0 }
+        } else {
+            a
+        };
+    }
+    let mut v = Array2::<f32>::zeros(x.raw_dim());
+    for ((xs, &alpha), vr) in x_rows.iter().zip(&alphas).zip(v.outer_iter_mut()) {
+        if alpha > 0.0 {
+            prepare_input::<AVX512>(cfg, &dac, dac_grid, xs, 1.0 / alpha, vr, rng);
+        }
+    }
+    sgemm_packed(1.0, v.view(), packed, 0.0, &mut y);
+    let mut passes = n as u64;
+    let mut redo = Vec::new();
+    let mut normals = NormalStream::new(rng.next_u64());
+    // Without weight noise every output has the same noise standard deviation: the draws of
+    // all the chunk's live vectors are taken at once (the same sequence as one row at a time).
+    let out_len = y.ncols();
+    let uniform_sigma = matches!(cfg.w_noise_type, WeightNoise::None) || cfg.w_noise == 0.0;
+    let mut noise = Vec::new();
+    if uniform_sigma && cfg.out_noise > 0.0 {
+        noise.resize(alphas.iter().filter(|&&a| a != 0.0).count() * out_len, 0.0);
+        normals.fill(&mut noise);
+    }
+    let mut next_noise = 0;
+    let mut row_noise = Vec::new();
+    for (b, (&alpha, mut yr)) in alphas.iter().zip(y.outer_iter_mut()).enumerate() {
+        if alpha == 0.0 {
+            yr.fill(0.0);
+            continue;
+        }
+        let vb = v.row(b);
+        let (sigma, z) = if uniform_sigma {
+            let z = noise.get(next_noise..next_noise + out_len).unwrap_or(&[]);
+            next_noise += z.len();
+            (cfg.out_noise, z)
+        } else {
+            let sigma = output_sigma(cfg, vb.as_slice().unwrap_or(&[]));
+            draw_noise(sigma, out_len, &mut row_noise, &mut normals);
+            (sigma, &row_noise[..])
+        };
+        let failed =
+            finalize_output::<AVX512>(cfg, &adc, adc_grid, yr.view_mut(), Some((sigma, z)), alpha * cfg.out_scale, rng);
+        if bm && failed {
+            redo.push(b);
+        }
+    }
+    // Bound management: repeat the failed vectors one by one with halved inputs.
+    let mut vb = vec![0.0f32; x.ncols()];
+    for b in redo {
+        let xs = x.row(b).to_vec();
+        let mut rho = 1.0f64;
+        // Each pass's row is finished and scaled by `finalize_output`, the first pass's too:
+        // a row that cannot be retried keeps its last pass.
+        while cfg.bm_may_retry(rho) {
+            rho *= 2.0;
+            passes += 1;
+            let s = 1.0 / (f64::from(alphas[b]) * rho) as f32;
+            prepare_input::<AVX512>(cfg, &dac, dac_grid, &xs, s, ArrayViewMut1::from(&mut vb[..]), rng);
+            let mut yr = y.row_mut(b);
+            for (o, col) in yr.iter_mut().zip(m.axis_iter(Axis(1))) {
+                *o = col.iter().zip(&vb).map(|(a, b)| a * b).sum();
+            }
+            let sigma = output_sigma(cfg, &vb);
+            draw_noise(sigma, out_len, &mut row_noise, &mut normals);
+            let scale = (f64::from(alphas[b]) * rho) as f32 * cfg.out_scale;
+            if !finalize_output::<AVX512>(cfg, &adc, adc_grid, yr, Some((sigma, &row_noise)), scale, rng) {
+                break;
+            }
+        }
+    }
+    passes
+}
+/// The standard deviation of one output's noise: output-referred weight noise and output
+/// noise are independent Gaussians per element, so their sum is one Gaussian with the combined
+/// standard deviation. `v` is the vector the array was driven with.
+#[inline(always)]
+fn output_sigma(cfg: &IoConfig, v: &[f32]) -> f32 {
+    let w_sigma = match cfg.w_noise_type {
+        WeightNoise::None => 0.0,
+        WeightNoise::AdditiveConstant => cfg.w_noise * v.iter().map(|a| a * a).sum::<f32>().sqrt(),
+    };
+    w_sigma.hypot(cfg.out_noise)
+}
+
+/// `len` standard normals from `normals` into `buf` (left empty when `sigma` is 0).
+#[inline(always)]
+fn draw_noise(sigma: f32, len: usize, buf: &mut Vec<f32>, normals: &mut NormalStream) {
+    buf.clear();
+    if sigma > 0.0 {
+        buf.resize(len, 0.0);
+        normals.fill(buf);
+    }
+}
+
+/// v = DAC(s·x) + input noise. `grid` is the DAC's fast-path grid ([`Grid::of`]; `None` with
+/// input noise or where the general path must run).
+#[inline(always)]
+fn prepare_input<const AVX512: bool>(
+    cfg: &IoConfig,
+    dac: &Converter,
+    grid: Option<Grid>,
+    x: &[f32],
+    s: f32,
+    mut v: ArrayViewMut1<'_, f32>,
+    rng: &mut SimRng,
+) {
+    // Common case (deterministic rounding, no input noise, a grid of < 2²¹ steps up to the
+    // bound): a branch-free loop that vectorizes. k is first clamped to one step beyond the
+    // bound, which keeps the magic-number rounding exact and changes no result (anything
+    // beyond the bound clips to it either way), so it equals `Converter::convert` bit for bit.
+    if let Some(g) = grid
+        && let Some(vs) = v.as_slice_mut()
+    {
+        #[cfg(target_arch = "x86_64")]
+        if AVX512 {
+            // SAFETY: as in `abs_max`.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::dac_row(x, s, g, vs)
+            };
+            return;
+        }
+        for (vo, &xi) in vs.iter_mut().zip(x) {
+            *vo = quantize_clamped(xi * s, g).clamp(-g.bound, g.bound);
+        }
+        return;
+    }
+    for (vo, &xi) in v.iter_mut().zip(x) {
+        let (mut q, _) = dac.convert(xi * s, rng);
+        if cfg.inp_noise > 0.0 {
+            q += cfg.inp_noise * standard_normal(rng);
+        }
+        *vo = q;
+    }
+}
+
+/// Output noise (σ·z with `noise = Some((σ, z))`, `z` the standard normals; `None` or σ = 0:
+/// no noise), ADC and the digital rescale by `scale` on one analog output vector; true if any output clipped in a direction
+/// that bound management tests. Stochastic rounding draws from `rng`. `grid` is the ADC's
+/// fast-path grid ([`Grid::of`]); the fast path also needs contiguous outputs.
+#[inline(always)]
+fn finalize_output<const AVX512: bool>(
+    cfg: &IoConfig,
+    adc: &Converter,
+    grid: Option<Grid>,
+    mut y: ArrayViewMut1<'_, f32>,
+    noise: Option<(f32, &[f32])>,
+    scale: f32,
+    rng: &mut SimRng,
+) -> bool {
+    let (sigma, z) = noise.unwrap_or((0.0, &[]));
+    let noisy = sigma > 0.0;
+    debug_assert!(!noisy || z.len() == y.len());
+    // Common case: the branch-free, vectorizing form of the loop below (same argument and
+    // test as the DAC fast path in `prepare_input`).
+    if let Some(g) = grid
+        && let Some(ys) = y.as_slice_mut()
+    {
+        let test_negative = cfg.bm_test_negative_bound;
+        #[cfg(target_arch = "x86_64")]
+        if AVX512 {
+            // SAFETY: as in `abs_max`.
+            #[allow(unsafe_code)]
+            return unsafe {
+                avx512::adc_row(ys, if noisy { Some((sigma, z)) } else { None }, g, test_negative, scale)
+            };
+        }
+        let tol = g.bound * (1.0 + 4.0 * f32::EPSILON);
+        let mut clip = false;
+        let mut finish = |yo: &mut f32, a: f32| {
+            let r = quantize_clamped(a, g);
+            clip |= r > tol || (test_negative && r < -tol);
+            *yo = r.clamp(-g.bound, g.bound) * scale;
+        };
+        if noisy {
+            for (yo, &zi) in ys.iter_mut().zip(z) {
+                finish(yo, *yo + sigma * zi);
+            }
+        } else {
+            for yo in ys.iter_mut() {
+                finish(yo, *yo);
+            }
+        }
+        return clip;
+    }
+    let mut failed = false;
+    for (i, yo) in y.iter_mut().enumerate() {
+        let a = if noisy { *yo + sigma * z[i] } else { *yo };
+        let (q, clipped) = adc.convert(a, rng);
+        failed |= clipped && (q > 0.0 || cfg.bm_test_negative_bound);
+        *yo = q * scale;
+    }
+    failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::seeded;
+
+    /// Whether this CPU runs the hand-written AVX-512 loops (the tests compare them with the
+    /// portable ones there, and say so where they cannot).
+    fn has_avx512() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return true;
+        }
+        eprintln!("no AVX-512F on this CPU: only the portable loops are tested");
+        false
+    }
+
+    /// `prepare_input` in both forms, or only the portable one where the CPU lacks AVX-512.
+    fn dac_both(cfg: &IoConfig, dac: &Converter, x: &[f32], s: f32) -> Vec<Vec<f32>> {
+        let mut out = Vec::new();
+        for wide in [false, true] {
+            if wide && !has_avx512() {
+                continue;
+            }
+            let mut v = Array2::<f32>::zeros((1, x.len()));
+            if wide {
+                prepare_input::<true>(cfg, dac, Grid::of(dac), x, s, v.row_mut(0), &mut seeded(1));
+            } else {
+                prepare_input::<false>(cfg, dac, Grid::of(dac), x, s, v.row_mut(0), &mut seeded(1));
+            }
+            out.push(v.into_raw_vec_and_offset().0);
+        }
+        out
+    }
+
+    /// The vectorized DAC loops of `prepare_input` (portable and AVX-512) equal
+    /// `Converter::convert` bit for bit: grid points, exact half steps (ties to even), values
+    /// beyond the bound, huge values, infinities and NaN, for the default DAC and a coarse,
+    /// wide one, on rows of every length from 1 to 40 (masked tails).
+    #[test]
+    fn fast_dac_path_equals_convert() {
+        let mut values: Vec<f32> = (-3000..=3000).map(|i| i as f32 * 0.5 / 126.0 * 0.999_9).collect();
+        values.extend((-300..=300).map(|i| (i as f32 + 0.5) / 63.0)); // half steps of the default grid
+        values.extend([1e30, -1e30, 5e6, -5e6, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1.0, -1.0]);
+        for cfg in [IoConfig::default(), IoConfig { inp_res: 0.25, inp_bound: 3.0, ..IoConfig::default() }] {
+            let dac = Converter::dac(&cfg);
+            for s in [1.0f32, 0.37, 8.0] {
+                for got in dac_both(&cfg, &dac, &values, s) {
+                    for (&x, &got) in values.iter().zip(&got) {
+                        let (want, _) = dac.convert(x * s, &mut seeded(1));
+                        assert_eq!(got.to_bits(), want.to_bits(), "x {x}, s {s}: {got} vs {want}");
+                    }
+                }
+            }
+            for len in 1..=40 {
+                let x = &values[values.len() - 10 - len..values.len() - 10];
+                for got in dac_both(&cfg, &dac, x, 0.37) {
+                    let want: Vec<f32> = x.iter().map(|&xi| dac.convert(xi * 0.37, &mut seeded(1)).0).collect();
+                    assert_eq!(got, want, "row of {len}");
+                }
+            }
+            for got in dac_both(&cfg, &dac, &[f32::NAN, 0.5, f32::NAN], 1.0) {
+                assert!(got[0].is_nan() && got[2].is_nan() && got[1] == dac.convert(0.5, &mut seeded(1)).0);
+            }
+        }
+    }
+
+    /// Noise management's maximum of |x| in both forms equals a plain fold: NaNs ignored,
+    /// infinities kept, all-zero and all-NaN rows give 0, on rows of every length 0 to 40.
+    #[test]
+    fn abs_max_equals_fold() {
+        let pool: Vec<f32> =
+            (0..120).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013).chain([f32::NAN, -7.5, f32::NAN]).collect();
+        let mut rows: Vec<Vec<f32>> = (0..=40).map(|len| pool[pool.len() - len..].to_vec()).collect();
+        rows.extend([vec![0.0; 19], vec![f32::NAN; 17], vec![1.0, f32::NEG_INFINITY, 2.0], vec![-0.0; 3]]);
+        for x in rows {
+            let want = x.iter().filter(|v| !v.is_nan()).fold(0.0f32, |m, &v| if v.abs() > m { v.abs() } else { m });
+            assert_eq!(abs_max::<false>(&x).to_bits(), want.to_bits(), "{x:?}");
+            if has_avx512() {
+                assert_eq!(abs_max::<true>(&x).to_bits(), want.to_bits(), "{x:?}");
+            }
+        }
+    }
+
+    /// The vectorized ADC loops of `finalize_output` (contiguous outputs, portable and
+    /// AVX-512) equal the general loop (strided outputs) bit for bit, clip flag included, with
+    /// and without noise, for both bound-management sign conventions and several output
+    /// scales, on long rows and on rows of every length from 1 to 40.
+    #[test]
+    fn fast_adc_path_equals_general_path() {
+        // Only negative values reach the bound (12), so the flag must equal `test_negative`.
+        let y0: Vec<f32> = (-4000..=2000).map(|i| i as f32 * 0.005_01).chain([-1e9, 11.9, -11.99]).collect();
+        let mut z = vec![0.0f32; y0.len()];
+        NormalStream::new(4).fill(&mut z);
+        for (noise, test_negative) in [(0.0, false), (0.06, false), (0.06, true), (0.0, true)] {
+            let cfg = IoConfig { out_noise: noise, bm_test_negative_bound: test_negative, ..IoConfig::default() };
+            let adc = Converter::adc(&cfg);
+            for (scale, out_scale) in [(1.0f32, 1.0f32), (0.1, 1.0), (1.0, 0.37)] {
+                let ys: Vec<f32> = y0.iter().map(|v| v * scale).collect();
+                let zs = if noise > 0.0 { &z[..] } else { &[][..] };
+                // The general loop runs on a strided (non-contiguous) output.
+                let general = |ys: &[f32], zs: &[f32]| {
+                    let mut strided = Array2::<f32>::zeros((ys.len(), 2));
+                    strided.column_mut(0).assign(&ndarray::ArrayView1::from(ys));
+                    let f = finalize_output::<false>(
+                        &cfg,
+                        &adc,
+                        Grid::of(&adc),
+                        strided.column_mut(0),
+                        Some((noise, zs)),
+                        out_scale,
+                        &mut seeded(3),
+                    );
+                    (f, strided.column(0).to_vec())
+                };
+                let (f2, want_all) = general(&ys, zs);
+                assert_eq!(f2, test_negative, "clip flag, noise {noise}, scale {scale}");
+                for wide in [false, true] {
+                    if wide && !has_avx512() {
+                        continue;
+                    }
+                    let run = |ys: &[f32], zs: &[f32]| {
+                        let mut fast = Array2::from_shape_vec((1, ys.len()), ys.to_vec()).unwrap();
+                        let mut rng = seeded(3);
+                        let finalize = if wide { finalize_output::<true> } else { finalize_output::<false> };
+                        let f = finalize(
+                            &cfg,
+                            &adc,
+                            Grid::of(&adc),
+                            fast.row_mut(0),
+                            Some((noise, zs)),
+                            out_scale,
+                            &mut rng,
+                        );
+                        (f, fast.into_raw_vec_and_offset().0)
+                    };
+                    let (f1, fast) = run(&ys, zs);
+                    assert_eq!(f1, test_negative, "clip flag, noise {noise}, scale {scale}, wide {wide}");
+                    for (a, b) in fast.iter().zip(&want_all) {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}, wide {wide}");
+                    }
+                    // Short rows ending at the clipping values: tails of every length.
+                    for len in 1..=40 {
+                        let (lo, hi) = (ys.len() - len, ys.len());
+                        let zr = if noise > 0.0 { &z[lo..hi] } else { &[][..] };
+                        assert_eq!(run(&ys[lo..hi], zr), general(&ys[lo..hi], zr), "row of {len}, wide {wide}");
+                    }
+                }
+            }
+        }
+    }
+}
