@@ -149,3 +149,63 @@ pub(super) fn adc_row(y: &mut [f32], noise: Option<(f32, &[f32])>, g: Grid, test
     }
     clip != 0
 }
+
+/// [`abs_max`] of each row of the row-major `x` (`cols` > 0 values per row) into `out`.
+#[target_feature(enable = "avx512f")]
+pub(super) fn abs_max_rows(x: &[f32], cols: usize, out: &mut [f32]) {
+    for (o, row) in out.iter_mut().zip(x.chunks_exact(cols)) {
+        *o = abs_max(row);
+    }
+}
+
+/// [`dac_row`] on every row of the row-major `x` (`cols` > 0 values per row) into `v`, with
+/// s = 1/α of the row; rows with α = 0 are set to zero.
+#[target_feature(enable = "avx512f")]
+pub(super) fn dac_rows(x: &[f32], cols: usize, alphas: &[f32], g: Grid, v: &mut [f32]) {
+    for ((xr, vr), &alpha) in x.chunks_exact(cols).zip(v.chunks_exact_mut(cols)).zip(alphas) {
+        if alpha > 0.0 {
+            dac_row(xr, 1.0 / alpha, g, vr);
+        } else {
+            vr.fill(0.0);
+        }
+    }
+}
+
+/// The shape and scaling of [`adc_rows`]' output.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RowsOut {
+    /// Values per row (> 0).
+    pub cols: usize,
+    /// The digital output scale; each row is scaled by α·`out_scale`.
+    pub out_scale: f32,
+    /// Whether clips at −bound fail a pass.
+    pub test_negative: bool,
+}
+
+/// [`adc_row`] on every row of the row-major `y`, with the scale α·`out_scale` of the row and,
+/// given `noise = Some((σ, z))`, the next `cols` values of `z` for each row with α ≠ 0 (in row
+/// order). Rows with α = 0 are set to zero and take no noise. `failed[b]` is set for the rows
+/// that clipped.
+#[target_feature(enable = "avx512f")]
+pub(super) fn adc_rows(
+    y: &mut [f32],
+    alphas: &[f32],
+    noise: Option<(f32, &[f32])>,
+    g: Grid,
+    out: RowsOut,
+    failed: &mut [bool],
+) {
+    let mut next = 0;
+    for ((yr, &alpha), f) in y.chunks_exact_mut(out.cols).zip(alphas).zip(failed) {
+        if alpha == 0.0 {
+            yr.fill(0.0);
+            *f = false;
+            continue;
+        }
+        let row_noise = noise.map(|(sigma, z)| (sigma, z.get(next..next + out.cols).unwrap_or(&[])));
+        if noise.is_some() {
+            next += out.cols;
+        }
+        *f = adc_row(yr, row_noise, g, out.test_negative, alpha * out.out_scale);
+    }
+}

@@ -12,7 +12,7 @@
 //! stream derived from one per-call seed: the chunks run in parallel and the result does not
 //! depend on the number of threads.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rand::{Rng, RngCore};
 use rayon::prelude::*;
 
@@ -276,29 +276,71 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
     let (dac_grid, adc_grid) = (if cfg.inp_noise == 0.0 { Grid::of(&dac) } else { None }, Grid::of(&adc));
     // Noise management for every vector first, then the DAC: the rows' maxima are
     // independent and overlap in the CPU, where one row's DAC would wait on its own maximum.
-    let x_rows: Vec<std::borrow::Cow<'_, [f32]>> = x
-        .outer_iter()
-        .map(|xr| match xr.to_slice() {
-            Some(xs) => std::borrow::Cow::Borrowed(xs),
-            None => xr.to_vec().into(),
-        })
-        .collect();
-    // (A plain loop, not an iterator chain: closures are compiled outside the AVX-512
-    // variant, and would call the row maximum instead of inlining it.)
-    let mut alphas = vec![0.0f32; n];
-    for (alpha, xs) in alphas.iter_mut().zip(&x_rows) {
-        let a = nm_scale::<AVX512>(cfg, xs);
-        *alpha = if a <= 0.0 || !a.is_finite() {
-            // aihwkit: an all-zero vector gives a zero output unless there is input noise
-            if cfg.inp_noise > 0.0 { 1.0 } else { 0.0 }
-        } else {
-            a
-        };
+    // On AVX-512, with a row-major chunk, each phase is one call over all rows
+    // (`avx512::*_rows`), so that its constants stay in registers.
+    let cols = x.ncols();
+    let wide_x = if AVX512 && cols > 0 { x.as_slice() } else { None };
+    let mut scratch = SCRATCH.with(|s| s.take());
+    let Scratch { alphas, v: v_buf, noise, failed } = &mut scratch;
+    alphas.clear();
+    alphas.resize(n, 0.0);
+    let alphas = &mut alphas[..];
+    let x_rows: Vec<std::borrow::Cow<'_, [f32]>>;
+    match wide_x {
+        #[cfg(target_arch = "x86_64")]
+        Some(xs) if cfg.noise_management == NoiseManagement::AbsMax => {
+            // SAFETY: as in `abs_max`.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::abs_max_rows(xs, cols, alphas)
+            };
+            let cap = |a: f32| if cfg.nm_thres > 0.0 { a.min(cfg.nm_thres) } else { a };
+            alphas.iter_mut().for_each(|a| *a = cap(*a));
+            x_rows = Vec::new();
+        }
+        _ => {
+            x_rows = x
+                .outer_iter()
+                .map(|xr| match xr.to_slice() {
+                    Some(xs) => std::borrow::Cow::Borrowed(xs),
+                    None => xr.to_vec().into(),
+                })
+                .collect();
+            // (A plain loop, not an iterator chain: closures are compiled outside the AVX-512
+            // variant, and would call the row maximum instead of inlining it.)
+            for (alpha, xs) in alphas.iter_mut().zip(&x_rows) {
+                *alpha = nm_scale::<AVX512>(cfg, xs);
+            }
+        }
     }
-    let mut v = Array2::<f32>::zeros(x.raw_dim());
-    for ((xs, &alpha), vr) in x_rows.iter().zip(&alphas).zip(v.outer_iter_mut()) {
-        if alpha > 0.0 {
-            prepare_input::<AVX512>(cfg, &dac, dac_grid, xs, 1.0 / alpha, vr, rng);
+    for alpha in alphas.iter_mut() {
+        if *alpha <= 0.0 || !alpha.is_finite() {
+            // aihwkit: an all-zero vector gives a zero output unless there is input noise
+            *alpha = if cfg.inp_noise > 0.0 { 1.0 } else { 0.0 };
+        }
+    }
+    // The DAC's output, in the thread's scratch buffer (every element is written below). A
+    // chunk that work stealing runs on this thread while this one waits finds the buffers
+    // taken, and allocates its own.
+    v_buf.resize(n * cols, 0.0);
+    let mut v = ArrayViewMut2::from_shape((n, cols), &mut v_buf[..n * cols]).expect("n·cols elements");
+    match (wide_x, dac_grid, v.as_slice_mut()) {
+        #[cfg(target_arch = "x86_64")]
+        (Some(xs), Some(g), Some(vs)) => {
+            // SAFETY: as in `abs_max`.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::dac_rows(xs, cols, alphas, g, vs)
+            };
+        }
+        _ => {
+            v.fill(0.0);
+            for (b, (&alpha, vr)) in alphas.iter().zip(v.outer_iter_mut()).enumerate() {
+                if alpha > 0.0 {
+                    let xs = x_rows.get(b).map_or_else(|| x.row(b).to_vec().into(), |r| r.clone());
+                    prepare_input::<AVX512>(cfg, &dac, dac_grid, &xs, 1.0 / alpha, vr, rng);
+                }
+            }
         }
     }
     sgemm_packed(1.0, v.view(), packed, 0.0, &mut y);
@@ -309,32 +351,54 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
     // all the chunk's live vectors are taken at once (the same sequence as one row at a time).
     let out_len = y.ncols();
     let uniform_sigma = matches!(cfg.w_noise_type, WeightNoise::None) || cfg.w_noise == 0.0;
-    let mut noise = Vec::new();
+    noise.clear();
     if uniform_sigma && cfg.out_noise > 0.0 {
         noise.resize(alphas.iter().filter(|&&a| a != 0.0).count() * out_len, 0.0);
-        normals.fill(&mut noise);
+        normals.fill(noise);
     }
-    let mut next_noise = 0;
     let mut row_noise = Vec::new();
-    for (b, (&alpha, mut yr)) in alphas.iter().zip(y.outer_iter_mut()).enumerate() {
-        if alpha == 0.0 {
-            yr.fill(0.0);
-            continue;
+    let wide_y = if AVX512 && uniform_sigma && out_len > 0 { adc_grid.zip(y.as_slice_mut()) } else { None };
+    match wide_y {
+        #[cfg(target_arch = "x86_64")]
+        Some((g, ys)) => {
+            failed.clear();
+            failed.resize(n, false);
+            let noise = (cfg.out_noise > 0.0).then_some((cfg.out_noise, &noise[..]));
+            let opts =
+                avx512::RowsOut { cols: out_len, out_scale: cfg.out_scale, test_negative: cfg.bm_test_negative_bound };
+            // SAFETY: as in `abs_max`.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::adc_rows(ys, alphas, noise, g, opts, failed)
+            };
+            if bm {
+                redo.extend(failed.iter().enumerate().filter(|&(_, &f)| f).map(|(b, _)| b));
+            }
         }
-        let vb = v.row(b);
-        let (sigma, z) = if uniform_sigma {
-            let z = noise.get(next_noise..next_noise + out_len).unwrap_or(&[]);
-            next_noise += z.len();
-            (cfg.out_noise, z)
-        } else {
-            let sigma = output_sigma(cfg, vb.as_slice().unwrap_or(&[]));
-            draw_noise(sigma, out_len, &mut row_noise, &mut normals);
-            (sigma, &row_noise[..])
-        };
-        let failed =
-            finalize_output::<AVX512>(cfg, &adc, adc_grid, yr.view_mut(), Some((sigma, z)), alpha * cfg.out_scale, rng);
-        if bm && failed {
-            redo.push(b);
+        _ => {
+            let mut next_noise = 0;
+            for (b, (&alpha, mut yr)) in alphas.iter().zip(y.outer_iter_mut()).enumerate() {
+                if alpha == 0.0 {
+                    yr.fill(0.0);
+                    continue;
+                }
+                let vb = v.row(b);
+                let (sigma, z) = if uniform_sigma {
+                    let z = noise.get(next_noise..next_noise + out_len).unwrap_or(&[]);
+                    next_noise += z.len();
+                    (cfg.out_noise, z)
+                } else {
+                    let sigma = output_sigma(cfg, vb.as_slice().unwrap_or(&[]));
+                    draw_noise(sigma, out_len, &mut row_noise, &mut normals);
+                    (sigma, &row_noise[..])
+                };
+                let scale = alpha * cfg.out_scale;
+                let failed =
+                    finalize_output::<AVX512>(cfg, &adc, adc_grid, yr.view_mut(), Some((sigma, z)), scale, rng);
+                if bm && failed {
+                    redo.push(b);
+                }
+            }
         }
     }
     // Bound management: repeat the failed vectors one by one with halved inputs.
@@ -361,7 +425,22 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             }
         }
     }
+    SCRATCH.with(|s| s.replace(scratch));
     passes
+}
+
+/// A thread's buffers for [`mvm_chunk_body`], kept between calls (allocating and zeroing them
+/// per chunk cost a tenth of a small tile's MVM).
+#[derive(Default)]
+struct Scratch {
+    alphas: Vec<f32>,
+    v: Vec<f32>,
+    noise: Vec<f32>,
+    failed: Vec<bool>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 /// The standard deviation of one output's noise: output-referred weight noise and output
 /// noise are independent Gaussians per element, so their sum is one Gaussian with the combined
@@ -490,6 +569,7 @@ fn finalize_output<const AVX512: bool>(
 mod tests {
     use super::*;
     use crate::rng::seeded;
+    use ndarray::Array2;
 
     /// Whether this CPU runs the hand-written AVX-512 loops (the tests compare them with the
     /// portable ones there, and say so where they cannot).
@@ -634,6 +714,55 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A whole chunk gives the same bits and pass counts through the AVX-512 path (chunk-wide
+    /// row loops) and the portable one, with all-zero rows, rows that clip and are redone by
+    /// bound management, and the configurations that switch between the chunk-wide and the
+    /// per-row paths (noise-management kind, input noise, weight noise, no output noise).
+    #[test]
+    fn chunk_paths_agree() {
+        if !has_avx512() {
+            return;
+        }
+        let (n, k, o) = (64, 75, 32);
+        let mut rng = seeded(9);
+        let mut x = Array2::from_shape_simple_fn((n, k), || rng.random::<f32>() - 0.5);
+        x.row_mut(3).fill(0.0);
+        x.row_mut(7).fill(-0.25);
+        let m = Array2::from_shape_simple_fn((k, o), || rng.random::<f32>() - 0.5);
+        // Rows 10–13 drive every output of some column far beyond the ADC bound.
+        for b in 10..14 {
+            x.row_mut(b).assign(&m.column(b - 10).mapv(|w| w.signum()));
+        }
+        let base = IoConfig::default();
+        let configs = [
+            base.clone(),
+            IoConfig { out_noise: 0.0, ..base.clone() },
+            IoConfig { bm_test_negative_bound: true, ..base.clone() },
+            IoConfig { noise_management: NoiseManagement::Max, ..base.clone() },
+            IoConfig { inp_noise: 0.01, ..base.clone() },
+            IoConfig { w_noise_type: WeightNoise::AdditiveConstant, w_noise: 0.02, ..base.clone() },
+            IoConfig { nm_thres: 0.3, ..base.clone() },
+        ];
+        let packed = PackedRhs::new(m.view());
+        for (i, cfg) in configs.iter().enumerate() {
+            let run = |wide: bool| {
+                let mut y = Array2::<f32>::from_elem((n, o), f32::NAN);
+                let job = Chunk { cfg, m: m.view(), packed: &packed, x: x.view(), y: y.view_mut(), bm: true };
+                let passes = if wide {
+                    mvm_chunk_body::<true>(job, &mut seeded(5))
+                } else {
+                    mvm_chunk_body::<false>(job, &mut seeded(5))
+                };
+                (passes, y)
+            };
+            let ((p1, y1), (p2, y2)) = (run(false), run(true));
+            assert_eq!(p1, p2, "config {i}: passes");
+            assert!(p1 > n as u64, "config {i}: bound management never ran");
+            assert!(y1.row(3).iter().all(|&v| v == 0.0) || cfg.inp_noise > 0.0, "config {i}: zero row");
+            assert!(y1.iter().zip(&y2).all(|(a, b)| a.to_bits() == b.to_bits()), "config {i}: outputs differ");
         }
     }
 }
