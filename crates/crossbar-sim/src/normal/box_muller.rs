@@ -30,7 +30,7 @@
 use crate::rng::{derive_seed, splitmix64};
 
 /// Generator lanes: one 64-bit word each per step.
-const LANES: usize = 8;
+pub(crate) const LANES: usize = 8;
 /// Words per transform: two generator steps, so that the transform's `f32` vectors are 16
 /// wide (one AVX-512 register) and two independent steps overlap.
 const WORDS: usize = 2 * LANES;
@@ -38,7 +38,37 @@ const WORDS: usize = 2 * LANES;
 const BLOCK: usize = 2 * WORDS;
 
 /// xoshiro256++ state of the eight lanes, structure of arrays: `s[w][lane]`.
-type State = [[u64; LANES]; 4];
+pub(crate) type State = [[u64; LANES]; 4];
+
+/// Eight xoshiro256++ lanes seeded from `seed`: lane `l` with the SplitMix64 sequence started at
+/// [`derive_seed`]`(seed, l)`, as `rand_xoshiro` seeds one generator from a `u64`.
+pub(crate) fn seed_lanes(seed: u64) -> State {
+    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut s = [[0u64; LANES]; 4];
+    for lane in 0..LANES {
+        let x0 = derive_seed(seed, lane as u64);
+        for (w, word) in s.iter_mut().enumerate() {
+            word[lane] = splitmix64(x0.wrapping_add(w as u64 * GAMMA));
+        }
+    }
+    s
+}
+
+/// One xoshiro256++ step of the eight lanes held in four 512-bit registers; returns the eight
+/// output words.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn step_avx512(v: &mut [std::arch::x86_64::__m512i; 4]) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::{_mm512_add_epi64, _mm512_rol_epi64, _mm512_slli_epi64, _mm512_xor_si512};
+    let [s0, s1, s2, s3] = *v;
+    let r = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
+    let t = _mm512_slli_epi64::<17>(s1);
+    let s2 = _mm512_xor_si512(s2, s0);
+    let s3 = _mm512_xor_si512(s3, s1);
+    *v = [_mm512_xor_si512(s0, s3), _mm512_xor_si512(s1, s2), _mm512_xor_si512(s2, t), _mm512_rol_epi64::<45>(s3)];
+    r
+}
 
 /// A stream of independent N(0, 1) draws in bulk, from its own seeded eight-lane generator.
 ///
@@ -65,15 +95,7 @@ impl NormalStream {
     /// A stream seeded from `seed`: lane `l` is seeded with the SplitMix64 sequence started at
     /// [`derive_seed`]`(seed, l)`, as `rand_xoshiro` seeds one generator from a `u64`.
     pub fn new(seed: u64) -> Self {
-        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut s = [[0u64; LANES]; 4];
-        for lane in 0..LANES {
-            let x0 = derive_seed(seed, lane as u64);
-            for (w, word) in s.iter_mut().enumerate() {
-                word[lane] = splitmix64(x0.wrapping_add(w as u64 * GAMMA));
-            }
-        }
-        Self { s, buf: [0.0; BLOCK], used: BLOCK }
+        Self { s: seed_lanes(seed), buf: [0.0; BLOCK], used: BLOCK }
     }
 
     /// Fills `out` with the next `out.len()` draws of the stream.
@@ -127,24 +149,12 @@ fn steps(s: &mut State, out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 fn steps_avx512(s: &mut State, out: &mut [f32]) {
-    use std::arch::x86_64::{
-        __m512i, _mm512_add_epi64, _mm512_loadu_si512, _mm512_rol_epi64, _mm512_slli_epi64, _mm512_storeu_si512,
-        _mm512_xor_si512,
-    };
+    use std::arch::x86_64::{__m512i, _mm512_loadu_si512, _mm512_storeu_si512};
     // SAFETY: each `s[w]` is eight u64 (64 bytes) and the unaligned load reads exactly those.
     #[allow(unsafe_code)]
     let mut v: [__m512i; 4] = std::array::from_fn(|w| unsafe { _mm512_loadu_si512(s[w].as_ptr().cast()) });
-    let mut step = || {
-        let [s0, s1, s2, s3] = v;
-        let r = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
-        let t = _mm512_slli_epi64::<17>(s1);
-        let s2 = _mm512_xor_si512(s2, s0);
-        let s3 = _mm512_xor_si512(s3, s1);
-        v = [_mm512_xor_si512(s0, s3), _mm512_xor_si512(s1, s2), _mm512_xor_si512(s2, t), _mm512_rol_epi64::<45>(s3)];
-        r
-    };
     for block in out.chunks_exact_mut(BLOCK) {
-        let (w0, w1) = (step(), step());
+        let (w0, w1) = (step_avx512(&mut v), step_avx512(&mut v));
         let (first, second) = block.split_at_mut(WORDS);
         transform_avx512(w0, w1, first, second);
     }
@@ -250,7 +260,7 @@ fn steps_portable(s: &mut State, out: &mut [f32]) {
 /// One xoshiro256++ step of every lane, one statement per lane-wise operation (each a loop the
 /// compiler turns into vector instructions).
 #[inline(always)]
-fn next_words(s: &mut State) -> [u64; LANES] {
+pub(crate) fn next_words(s: &mut State) -> [u64; LANES] {
     let [s0, s1, s2, s3] = *s;
     let lanes = |f: &dyn Fn(usize) -> u64| std::array::from_fn::<u64, LANES, _>(f);
     let out = lanes(&|l| s0[l].wrapping_add(s3[l]).rotate_left(23).wrapping_add(s0[l]));
