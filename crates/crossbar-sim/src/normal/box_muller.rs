@@ -16,11 +16,13 @@
 //!
 //! ln, sin and cos are single-precision minimax polynomials (the coefficients of Cephes'
 //! `logf`, `sinf` and `cosf`, in fused multiply-adds; relative errors ≤ 2ε, checked in the
-//! tests against `f64`), so the whole transform is straight-line code on eight lanes. It is
-//! written once as plain loops over lane arrays and compiled three times: for AVX-512 + FMA,
-//! for AVX2 + FMA and for the baseline target, picked at run time. Nothing else is fused or
-//! reordered (Rust does not contract `a·b + c`), and integer ops, conversions, `+`, `·`, `√`
-//! and fused multiply-adds are correctly rounded IEEE operations, so the three give the same
+//! tests against `f64`), so the whole transform is straight-line code. It is written as plain
+//! loops over lane arrays, compiled for AVX2 + FMA and for the baseline target, and in AVX-512
+//! intrinsics sixteen lanes wide (compiled loops ran eight wide there: LLVM prefers 256-bit
+//! vectors on x86), picked at run time. Nothing else is fused or reordered (Rust does not
+//! contract `a·b + c`; the intrinsics do the same operations in the same order), and integer
+//! ops, conversions, `+`, `·`, `√` and fused multiply-adds are correctly rounded IEEE
+//! operations, so the three give the same
 //! bits wherever `f32::mul_add` is correctly rounded: always with hardware FMA; without it,
 //! the baseline variant calls the C library's `fmaf`, which glibc and musl round correctly,
 //! but which some other C libraries (Microsoft's without FMA3, MinGW, openlibm) do not. That
