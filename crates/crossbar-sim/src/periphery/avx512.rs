@@ -10,8 +10,10 @@
 use std::arch::x86_64::{
     __m512, __mmask16, _CMP_GT_OQ, _CMP_LT_OQ, _mm512_abs_ps, _mm512_add_ps, _mm512_cmp_ps_mask, _mm512_mask_storeu_ps,
     _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_reduce_max_ps, _mm512_set1_ps,
-    _mm512_setzero_ps, _mm512_sub_ps,
+    _mm512_setzero_ps,
 };
+
+use std::arch::x86_64::{_MM_FROUND_NO_EXC, _MM_FROUND_TO_NEAREST_INT, _mm512_roundscale_ps};
 
 use super::Grid;
 
@@ -62,8 +64,6 @@ fn clamp(x: __m512, lo: __m512, hi: __m512) -> __m512 {
 struct Consts {
     step: __m512,
     inv_step: __m512,
-    k_lo: __m512,
-    k_hi: __m512,
     lo: __m512,
     hi: __m512,
 }
@@ -75,8 +75,6 @@ impl Consts {
         Self {
             step: _mm512_set1_ps(g.step),
             inv_step: _mm512_set1_ps(g.inv_step),
-            k_lo: _mm512_set1_ps(-g.k_max),
-            k_hi: _mm512_set1_ps(g.k_max),
             lo: _mm512_set1_ps(-g.bound),
             hi: _mm512_set1_ps(g.bound),
         }
@@ -87,9 +85,13 @@ impl Consts {
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn quantize(&self, a: __m512) -> (__m512, __m512) {
-        let magic = _mm512_set1_ps(12_582_912.0); // 1.5·2²³, as `round_small`
-        let k = clamp(_mm512_mul_ps(a, self.inv_step), self.k_lo, self.k_hi);
-        let r = _mm512_mul_ps(_mm512_sub_ps(_mm512_add_ps(k, magic), magic), self.step);
+        // `vrndscaleps` rounds half to even exactly for every value, so the clamp that keeps
+        // the magic-number rounding exact is not needed: a code beyond ±k_max gives an r
+        // beyond the bound either way, which clips to it and fails the same test. Adding +0
+        // turns the −0 of a small negative k into the +0 that the magic number gives.
+        let k = _mm512_mul_ps(a, self.inv_step);
+        let rounded = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(k);
+        let r = _mm512_mul_ps(_mm512_add_ps(rounded, _mm512_setzero_ps()), self.step);
         (r, clamp(r, self.lo, self.hi))
     }
 }
