@@ -66,6 +66,15 @@ pub enum TrainError {
         /// Parser message.
         reason: String,
     },
+    /// A run's results file (`vote.json`, `reduce.json`) parses but lacks a field the table
+    /// needs, or holds it as something other than a number.
+    #[error("{path}: no numeric field `{field}`")]
+    MissingField {
+        /// The file.
+        path: PathBuf,
+        /// The field.
+        field: String,
+    },
     /// A checkpoint is unusable.
     #[error("checkpoint: {reason}")]
     Checkpoint {

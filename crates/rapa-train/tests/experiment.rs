@@ -1,5 +1,6 @@
 //! Experiment plans, resumability and the table writer.
 
+use rapa_train::TrainError;
 use rapa_train::data::DatasetKind;
 use rapa_train::experiment::{Cell, RunStatus, TableKind, TableResult, collect, plan, run_status, train_command};
 use rapa_train::train::TrainConfig;
@@ -92,9 +93,17 @@ fn damaged_results_files_are_errors_naming_file_and_line() {
     let random = specs.iter().find(|s| s.row == "max" && s.col == "random").unwrap();
     let rdir = root.join(&random.name);
     std::fs::create_dir_all(&rdir).unwrap();
-    std::fs::write(rdir.join("vote.json"), "{\"vote\": 0.2}\n").unwrap();
+    // A file that parses but lacks the field (here pretty-printed over several lines) names the
+    // file and the field, with no line number (the field is absent from every line).
+    std::fs::write(rdir.join("vote.json"), "{\n  \"vote\": 0.2\n}\n").unwrap();
+    let err = collect(TableKind::Table2, DatasetKind::Cifar10, &specs, &root).unwrap_err();
+    assert!(matches!(&err, TrainError::MissingField { field, .. } if field == "vote_error"), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("vote.json: no numeric field `vote_error`"), "{msg}");
+    // A broken file names its line.
+    std::fs::write(rdir.join("vote.json"), "{\n  \"vote_error\": 0.2,\n  oops\n}\n").unwrap();
     let msg = collect(TableKind::Table2, DatasetKind::Cifar10, &specs, &root).unwrap_err().to_string();
-    assert!(msg.contains("vote.json, line 1: no numeric field `vote_error`"), "{msg}");
+    assert!(msg.contains("vote.json, line 3"), "{msg}");
     let _ = std::fs::remove_dir_all(&root);
 }
 

@@ -140,6 +140,18 @@ fn abs_max<const AVX512: bool>(x: &[f32]) -> f32 {
     lane_max(x, f32::abs, 0.0)
 }
 
+/// max(0, |x₀|, |x₁|, …) with NaNs ignored (as a fold with `f32::max`), on the widest vectors
+/// the CPU has: for callers outside the MVM (the pulsed update's train scales).
+pub(crate) fn abs_max_of(x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (checked just above).
+        #[allow(unsafe_code)]
+        return unsafe { avx512::abs_max(x) };
+    }
+    lane_max(x, f32::abs, 0.0)
+}
+
 /// max(init, f(x₀), f(x₁), …) with `f32::max` (NaNs ignored), in eight independent lanes so
 /// that the loop vectorizes; max is exact, so the order does not change the result.
 #[inline(always)]
@@ -346,7 +358,9 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
     sgemm_packed(1.0, v.view(), packed, 0.0, &mut y);
     let mut passes = n as u64;
     let mut redo = Vec::new();
-    let mut normals = NormalStream::new(rng.next_u64());
+    // The output-noise stream's seed is always drawn (so that later draws of `rng` do not
+    // depend on whether there is noise); the stream itself is seeded on first use.
+    let mut normals = LazyNormals { seed: rng.next_u64(), stream: None };
     // Without weight noise every output has the same noise standard deviation: the draws of
     // all the chunk's live vectors are taken at once (the same sequence as one row at a time).
     let out_len = y.ncols();
@@ -429,6 +443,21 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
     passes
 }
 
+/// A [`NormalStream`] seeded only when the first draw is asked for (seeding its eight lanes
+/// costs as much as ~300 draws, and noise-free configurations never draw).
+struct LazyNormals {
+    seed: u64,
+    stream: Option<NormalStream>,
+}
+
+impl LazyNormals {
+    fn fill(&mut self, out: &mut [f32]) {
+        if !out.is_empty() {
+            self.stream.get_or_insert_with(|| NormalStream::new(self.seed)).fill(out);
+        }
+    }
+}
+
 /// A thread's buffers for [`mvm_chunk_body`], kept between calls (allocating and zeroing them
 /// per chunk cost a tenth of a small tile's MVM).
 #[derive(Default)]
@@ -456,7 +485,7 @@ fn output_sigma(cfg: &IoConfig, v: &[f32]) -> f32 {
 
 /// `len` standard normals from `normals` into `buf` (left empty when `sigma` is 0).
 #[inline(always)]
-fn draw_noise(sigma: f32, len: usize, buf: &mut Vec<f32>, normals: &mut NormalStream) {
+fn draw_noise(sigma: f32, len: usize, buf: &mut Vec<f32>, normals: &mut LazyNormals) {
     buf.clear();
     if sigma > 0.0 {
         buf.resize(len, 0.0);

@@ -10,7 +10,7 @@ use super::{Tile, TileConfig, check_io, check_lr};
 use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
 use crate::error::{SimError, check_shape};
-use crate::periphery::{CHUNK, analog_mvm};
+use crate::periphery::{CHUNK, abs_max_of, analog_mvm};
 use crate::pulse::{SLOT_MASK, TrainScales, TrainStream, coincidences, make_trains};
 use crate::rng::{SimRng, derive_seed, stream};
 use crate::update_config::PulseType;
@@ -242,14 +242,14 @@ impl AnalogTile {
                 for (k, s) in sc.iter_mut().enumerate() {
                     let b = c * CHUNK + k;
                     let (xr, dr) = (x.row(b), d.row(b));
-                    let x_max = xr.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                    let d_max = dr.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                    *s = TrainScales::compute(ucfg, lr, eps, x_max, d_max);
+                    fn contiguous<'a>(r: ndarray::ArrayView1<'a, f32>) -> std::borrow::Cow<'a, [f32]> {
+                        r.to_slice().map_or_else(|| r.to_vec().into(), std::borrow::Cow::Borrowed)
+                    }
+                    let (xv, dv) = (contiguous(xr), contiguous(dr));
+                    *s = TrainScales::compute(ucfg, lr, eps, abs_max_of(&xv), abs_max_of(&dv));
                     if s.bl == 0 {
                         continue;
                     }
-                    let xv = xr.to_vec();
-                    let dv = dr.to_vec();
                     make_trains(kind, &xv, s.b, s.bl, &mut xw[k * n_in..(k + 1) * n_in], &mut trains);
                     make_trains(kind, &dv, s.a, s.bl, &mut dw[k * n_out..(k + 1) * n_out], &mut trains);
                 }

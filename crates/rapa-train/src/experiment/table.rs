@@ -48,7 +48,7 @@ fn read_json_field(path: &Path, field: &str) -> Result<Option<f64>, TrainError> 
     let bad = |line: usize, reason: String| TrainError::Metrics { path: path.to_path_buf(), line, reason };
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.line(), e.to_string()))?;
     let x = v.get(field).and_then(serde_json::Value::as_f64);
-    x.map(Some).ok_or_else(|| bad(1, format!("no numeric field `{field}`")))
+    x.map(Some).ok_or_else(|| TrainError::MissingField { path: path.to_path_buf(), field: field.to_owned() })
 }
 
 /// One table cell: ours and the paper's (test %, train % if reported).
