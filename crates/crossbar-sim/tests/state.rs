@@ -78,6 +78,29 @@ fn same_seed_same_result_for_any_thread_count() {
     assert_ne!(exercise(&mut other, 3).0, one.0.0);
 }
 
+/// The same with more outputs than one SGEMM column block (128) and several 64-vector chunks
+/// per call, on 1, 2 and 3 threads: the product's split over threads must not change a bit.
+#[test]
+fn wide_tile_same_result_for_any_thread_count() {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut t = AnalogTile::new(300, 40, &TileConfig::default(), 3).unwrap();
+            t.set_weights(uniform(300, 40, 0.2, 2).view()).unwrap();
+            let x = uniform(200, 40, 1.0, 4);
+            let d = uniform(200, 300, 0.5, 5);
+            let y = t.forward_new(x.view()).unwrap();
+            let z = t.backward_new(d.view()).unwrap();
+            t.update(x.view(), d.view(), 0.01).unwrap();
+            (y, z, t.weights().to_owned(), t.counters())
+        })
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        assert!(run(threads) == one, "{threads} threads differ from 1");
+    }
+}
+
 #[test]
 fn restore_rejects_corrupt_hidden_parameters() {
     let a = AnalogTile::new(3, 3, &TileConfig::default(), 1).unwrap();

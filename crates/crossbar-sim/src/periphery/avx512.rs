@@ -86,8 +86,9 @@ impl Consts {
     #[target_feature(enable = "avx512f")]
     fn quantize(&self, a: __m512) -> (__m512, __m512) {
         // `vrndscaleps` rounds half to even exactly for every value, so the clamp that keeps
-        // the magic-number rounding exact is not needed: a code beyond ±k_max gives an r
-        // beyond the bound either way, which clips to it and fails the same test. Adding +0
+        // the magic-number rounding exact is not needed: a code beyond ±k_max (two steps past
+        // the bound) gives an r beyond the bound by more than the clip tolerance either way,
+        // which clips to it and fails the same test. Adding +0
         // turns the −0 of a small negative k into the +0 that the magic number gives.
         let k = _mm512_mul_ps(a, self.inv_step);
         let rounded = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(k);
@@ -188,6 +189,9 @@ pub(super) struct RowsOut {
 /// given `noise = Some((σ, z))`, the next `cols` values of `z` for each row with α ≠ 0 (in row
 /// order). Rows with α = 0 are set to zero and take no noise. `failed[b]` is set for the rows
 /// that clipped.
+///
+/// # Panics
+/// If `z` holds fewer values than the rows with α ≠ 0 take.
 #[target_feature(enable = "avx512f")]
 pub(super) fn adc_rows(
     y: &mut [f32],
@@ -204,7 +208,7 @@ pub(super) fn adc_rows(
             *f = false;
             continue;
         }
-        let row_noise = noise.map(|(sigma, z)| (sigma, z.get(next..next + out.cols).unwrap_or(&[])));
+        let row_noise = noise.map(|(sigma, z)| (sigma, &z[next..next + out.cols]));
         if noise.is_some() {
             next += out.cols;
         }

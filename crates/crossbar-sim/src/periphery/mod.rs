@@ -101,8 +101,8 @@ fn round_small(k: f32) -> f32 {
     (k + MAGIC) - MAGIC
 }
 
-/// Δ·round(v·Δ⁻¹) with v·Δ⁻¹ first clamped to ±`k_max` (one step beyond the bound, so that
-/// [`round_small`] stays exact and nothing that clips changes): the vectorizing core of the
+/// Δ·round(v·Δ⁻¹) with v·Δ⁻¹ first clamped to ±`k_max` (two steps beyond the bound, so that
+/// [`round_small`] stays exact and nothing that clips changes, clip flag included): the vectorizing core of the
 /// DAC and ADC fast paths.
 #[inline(always)]
 fn quantize_clamped(v: f32, g: Grid) -> f32 {
@@ -261,7 +261,10 @@ struct Grid {
     /// 1/step, rounded to `f32` (as in [`Converter::round`]).
     inv_step: f32,
     bound: f32,
-    /// One step beyond the bound, in steps: [`quantize_clamped`]'s clamp.
+    /// Two steps beyond the bound, in steps: [`quantize_clamped`]'s clamp. (One step beyond
+    /// would be enough for the value, but on the finest grids accepted, 2²⁰–2²¹ steps to the
+    /// bound, the bound plus one step rounds to within the 4-ulp clip tolerance, so a value
+    /// far beyond the bound would not count as clipped; two steps always exceed it.)
     k_max: f32,
 }
 
@@ -271,13 +274,17 @@ impl Grid {
             step: conv.step,
             inv_step: 1.0 / conv.step,
             bound: conv.bound,
-            k_max: conv.bound / conv.step + 1.0,
+            k_max: conv.bound / conv.step + 2.0,
         })
     }
 }
 
 /// The body of [`mvm_chunk`], inlined into each compiled variant. `AVX512` is true only in
 /// [`mvm_chunk_avx512`], and selects the hand-written row loops.
+///
+/// Contract of every `<const AVX512: bool>` function here: `AVX512 = true` only where the CPU
+/// has AVX-512F. They call AVX-512 code without checking; their only callers with `true` are
+/// `mvm_chunk_avx512` (reached after `is_x86_feature_detected!`) and tests that check first.
 #[inline(always)]
 fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
     let Chunk { cfg, m, packed, x, mut y, bm } = job;
@@ -349,7 +356,10 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             v.fill(0.0);
             for (b, (&alpha, vr)) in alphas.iter().zip(v.outer_iter_mut()).enumerate() {
                 if alpha > 0.0 {
-                    let xs = x_rows.get(b).map_or_else(|| x.row(b).to_vec().into(), |r| r.clone());
+                    let xs: std::borrow::Cow<'_, [f32]> = match x_rows.get(b) {
+                        Some(r) => std::borrow::Cow::Borrowed(r),
+                        None => x.row(b).to_vec().into(),
+                    };
                     prepare_input::<AVX512>(cfg, &dac, dac_grid, &xs, 1.0 / alpha, vr, rng);
                 }
             }
@@ -364,7 +374,9 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
     // Without weight noise every output has the same noise standard deviation: the draws of
     // all the chunk's live vectors are taken at once (the same sequence as one row at a time).
     let out_len = y.ncols();
-    let uniform_sigma = matches!(cfg.w_noise_type, WeightNoise::None) || cfg.w_noise == 0.0;
+    // (With `AdditiveConstant` weight noise, even of size 0, σ is computed per vector: a NaN
+    // input makes it NaN, and that vector draws no noise, as it always has.)
+    let uniform_sigma = matches!(cfg.w_noise_type, WeightNoise::None);
     noise.clear();
     if uniform_sigma && cfg.out_noise > 0.0 {
         noise.resize(alphas.iter().filter(|&&a| a != 0.0).count() * out_len, 0.0);
@@ -506,7 +518,7 @@ fn prepare_input<const AVX512: bool>(
     rng: &mut SimRng,
 ) {
     // Common case (deterministic rounding, no input noise, a grid of < 2²¹ steps up to the
-    // bound): a branch-free loop that vectorizes. k is first clamped to one step beyond the
+    // bound): a branch-free loop that vectorizes. k is first clamped to two steps beyond the
     // bound, which keeps the magic-number rounding exact and changes no result (anything
     // beyond the bound clips to it either way), so it equals `Converter::convert` bit for bit.
     if let Some(g) = grid
@@ -688,8 +700,15 @@ mod tests {
         let y0: Vec<f32> = (-4000..=2000).map(|i| i as f32 * 0.005_01).chain([-1e9, 11.9, -11.99]).collect();
         let mut z = vec![0.0f32; y0.len()];
         NormalStream::new(4).fill(&mut z);
-        for (noise, test_negative) in [(0.0, false), (0.06, false), (0.06, true), (0.0, true)] {
-            let cfg = IoConfig { out_noise: noise, bm_test_negative_bound: test_negative, ..IoConfig::default() };
+        // The default 9-bit ADC, and the finest grid the fast path accepts (~2.08·10⁶ steps to
+        // the bound, where one step past the bound lies within the clip tolerance).
+        let grids = [IoConfig::default().out_res, 2.4e-7];
+        for ((noise, test_negative), out_res) in
+            [(0.0, false), (0.06, false), (0.06, true), (0.0, true)].into_iter().flat_map(|c| grids.map(|g| (c, g)))
+        {
+            let cfg =
+                IoConfig { out_noise: noise, bm_test_negative_bound: test_negative, out_res, ..IoConfig::default() };
+            assert!(Grid::of(&Converter::adc(&cfg)).is_some(), "out_res {out_res}: the fast path must run");
             let adc = Converter::adc(&cfg);
             for (scale, out_scale) in [(1.0f32, 1.0f32), (0.1, 1.0), (1.0, 0.37)] {
                 let ys: Vec<f32> = y0.iter().map(|v| v * scale).collect();

@@ -62,7 +62,7 @@ pub fn make_trains(kind: PulseType, values: &[f32], scale: f32, bl: u32, out: &m
     debug_assert_eq!(values.len(), out.len());
     if kind == PulseType::MeanCount {
         for (o, &v) in out.iter_mut().zip(values) {
-            *o = round_half_even(bl as f32 * v.abs() * scale).clamp(0.0, bl as f32) as u32;
+            *o = round_half_even(bl as f32 * (v.abs() * scale)).clamp(0.0, bl as f32) as u32;
         }
     } else {
         trains.fill(values, scale, bl.min(31), out);

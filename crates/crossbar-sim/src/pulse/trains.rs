@@ -45,13 +45,26 @@ impl TrainStream {
     }
 }
 
-/// The slot threshold ⌊p·2³²⌋ of p = |v|·scale, or `None` when p ≥ 1 (every slot fires).
-/// p ≤ 0 and NaN give 0 (no slot fires); p < 1 in `f32` is at most 1 − 2⁻²⁴, so the threshold
-/// fits in 32 bits.
+/// The slot thresholds ⌊p·2³²⌋ of a group's p = |v|·scale (lanes past the group's end: 0), and
+/// which elements have p ≥ 1 (every slot fires). p ≤ 0 and NaN give 0 (no slot fires); p < 1
+/// in `f32` is at most 1 − 2⁻²⁴, so the threshold fits in 32 bits.
 #[inline(always)]
-fn threshold(v: f32, scale: f32) -> Option<u32> {
-    let p = v.abs() * scale;
-    if p >= 1.0 { None } else { Some((f64::from(p) * 4_294_967_296.0) as u32) }
+fn thresholds(values: &[f32], scale: f32) -> ([u32; GROUP], [bool; GROUP]) {
+    let (mut thr, mut always) = ([0u32; GROUP], [false; GROUP]);
+    for ((t, a), &v) in thr.iter_mut().zip(&mut always).zip(values) {
+        let p = v.abs() * scale;
+        *a = p >= 1.0;
+        *t = if *a { u32::MAX } else { (f64::from(p) * 4_294_967_296.0) as u32 };
+    }
+    (thr, always)
+}
+
+/// Writes a group's slot bits to `out`, all `bl` slots for the elements with p ≥ 1.
+#[inline(always)]
+fn finish(out: &mut [u32], bits: &[u32; GROUP], always: &[bool; GROUP], bl: u32) {
+    for ((o, &b), &a) in out.iter_mut().zip(bits).zip(always) {
+        *o = if a { full(bl) } else { b };
+    }
 }
 
 /// All of `bl` slots.
@@ -63,10 +76,7 @@ fn full(bl: u32) -> u32 {
 /// The portable form: plain loops over the sixteen elements of a group.
 fn fill_portable(s: &mut State, values: &[f32], scale: f32, bl: u32, out: &mut [u32]) {
     for (vg, og) in values.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-        let mut thr = [0u32; GROUP];
-        for (t, &v) in thr.iter_mut().zip(vg) {
-            *t = threshold(v, scale).unwrap_or(u32::MAX);
-        }
+        let (thr, always) = thresholds(vg, scale);
         let mut bits = [0u32; GROUP];
         for k in 0..bl {
             let w = next_words(s);
@@ -75,9 +85,7 @@ fn fill_portable(s: &mut State, values: &[f32], scale: f32, bl: u32, out: &mut [
                 *b |= u32::from(u < thr[j]) << k;
             }
         }
-        for ((o, &b), &v) in og.iter_mut().zip(&bits).zip(vg) {
-            *o = if threshold(v, scale).is_none() { full(bl) } else { b };
-        }
+        finish(og, &bits, &always, bl);
     }
 }
 
@@ -95,13 +103,9 @@ fn fill_avx512(s: &mut State, values: &[f32], scale: f32, bl: u32, out: &mut [u3
     // SAFETY: each `s[w]` is eight u64 (64 bytes) and the unaligned load reads exactly those.
     #[allow(unsafe_code)]
     let mut v: [__m512i; 4] = std::array::from_fn(|w| unsafe { _mm512_loadu_si512(s[w].as_ptr().cast()) });
-    let mut thr = [0u32; GROUP];
     let mut bits_out = [0u32; GROUP];
     for (vg, og) in values.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-        thr.fill(0);
-        for (t, &x) in thr.iter_mut().zip(vg) {
-            *t = threshold(x, scale).unwrap_or(u32::MAX);
-        }
+        let (thr, always) = thresholds(vg, scale);
         // SAFETY: `thr` is sixteen u32 (64 bytes), exactly what the load reads.
         #[allow(unsafe_code)]
         let t = unsafe { _mm512_loadu_si512(thr.as_ptr().cast()) };
@@ -115,9 +119,7 @@ fn fill_avx512(s: &mut State, values: &[f32], scale: f32, bl: u32, out: &mut [u3
         unsafe {
             _mm512_storeu_si512(bits_out.as_mut_ptr().cast(), bits)
         };
-        for ((o, &b), &x) in og.iter_mut().zip(&bits_out).zip(vg) {
-            *o = if threshold(x, scale).is_none() { full(bl) } else { b };
-        }
+        finish(og, &bits_out, &always, bl);
     }
     for (w, vw) in v.iter().enumerate() {
         // SAFETY: as for the load.
