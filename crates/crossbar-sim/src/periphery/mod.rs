@@ -112,11 +112,10 @@ fn quantize_clamped(v: f32, g: Grid) -> f32 {
 /// Noise-management scale α of one vector (before any cap semantics of `Constant`).
 #[inline(always)]
 fn nm_scale<const AVX512: bool>(cfg: &IoConfig, x: &[f32]) -> f32 {
-    let cap = |a: f32| if cfg.nm_thres > 0.0 { a.min(cfg.nm_thres) } else { a };
     match cfg.noise_management {
         NoiseManagement::None => 1.0,
-        NoiseManagement::AbsMax => cap(abs_max::<AVX512>(x)),
-        NoiseManagement::Max => cap(lane_max(x, |v| v, f32::NEG_INFINITY)),
+        NoiseManagement::AbsMax => nm_cap(cfg, abs_max::<AVX512>(x)),
+        NoiseManagement::Max => nm_cap(cfg, lane_max(x, |v| v, f32::NEG_INFINITY)),
         NoiseManagement::Constant => {
             if cfg.nm_thres > 0.0 {
                 cfg.nm_thres
@@ -125,6 +124,12 @@ fn nm_scale<const AVX512: bool>(cfg: &IoConfig, x: &[f32]) -> f32 {
             }
         }
     }
+}
+
+/// The `AbsMax`/`Max` scale `a`, capped at `nm_thres` when that is set.
+#[inline(always)]
+fn nm_cap(cfg: &IoConfig, a: f32) -> f32 {
+    if cfg.nm_thres > 0.0 { a.min(cfg.nm_thres) } else { a }
 }
 
 /// max(0, |x₀|, |x₁|, …), NaNs ignored.
@@ -313,8 +318,7 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             unsafe {
                 avx512::abs_max_rows(xs, cols, alphas)
             };
-            let cap = |a: f32| if cfg.nm_thres > 0.0 { a.min(cfg.nm_thres) } else { a };
-            alphas.iter_mut().for_each(|a| *a = cap(*a));
+            alphas.iter_mut().for_each(|a| *a = nm_cap(cfg, *a));
             x_rows = Vec::new();
         }
         _ => {
