@@ -1,6 +1,7 @@
 //! Tile operations on the shapes of one RAPA tile's share of a mini-batch (640 vectors):
 //! forward, backward and update, float tile vs analog tile with default IO and the default
-//! constant-step device. Inputs follow `shared/bench/aihwkit_tile_bench.py`: x rows U(−1, 1)
+//! constant-step device (and, as `forward_analog_noise_free`, the analog forward without output
+//! noise). Inputs follow `shared/bench/aihwkit_tile_bench.py`: x rows U(−1, 1)
 //! scaled to max|x| = 1; d rows N(0, 1) scaled to max|d| = 1 (backward), 0.5 (update, BL 5)
 //! or 3.1 (update, BL 31) with lr = 0.01 and dw_min = 0.001. Pulsed updates run with merged
 //! pulses (the default) and, as `_per_pulse`, with the per-pulse reference path.
@@ -86,6 +87,15 @@ fn bench_tiles(c: &mut Criterion) {
         });
         g.bench_function(id("forward_analog"), |b| {
             b.iter_custom(|n| in_pool(&pool, n, || analog.forward(black_box(inp.x.view()), y.view_mut()).unwrap()))
+        });
+        // The same forward without output noise: what the 20 480–512 000 Gaussian draws per
+        // call cost (`docs/performance.md`).
+        let mut quiet_cfg = TileConfig::default();
+        quiet_cfg.forward.out_noise = 0.0;
+        let mut quiet = AnalogTile::new(n_out, n_in, &quiet_cfg, 2).unwrap();
+        quiet.set_weights(inp.w.view()).unwrap();
+        g.bench_function(id("forward_analog_noise_free"), |b| {
+            b.iter_custom(|n| in_pool(&pool, n, || quiet.forward(black_box(inp.x.view()), y.view_mut()).unwrap()))
         });
         g.bench_function(id("backward_float"), |b| {
             b.iter_custom(|n| in_pool(&pool, n, || float.backward(black_box(inp.d_bwd.view()), z.view_mut()).unwrap()))

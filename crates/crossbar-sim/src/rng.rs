@@ -22,8 +22,11 @@ pub const fn splitmix64(mut z: u64) -> u64 {
 /// Derives the seed of sub-stream `stream` from a master seed (e.g. tile `k` of a layer, or
 /// chunk `c` of a batch). Distinct `(master, stream)` pairs give decorrelated seeds.
 pub const fn derive_seed(master: u64, stream: u64) -> u64 {
-    splitmix64(splitmix64(master) ^ splitmix64(stream ^ 0xD1B5_4A32_D192_ED03))
+    splitmix64(splitmix64(master) ^ splitmix64(stream ^ DERIVE_STREAM_KEY))
 }
+
+/// The constant that [`derive_seed`] mixes into the stream index.
+pub(crate) const DERIVE_STREAM_KEY: u64 = 0xD1B5_4A32_D192_ED03;
 
 /// A generator seeded from `seed` (via SplitMix64, as `rand_xoshiro` defines it).
 pub fn seeded(seed: u64) -> SimRng {

@@ -345,7 +345,9 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
     // The DAC's output, in the thread's scratch buffer (every element is written below). A
     // chunk that work stealing runs on this thread while this one waits finds the buffers
     // taken, and allocates its own.
-    v_buf.resize(n * cols, 0.0);
+    if v_buf.len() < n * cols {
+        v_buf.resize(n * cols, 0.0);
+    }
     let mut v = ArrayViewMut2::from_shape((n, cols), &mut v_buf[..n * cols]).expect("n·cols elements");
     match (wide_x, dac_grid, v.as_slice_mut()) {
         #[cfg(target_arch = "x86_64")]
@@ -381,11 +383,16 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
     // (With `AdditiveConstant` weight noise, even of size 0, σ is computed per vector: a NaN
     // input makes it NaN, and that vector draws no noise, as it always has.)
     let uniform_sigma = matches!(cfg.w_noise_type, WeightNoise::None);
-    noise.clear();
+    let mut noise_len = 0;
     if uniform_sigma && cfg.out_noise > 0.0 {
-        noise.resize(alphas.iter().filter(|&&a| a != 0.0).count() * out_len, 0.0);
-        normals.fill(noise);
+        noise_len = alphas.iter().filter(|&&a| a != 0.0).count() * out_len;
+        // (Grown, never cleared: the draws overwrite it.)
+        if noise.len() < noise_len {
+            noise.resize(noise_len, 0.0);
+        }
+        normals.fill(&mut noise[..noise_len]);
     }
+    let noise = &noise[..noise_len];
     let mut row_noise = Vec::new();
     let wide_y = if AVX512 && uniform_sigma && out_len > 0 { adc_grid.zip(y.as_slice_mut()) } else { None };
     match wide_y {
@@ -393,7 +400,7 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
         Some((g, ys)) => {
             failed.clear();
             failed.resize(n, false);
-            let noise = (cfg.out_noise > 0.0).then_some((cfg.out_noise, &noise[..]));
+            let noise = (cfg.out_noise > 0.0).then_some((cfg.out_noise, noise));
             let opts =
                 avx512::RowsOut { cols: out_len, out_scale: cfg.out_scale, test_negative: cfg.bm_test_negative_bound };
             // SAFETY: as in `abs_max`.
