@@ -1,0 +1,83 @@
+//! `rapa experiment` end to end, through the command-line binary, on a few images of the built-in
+//! synthetic set: a finished run is skipped (its files are left byte for byte as they were), a
+//! run with fewer epochs than asked for resumes after its last epoch, and the resumed run equals
+//! one trained without the interruption.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs `rapa experiment table1` on the no-tiling row for `epochs` epochs into `out`; returns
+/// its standard error (the command must succeed).
+fn experiment(out: &Path, epochs: u32) -> String {
+    let out_arg = out.to_str().expect("temporary paths are UTF-8 here");
+    let epochs = epochs.to_string();
+    let args = [
+        "experiment",
+        "table1",
+        "--dataset",
+        "synthetic",
+        "--limit-train",
+        "200",
+        "--limit-test",
+        "100",
+        "--threads",
+        "1",
+        "--only",
+        "no-tiling",
+        "--epochs",
+        &epochs,
+        "--out",
+        out_arg,
+    ];
+    let result = Command::new(env!("CARGO_BIN_EXE_rapa")).args(args).output().expect("the rapa binary runs");
+    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+    assert!(result.status.success(), "rapa {args:?} failed: {stderr}");
+    stderr
+}
+
+/// The fields of each `metrics.jsonl` line that do not depend on wall time.
+fn metrics(run: &Path) -> Vec<Vec<serde_json::Value>> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics.jsonl");
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            ["epoch", "train_error", "test_error", "loss", "lr", "analog_cycles"].iter().map(|k| v[k].clone()).collect()
+        })
+        .collect()
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rapa-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn experiment_skips_finished_runs_and_resumes_partial_ones() {
+    let out = fresh_dir("resume");
+    let run = out.join("no-tiling");
+    let stderr = experiment(&out, 1);
+    assert!(!stderr.contains("skipping") && !stderr.contains("resuming"), "a new run: {stderr}");
+    assert_eq!(metrics(&run).len(), 1);
+
+    // Finished: skipped, and nothing in the run directory is rewritten.
+    let files = ["metrics.jsonl", "checkpoint.bin", "config.toml"];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(run.join(f)).expect("run file")).collect();
+    let stderr = experiment(&out, 1);
+    assert!(stderr.contains("finished, skipping"), "{stderr}");
+    let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(run.join(f)).expect("run file")).collect();
+    assert!(before == after, "a skipped run's files changed");
+    assert!(out.join("table.md").exists() && out.join("table.csv").exists());
+
+    // Asked for two epochs: resumes after the first, and ends where an uninterrupted run ends.
+    let stderr = experiment(&out, 2);
+    assert!(stderr.contains("resuming after epoch 1"), "{stderr}");
+    let resumed = metrics(&run);
+    assert_eq!(resumed.len(), 2);
+    let straight_out = fresh_dir("straight");
+    experiment(&straight_out, 2);
+    assert_eq!(resumed, metrics(&straight_out.join("no-tiling")), "resumed run differs from an uninterrupted one");
+
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&straight_out);
+}
