@@ -1,7 +1,12 @@
-//! `rapa experiment` end to end, through the command-line binary, on a few images of the built-in
-//! synthetic set: a finished run is skipped (its files are left byte for byte as they were), a
-//! run with fewer epochs than asked for resumes after its last epoch, and the resumed run equals
-//! one trained without the interruption.
+//! The `rapa` binary end to end:
+//!
+//! - `rapa experiment` on a few images of the built-in synthetic set: a finished run is skipped
+//!   (its files are left byte for byte as they were), a run with fewer epochs than asked for
+//!   resumes after its last epoch, and the resumed run equals one trained without the
+//!   interruption;
+//! - bad input (missing dataset files, malformed or out-of-range settings, an unknown run, a
+//!   missing model) ends with exit status 1 and one error line naming the file, field or value,
+//!   never a panic.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -80,4 +85,40 @@ fn experiment_skips_finished_runs_and_resumes_partial_ones() {
 
     let _ = std::fs::remove_dir_all(&out);
     let _ = std::fs::remove_dir_all(&straight_out);
+}
+
+/// Runs `rapa` with `args` and `dir` as the working directory; returns (exit code, stderr).
+fn rapa_in(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let result =
+        Command::new(env!("CARGO_BIN_EXE_rapa")).current_dir(dir).args(args).output().expect("the rapa binary runs");
+    (result.status.code(), String::from_utf8_lossy(&result.stderr).into_owned())
+}
+
+#[test]
+fn bad_input_is_a_clear_error_not_a_panic() {
+    let dir = fresh_dir("errors");
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    std::fs::write(dir.join("bad-type.toml"), "[net]\ninit = 5\n").expect("write");
+    std::fs::write(dir.join("bad-range.toml"), "epochs = -3\n").expect("write");
+    let cases: [(&[&str], &[&str]); 6] = [
+        (
+            &["train", "--dataset", "cifar10", "--data-dir", "no-such-dir", "--out", "r1"],
+            &["no-such-dir/data_batch_1.bin"],
+        ),
+        (&["train", "--config", "bad-type.toml", "--out", "r2"], &["bad-type.toml", "line 2"]),
+        (&["train", "--config", "bad-range.toml", "--out", "r3"], &["bad-range.toml", "line 1", "-3"]),
+        (&["train", "--lr", "nan", "--epochs", "1", "--out", "r4"], &["lr", "NaN"]),
+        (&["experiment", "table1", "--only", "bogus", "--out", "r5"], &["--only", "bogus", "random-fixed"]),
+        (&["eval", "--model", "no-such-run"], &["no-such-run/checkpoint.bin"]),
+    ];
+    for (args, needles) in cases {
+        let (code, stderr) = rapa_in(&dir, args);
+        assert_eq!(code, Some(1), "rapa {args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "rapa {args:?} panicked: {stderr}");
+        assert!(stderr.starts_with("error: "), "rapa {args:?}: {stderr}");
+        for n in needles {
+            assert!(stderr.contains(n), "rapa {args:?}: `{n}` not in {stderr}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
