@@ -39,6 +39,24 @@ pub(super) struct RowScratch {
     /// `block·n_in + j` of the blocks left for step 3.
     replay: Vec<usize>,
     cols: Vec<usize>,
+    /// The whole call's span of every column (its blocks folded in time order, [`fold_blocks`]).
+    whole: Spans,
+}
+
+/// [`Span`]s of the columns of a row, structure of arrays (so that folding them vectorizes).
+#[derive(Debug, Default)]
+struct Spans {
+    up: Vec<u32>,
+    down: Vec<u32>,
+    run: Vec<f32>,
+    top: Vec<f32>,
+    bottom: Vec<f32>,
+}
+
+impl Spans {
+    fn get(&self, j: usize) -> Span {
+        Span { up: self.up[j], down: self.down[j], top: self.top[j], bottom: self.bottom[j] }
+    }
 }
 
 /// Inputs shared by every row of one update call.
@@ -68,28 +86,17 @@ impl Device {
     }
 }
 
-/// Noise-free path statistics of one device over a span of vectors.
+/// Pulse counts and the extremes of the noise-free path of one device over a span of vectors
+/// (the path relative to the weight at the start of the span).
 #[derive(Debug, Clone, Copy, Default)]
 struct Span {
     up: u32,
     down: u32,
-    run: f32,
     top: f32,
     bottom: f32,
 }
 
 impl Span {
-    /// This span followed by `next`.
-    fn then(self, next: Span) -> Span {
-        Span {
-            up: self.up + next.up,
-            down: self.down + next.down,
-            run: self.run + next.run,
-            top: self.top.max(self.run + next.top),
-            bottom: self.bottom.min(self.run + next.bottom),
-        }
-    }
-
     /// Applies the span to `w` in one step if its path, widened by 6σ of the summed c2c noise
     /// (plus f32 rounding of the tracked path), stays inside `[lo, hi]`; false otherwise.
     fn try_merge(&self, w: &mut f32, dev: &Device, rng: &mut SimRng) -> bool {
@@ -123,7 +130,7 @@ pub(super) fn merged_row(
 ) -> u64 {
     let n_blocks = t.scales.len().div_ceil(BLOCK);
     let len = n_blocks * t.n_in;
-    let RowScratch { up, down, run, top, bottom, replay, cols } = scratch;
+    let RowScratch { up, down, run, top, bottom, replay, cols, whole } = scratch;
     for v in [&mut *up, &mut *down] {
         v.clear();
         v.resize(len, 0);
@@ -164,14 +171,15 @@ pub(super) fn merged_row(
     }
     let span = |blk: usize, j: usize| {
         let k = blk * t.n_in + j;
-        Span { up: up[k], down: down[k], run: run[k], top: top[k], bottom: bottom[k] }
+        Span { up: up[k], down: down[k], top: top[k], bottom: bottom[k] }
     };
 
     // 2. The whole call in one step where no bound is in reach; else block by block, in order,
     // until a block cannot be merged: that block and all later ones go to step 3.
+    fold_blocks(BlockSpans { up, down, run, top, bottom }, t.n_in, whole);
     let mut pulses = 0u64;
     for (j, wj) in w.iter_mut().enumerate() {
-        let whole = (0..n_blocks).fold(Span::default(), |acc, blk| acc.then(span(blk, j)));
+        let whole = whole.get(j);
         if whole.up == 0 && whole.down == 0 {
             continue;
         }
@@ -260,6 +268,66 @@ struct Acc<'a> {
     step_down: &'a [f32],
 }
 
+/// The per-block spans of a row (`block·n_in + j`), as accumulated in step 1 of [`merged_row`].
+struct BlockSpans<'a> {
+    up: &'a [u32],
+    down: &'a [u32],
+    run: &'a [f32],
+    top: &'a [f32],
+    bottom: &'a [f32],
+}
+
+/// `whole[j]` = the blocks of column j joined in time order: counts and net displacements add
+/// up, and the path's extremes are those of the earlier blocks or of the next block's shifted by
+/// the displacement so far. All columns at once, the columns in the inner loop, so that it runs
+/// on vectors (AVX-512 where the CPU has it).
+fn fold_blocks(b: BlockSpans<'_>, n_in: usize, whole: &mut Spans) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (checked just above); the function is safe code.
+        #[allow(unsafe_code)]
+        unsafe {
+            fold_blocks_avx512(b, n_in, whole);
+        }
+        return;
+    }
+    fold_blocks_portable(b, n_in, whole);
+}
+
+/// [`fold_blocks_portable`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fold_blocks_avx512(b: BlockSpans<'_>, n_in: usize, whole: &mut Spans) {
+    fold_blocks_portable(b, n_in, whole);
+}
+
+#[inline(always)]
+fn fold_blocks_portable(b: BlockSpans<'_>, n_in: usize, whole: &mut Spans) {
+    for v in [&mut whole.up, &mut whole.down] {
+        v.clear();
+        v.resize(n_in, 0);
+    }
+    for v in [&mut whole.run, &mut whole.top, &mut whole.bottom] {
+        v.clear();
+        v.resize(n_in, 0.0);
+    }
+    let (up, down, run) = (&mut whole.up[..n_in], &mut whole.down[..n_in], &mut whole.run[..n_in]);
+    let (top, bottom) = (&mut whole.top[..n_in], &mut whole.bottom[..n_in]);
+    for blk in 0..b.up.len() / n_in.max(1) {
+        let r = blk * n_in..(blk + 1) * n_in;
+        let (bu, bd, br) = (&b.up[r.clone()], &b.down[r.clone()], &b.run[r.clone()]);
+        let (bt, bb) = (&b.top[r.clone()], &b.bottom[r]);
+        for j in 0..n_in {
+            // `Span::then`, field by field.
+            up[j] += bu[j];
+            down[j] += bd[j];
+            top[j] = top[j].max(run[j] + bt[j]);
+            bottom[j] = bottom[j].min(run[j] + bb[j]);
+            run[j] += br[j];
+        }
+    }
+}
+
 /// Adds the coincidences of the x words `xs` with the row word `dw`: popcount(x & d) pulses,
 /// up where the signs differ (SGD on +d·xᵀ), and advances the noise-free path.
 fn accumulate(xs: &[u32], dw: u32, acc: &mut Acc<'_>) {
@@ -317,6 +385,40 @@ fn accumulate_with(xs: &[u32], acc: &mut Acc<'_>, counts: impl Fn(u32) -> (u32, 
 mod tests {
     use super::*;
     use rand::Rng;
+
+    /// The column-wise fold of the block spans (dispatched, possibly AVX-512) equals joining
+    /// each column's blocks one after another, bit for bit, on random spans of 1–40 columns.
+    #[test]
+    fn fold_blocks_equals_joining_blocks_in_order() {
+        let mut rng = crate::rng::seeded(5);
+        for n_in in 1..=40 {
+            let n_blocks = 1 + n_in % 7;
+            let len = n_blocks * n_in;
+            let ints = |rng: &mut crate::rng::SimRng| (0..len).map(|_| rng.random_range(0..50u32)).collect::<Vec<_>>();
+            let floats =
+                |rng: &mut crate::rng::SimRng| (0..len).map(|_| rng.random_range(-0.05f32..0.05)).collect::<Vec<_>>();
+            let (up, down) = (ints(&mut rng), ints(&mut rng));
+            let (run, top, bottom) = (floats(&mut rng), floats(&mut rng), floats(&mut rng));
+            let b = BlockSpans { up: &up, down: &down, run: &run, top: &top, bottom: &bottom };
+            let mut whole = Spans::default();
+            fold_blocks(b, n_in, &mut whole);
+            for j in 0..n_in {
+                // (up, down, displacement, top, bottom), block after block.
+                let want = (0..n_blocks).fold((0u32, 0u32, 0.0f32, 0.0f32, 0.0f32), |(u, d, r, t, bt), blk| {
+                    let k = blk * n_in + j;
+                    (u + up[k], d + down[k], r + run[k], t.max(r + top[k]), bt.min(r + bottom[k]))
+                });
+                let got = whole.get(j);
+                assert_eq!((got.up, got.down), (want.0, want.1), "counts, column {j} of {n_in}");
+                assert_eq!(whole.run[j].to_bits(), want.2.to_bits(), "displacement, column {j} of {n_in}");
+                assert_eq!(
+                    (got.top.to_bits(), got.bottom.to_bits()),
+                    (want.3.to_bits(), want.4.to_bits()),
+                    "path, column {j}"
+                );
+            }
+        }
+    }
 
     /// The dispatched (possibly AVX-512) accumulation equals the scalar definition, counts and
     /// noise-free path alike.
