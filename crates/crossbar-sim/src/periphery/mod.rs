@@ -12,7 +12,9 @@
 //! stream derived from one per-call seed: the chunks run in parallel and the result does not
 //! depend on the number of threads.
 
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+use std::borrow::Cow;
+
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use rand::{Rng, RngCore};
 use rayon::prelude::*;
 
@@ -155,6 +157,11 @@ pub(crate) fn abs_max_of(x: &[f32]) -> f32 {
         return unsafe { avx512::abs_max(x) };
     }
     lane_max(x, f32::abs, 0.0)
+}
+
+/// The values of `r` as a slice: borrowed when `r` is contiguous, else copied.
+pub(crate) fn contiguous(r: ArrayView1<'_, f32>) -> Cow<'_, [f32]> {
+    r.to_slice().map_or_else(|| r.to_vec().into(), Cow::Borrowed)
 }
 
 /// max(init, f(x₀), f(x₁), …) with `f32::max` (NaNs ignored), in eight independent lanes so
@@ -309,7 +316,7 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
     alphas.clear();
     alphas.resize(n, 0.0);
     let alphas = &mut alphas[..];
-    let x_rows: Vec<std::borrow::Cow<'_, [f32]>>;
+    let x_rows: Vec<Cow<'_, [f32]>>;
     match wide_x {
         #[cfg(target_arch = "x86_64")]
         Some(xs) if cfg.noise_management == NoiseManagement::AbsMax => {
@@ -322,13 +329,7 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             x_rows = Vec::new();
         }
         _ => {
-            x_rows = x
-                .outer_iter()
-                .map(|xr| match xr.to_slice() {
-                    Some(xs) => std::borrow::Cow::Borrowed(xs),
-                    None => xr.to_vec().into(),
-                })
-                .collect();
+            x_rows = x.outer_iter().map(contiguous).collect();
             // (A plain loop, not an iterator chain: closures are compiled outside the AVX-512
             // variant, and would call the row maximum instead of inlining it.)
             for (alpha, xs) in alphas.iter_mut().zip(&x_rows) {
@@ -362,10 +363,7 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             v.fill(0.0);
             for (b, (&alpha, vr)) in alphas.iter().zip(v.outer_iter_mut()).enumerate() {
                 if alpha > 0.0 {
-                    let xs: std::borrow::Cow<'_, [f32]> = match x_rows.get(b) {
-                        Some(r) => std::borrow::Cow::Borrowed(r),
-                        None => x.row(b).to_vec().into(),
-                    };
+                    let xs = x_rows.get(b).map_or_else(|| contiguous(x.row(b)), |r| Cow::Borrowed(r));
                     prepare_input::<AVX512>(cfg, &dac, dac_grid, &xs, 1.0 / alpha, vr, rng);
                 }
             }

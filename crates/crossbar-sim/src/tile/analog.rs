@@ -10,7 +10,7 @@ use super::{Tile, TileConfig, check_io, check_lr};
 use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
 use crate::error::{SimError, check_shape};
-use crate::periphery::{CHUNK, abs_max_of, analog_mvm};
+use crate::periphery::{CHUNK, abs_max_of, analog_mvm, contiguous};
 use crate::pulse::{SLOT_MASK, TrainScales, coincidences, make_trains};
 use crate::rng::{SimRng, stream};
 use crate::update_config::PulseType;
@@ -242,9 +242,6 @@ impl AnalogTile {
                 for (k, s) in sc.iter_mut().enumerate() {
                     let b = c * CHUNK + k;
                     let (xr, dr) = (x.row(b), d.row(b));
-                    fn contiguous<'a>(r: ndarray::ArrayView1<'a, f32>) -> std::borrow::Cow<'a, [f32]> {
-                        r.to_slice().map_or_else(|| r.to_vec().into(), std::borrow::Cow::Borrowed)
-                    }
                     let (xv, dv) = (contiguous(xr), contiguous(dr));
                     *s = TrainScales::compute(ucfg, lr, eps, abs_max_of(&xv), abs_max_of(&dv));
                     if s.bl == 0 {

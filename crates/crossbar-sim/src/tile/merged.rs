@@ -26,16 +26,13 @@ const MARGIN_SIGMAS: f32 = 6.0;
 /// before falling back to vector by vector.
 const BLOCK: usize = 32;
 
-/// Scratch buffers of one row, reused across rows of a thread. The per-block arrays hold, for
-/// every block of [`BLOCK`] vectors and every column j (index `block·n_in + j`), the up and
-/// down counts and the noise-free path of the weight through the block (relative to its start).
+/// Scratch buffers of one row, reused across rows of a thread.
 #[derive(Debug, Default)]
 pub(super) struct RowScratch {
-    up: Vec<u32>,
-    down: Vec<u32>,
-    run: Vec<f32>,
-    top: Vec<f32>,
-    bottom: Vec<f32>,
+    /// For every block of [`BLOCK`] vectors and every column j (index `block·n_in + j`), the up
+    /// and down counts and the noise-free path of the weight through the block (relative to its
+    /// start).
+    blocks: Spans,
     /// `block·n_in + j` of the blocks left for step 3.
     replay: Vec<usize>,
     cols: Vec<usize>,
@@ -43,7 +40,8 @@ pub(super) struct RowScratch {
     whole: Spans,
 }
 
-/// [`Span`]s of the columns of a row, structure of arrays (so that folding them vectorizes).
+/// [`Span`]s, structure of arrays (so that accumulating and folding them vectorizes), with the
+/// net displacement `run` of each.
 #[derive(Debug, Default)]
 struct Spans {
     up: Vec<u32>,
@@ -54,8 +52,20 @@ struct Spans {
 }
 
 impl Spans {
-    fn get(&self, j: usize) -> Span {
-        Span { up: self.up[j], down: self.down[j], top: self.top[j], bottom: self.bottom[j] }
+    /// `len` empty spans.
+    fn reset(&mut self, len: usize) {
+        for v in [&mut self.up, &mut self.down] {
+            v.clear();
+            v.resize(len, 0);
+        }
+        for v in [&mut self.run, &mut self.top, &mut self.bottom] {
+            v.clear();
+            v.resize(len, 0.0);
+        }
+    }
+
+    fn get(&self, k: usize) -> Span {
+        Span { up: self.up[k], down: self.down[k], top: self.top[k], bottom: self.bottom[k] }
     }
 }
 
@@ -130,26 +140,19 @@ pub(super) fn merged_row(
 ) -> u64 {
     let n_blocks = t.scales.len().div_ceil(BLOCK);
     let len = n_blocks * t.n_in;
-    let RowScratch { up, down, run, top, bottom, replay, cols, whole } = scratch;
-    for v in [&mut *up, &mut *down] {
-        v.clear();
-        v.resize(len, 0);
-    }
-    for v in [&mut *run, &mut *top, &mut *bottom] {
-        v.clear();
-        v.resize(len, 0.0);
-    }
+    let RowScratch { blocks, replay, cols, whole } = scratch;
+    blocks.reset(len);
     replay.clear();
 
     // 1. Counts and noise-free paths, block by block.
     for blk in 0..n_blocks {
         let r = blk * t.n_in..(blk + 1) * t.n_in;
         let mut acc = Acc {
-            up: &mut up[r.clone()],
-            down: &mut down[r.clone()],
-            run: &mut run[r.clone()],
-            top: &mut top[r.clone()],
-            bottom: &mut bottom[r],
+            up: &mut blocks.up[r.clone()],
+            down: &mut blocks.down[r.clone()],
+            run: &mut blocks.run[r.clone()],
+            top: &mut blocks.top[r.clone()],
+            bottom: &mut blocks.bottom[r],
             step_up: hrow.step_up,
             step_down: hrow.step_down,
         };
@@ -169,14 +172,11 @@ pub(super) fn merged_row(
             }
         }
     }
-    let span = |blk: usize, j: usize| {
-        let k = blk * t.n_in + j;
-        Span { up: up[k], down: down[k], top: top[k], bottom: bottom[k] }
-    };
+    let span = |blk: usize, j: usize| blocks.get(blk * t.n_in + j);
 
     // 2. The whole call in one step where no bound is in reach; else block by block, in order,
     // until a block cannot be merged: that block and all later ones go to step 3.
-    fold_blocks(BlockSpans { up, down, run, top, bottom }, t.n_in, whole);
+    fold_blocks(blocks, t.n_in, whole);
     let mut pulses = 0u64;
     for (j, wj) in w.iter_mut().enumerate() {
         let whole = whole.get(j);
@@ -268,20 +268,11 @@ struct Acc<'a> {
     step_down: &'a [f32],
 }
 
-/// The per-block spans of a row (`block·n_in + j`), as accumulated in step 1 of [`merged_row`].
-struct BlockSpans<'a> {
-    up: &'a [u32],
-    down: &'a [u32],
-    run: &'a [f32],
-    top: &'a [f32],
-    bottom: &'a [f32],
-}
-
-/// `whole[j]` = the blocks of column j joined in time order: counts and net displacements add
+/// `whole[j]` = the blocks of column j (`b`, index `block·n_in + j`) joined in time order: counts and net displacements add
 /// up, and the path's extremes are those of the earlier blocks or of the next block's shifted by
 /// the displacement so far. All columns at once, the columns in the inner loop, so that it runs
 /// on vectors (AVX-512 where the CPU has it).
-fn fold_blocks(b: BlockSpans<'_>, n_in: usize, whole: &mut Spans) {
+fn fold_blocks(b: &Spans, n_in: usize, whole: &mut Spans) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F (checked just above); the function is safe code.
@@ -297,20 +288,13 @@ fn fold_blocks(b: BlockSpans<'_>, n_in: usize, whole: &mut Spans) {
 /// [`fold_blocks_portable`] compiled for AVX-512.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn fold_blocks_avx512(b: BlockSpans<'_>, n_in: usize, whole: &mut Spans) {
+fn fold_blocks_avx512(b: &Spans, n_in: usize, whole: &mut Spans) {
     fold_blocks_portable(b, n_in, whole);
 }
 
 #[inline(always)]
-fn fold_blocks_portable(b: BlockSpans<'_>, n_in: usize, whole: &mut Spans) {
-    for v in [&mut whole.up, &mut whole.down] {
-        v.clear();
-        v.resize(n_in, 0);
-    }
-    for v in [&mut whole.run, &mut whole.top, &mut whole.bottom] {
-        v.clear();
-        v.resize(n_in, 0.0);
-    }
+fn fold_blocks_portable(b: &Spans, n_in: usize, whole: &mut Spans) {
+    whole.reset(n_in);
     let (up, down, run) = (&mut whole.up[..n_in], &mut whole.down[..n_in], &mut whole.run[..n_in]);
     let (top, bottom) = (&mut whole.top[..n_in], &mut whole.bottom[..n_in]);
     for blk in 0..b.up.len() / n_in.max(1) {
@@ -318,7 +302,7 @@ fn fold_blocks_portable(b: BlockSpans<'_>, n_in: usize, whole: &mut Spans) {
         let (bu, bd, br) = (&b.up[r.clone()], &b.down[r.clone()], &b.run[r.clone()]);
         let (bt, bb) = (&b.top[r.clone()], &b.bottom[r]);
         for j in 0..n_in {
-            // `Span::then`, field by field.
+            // This span followed by the block's, field by field.
             up[j] += bu[j];
             down[j] += bd[j];
             top[j] = top[j].max(run[j] + bt[j]);
@@ -397,16 +381,20 @@ mod tests {
             let ints = |rng: &mut crate::rng::SimRng| (0..len).map(|_| rng.random_range(0..50u32)).collect::<Vec<_>>();
             let floats =
                 |rng: &mut crate::rng::SimRng| (0..len).map(|_| rng.random_range(-0.05f32..0.05)).collect::<Vec<_>>();
-            let (up, down) = (ints(&mut rng), ints(&mut rng));
-            let (run, top, bottom) = (floats(&mut rng), floats(&mut rng), floats(&mut rng));
-            let b = BlockSpans { up: &up, down: &down, run: &run, top: &top, bottom: &bottom };
+            let b = Spans {
+                up: ints(&mut rng),
+                down: ints(&mut rng),
+                run: floats(&mut rng),
+                top: floats(&mut rng),
+                bottom: floats(&mut rng),
+            };
             let mut whole = Spans::default();
-            fold_blocks(b, n_in, &mut whole);
+            fold_blocks(&b, n_in, &mut whole);
             for j in 0..n_in {
                 // (up, down, displacement, top, bottom), block after block.
                 let want = (0..n_blocks).fold((0u32, 0u32, 0.0f32, 0.0f32, 0.0f32), |(u, d, r, t, bt), blk| {
                     let k = blk * n_in + j;
-                    (u + up[k], d + down[k], r + run[k], t.max(r + top[k]), bt.min(r + bottom[k]))
+                    (u + b.up[k], d + b.down[k], r + b.run[k], t.max(r + b.top[k]), bt.min(r + b.bottom[k]))
                 });
                 let got = whole.get(j);
                 assert_eq!((got.up, got.down), (want.0, want.1), "counts, column {j} of {n_in}");
