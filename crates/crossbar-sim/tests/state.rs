@@ -112,3 +112,17 @@ fn restore_rejects_corrupt_hidden_parameters() {
     s.hidden.step_up[[0, 2]] = -1.0;
     assert!(AnalogTile::from_state(s).unwrap_err().to_string().contains("steps"));
 }
+
+/// A state without the extra hidden arrays its device model reads (the power step's γ) is
+/// refused, naming them, instead of panicking on the first update.
+#[test]
+fn restore_rejects_missing_device_arrays() {
+    use crossbar_sim::device::PowStep;
+    let cfg = TileConfig { device: DeviceConfig::PowStep(PowStep::default()), ..TileConfig::default() };
+    let a = AnalogTile::new(4, 5, &cfg, 1).unwrap();
+    AnalogTile::from_state(a.state()).unwrap();
+    let mut s = a.state();
+    s.hidden.extra.clear();
+    let err = AnalogTile::from_state(s).unwrap_err().to_string();
+    assert!(err.contains("pow-step") && err.contains("gamma_up"), "{err}");
+}

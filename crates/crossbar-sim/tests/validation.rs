@@ -121,3 +121,18 @@ fn weight_range_must_contain_zero_and_paths_follow_toml() {
     });
     assert!(e.to_string().contains("device.params.dw_min_std"), "{e}");
 }
+
+/// A power-step exponent so large that the step at w = 0 (dw_min·0.5^γ) underflows to 0 would
+/// silently stop every update (the pulse scales divide by it): an error naming `pow_gamma`.
+#[test]
+fn pow_step_whose_step_underflows_is_rejected() {
+    use crossbar_sim::device::PowStep;
+    let pow = |pow_gamma| TileConfig {
+        device: DeviceConfig::PowStep(PowStep { pow_gamma, ..PowStep::default() }),
+        ..TileConfig::default()
+    };
+    AnalogTile::new(2, 2, &pow(100.0), 0).expect("0.5^100 is still a positive f32 step");
+    let e = err_of(pow(200.0));
+    assert!(matches!(&e, ConfigError::Invalid { field, .. } if field.ends_with("pow_gamma")), "{e:?}");
+    assert!(e.to_string().contains("underflows"), "{e}");
+}

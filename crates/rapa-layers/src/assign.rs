@@ -138,6 +138,11 @@ impl Assigner {
         Ok(a)
     }
 
+    /// The seed of the random schemes' draws.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
     /// The scheme.
     pub fn scheme(&self) -> Scheme {
         self.scheme

@@ -193,6 +193,22 @@ impl RapaConv2d {
                 reason: format!("the configuration needs {n_kernels} tiles and multipliers"),
             });
         }
+        // The assignment must be the one the configuration and the assigner's seed define
+        // (a mismatched one would index tiles or patches that do not exist).
+        let expected =
+            Assigner::new(state.config.scheme, state.config.n_tiles, &state.config.geometry, state.assigner.seed())?;
+        if state.assigner != expected {
+            return Err(LayerError::Invalid {
+                field: "assigner",
+                value: format!("{} over {} tiles", state.assigner.scheme().name(), state.assigner.n_tiles()),
+                reason: format!(
+                    "does not match the configuration ({} over {} tiles, {} patches)",
+                    state.config.scheme.name(),
+                    state.config.n_tiles,
+                    state.config.geometry.n_patches()
+                ),
+            });
+        }
         let tiles = state.tiles.into_iter().map(|t| t.restore()).collect::<Result<Vec<_>, _>>()?;
         for t in &tiles {
             check_shape(

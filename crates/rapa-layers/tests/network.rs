@@ -150,3 +150,27 @@ fn layer_state_round_trips_and_continues_identically() {
     assert_eq!(step(&mut a, 3), step(&mut b, 3));
     assert_eq!(a.state(), b.state());
 }
+
+/// A snapshot whose assignment does not belong to its configuration (another tile count, or
+/// another seed's fixed partition) is refused instead of indexing tiles or patches that do not
+/// exist.
+#[test]
+fn layer_state_with_a_foreign_assignment_is_refused() {
+    let cfg = paper_convs([16, 4, 1], Scheme::RandomFixed, &TileKind::Float)[0].clone();
+    let layer = RapaConv2d::new(cfg.clone(), 9).unwrap();
+    let other = RapaConv2d::new(paper_convs([4, 4, 1], Scheme::RandomFixed, &TileKind::Float)[0].clone(), 9).unwrap();
+    let mut s = layer.state();
+    s.assigner = other.state().assigner;
+    let err = RapaConv2d::from_state(s).unwrap_err().to_string();
+    assert!(err.contains("assigner") && err.contains("16 tiles"), "{err}");
+    // Same scheme and tile count, but a partition that the seed does not give.
+    let mut s = layer.state();
+    let mut json: serde_json::Value = serde_json::to_value(&s.assigner).unwrap();
+    let fixed = json["fixed"].as_array_mut().unwrap();
+    let j = fixed.iter().position(|t| *t != fixed[0]).expect("16 tiles share the patches");
+    fixed.swap(0, j);
+    s.assigner = serde_json::from_value(json).unwrap();
+    let err = RapaConv2d::from_state(s).unwrap_err().to_string();
+    assert!(err.contains("assigner"), "{err}");
+    RapaConv2d::from_state(layer.state()).unwrap();
+}

@@ -28,37 +28,45 @@ fn snr_of_a_hand_computed_case() {
     assert!(snr_db(&x, &x).is_infinite());
 }
 
+/// FGSM's sign is the sign of the loss gradient through the assignment it held: checked for a
+/// deterministic assignment (alternate) and for a random one, where the losses are taken by a
+/// copy of the network holding the same draw (the copy starts at the same assignment stream
+/// position; `fgsm_perturb` moves the original past its held draw).
 #[test]
 fn fgsm_raises_the_loss_along_the_finite_difference_direction() {
-    // A deterministic assignment (alternate), so every pass sees the same tiles.
-    let mut net = tiny(Scheme::Alternate, [4, 4, 1]);
-    net.set_training(false);
-    let mut rng = seeded(1);
-    let p = Array4::from_shape_simple_fn((2, 3, 32, 32), || rng.random_range(0.2f32..0.8));
-    let labels = [3u16, 7];
-    let id = Normalizer::identity();
-    let sign = fgsm_perturb(&mut net, p.view(), &labels, &id).unwrap();
-    let l0 = loss(&mut net, &p, &labels);
-    for eps in [1e-3f32, 1e-2] {
-        let adv = &p + &(eps * &sign);
-        assert!(loss(&mut net, &adv, &labels) > l0, "eps {eps} did not raise the loss");
-    }
-    // The sign matches a central finite difference wherever the derivative is clearly nonzero.
-    let h = 1e-2f32;
-    let mut checked = 0;
-    for (idx, &s) in sign.indexed_iter().step_by(97) {
-        let mut xp = p.clone();
-        xp[idx] += h;
-        let lp = loss(&mut net, &xp, &labels);
-        xp[idx] -= 2.0 * h;
-        let lm = loss(&mut net, &xp, &labels);
-        let fd = (lp - lm) / (2.0 * f64::from(h));
-        if fd.abs() > 1e-4 {
-            assert_eq!(fd.signum() as f32, s, "{idx:?}: finite difference {fd}, sign {s}");
-            checked += 1;
+    for scheme in [Scheme::Alternate, Scheme::Random] {
+        let mut net = tiny(scheme, [4, 4, 1]);
+        net.set_training(false);
+        let mut held = Network::from_state(net.state(), 3).unwrap();
+        held.set_training(false);
+        held.hold_assignments(true);
+        let mut rng = seeded(1);
+        let p = Array4::from_shape_simple_fn((2, 3, 32, 32), || rng.random_range(0.2f32..0.8));
+        let labels = [3u16, 7];
+        let id = Normalizer::identity();
+        let sign = fgsm_perturb(&mut net, p.view(), &labels, &id).unwrap();
+        let l0 = loss(&mut held, &p, &labels);
+        for eps in [1e-3f32, 1e-2] {
+            let adv = &p + &(eps * &sign);
+            assert!(loss(&mut held, &adv, &labels) > l0, "{scheme:?}: eps {eps} did not raise the loss");
         }
+        // The sign matches a central finite difference wherever the derivative is clearly nonzero.
+        let h = 1e-2f32;
+        let mut checked = 0;
+        for (idx, &s) in sign.indexed_iter().step_by(97) {
+            let mut xp = p.clone();
+            xp[idx] += h;
+            let lp = loss(&mut held, &xp, &labels);
+            xp[idx] -= 2.0 * h;
+            let lm = loss(&mut held, &xp, &labels);
+            let fd = (lp - lm) / (2.0 * f64::from(h));
+            if fd.abs() > 1e-4 {
+                assert_eq!(fd.signum() as f32, s, "{scheme:?} {idx:?}: finite difference {fd}, sign {s}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 10, "{scheme:?}: only {checked} coordinates had a clear derivative");
     }
-    assert!(checked > 10, "only {checked} coordinates had a clear derivative");
 }
 
 #[test]
@@ -95,4 +103,66 @@ fn reducing_identical_tiles_keeps_the_network_outputs() {
         assert!(err < 1e-4, "{by:?}: outputs differ by {err}");
         assert_eq!(after.len_of(Axis(0)), 10);
     }
+}
+
+/// Max-pool wins are mapped back to the tiles whose outputs won: with identical tiles except
+/// one whose channel-0 bias is raised far above every other output, that tile wins every pool
+/// window of channel 0 that holds one of its patches, i.e. 1 − (3/4)⁹ ≈ 92.5 % of the 3×3
+/// windows with four tiles under a uniform random assignment; in the other channels the tiles
+/// are alike and share the wins. Every window has exactly one winner, and a reduction by wins
+/// keeps the raised tile's filter for channel 0.
+#[test]
+fn pool_wins_are_counted_for_the_tile_that_won() {
+    use rapa_train::analysis::count_pool_wins;
+    let mut net = tiny(Scheme::Random, [4, 4, 1]);
+    let conv = &mut net.convs_mut()[0];
+    let w = conv.tiles()[0].weights().to_owned();
+    let bias = w.ncols() - 1;
+    for (t, tile) in conv.tiles_mut().iter_mut().enumerate() {
+        let mut wt = w.clone();
+        if t == 2 {
+            wt[[0, bias]] += 100.0;
+        }
+        tile.set_weights(wt.view()).unwrap();
+    }
+    let data = synthetic(40, 10, 1);
+    let norm = Normalizer::fit(&data.train);
+    let wins = count_pool_wins(&mut net, 0, &data.train, &norm, 10).unwrap();
+    assert_eq!(wins.dim(), (4, 4));
+    let windows = net.pools()[0].last_argmax().unwrap().len() as u64 / (10 * 4) * 40;
+    for c in 0..4 {
+        assert_eq!(wins.column(c).sum(), windows, "channel {c}: one winner per window");
+    }
+    let share = wins[[2, 0]] as f64 / windows as f64;
+    assert!(share > 0.85 && wins[[2, 0]] < windows, "raised tile's share of channel 0: {share}");
+    for c in 1..4 {
+        for t in 0..4 {
+            let s = wins[[t, c]] as f64 / windows as f64;
+            assert!((0.15..0.35).contains(&s), "tile {t}, channel {c}: share {s}");
+        }
+    }
+    reduce_network(&mut net, ReduceBy::Wins, &data.train, &norm, 10, 5).unwrap();
+    let kept = net.convs()[0].tiles()[0].weights();
+    assert_eq!(kept[[0, bias]], w[[0, bias]] + 100.0, "channel 0 keeps the winning tile's filter");
+}
+
+/// A network snapshot whose layers do not fit its configuration (a conv layer of another
+/// network, an fc layer for another number of classes) is a checkpoint error, not a panic in
+/// the pools or the loss.
+#[test]
+fn network_state_that_does_not_fit_its_configuration_is_refused() {
+    let net = tiny(Scheme::Random, [4, 4, 1]);
+    let wide =
+        Network::new(&NetConfig { channels: [8, 4, 4], tiles: [4, 4, 1], init: Init::He, ..NetConfig::default() }, 3)
+            .unwrap();
+    let mut s = net.state();
+    s.convs[0] = wide.state().convs[0].clone();
+    let err = Network::from_state(s, 3).unwrap_err().to_string();
+    assert!(err.contains("conv1 does not match"), "{err}");
+    let hundred = Network::new(&NetConfig { classes: 100, ..net.config().clone() }, 3).unwrap();
+    let mut s = net.state();
+    s.fc = hundred.state().fc;
+    let err = Network::from_state(s, 3).unwrap_err().to_string();
+    assert!(err.contains("fc layer is 100×"), "{err}");
+    Network::from_state(net.state(), 3).unwrap();
 }

@@ -122,3 +122,68 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `rapa experiment --list` end to end: the printed command (run through the shell) trains the
+/// run with every planned setting, including those only a `--config` file sets; `--collect`
+/// adds the vote and reduction of a Table 2 random run trained that way; a run is never
+/// continued with other settings than it started with, by `rapa experiment` or `rapa train
+/// --resume`, while `--epochs` and `--threads` may change.
+#[test]
+fn listed_runs_carry_every_setting_and_changed_settings_are_refused() {
+    let dir = fresh_dir("list");
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    std::fs::write(dir.join("base.toml"), "lr_step = 7\nmirror = false\n[net]\nlrn = false\n").expect("write");
+    let common = [
+        "experiment",
+        "table2",
+        "--dataset",
+        "synthetic",
+        "--limit-train",
+        "200",
+        "--limit-test",
+        "100",
+        "--threads",
+        "1",
+        "--epochs",
+        "1",
+        "--config",
+        "base.toml",
+        "--out",
+        "t2",
+    ];
+    let result = Command::new(env!("CARGO_BIN_EXE_rapa"))
+        .current_dir(&dir)
+        .args(common)
+        .arg("--list")
+        .output()
+        .expect("the rapa binary runs");
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let listed = String::from_utf8_lossy(&result.stdout).into_owned();
+    assert_eq!(listed.lines().count(), 12, "{listed}");
+    let line = listed.lines().find(|l| l.contains("t2/max-random/plan.toml")).expect("the max-random command");
+    let status = Command::new("sh").current_dir(&dir).arg("-c").arg(line).output().expect("sh runs");
+    assert!(status.status.success(), "{line}: {}", String::from_utf8_lossy(&status.stderr));
+
+    let run = dir.join("t2/max-random");
+    let plan = rapa_train::train::TrainConfig::from_toml_file(&run.join("plan.toml")).expect("plan.toml");
+    let trained = rapa_train::train::TrainConfig::from_toml_file(&run.join("config.toml")).expect("config.toml");
+    assert!(!trained.net.lrn && !trained.mirror && trained.lr_step == 7, "the --config settings reached the run");
+    assert_eq!(rapa_train::experiment::first_difference(&trained, &plan).expect("TOML"), None);
+
+    let (code, stderr) = rapa_in(&dir, &[&common[..], &["--only", "max-random", "--collect"]].concat());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(run.join("vote.json").exists() && run.join("reduce.json").exists(), "--collect post-processes: {stderr}");
+
+    // Other settings are refused, naming the setting; epochs and threads may change.
+    let (code, stderr) = rapa_in(&dir, &[&common[..], &["--only", "max-random", "--lr", "0.05"]].concat());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("invalid setting lr") && stderr.contains("lr = 0.05"), "{stderr}");
+    let (code, stderr) = rapa_in(&dir, &["train", "--out", "t2/max-random", "--resume", "--batch", "20"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("invalid setting batch") && stderr.contains("batch = 20"), "{stderr}");
+    let (code, stderr) =
+        rapa_in(&dir, &["train", "--out", "t2/max-random", "--resume", "--epochs", "2", "--threads", "2"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("resuming") && metrics(&run).len() == 2, "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

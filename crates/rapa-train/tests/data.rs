@@ -112,6 +112,34 @@ fn cifar_label_out_of_range_reports_the_label_byte() {
     assert_eq!(e.labels, vec![0, 19]);
 }
 
+/// An empty file of a split is an error naming it, not a silently smaller (or empty) split,
+/// which would drop 10 000 training images or report a test error of 0 % on no images.
+#[test]
+fn empty_split_files_are_errors_naming_the_file() {
+    let d = tmp("empty-split");
+    for k in 1..=5 {
+        write(&d.join(format!("data_batch_{k}.bin")), &cifar_records(&[vec![1]]));
+    }
+    write(&d.join("test_batch.bin"), &[]);
+    let e = load_cifar10(&d).unwrap_err();
+    assert!(matches!(e, DataError::Empty { .. }) && e.to_string().contains("test_batch.bin: holds no images"), "{e}");
+    write(&d.join("test_batch.bin"), &cifar_records(&[vec![1]]));
+    write(&d.join("data_batch_3.bin"), &[]);
+    let e = load_cifar10(&d).unwrap_err();
+    assert!(e.to_string().contains("data_batch_3.bin: holds no images"), "{e}");
+    write(&d.join("train.bin"), &[]);
+    write(&d.join("test.bin"), &[0, 0].iter().chain(&[0u8; 3072]).copied().collect::<Vec<u8>>());
+    let e = load_cifar100(&d, true).unwrap_err();
+    assert!(e.to_string().contains("train.bin: holds no images"), "{e}");
+    write(&d.join("train_32x32.mat"), &mat::file(&[x_var(2), mat::Var::u8("y", vec![1, 2], vec![2, 10])], false));
+    write(
+        &d.join("test_32x32.mat"),
+        &mat::file(&[mat::Var::u8("X", vec![32, 32, 3, 0], vec![]), mat::Var::u8("y", vec![1, 0], vec![])], false),
+    );
+    let e = load_svhn(&d).unwrap_err();
+    assert!(matches!(e, DataError::Empty { .. }) && e.to_string().contains("test_32x32.mat: holds no images"), "{e}");
+}
+
 #[test]
 fn cifar_missing_file_names_the_path() {
     let d = tmp("missing");

@@ -1,8 +1,12 @@
 //! Experiment plans, resumability and the table writer.
 
+use rapa_layers::Scheme;
 use rapa_train::TrainError;
 use rapa_train::data::DatasetKind;
-use rapa_train::experiment::{Cell, RunStatus, TableKind, TableResult, collect, plan, run_status, train_command};
+use rapa_train::experiment::{
+    Cell, PLAN_FILE, RunStatus, TableKind, TableResult, check_settings, collect, first_difference, plan, run_status,
+    train_command, write_plan,
+};
 use rapa_train::train::TrainConfig;
 
 #[test]
@@ -23,19 +27,82 @@ fn tables_plan_every_run() {
     let t2 = plan(TableKind::Table2, &base);
     assert_eq!(t2.len(), 12);
     assert!(t2.iter().filter(|s| s.col == "random").all(|s| s.cfg.net.tiles == [16, 4, 1]));
-    let cmd = train_command("rapa", &t1[6], std::path::Path::new("runs/x/image-pad"));
-    assert!(cmd.starts_with("rapa train "), "{cmd}");
-    for flag in [
-        "--scheme image-pad",
-        "--tiles 16,4,1",
-        "--pool max",
-        "--epochs 3",
-        "--seed 1",
-        "--out runs/x/image-pad",
-        "--auto-resume",
-    ] {
-        assert!(cmd.contains(flag), "{cmd} lacks {flag}");
+}
+
+/// Every run keeps the base settings the table does not vary (here a non-default network, tile
+/// and schedule from a `--config` file), and the `--list` form of a run (its `plan.toml` and
+/// `rapa train --config … --out … --auto-resume` command) carries all of them.
+#[test]
+fn runs_keep_the_base_settings_and_listed_runs_carry_them() {
+    let mut base: TrainConfig = TrainConfig::from_toml_str(
+        "epochs = 5\nlr_step = 7\nweight_decay = 0.0\nmirror = false\n[net]\nlrn = false\nlr_scale = [2.0, 1.0, 0.5]\nchannels = [16, 16, 32]\ndevice = \"aihwkit-default\"\n",
+    )
+    .unwrap();
+    base.net.tile = Some(crossbar_sim::TileConfig::preset("idealized").unwrap());
+    for kind in [TableKind::Table1, TableKind::Table2] {
+        for s in plan(kind, &base) {
+            let (c, n) = (&s.cfg, &s.cfg.net);
+            assert_eq!((c.epochs, c.lr_step, c.weight_decay, c.mirror), (5, 7, 0.0, false), "{}", s.name);
+            assert!(!n.lrn && n.lr_scale == [2.0, 1.0, 0.5] && n.tile == base.net.tile, "{}", s.name);
+            assert_eq!(n.device, "aihwkit-default");
+            let want_channels = if s.name.contains("enlarged") { [54, 64, 64] } else { [16, 16, 32] };
+            assert_eq!(n.channels, want_channels, "{}", s.name);
+            // The table's own settings replace the base's.
+            assert_eq!(n.tiles, if n.scheme == Scheme::None { [1, 1, 1] } else { [16, 4, 1] }, "{}", s.name);
+        }
     }
+
+    let root = std::env::temp_dir().join(format!("rapa-exp-list-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let spec = &plan(TableKind::Table1, &base)[6];
+    let dir = root.join("it's here").join(&spec.name);
+    write_plan(spec, &dir).unwrap();
+    let listed = TrainConfig::from_toml_file(&dir.join(PLAN_FILE)).unwrap();
+    assert_eq!(listed.to_toml().unwrap(), spec.cfg.to_toml().unwrap(), "plan.toml holds every setting");
+    let plan_path = dir.join(PLAN_FILE).display().to_string().replace('\'', "'\\''");
+    let dir_path = dir.display().to_string().replace('\'', "'\\''");
+    assert_eq!(
+        train_command("rapa", &dir),
+        format!("rapa train --config '{plan_path}' --out '{dir_path}' --auto-resume"),
+        "paths are quoted for the shell"
+    );
+    assert_eq!(
+        train_command("rapa", std::path::Path::new("runs/t1/image-pad")),
+        "rapa train --config runs/t1/image-pad/plan.toml --out runs/t1/image-pad --auto-resume"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A run directory started with other settings is refused (naming the first differing setting
+/// and both values); epochs, threads, the data directory and the class count may differ.
+#[test]
+fn a_run_started_with_other_settings_is_refused() {
+    let root = std::env::temp_dir().join(format!("rapa-exp-settings-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let planned = plan(TableKind::Table1, &TrainConfig::default())[4].cfg.clone();
+    check_settings(&root, &planned).unwrap(); // nothing recorded yet
+
+    let mut recorded = planned.clone();
+    recorded.epochs = 80;
+    recorded.threads = 16;
+    recorded.data_dir = "/cluster/cifar10".into();
+    recorded.net.classes = 100;
+    std::fs::write(root.join("config.toml"), recorded.to_toml().unwrap()).unwrap();
+    check_settings(&root, &planned).unwrap();
+
+    recorded.net.lr_scale[1] = 0.5;
+    recorded.lr = 0.01;
+    std::fs::write(root.join("config.toml"), recorded.to_toml().unwrap()).unwrap();
+    let err = check_settings(&root, &planned).unwrap_err();
+    assert!(matches!(&err, TrainError::Config { field, .. } if field == "lr"), "{err}");
+    assert!(err.to_string().contains("lr = 0.01") && err.to_string().contains("lr = 0.02"), "{err}");
+    recorded.lr = planned.lr;
+    std::fs::write(root.join("config.toml"), recorded.to_toml().unwrap()).unwrap();
+    let err = check_settings(&root, &planned).unwrap_err();
+    assert!(matches!(&err, TrainError::Config { field, .. } if field == "net.lr_scale"), "{err}");
+    assert_eq!(first_difference(&planned, &planned).unwrap(), None);
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
@@ -58,6 +125,14 @@ fn status_distinguishes_finished_partial_and_missing_runs() {
     assert_eq!(run_status(&done, 3).unwrap(), RunStatus::Done);
     assert_eq!(run_status(&partial, 3).unwrap(), RunStatus::Partial(1));
     assert_eq!(run_status(&root.join("absent"), 3).unwrap(), RunStatus::Missing);
+    // Without its checkpoint a finished run is still done (never retrained over its results);
+    // an unfinished one cannot resume and is an error, not a silent restart.
+    std::fs::remove_file(done.join("checkpoint.bin")).unwrap();
+    assert_eq!(run_status(&done, 3).unwrap(), RunStatus::Done);
+    std::fs::remove_file(partial.join("checkpoint.bin")).unwrap();
+    let msg = run_status(&partial, 3).unwrap_err().to_string();
+    assert!(msg.contains("1 of 3 epochs") && msg.contains("no checkpoint.bin"), "{msg}");
+    std::fs::write(partial.join("checkpoint.bin"), b"x").unwrap();
     // Collecting picks the best test error and the train error of that epoch.
     let mut specs = plan(TableKind::Table1, &TrainConfig::default());
     specs[4].name = "done".into(); // the "random" row

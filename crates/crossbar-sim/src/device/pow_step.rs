@@ -47,7 +47,19 @@ impl PowStep {
         ConfigError::check_positive(|| p("pow_gamma"), self.pow_gamma.into())?;
         ConfigError::check_non_negative(|| p("pow_gamma_dtod"), self.pow_gamma_dtod.into())?;
         ConfigError::check_range(|| p("pow_up_down"), self.pow_up_down.into(), -1.0, 1.0)?;
-        ConfigError::check_non_negative(|| p("pow_up_down_dtod"), self.pow_up_down_dtod.into())
+        ConfigError::check_non_negative(|| p("pow_up_down_dtod"), self.pow_up_down_dtod.into())?;
+        // The update's pulse scales divide by the granularity dw_min·0.5^γ: a γ so large that it
+        // underflows to 0 would silently stop every update.
+        if self.granularity() <= 0.0 {
+            return Err(ConfigError::Invalid {
+                field: p("pow_gamma"),
+                reason: format!(
+                    "the step at w = 0, dw_min·0.5^pow_gamma = {}·0.5^{}, underflows to 0",
+                    self.params.dw_min, self.pow_gamma
+                ),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -157,6 +157,16 @@ impl AnalogTile {
             check_shape("AnalogTile::from_state", "hidden array", a.shape(), shape)?;
         }
         let bad = |what: &str| SimError::State { reason: format!("hidden device parameters: {what}") };
+        // The model's own extra arrays (e.g. the power step's γ), by name: one drawn for a 1×1
+        // tile shows which the model reads.
+        let mut want: Vec<String> =
+            device.draw(1, 1, &mut crate::rng::seeded(0)).extra.iter().map(|(n, _)| n.to_string()).collect();
+        let mut got: Vec<String> = state.hidden.extra.iter().map(|(n, _)| n.to_string()).collect();
+        want.sort();
+        got.sort();
+        if want != got {
+            return Err(bad(&format!("device `{}` needs the arrays {want:?}, the state has {got:?}", device.name())));
+        }
         if state.hidden.step_up.iter().chain(&state.hidden.step_down).any(|s| !(s.is_finite() && *s >= 0.0)) {
             return Err(bad("steps must be finite and >= 0"));
         }

@@ -38,6 +38,9 @@ impl LayerTiming {
     }
 
     /// ⌈P/n⌉: MVM cycles per tile per image, each of forward, backward and update.
+    ///
+    /// # Panics
+    /// If `n_tiles` is 0 (a [`ConvConfig`] that passes its validation has n ≥ 1).
     pub fn cycles_per_tile(&self) -> usize {
         self.patches.div_ceil(self.n_tiles)
     }

@@ -21,6 +21,20 @@ fn register_font(path: &Path) -> Result<(), TrainError> {
     if ok { Ok(()) } else { Err(perr(path, "the embedded font could not be loaded")) }
 }
 
+/// Runs `draw` on a temporary PNG next to `path` (named for this process), then renames it over
+/// `path`: a crash or an error never leaves a torn plot, and a failed one removes its file.
+fn atomically(path: &Path, draw: impl FnOnce(&Path) -> Result<(), TrainError>) -> Result<(), TrainError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plot".into());
+    // The extension stays .png: plotters picks the image format from it.
+    let tmp = dir.join(format!(".{name}.{}.tmp.png", std::process::id()));
+    let done = draw(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e)));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
 const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -32,9 +46,20 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-/// Line plot of several named series of (x, y) points.
+/// Line plot of several named series of (x, y) points, written atomically to `path`.
 pub fn line_plot(
     path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), TrainError> {
+    atomically(path, |file| line_plot_to(path, file, title, x_label, y_label, series))
+}
+
+fn line_plot_to(
+    path: &Path,
+    file: &Path,
     title: &str,
     x_label: &str,
     y_label: &str,
@@ -56,7 +81,7 @@ pub fn line_plot(
     };
     let ((x0, x1), (y0, y1)) = (pad(x0, x1), pad(y0.min(0.0), y1.max(1.0).min(y1 + 0.05)));
     register_font(path)?;
-    let root = BitMapBackend::new(path, (800, 560)).into_drawing_area();
+    let root = BitMapBackend::new(file, (800, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| perr(path, e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
@@ -85,13 +110,23 @@ pub fn line_plot(
     root.present().map_err(|e| perr(path, e))
 }
 
-/// Bar chart of named values.
+/// Bar chart of named values, written atomically to `path`.
 pub fn bar_chart(path: &Path, title: &str, y_label: &str, bars: &[(String, f64)]) -> Result<(), TrainError> {
+    atomically(path, |file| bar_chart_to(path, file, title, y_label, bars))
+}
+
+fn bar_chart_to(
+    path: &Path,
+    file: &Path,
+    title: &str,
+    y_label: &str,
+    bars: &[(String, f64)],
+) -> Result<(), TrainError> {
     let n = bars.len().max(1);
     let ymax = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-3) * 1.15;
     let ymin = bars.iter().map(|b| b.1).fold(0.0f64, f64::min);
     register_font(path)?;
-    let root = BitMapBackend::new(path, (160 + 110 * n as u32, 520)).into_drawing_area();
+    let root = BitMapBackend::new(file, (160 + 110 * n as u32, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| perr(path, e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
@@ -126,13 +161,17 @@ pub fn bar_chart(path: &Path, title: &str, y_label: &str, bars: &[(String, f64)]
 }
 
 /// A grid of RGB filters: `rows[r][c]` is a `[3, k, k]` filter (values scaled per filter to
-/// the full colour range), drawn as k×k cells of `cell` pixels.
+/// the full colour range), drawn as k×k cells of `cell` pixels, written atomically to `path`.
 pub fn filter_grid(path: &Path, rows: &[Vec<ndarray::Array3<f32>>], cell: u32) -> Result<(), TrainError> {
+    atomically(path, |file| filter_grid_to(path, file, rows, cell))
+}
+
+fn filter_grid_to(path: &Path, file: &Path, rows: &[Vec<ndarray::Array3<f32>>], cell: u32) -> Result<(), TrainError> {
     let k = rows.first().and_then(|r| r.first()).map(|f| f.shape()[1]).unwrap_or(1) as u32;
     let cols = rows.iter().map(Vec::len).max().unwrap_or(1) as u32;
     let gap = 4;
     let (w, h) = (cols * (k * cell + gap) + gap, rows.len() as u32 * (k * cell + gap) + gap);
-    let root = BitMapBackend::new(path, (w.max(1), h.max(1))).into_drawing_area();
+    let root = BitMapBackend::new(file, (w.max(1), h.max(1))).into_drawing_area();
     root.fill(&WHITE).map_err(|e| perr(path, e))?;
     for (r, row) in rows.iter().enumerate() {
         for (c, f) in row.iter().enumerate() {
@@ -193,6 +232,11 @@ mod tests {
             let bytes = std::fs::read(&p).unwrap();
             assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", p.display());
         }
+        // Written through a temporary file that the rename removed.
+        let mut names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["bars.png", "line.png"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -19,6 +19,16 @@ pub enum ReduceBy {
     Wins,
 }
 
+impl ReduceBy {
+    /// `norm` or `wins`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Norm => "norm",
+            Self::Wins => "wins",
+        }
+    }
+}
+
 /// For conv layer `l`: `wins[[t, c]]` = how often the output of tile t was the maximum of a pool
 /// window in channel c, over `ds` in evaluation mode (fresh assignments per pass, as at test).
 /// Needs max (or mixed) pooling after that layer.
@@ -41,7 +51,7 @@ pub fn count_pool_wins(
     let p_count = net.convs()[l].config().geometry.n_patches();
     let mut wins = Array2::<u64>::zeros((n_tiles, c_out));
     net.set_training(false);
-    let mut buf = Array4::<f32>::zeros((batch, 3, 32, 32));
+    let mut buf = Array4::<f32>::zeros((batch.min(ds.len()), 3, 32, 32));
     for start in (0..ds.len()).step_by(batch.max(1)) {
         let idx: Vec<usize> = (start..(start + batch).min(ds.len())).collect();
         if buf.shape()[0] != idx.len() {
@@ -67,7 +77,8 @@ pub fn count_pool_wins(
 
 /// Reduces every conv layer of `net` to one kernel matrix (scheme none), choosing tiles by
 /// norm, or by max-pool wins counted on `ds` (layers not followed by a max or mixed pool —
-/// conv3 before the average pool — use the norm).
+/// conv3 before the average pool, or any layer with average or stochastic pooling — and
+/// layers with one tile use the norm). Returns the method used for each conv layer.
 pub fn reduce_network(
     net: &mut Network,
     by: ReduceBy,
@@ -75,8 +86,9 @@ pub fn reduce_network(
     norm: &Normalizer,
     batch: usize,
     seed: u64,
-) -> Result<(), TrainError> {
-    for l in 0..3 {
+) -> Result<[ReduceBy; 3], TrainError> {
+    let mut used = [ReduceBy::Norm; 3];
+    for (l, used) in used.iter_mut().enumerate() {
         let reduced = match by {
             ReduceBy::Norm => reduce(&net.convs()[l], &Reduction::Norm, seed ^ l as u64)?,
             // Wins need a max (or mixed) pool after the layer; other layers fall back to norm.
@@ -85,11 +97,12 @@ pub fn reduce_network(
                     && matches!(net.pools()[l].kind, PoolKind::Max | PoolKind::Mixed) =>
             {
                 let wins = count_pool_wins(net, l, ds, norm, batch)?;
+                *used = ReduceBy::Wins;
                 reduce(&net.convs()[l], &Reduction::Wins(wins.view()), seed ^ l as u64)?
             }
             ReduceBy::Wins => reduce(&net.convs()[l], &Reduction::Norm, seed ^ l as u64)?,
         };
         net.replace_conv(l, reduced)?;
     }
-    Ok(())
+    Ok(used)
 }

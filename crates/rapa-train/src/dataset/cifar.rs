@@ -72,7 +72,7 @@ pub fn read_cifar_file(
 /// CIFAR-10: `data_batch_1.bin` … `data_batch_5.bin` and `test_batch.bin` in `dir`.
 pub fn load_cifar10(dir: &Path) -> Result<Split, DataError> {
     let parts = (1..=5)
-        .map(|k| read_cifar_file(&dir.join(format!("data_batch_{k}.bin")), 1, 0, 10))
+        .map(|k| read_split_file(&dir.join(format!("data_batch_{k}.bin")), 1, 0, 10))
         .collect::<Result<Vec<_>, _>>()?;
     // Exact capacity: a growing Vec would keep up to 60 % slack on 150 MiB.
     let mut train = Dataset::empty("cifar10-train", 10);
@@ -81,17 +81,26 @@ pub fn load_cifar10(dir: &Path) -> Result<Split, DataError> {
     for part in parts {
         train.append(part);
     }
-    let mut test = read_cifar_file(&dir.join("test_batch.bin"), 1, 0, 10)?;
+    let mut test = read_split_file(&dir.join("test_batch.bin"), 1, 0, 10)?;
     test.name = "cifar10-test".into();
     Ok(Split { train, test })
+}
+
+/// [`read_cifar_file`] for a file of a split, which must hold at least one image.
+fn read_split_file(path: &Path, label_bytes: usize, label_index: usize, classes: usize) -> Result<Dataset, DataError> {
+    let ds = read_cifar_file(path, label_bytes, label_index, classes)?;
+    if ds.is_empty() {
+        return Err(DataError::Empty { path: path.to_path_buf() });
+    }
+    Ok(ds)
 }
 
 /// CIFAR-100: `train.bin` and `test.bin` in `dir`, fine (100) or coarse (20) labels.
 pub fn load_cifar100(dir: &Path, fine: bool) -> Result<Split, DataError> {
     let (index, classes) = if fine { (1, 100) } else { (0, 20) };
-    let mut train = read_cifar_file(&dir.join("train.bin"), 2, index, classes)?;
+    let mut train = read_split_file(&dir.join("train.bin"), 2, index, classes)?;
     train.name = "cifar100-train".into();
-    let mut test = read_cifar_file(&dir.join("test.bin"), 2, index, classes)?;
+    let mut test = read_split_file(&dir.join("test.bin"), 2, index, classes)?;
     test.name = "cifar100-test".into();
     Ok(Split { train, test })
 }

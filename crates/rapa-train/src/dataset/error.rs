@@ -28,6 +28,13 @@ pub enum DataError {
         /// File length.
         len: u64,
     },
+    /// A file of a train or test split holds no images (it would silently shrink the split,
+    /// or leave nothing to train or test on).
+    #[error("{path}: holds no images")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file is larger than any valid file of its format.
     #[error("{path}: {len} bytes is larger than the {max} bytes a valid file can have")]
     Oversized {

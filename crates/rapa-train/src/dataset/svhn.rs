@@ -110,9 +110,17 @@ fn to_chw(src: &[u8], img: &mut [u8]) {
 
 /// SVHN: `train_32x32.mat` and `test_32x32.mat` in `dir`.
 pub fn load_svhn(dir: &Path) -> Result<Split, DataError> {
-    let mut train = read_svhn_mat(&dir.join("train_32x32.mat"))?;
+    let read = |name: &str| {
+        let path = dir.join(name);
+        let ds = read_svhn_mat(&path)?;
+        if ds.is_empty() {
+            return Err(DataError::Empty { path });
+        }
+        Ok(ds)
+    };
+    let mut train = read("train_32x32.mat")?;
     train.name = "svhn-train".into();
-    let mut test = read_svhn_mat(&dir.join("test_32x32.mat"))?;
+    let mut test = read("test_32x32.mat")?;
     test.name = "svhn-test".into();
     Ok(Split { train, test })
 }

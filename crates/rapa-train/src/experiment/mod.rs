@@ -7,5 +7,8 @@ mod plan;
 mod table;
 
 pub use paper::{PAPER_TABLE1, PAPER_TABLE2, PaperCell, paper_table1, paper_table2};
-pub use plan::{Post, RunSpec, RunStatus, TableKind, plan, run_status, train_command};
+pub use plan::{
+    PLAN_FILE, Post, RunSpec, RunStatus, TableKind, check_settings, first_difference, plan, run_status, train_command,
+    write_plan,
+};
 pub use table::{Cell, RunSummary, TableResult, collect, summarize};

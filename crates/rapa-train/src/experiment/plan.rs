@@ -42,16 +42,21 @@ pub struct RunSpec {
     pub post: Post,
 }
 
-/// The runs of `table`, all derived from `base` (dataset, epochs, lr, seed, …).
+/// The runs of `table`, all derived from `base`: every setting of `base` (dataset, epochs, lr,
+/// seed, augmentation, the network's LRN, init, device or tile configuration, learning-rate
+/// scales, …) except what the table varies: the tiling scheme, the tiles per conv layer (16, 4, 1
+/// for the tiled rows, 1, 1, 1 otherwise), the pooling, and the enlarged network's channels
+/// (54, 64, 64; the other rows keep `base`'s).
 pub fn plan(table: TableKind, base: &TrainConfig) -> Vec<RunSpec> {
     let net = |preset: NetPreset, scheme: Scheme, tiles: [usize; 3], pool: PoolKind| NetConfig {
         scheme,
         tiles,
         pool,
-        device: base.net.device.clone(),
-        tile: base.net.tile.clone(),
-        init: base.net.init,
-        ..NetConfig::preset(preset)
+        channels: match preset {
+            NetPreset::Enlarged => NetConfig::preset(NetPreset::Enlarged).channels,
+            _ => base.net.channels,
+        },
+        ..base.net.clone()
     };
     let spec = |name: String, row: &str, col: &str, n: NetConfig, post| RunSpec {
         name,
@@ -140,48 +145,146 @@ pub enum RunStatus {
 }
 
 /// Status of the run in `dir` planned for `epochs` epochs, from its `metrics.jsonl` records and
-/// `checkpoint.bin`.
+/// `checkpoint.bin`. A run with all its epochs in `metrics.jsonl` is done even if its checkpoint
+/// is gone (it is never retrained over its results).
 ///
 /// # Errors
 /// As [`summarize`](super::summarize), for a `metrics.jsonl` with a line that is not an epoch
-/// record (a damaged run is reported, not counted as finished or restarted).
+/// record (a damaged run is reported, not counted as finished or restarted);
+/// [`TrainError::Config`] for a run with some but not all epochs in `metrics.jsonl` and no
+/// checkpoint to resume from (restarting it would overwrite its results).
 pub fn run_status(dir: &Path, epochs: usize) -> Result<RunStatus, TrainError> {
     let done = super::table::summarize(dir)?.map_or(0, |r| r.epochs);
-    Ok(if !dir.join("checkpoint.bin").exists() {
-        RunStatus::Missing
-    } else if done >= epochs {
+    let checkpoint = dir.join("checkpoint.bin");
+    Ok(if done > 0 && done >= epochs {
         RunStatus::Done
+    } else if !checkpoint.exists() {
+        if done > 0 {
+            return Err(TrainError::Config {
+                field: "epochs".into(),
+                reason: format!(
+                    "{} has {done} of {epochs} epochs in metrics.jsonl but no checkpoint.bin to resume from; move the run away to start it again",
+                    dir.display()
+                ),
+            });
+        }
+        RunStatus::Missing
     } else {
         RunStatus::Partial(done)
     })
 }
 
-/// A self-contained `rapa train` command for `spec` writing into `dir` (resumes a partial run).
-pub fn train_command(exe: &str, spec: &RunSpec, dir: &Path) -> String {
-    let c = &spec.cfg;
-    let n = &c.net;
-    let preset = if n.channels == [54, 64, 64] { "enlarged" } else { "paper" };
-    let mut cmd = format!(
-        "{exe} train --dataset {} --data-dir {} --preset {preset} --scheme {} --tiles {},{},{} --pool {} --epochs {} --lr {} --batch {} --seed {} --device {} --out {} --auto-resume",
-        c.dataset,
-        c.data_dir.display(),
-        n.scheme,
-        n.tiles[0],
-        n.tiles[1],
-        n.tiles[2],
-        n.pool,
-        c.epochs,
-        c.lr,
-        c.batch,
-        c.seed,
-        n.device,
-        dir.display()
-    );
-    if let Some(l) = c.limit_train {
-        cmd.push_str(&format!(" --limit-train {l}"));
+/// File in a run directory holding the run's planned settings, written by [`write_plan`].
+pub const PLAN_FILE: &str = "plan.toml";
+
+/// Writes every setting of `spec` to `dir/`[`PLAN_FILE`] (atomically, creating `dir`), so that
+/// [`train_command`] can train the run anywhere the directory is visible.
+///
+/// # Errors
+/// [`TrainError::Io`] naming the file if it cannot be written.
+pub fn write_plan(spec: &RunSpec, dir: &Path) -> Result<(), TrainError> {
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    crate::train::write_atomic(&dir.join(PLAN_FILE), spec.cfg.to_toml()?.as_bytes())
+}
+
+/// The self-contained `rapa train` command that trains the run planned in `dir` (see
+/// [`write_plan`]) into `dir`, or resumes it from its checkpoint: `EXE train --config
+/// DIR/plan.toml --out DIR --auto-resume`, with the paths quoted for a POSIX shell.
+pub fn train_command(exe: &str, dir: &Path) -> String {
+    format!(
+        "{} train --config {} --out {} --auto-resume",
+        shell_quote(exe),
+        shell_quote(&dir.join(PLAN_FILE).to_string_lossy()),
+        shell_quote(&dir.to_string_lossy())
+    )
+}
+
+/// `s` as one POSIX shell word: unchanged if it holds only `A–Z a–z 0–9 _ - . / , + = : @ %`,
+/// else in single quotes (with each `'` written as `'\''`).
+fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./,+=:@%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) { s.to_owned() } else { format!("'{}'", s.replace('\'', "'\\''")) }
+}
+
+/// Checks that the run recorded in `dir/config.toml` has the settings of `planned`, apart from
+/// those that do not change its results or that the run sets itself: `epochs` (a run may be
+/// extended), `threads`, `data_dir` (the same data may live elsewhere on another machine) and
+/// `net.classes` (taken from the data). A run directory without `config.toml` passes (nothing
+/// was started there).
+///
+/// # Errors
+/// [`TrainError::Config`] naming the first differing setting (dotted path as in `config.toml`),
+/// its recorded and planned values and the directory; [`TrainError::Toml`] if the recorded
+/// file does not parse.
+pub fn check_settings(dir: &Path, planned: &TrainConfig) -> Result<(), TrainError> {
+    let path = dir.join("config.toml");
+    if !path.exists() {
+        return Ok(());
     }
-    if let Some(l) = c.limit_test {
-        cmd.push_str(&format!(" --limit-test {l}"));
+    let recorded = TrainConfig::from_toml_file(&path)?;
+    if let Some((field, was, now)) = first_difference(&recorded, planned)? {
+        return Err(TrainError::Config {
+            field,
+            reason: format!(
+                "the run in {} was started with {was}, the command asks for {now}; use the run's settings or another --out",
+                dir.display()
+            ),
+        });
     }
-    cmd
+    Ok(())
+}
+
+/// The first setting (dotted path, recorded value, wanted value) in which `recorded` and
+/// `wanted` differ, ignoring `epochs`, `threads`, `data_dir` and `net.classes`; `None` if they
+/// agree.
+///
+/// # Errors
+/// [`TrainError::Internal`] if a configuration cannot be written as TOML.
+pub fn first_difference(
+    recorded: &TrainConfig,
+    wanted: &TrainConfig,
+) -> Result<Option<(String, String, String)>, TrainError> {
+    let mut want = wanted.clone();
+    want.epochs = recorded.epochs;
+    want.threads = recorded.threads;
+    want.data_dir.clone_from(&recorded.data_dir);
+    want.net.classes = recorded.net.classes;
+    let (a, b) = (settings(&recorded.to_toml()?), settings(&want.to_toml()?));
+    for (key, va) in &a {
+        let vb = b.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        if vb != Some(va.as_str()) {
+            return Ok(Some((key.clone(), format!("{key} = {va}"), format!("{key} = {}", vb.unwrap_or("(unset)")))));
+        }
+    }
+    Ok(b.iter()
+        .find(|(k, _)| !a.iter().any(|(ka, _)| ka == k))
+        .map(|(k, v)| (k.clone(), format!("{k} (unset)"), format!("{k} = {v}"))))
+}
+
+/// The `key = value` settings of a TOML text as (dotted path, value) pairs in file order; a
+/// multi-line value (an array) is joined into one line.
+fn settings(toml_text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut section = String::new();
+    let mut open: Option<(String, String)> = None;
+    for line in toml_text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some((key, mut value)) = open.take() {
+            value.push_str(line);
+            if line.starts_with(']') {
+                out.push((key, value));
+            } else {
+                open = Some((key, value));
+            }
+        } else if line.starts_with('[') && !line.contains('=') {
+            section = line.trim_matches(|c| c == '[' || c == ']').to_owned();
+        } else if let Some((k, v)) = line.split_once(" = ") {
+            let key = if section.is_empty() { k.to_owned() } else { format!("{section}.{k}") };
+            if v.ends_with('[') {
+                open = Some((key, v.to_owned()));
+            } else {
+                out.push((key, v.to_owned()));
+            }
+        }
+    }
+    out
 }

@@ -296,7 +296,17 @@ impl Network {
         if state.convs.len() != 3 || state.pools.len() != 3 {
             return Err(TrainError::Checkpoint { reason: "a network state needs 3 conv and 3 pool layers".into() });
         }
-        net.convs = state.convs.into_iter().map(RapaConv2d::from_state).collect::<Result<_, _>>()?;
+        // Each layer must be the one the configuration builds (channels, geometry, scheme,
+        // tiles): later layers, the pools and the loss index by those sizes.
+        let convs = state.convs.into_iter().map(RapaConv2d::from_state).collect::<Result<Vec<_>, _>>()?;
+        for (l, (c, built)) in convs.iter().zip(&net.convs).enumerate() {
+            if c.config() != built.config() {
+                return Err(TrainError::Checkpoint {
+                    reason: format!("conv{} does not match the network configuration ({:?})", l + 1, built.config()),
+                });
+            }
+        }
+        net.convs = convs;
         for (p, s) in net.pools.iter_mut().zip(state.pools) {
             if s.mix.len() != p.mix.len() {
                 return Err(TrainError::Checkpoint {
@@ -306,7 +316,20 @@ impl Network {
             p.mix = ndarray::Array1::from(s.mix);
             p.set_calls(s.calls);
         }
-        net.fc = TiledLinear::from_state(state.fc)?;
+        let fc = TiledLinear::from_state(state.fc)?;
+        let (got, want) = (fc.tile(), net.fc.tile());
+        if (got.out_size(), got.in_size()) != (want.out_size(), want.in_size()) {
+            return Err(TrainError::Checkpoint {
+                reason: format!(
+                    "the fc layer is {}×{}, the configuration needs {}×{} (classes × inputs with the bias)",
+                    got.out_size(),
+                    got.in_size(),
+                    want.out_size(),
+                    want.in_size()
+                ),
+            });
+        }
+        net.fc = fc;
         Ok(net)
     }
 }

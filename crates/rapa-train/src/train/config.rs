@@ -8,6 +8,9 @@ use crate::data::DatasetKind;
 use crate::error::TrainError;
 use crate::net::NetConfig;
 
+/// Largest synthetic train or test set (1 000 000 images, ~3 GiB as bytes).
+pub const MAX_SYNTHETIC: usize = 1_000_000;
+
 /// All settings of a training run. Defaults reproduce the paper's best configuration (random
 /// tiling, n = 16, 4, 1, max pooling) on the built-in synthetic dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,9 +47,9 @@ pub struct TrainConfig {
     pub mirror: bool,
     /// Augmentation: uniform brightness shift in ±brightness (pixel units in [0, 1]). Default: 0.1.
     pub brightness: f32,
-    /// Training images of the synthetic dataset. Default: 10 000.
+    /// Training images of the synthetic dataset (at most [`MAX_SYNTHETIC`]). Default: 10 000.
     pub synthetic_train: usize,
-    /// Test images of the synthetic dataset. Default: 2 000.
+    /// Test images of the synthetic dataset (at most [`MAX_SYNTHETIC`]). Default: 2 000.
     pub synthetic_test: usize,
     /// Batch size of evaluation passes. Default: 100.
     pub eval_batch: usize,
@@ -110,6 +113,11 @@ impl TrainConfig {
         }
         if self.dataset == DatasetKind::Synthetic && (self.synthetic_train == 0 || self.synthetic_test == 0) {
             return bad("synthetic_train", "the synthetic dataset needs > 0 images".into());
+        }
+        for (field, n) in [("synthetic_train", self.synthetic_train), ("synthetic_test", self.synthetic_test)] {
+            if n > MAX_SYNTHETIC {
+                return bad(field, format!("must be at most {MAX_SYNTHETIC} (3 KiB per image in memory), got {n}"));
+            }
         }
         self.net.validate()
     }

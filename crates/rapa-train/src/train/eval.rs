@@ -32,12 +32,18 @@ pub fn evaluate(
     if batch == 0 || passes == 0 {
         return Err(TrainError::Config { field: "eval".into(), reason: "batch and passes must be > 0".into() });
     }
-    net.set_training(false);
     let n = ds.len();
+    if n == 0 {
+        return Err(TrainError::Config {
+            field: "eval".into(),
+            reason: format!("{} holds no images to evaluate", ds.name),
+        });
+    }
+    net.set_training(false);
     let classes = net.config().classes;
     let mut votes = vec![0u32; n * classes];
     let mut first = Vec::with_capacity(n);
-    let mut buf = Array4::<f32>::zeros((batch, 3, 32, 32));
+    let mut buf = Array4::<f32>::zeros((batch.min(ds.len()), 3, 32, 32));
     for pass in 0..passes {
         for start in (0..n).step_by(batch) {
             let idx: Vec<usize> = (start..(start + batch).min(n)).collect();

@@ -144,7 +144,7 @@ impl Trainer {
         let before = all_counters(&self.net);
         let start = Instant::now();
         let (mut loss_sum, mut wrong, mut seen) = (0.0f64, 0usize, 0usize);
-        let mut buf = Array4::<f32>::zeros((self.cfg.batch, 3, 32, 32));
+        let mut buf = Array4::<f32>::zeros((self.cfg.batch.min(n), 3, 32, 32));
         self.net.set_training(true);
         for (b, idx) in order.chunks(self.cfg.batch).enumerate() {
             if buf.shape()[0] != idx.len() {
@@ -238,8 +238,11 @@ impl Trainer {
                     lines.push_str(&serde_json::to_string(m).map_err(|e| TrainError::Internal(e.to_string()))?);
                     lines.push('\n');
                 }
-                write_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
+                // The checkpoint first: a crash between the two leaves metrics.jsonl one epoch
+                // behind (the run resumes and rewrites it), never a run that looks finished
+                // with an older checkpoint.
                 write_checkpoint(&dir.join("checkpoint.bin"), &self.checkpoint())?;
+                write_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
             }
         }
         Ok(())

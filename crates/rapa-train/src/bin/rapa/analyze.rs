@@ -85,7 +85,7 @@ pub struct AttackArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Attack only N test images spread evenly over the set [default: all]
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_one)]
     limit_test: Option<usize>,
     /// Compute threads, 0 = one per core
     #[arg(long, default_value_t = 0)]
@@ -145,10 +145,10 @@ pub struct ReduceArgs {
     #[arg(long)]
     out: PathBuf,
     /// Count wins on N training images spread evenly over the set [default: all]
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_one)]
     limit_train: Option<usize>,
     /// Evaluate on N test images spread evenly over the set [default: the run's setting]
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_one)]
     limit_test: Option<usize>,
     /// Compute threads, 0 = one per core
     #[arg(long, default_value_t = 0)]
@@ -156,6 +156,13 @@ pub struct ReduceArgs {
 }
 
 pub fn reduce(a: ReduceArgs) -> Result<(), TrainError> {
+    let same = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    if a.out == a.model || (same(&a.out).is_some() && same(&a.out) == same(&a.model)) {
+        return Err(TrainError::Config {
+            field: "--out".into(),
+            reason: format!("{} is the model's own directory; the reduced model would overwrite it", a.out.display()),
+        });
+    }
     let mut m = Model::load(&a.model)?;
     let mut data = m.data(a.limit_test)?;
     if let Some(n) = a.limit_train {
@@ -164,12 +171,13 @@ pub fn reduce(a: ReduceArgs) -> Result<(), TrainError> {
     let by = if a.by == "wins" { ReduceBy::Wins } else { ReduceBy::Norm };
     let batch = m.ck.config.eval_batch;
     let seed = m.ck.config.seed;
-    let (before, after) = in_pool(a.threads, || {
+    let (before, after, used) = in_pool(a.threads, || {
         let before = evaluate(&mut m.net, &data.test, &m.norm, batch, 1)?;
-        reduce_network(&mut m.net, by, &data.train, &m.norm, batch, seed)?;
+        let used = reduce_network(&mut m.net, by, &data.train, &m.norm, batch, seed)?;
         let after = evaluate(&mut m.net, &data.test, &m.norm, batch, 1)?;
-        Ok((before, after))
+        Ok((before, after, used))
     })?;
+    let by_layer: Vec<&str> = used.iter().map(|u| u.name()).collect();
     let mut ck = m.ck.clone();
     ck.net = m.net.state();
     ck.config.net = m.net.config().clone();
@@ -177,16 +185,17 @@ pub fn reduce(a: ReduceArgs) -> Result<(), TrainError> {
     write_checkpoint(&a.out.join("checkpoint.bin"), &ck)?;
     write_atomic(&a.out.join("config.toml"), ck.config.to_toml()?.as_bytes())?;
     let summary = serde_json::json!({
-        "model": a.model.display().to_string(), "by": a.by,
+        "model": a.model.display().to_string(), "by": a.by, "by_layer": by_layer,
         "test_error_tiled": before.error, "test_error_reduced": after.error, "test_images": after.n,
     });
     write_atomic(&a.out.join("reduce.json"), format!("{summary}\n").as_bytes())?;
     println!(
-        "{}: test error {:.2} % tiled, {:.2} % reduced by {} ({} images); reduced model in {}",
+        "{}: test error {:.2} % tiled, {:.2} % reduced by {} (conv1–3: {}; {} images); reduced model in {}",
         a.model.display(),
         100.0 * before.error,
         100.0 * after.error,
         a.by,
+        by_layer.join(", "),
         after.n,
         a.out.display()
     );
@@ -306,6 +315,12 @@ pub fn timing(a: TimingArgs) -> Result<(), TrainError> {
                 });
             }
         }
+    }
+    if cfg.tiles.contains(&0) {
+        return Err(TrainError::Config {
+            field: "--tiles".into(),
+            reason: format!("each layer needs at least one tile, got {:?}", cfg.tiles),
+        });
     }
     let model = TimingModel::default();
     let convs = paper_like_convs(cfg.channels, cfg.tiles, Scheme::Random, &TileKind::Float);

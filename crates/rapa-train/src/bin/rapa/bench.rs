@@ -62,6 +62,15 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
             reason: "batch sizes and --images must be > 0".into(),
         });
     }
+    let most = rapa_train::train::MAX_SYNTHETIC;
+    if a.batch > most || a.infer_batch > most || a.images + a.warmup > most {
+        return Err(TrainError::Config {
+            field: "--images".into(),
+            reason: format!(
+                "batch sizes and --images + --warmup must be at most {most} (the synthetic images are held in memory)"
+            ),
+        });
+    }
     let cfg = NetConfig { tiles, scheme: a.scheme, device: a.device.clone(), ..NetConfig::default() };
     let n_data = (a.images + a.warmup).max(2 * a.images).max(a.infer_batch);
     let data = synthetic(n_data, 10, 1).train;

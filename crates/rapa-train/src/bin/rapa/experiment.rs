@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use rapa_train::TrainError;
-use rapa_train::experiment::{Post, RunStatus, TableKind, collect, plan, run_status, train_command};
+use rapa_train::experiment::{
+    Post, RunStatus, TableKind, check_settings, collect, plan, run_status, train_command, write_plan,
+};
 use rapa_train::net::Network;
 use rapa_train::runtime::{compute_pool, flush_denormals};
 use rapa_train::train::{TrainConfig, Trainer, evaluate, keep_spread, read_checkpoint, write_atomic};
@@ -29,13 +31,13 @@ pub struct ExperimentArgs {
     /// Output directory [default: `runs/TABLE-DATASET`]
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Print one self-contained `rapa train` command per run (for a Slurm job array or GNU parallel) and exit
+    /// Write each run's settings to OUT/RUN/plan.toml and print one self-contained `rapa train --config OUT/RUN/plan.toml --out OUT/RUN --auto-resume` command per run (for a Slurm job array or GNU parallel), then exit
     #[arg(long)]
     list: bool,
     /// Run only this row (run name, e.g. random, image-pad, max-random)
     #[arg(long)]
     only: Option<String>,
-    /// Only assemble table.md / table.csv from the finished run directories
+    /// Train nothing: assemble table.md / table.csv from the run directories (finished Table 2 `*-random` runs get their vote of 5 and reduction first)
     #[arg(long)]
     collect: bool,
 }
@@ -60,29 +62,40 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
     if a.list {
         let exe = std::env::args().next().unwrap_or_else(|| "rapa".into());
         for s in &specs {
-            println!("{}", train_command(&exe, s, &out.join(&s.name)));
+            let dir = out.join(&s.name);
+            check_settings(&dir, &s.cfg)?;
+            write_plan(s, &dir)?;
+            println!("{}", train_command(&exe, &dir));
         }
         return Ok(());
     }
-    if !a.collect {
-        for s in specs.iter().filter(|s| a.only.as_ref().is_none_or(|o| *o == s.name)) {
-            let dir = out.join(&s.name);
-            match run_status(&dir, s.cfg.epochs)? {
+    for s in specs.iter().filter(|s| a.only.as_ref().is_none_or(|o| *o == s.name)) {
+        let dir = out.join(&s.name);
+        // A run started with other settings would silently mix two experiments in one table.
+        check_settings(&dir, &s.cfg)?;
+        let status = run_status(&dir, s.cfg.epochs)?;
+        if !a.collect {
+            match status {
                 RunStatus::Done => eprintln!("{}: finished, skipping", dir.display()),
                 RunStatus::Partial(e) => {
                     eprintln!("{}: resuming after epoch {e}", dir.display());
-                    let ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
+                    let mut ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
+                    ck.config.data_dir.clone_from(&s.cfg.data_dir);
                     let data = load_data(&ck.config)?;
-                    run_training(Trainer::resume(ck, data, Some(s.cfg.epochs))?, &dir)?;
+                    let mut trainer = Trainer::resume(ck, data, Some(s.cfg.epochs))?;
+                    trainer.set_threads(s.cfg.threads);
+                    run_training(trainer, &dir)?;
                 }
                 RunStatus::Missing => {
                     let data = load_data(&s.cfg)?;
                     run_training(Trainer::new(s.cfg.clone(), data)?, &dir)?;
                 }
             }
-            if s.post == Post::VoteAndReduce {
-                post_process(&dir, &s.cfg)?;
-            }
+        }
+        // Finished runs get their vote and reduction here, also with --collect (runs trained
+        // elsewhere from the --list commands have none yet).
+        if s.post == Post::VoteAndReduce && run_status(&dir, s.cfg.epochs)? == RunStatus::Done {
+            post_process(&dir, s.cfg.threads, &s.cfg.data_dir)?;
         }
     }
     let table = collect(kind, base.dataset, &specs, &out)?;
@@ -94,12 +107,15 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// Majority vote of 5 (vote.json) and reduction by norm (reduce.json) of a finished random run.
-fn post_process(dir: &std::path::Path, cfg: &TrainConfig) -> Result<(), TrainError> {
+/// Majority vote of 5 (vote.json) and reduction by norm (reduce.json) of a finished random run,
+/// with the run's own settings, its data read from `data_dir`, on `threads` threads.
+fn post_process(dir: &std::path::Path, threads: usize, data_dir: &std::path::Path) -> Result<(), TrainError> {
     if dir.join("vote.json").exists() && dir.join("reduce.json").exists() {
         return Ok(());
     }
     let ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
+    let cfg = TrainConfig { threads, data_dir: data_dir.to_path_buf(), ..ck.config.clone() };
+    let cfg = &cfg;
     let mut data = load_data(cfg)?;
     if let Some(n) = cfg.limit_test {
         keep_spread(&mut data.test, n);

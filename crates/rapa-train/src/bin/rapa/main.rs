@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rapa_layers::Scheme;
 use rapa_train::TrainError;
 use rapa_train::data::{DatasetKind, Normalizer, Split, load, synthetic};
+use rapa_train::experiment::first_difference;
 use rapa_train::layers::PoolKind;
 use rapa_train::net::{NetConfig, NetPreset, Network};
 use rapa_train::runtime::{compute_pool, flush_denormals};
@@ -106,19 +107,24 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Use only N training images, spread evenly over the set [default: all]
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_one)]
     limit_train: Option<usize>,
     /// Use only N test images, spread evenly over the set [default: all]
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_one)]
     limit_test: Option<usize>,
 }
 
 impl RunArgs {
     /// The `--config` file (or the defaults) with these flags applied.
     pub(crate) fn base_config(&self) -> Result<TrainConfig, TrainError> {
+        self.apply(TrainConfig::default())
+    }
+
+    /// The `--config` file (or `start` without one) with these flags applied.
+    pub(crate) fn apply(&self, start: TrainConfig) -> Result<TrainConfig, TrainError> {
         let mut cfg = match &self.config {
             Some(p) => TrainConfig::from_toml_file(p)?,
-            None => TrainConfig::default(),
+            None => start,
         };
         if let Some(d) = self.dataset {
             cfg.dataset = d;
@@ -155,7 +161,7 @@ struct EvalArgs {
     #[arg(long, default_value_t = 1)]
     vote: usize,
     /// Use only N test images spread evenly over the set [default: the run's setting]
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_one)]
     limit_test: Option<usize>,
     /// Compute threads, 0 = one per core [default: 0]
     #[arg(long, default_value_t = 0)]
@@ -185,8 +191,10 @@ fn main() -> ExitCode {
     }
 }
 
-pub(crate) fn build_config(a: &TrainArgs) -> Result<TrainConfig, TrainError> {
-    let mut cfg = a.run.base_config()?;
+/// The settings of `rapa train`: the `--config` file (or `start` without one) with the flags
+/// applied.
+pub(crate) fn build_config(a: &TrainArgs, start: TrainConfig) -> Result<TrainConfig, TrainError> {
+    let mut cfg = a.run.apply(start)?;
     if let Some(p) = a.preset {
         let classes = cfg.net.classes;
         cfg.net = NetConfig { classes, ..NetConfig::preset(p) };
@@ -231,16 +239,37 @@ pub(crate) fn load_data(cfg: &TrainConfig) -> Result<Split, TrainError> {
 fn train(a: TrainArgs) -> Result<(), TrainError> {
     let resume = a.resume || (a.auto_resume && a.out.join("checkpoint.bin").exists());
     let trainer = if resume {
-        let ck = read_checkpoint(&a.out.join("checkpoint.bin"))?;
+        let mut ck = read_checkpoint(&a.out.join("checkpoint.bin"))?;
+        // The run keeps its settings: flags and --config may repeat them (as the commands of
+        // `rapa experiment --list` do), extend --epochs, or change --threads and --data-dir,
+        // which do not change the results; anything else is an error, not silently ignored.
+        let wanted = build_config(&a, ck.config.clone())?;
+        if let Some((field, was, now)) = first_difference(&ck.config, &wanted)? {
+            return Err(TrainError::Config {
+                field,
+                reason: format!(
+                    "the run in {} has {was}, the command asks for {now}; a resumed run keeps its settings (only --epochs, --threads and --data-dir may change)",
+                    a.out.display()
+                ),
+            });
+        }
+        ck.config.data_dir = wanted.data_dir;
         let data = load_data(&ck.config)?;
         eprintln!("resuming {} after epoch {}", a.out.display(), ck.epoch);
-        let mut t = Trainer::resume(ck, data, a.run.epochs)?;
-        if let Some(th) = a.run.threads {
-            t.set_threads(th);
-        }
+        let mut t = Trainer::resume(ck, data, Some(wanted.epochs))?;
+        t.set_threads(wanted.threads);
         t
     } else {
-        let cfg = build_config(&a)?;
+        if a.out.join("metrics.jsonl").exists() {
+            return Err(TrainError::Config {
+                field: "--out".into(),
+                reason: format!(
+                    "{} holds the results of a run (metrics.jsonl) but no checkpoint.bin to resume from; choose another --out or move them away",
+                    a.out.display()
+                ),
+            });
+        }
+        let cfg = build_config(&a, TrainConfig::default())?;
         cfg.validate()?;
         let data = load_data(&cfg)?;
         Trainer::new(cfg, data)?
@@ -358,6 +387,16 @@ fn eval(a: EvalArgs) -> Result<(), TrainError> {
         a.vote.max(1)
     );
     Ok(())
+}
+
+/// Parses a count that must be at least 1 (image limits: 0 images would give a meaningless
+/// 0 % error).
+pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn display(p: &Path) -> String {
