@@ -9,8 +9,8 @@
 
 use std::arch::x86_64::{
     __m512, __mmask16, _CMP_GT_OQ, _CMP_LT_OQ, _mm512_abs_ps, _mm512_add_ps, _mm512_cmp_ps_mask, _mm512_mask_storeu_ps,
-    _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_reduce_max_ps, _mm512_set1_ps,
-    _mm512_setzero_ps,
+    _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_permute_ps, _mm512_reduce_max_ps,
+    _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_storeu_ps,
 };
 
 use std::arch::x86_64::{_MM_FROUND_NO_EXC, _MM_FROUND_TO_NEAREST_INT, _mm512_roundscale_ps};
@@ -101,12 +101,43 @@ impl Consts {
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(super) fn abs_max(x: &[f32]) -> f32 {
+    _mm512_reduce_max_ps(abs_max_lanes(x))
+}
+
+/// The lane-wise part of [`abs_max`]: sixteen partial maxima (no NaN among them) whose maximum
+/// is the row's.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn abs_max_lanes(x: &[f32]) -> __m512 {
     let mut acc = _mm512_setzero_ps();
-    for i in (0..x.len()).step_by(W) {
-        // A NaN lane returns `acc` (the second operand); masked-off lanes load 0.
-        acc = _mm512_max_ps(_mm512_abs_ps(load(x, i, mask(x.len(), i))), acc);
+    // Whole vectors unmasked, then one masked tail (the mask of every block computed alike
+    // would cost more scalar work than the maximum itself on rows of 32 or 75 values).
+    let whole = x.len() / W * W;
+    for i in (0..whole).step_by(W) {
+        // A NaN lane returns `acc` (the second operand).
+        acc = _mm512_max_ps(_mm512_abs_ps(load(x, i, 0xFFFF)), acc);
     }
-    _mm512_reduce_max_ps(acc)
+    if whole < x.len() {
+        // Masked-off lanes load 0.
+        acc = _mm512_max_ps(_mm512_abs_ps(load(x, whole, mask(x.len(), whole))), acc);
+    }
+    acc
+}
+
+/// The maxima of four rows' lane vectors (none holds a NaN, so the order of the `max`
+/// operations does not change the result), in lanes 0, 4, 8 and 12 of the result: one
+/// cross-row reduction instead of four horizontal ones.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn max4(a: __m512, b: __m512, c: __m512, d: __m512) -> __m512 {
+    // Halves: lanes 0–7 fold a, lanes 8–15 fold b (likewise c and d).
+    let ab = _mm512_max_ps(_mm512_shuffle_f32x4::<0x44>(a, b), _mm512_shuffle_f32x4::<0xEE>(a, b));
+    let cd = _mm512_max_ps(_mm512_shuffle_f32x4::<0x44>(c, d), _mm512_shuffle_f32x4::<0xEE>(c, d));
+    // Quarters: 128-bit lane k folds row k.
+    let q = _mm512_max_ps(_mm512_shuffle_f32x4::<0x88>(ab, cd), _mm512_shuffle_f32x4::<0xDD>(ab, cd));
+    // Within each 128-bit lane: 4 → 2 → 1.
+    let q = _mm512_max_ps(q, _mm512_permute_ps::<0x4E>(q));
+    _mm512_max_ps(q, _mm512_permute_ps::<0xB1>(q))
 }
 
 /// `v[i] = clamp(Δ·round(clamp(x[i]·s·Δ⁻¹, ±k_max)), ±bound)`: the DAC fast path of
@@ -116,9 +147,14 @@ pub(super) fn abs_max(x: &[f32]) -> f32 {
 pub(super) fn dac_row(x: &[f32], s: f32, g: Grid, v: &mut [f32]) {
     let len = x.len().min(v.len());
     let (s, c) = (_mm512_set1_ps(s), Consts::of(g));
-    for i in (0..len).step_by(W) {
-        let m = mask(len, i);
-        store(v, i, m, c.quantize(_mm512_mul_ps(load(x, i, m), s)).1);
+    // Whole vectors with a constant mask, then one masked tail (as in `abs_max`).
+    let whole = len / W * W;
+    for i in (0..whole).step_by(W) {
+        store(v, i, 0xFFFF, c.quantize(_mm512_mul_ps(load(x, i, 0xFFFF), s)).1);
+    }
+    if whole < len {
+        let m = mask(len, whole);
+        store(v, whole, m, c.quantize(_mm512_mul_ps(load(x, whole, m), s)).1);
     }
 }
 
@@ -137,8 +173,7 @@ pub(super) fn adc_row(y: &mut [f32], noise: Option<(f32, &[f32])>, g: Grid, test
     let tol = g.bound * (1.0 + 4.0 * f32::EPSILON);
     let (tol_hi, tol_lo) = (_mm512_set1_ps(tol), _mm512_set1_ps(-tol));
     let mut clip: __mmask16 = 0;
-    for i in (0..len).step_by(W) {
-        let m = mask(len, i);
+    let mut block = |i: usize, m: __mmask16| {
         let mut a = load(y, i, m);
         if let Some((sigma, z)) = noise {
             a = _mm512_add_ps(a, _mm512_mul_ps(_mm512_set1_ps(sigma), load(z, i, m)));
@@ -149,6 +184,14 @@ pub(super) fn adc_row(y: &mut [f32], noise: Option<(f32, &[f32])>, g: Grid, test
             clip |= _mm512_cmp_ps_mask::<_CMP_LT_OQ>(r, tol_lo) & m;
         }
         store(y, i, m, _mm512_mul_ps(q, sc));
+    };
+    // Whole vectors with a constant mask, then one masked tail (as in `abs_max`).
+    let whole = len / W * W;
+    for i in (0..whole).step_by(W) {
+        block(i, 0xFFFF);
+    }
+    if whole < len {
+        block(whole, mask(len, whole));
     }
     clip != 0
 }
@@ -156,7 +199,23 @@ pub(super) fn adc_row(y: &mut [f32], noise: Option<(f32, &[f32])>, g: Grid, test
 /// [`abs_max`] of each row of the row-major `x` (`cols` > 0 values per row) into `out`.
 #[target_feature(enable = "avx512f")]
 pub(super) fn abs_max_rows(x: &[f32], cols: usize, out: &mut [f32]) {
-    for (o, row) in out.iter_mut().zip(x.chunks_exact(cols)) {
+    let rows = out.len().min(x.len() / cols);
+    let (out4, rest) = out[..rows].split_at_mut(rows / 4 * 4);
+    for (o, r) in out4.chunks_exact_mut(4).zip(x.chunks_exact(4 * cols)) {
+        let (r0, r1) = r.split_at(cols);
+        let (r1, r2) = r1.split_at(cols);
+        let (r2, r3) = r2.split_at(cols);
+        let m = max4(abs_max_lanes(r0), abs_max_lanes(r1), abs_max_lanes(r2), abs_max_lanes(r3));
+        let mut lanes = [0.0f32; 16];
+        // SAFETY: `lanes` is sixteen f32 (64 bytes), exactly what the store writes.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm512_storeu_ps(lanes.as_mut_ptr(), m)
+        };
+        o.copy_from_slice(&[lanes[0], lanes[4], lanes[8], lanes[12]]);
+    }
+    let done = out4.len();
+    for (o, row) in rest.iter_mut().zip(x[done * cols..].chunks_exact(cols)) {
         *o = abs_max(row);
     }
 }

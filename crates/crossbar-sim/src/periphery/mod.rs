@@ -699,6 +699,41 @@ mod tests {
         }
     }
 
+    /// The chunk-wide maximum (four rows per cross-row reduction, then single rows) equals
+    /// the row-by-row one, for 0 to 9 rows of several lengths, NaN, infinite and all-zero
+    /// rows included.
+    #[test]
+    fn abs_max_rows_equals_row_by_row() {
+        if !has_avx512() {
+            return;
+        }
+        for cols in [1, 3, 16, 32, 75] {
+            for rows in 0..=9 {
+                let x: Vec<f32> = (0..rows * cols)
+                    .map(|i| match i % 23 {
+                        5 => f32::NAN,
+                        11 if rows > 4 => f32::NEG_INFINITY,
+                        _ => ((i * 37 % 101) as f32 - 50.0) * 0.013 * (1 + i / cols) as f32,
+                    })
+                    .collect();
+                let mut x = x;
+                if rows > 2 {
+                    x[2 * cols..3 * cols].fill(0.0);
+                }
+                let mut got = vec![-1.0f32; rows];
+                // SAFETY: the CPU has AVX-512F (checked above).
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx512::abs_max_rows(&x, cols, &mut got)
+                };
+                for (r, g) in got.iter().enumerate() {
+                    let want = abs_max::<false>(&x[r * cols..(r + 1) * cols]);
+                    assert_eq!(g.to_bits(), want.to_bits(), "cols {cols}, rows {rows}, row {r}");
+                }
+            }
+        }
+    }
+
     /// The vectorized ADC loops of `finalize_output` (contiguous outputs, portable and
     /// AVX-512) equal the general loop (strided outputs) bit for bit, clip flag included, with
     /// and without noise, for both bound-management sign conventions and several output
