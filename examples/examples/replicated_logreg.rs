@@ -66,6 +66,24 @@ struct Trace {
     variance: Vec<f64>,
     train: Vec<(f64, f64)>,
     test: Vec<(f64, f64)>,
+    /// Each tile used alone as a model, averaged over the tiles: (log-loss on the examples the
+    /// tile learned from, test log-loss). Fixed: tile r learned from examples i ≡ r (mod R);
+    /// random: every tile learned from every example.
+    copies: Vec<(f64, f64)>,
+}
+
+/// Mean over tiles of (train log-loss on the tile's own examples, test log-loss) of each tile
+/// used alone.
+fn copies(mode: Mode, w: &Array2<f32>, x: &Array2<f32>, y: &[f32], xt: &Array2<f32>, yt: &[f32]) -> (f64, f64) {
+    let (mut train, mut test) = (0.0, 0.0);
+    for (r, wr) in w.axis_iter(Axis(0)).enumerate() {
+        let own: Vec<usize> = (0..y.len()).filter(|i| mode == Mode::Random || i % R == r).collect();
+        let xs = x.select(Axis(0), &own);
+        let ys: Vec<f32> = own.iter().map(|&i| y[i]).collect();
+        train += evaluate(&wr.to_owned(), &xs, &ys).0;
+        test += evaluate(&wr.to_owned(), xt, yt).0;
+    }
+    (train / R as f64, test / R as f64)
 }
 
 fn train(mode: Mode, x: &Array2<f32>, y: &[f32], xt: &Array2<f32>, yt: &[f32], seed: u64) -> Trace {
@@ -79,6 +97,7 @@ fn train(mode: Mode, x: &Array2<f32>, y: &[f32], xt: &Array2<f32>, yt: &[f32], s
         variance: vec![tile_variance(&w)],
         train: Vec::new(),
         test: Vec::new(),
+        copies: Vec::new(),
     };
     let mut tiles = [0usize; D];
     for _ in 0..EPOCHS {
@@ -101,6 +120,7 @@ fn train(mode: Mode, x: &Array2<f32>, y: &[f32], xt: &Array2<f32>, yt: &[f32], s
         let mean = w.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(D));
         trace.train.push(evaluate(&mean, x, y));
         trace.test.push(evaluate(&mean, xt, yt));
+        trace.copies.push(copies(mode, &w, x, y, xt, yt));
     }
     trace.w_end = w;
     trace
@@ -151,12 +171,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("epoch  var(random)  var(fixed)   train/test error random   train/test error fixed");
     let mut csv = String::from(
-        "epoch,var_random,var_fixed,var_predicted,train_loss_random,test_loss_random,train_loss_fixed,test_loss_fixed,train_error_random,test_error_random,train_error_fixed,test_error_fixed\n",
+        "epoch,var_random,var_fixed,var_predicted,train_loss_random,test_loss_random,train_loss_fixed,test_loss_fixed,train_error_random,test_error_random,train_error_fixed,test_error_fixed,tile_train_loss_random,tile_test_loss_random,tile_train_loss_fixed,tile_test_loss_fixed\n",
     );
     for e in 0..EPOCHS {
         let pred = predicted(e + 1);
         csv.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.5},{:.5},{:.5},{:.5},{:.4},{:.4},{:.4},{:.4}\n",
+            "{},{:.6},{:.6},{:.6},{:.5},{:.5},{:.5},{:.5},{:.4},{:.4},{:.4},{:.4},{:.5},{:.5},{:.5},{:.5}\n",
             e + 1,
             random.variance[e + 1],
             fixed.variance[e + 1],
@@ -168,7 +188,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             random.train[e].1,
             random.test[e].1,
             fixed.train[e].1,
-            fixed.test[e].1
+            fixed.test[e].1,
+            random.copies[e].0,
+            random.copies[e].1,
+            fixed.copies[e].0,
+            fixed.copies[e].1
         ));
         if e < 3 || (e + 1) % 10 == 0 {
             println!(
@@ -190,6 +214,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fixed.test[last].0,
         random.test[last].0 - random.train[last].0,
         fixed.test[last].0 - fixed.train[last].0
+    );
+    let (rc, fc) = (random.copies[last], fixed.copies[last]);
+    println!(
+        "each tile alone (mean over the {R} tiles): train log-loss on its own examples / test log-loss / gap: random {:.4} / {:.4} / {:.4}, fixed {:.4} / {:.4} / {:.4}",
+        rc.0,
+        rc.1,
+        rc.1 - rc.0,
+        fc.0,
+        fc.1,
+        fc.1 - fc.0
     );
     std::fs::write(out.join("theory.csv"), csv)?;
     let series = |t: &Trace, name: &str| {
@@ -213,12 +247,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             t.test.iter().zip(&t.train).enumerate().map(|(e, (a, b))| ((e + 1) as f64, a.0 - b.0)).collect(),
         )
     };
+    let copy_gap = |t: &Trace, name: &str| {
+        (name.to_string(), t.copies.iter().enumerate().map(|(e, c)| ((e + 1) as f64, c.1 - c.0)).collect())
+    };
     rapa_train::analysis::plots::line_plot(
         &out.join("theory_overfitting.png"),
         "generalization gap (test − train log-loss)",
         "epoch",
         "gap",
-        &[gap(&random, "random assignment"), gap(&fixed, "fixed assignment")],
+        &[
+            gap(&random, "random, mean of the tiles"),
+            gap(&fixed, "fixed, mean of the tiles"),
+            copy_gap(&random, "random, each tile alone"),
+            copy_gap(&fixed, "fixed, each tile alone (own examples)"),
+        ],
     )?;
     println!("wrote {}/theory.csv, theory_variance.png, theory_overfitting.png", out.display());
     Ok(())

@@ -163,6 +163,9 @@ impl Assigner {
     /// `out` (length P). Random draws come from a stream derived from (seed, call, image), so
     /// they do not depend on threads or batch splitting. Perforated: in training the
     /// selected patches get tile 0 and the others [`DROPPED`]; at test all get tile 0.
+    ///
+    /// # Panics
+    /// May panic if `out.len()` is not [`n_patches`](Self::n_patches) (checked in debug builds).
     pub fn assign(&self, call: u64, image: u64, training: bool, out: &mut [u32]) {
         debug_assert_eq!(out.len(), self.n_patches());
         let rng = || stream(derive_seed(self.seed, call), image);
@@ -211,6 +214,9 @@ impl Assigner {
 
 /// A uniformly random balanced partition of `out.len()` items into `n` parts: labels
 /// p mod n, shuffled (Fisher–Yates), so every part has ⌊P/n⌋ or ⌈P/n⌉ items.
+///
+/// # Panics
+/// If `n` is 0 and `out` is not empty.
 pub fn random_partition(n: usize, out: &mut [u32], rng: &mut SimRng) {
     for (p, o) in out.iter_mut().enumerate() {
         *o = (p % n) as u32;

@@ -241,6 +241,18 @@ fn lrn_gradient_and_value() {
     check_input_grad("lrn", &x, &mut |x| fresh.forward(x), &g, &r);
 }
 
+/// Empty planes (or an empty batch) pass through LRN as empty arrays instead of panicking.
+#[test]
+fn lrn_of_empty_planes_is_empty() {
+    let mut lrn = Lrn::new(3, 0.5, 0.75);
+    for shape in [(2, 3, 0, 0), (0, 3, 4, 4)] {
+        let y = lrn.forward(ndarray::Array4::<f32>::zeros(shape).view());
+        assert_eq!(y.dim(), shape);
+        let g = lrn.backward(ndarray::Array4::<f32>::zeros(shape).view()).unwrap();
+        assert_eq!(g.dim(), shape);
+    }
+}
+
 #[test]
 fn softmax_cross_entropy_gradient() {
     let mut rng = seeded(15);

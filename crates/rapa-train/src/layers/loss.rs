@@ -20,7 +20,11 @@ pub struct SoftmaxCrossEntropy;
 
 impl SoftmaxCrossEntropy {
     /// Returns (mean loss, d loss / d logits, number of correct arg-max predictions).
-    /// Labels must be < the number of columns.
+    ///
+    /// # Panics
+    /// If a label is ≥ the number of columns or there are fewer labels than rows (the dataset
+    /// loaders reject labels outside the class range, and the trainer checks that the network
+    /// has as many outputs as the data has classes).
     pub fn loss_grad(logits: ArrayView2<'_, f32>, labels: &[u16]) -> (f64, Array2<f32>, usize) {
         let n = logits.nrows().max(1) as f32;
         let mut g = softmax(logits);

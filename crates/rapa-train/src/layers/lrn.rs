@@ -53,10 +53,10 @@ impl Lrn {
         let xs = x.as_slice().expect("standard layout");
         let (ss, ps, ys) = (s.as_slice_mut(), p.as_slice_mut(), y.as_slice_mut());
         let (ss, ps, ys) = (ss.expect("fresh array"), ps.expect("fresh array"), ys.expect("fresh array"));
-        ss.par_chunks_mut(h * w)
-            .zip(ps.par_chunks_mut(h * w))
-            .zip(ys.par_chunks_mut(h * w))
-            .zip(xs.par_chunks(h * w))
+        ss.par_chunks_mut((h * w).max(1))
+            .zip(ps.par_chunks_mut((h * w).max(1)))
+            .zip(ys.par_chunks_mut((h * w).max(1)))
+            .zip(xs.par_chunks((h * w).max(1)))
             .for_each_init(
                 || (Vec::new(), Vec::new()),
                 |(tmp, scratch), (((sp, pp), yp), xp)| {
@@ -92,7 +92,7 @@ impl Lrn {
         let (xs, ss, ps, dys) = (x.as_slice()?, s.as_slice()?, p.as_slice()?, dy.as_slice()?);
         // t_i = dy_i·x_i·s_i^(−β−1)
         let mut t = Array4::<f32>::zeros(x.raw_dim());
-        t.as_slice_mut()?.par_chunks_mut(h * w).enumerate().for_each(|(pl, tp)| {
+        t.as_slice_mut()?.par_chunks_mut((h * w).max(1)).enumerate().for_each(|(pl, tp)| {
             let off = pl * h * w;
             for (i, tv) in tp.iter_mut().enumerate() {
                 let j = off + i;
@@ -103,17 +103,18 @@ impl Lrn {
         let r = self.size / 2;
         // The window sums of t are a box sum: the windows are symmetric, so "the windows i that
         // contain j" is the window around j.
-        dx.as_slice_mut()?.par_chunks_mut(h * w).zip(t.as_slice()?.par_chunks(h * w)).enumerate().for_each_init(
-            Vec::new,
-            |scratch, (pl, (dp, tp))| {
+        dx.as_slice_mut()?
+            .par_chunks_mut((h * w).max(1))
+            .zip(t.as_slice()?.par_chunks((h * w).max(1)))
+            .enumerate()
+            .for_each_init(Vec::new, |scratch, (pl, (dp, tp))| {
                 let off = pl * h * w;
                 box_sum(tp, h, w, r, scratch, dp);
                 for (i, d) in dp.iter_mut().enumerate() {
                     let j = off + i;
                     *d = dys[j] * ps[j] - k * xs[j] * *d;
                 }
-            },
-        );
+            });
         Some(dx)
     }
 }

@@ -97,6 +97,11 @@ const NONE: u32 = u32::MAX;
 
 impl Pool {
     /// A pooling layer for `channels` channels; `seed` drives stochastic sampling.
+    ///
+    /// # Panics
+    /// In `forward`, if `kernel` or `stride` is 0, the input planes are empty or smaller than
+    /// the window, or (mixed pooling) the input has more channels than `channels`; the network
+    /// builds its pools from a validated configuration for 32×32 images.
     pub fn new(kind: PoolKind, kernel: usize, stride: usize, channels: usize, seed: u64) -> Self {
         let mix = if kind == PoolKind::Mixed { Array1::from_elem(channels, MIXED_INIT) } else { Array1::zeros(0) };
         Self { kind, kernel, stride, mix, seed, calls: 0, training: true, cache: None }
