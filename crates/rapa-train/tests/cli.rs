@@ -185,5 +185,21 @@ fn listed_runs_carry_every_setting_and_changed_settings_are_refused() {
         rapa_in(&dir, &["train", "--out", "t2/max-random", "--resume", "--epochs", "2", "--threads", "2"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("resuming") && metrics(&run).len() == 2, "{stderr}");
+
+    // The similarity table of the run: one line per conv layer, a correlation for the tiled
+    // ones, nothing for conv3's single kernel.
+    let (code, stderr) = rapa_in(&dir, &["similarity", "--model", "t2/max-random", "--out", "sim"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let csv = std::fs::read_to_string(dir.join("sim/similarity.csv")).expect("similarity.csv");
+    let lines: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    for (l, tiles) in lines.iter().zip(["16", "4", "1"]) {
+        assert_eq!(l[2], tiles, "{csv}");
+        match l[3].parse::<f64>() {
+            Ok(r) => assert!(tiles != "1" && (-1.0..=1.0).contains(&r), "{csv}"),
+            Err(_) => assert!(tiles == "1" && l[3].is_empty(), "{csv}"),
+        }
+    }
+    assert!(dir.join("sim/similarity.png").exists() && run.join("filters_conv1.png").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -219,11 +219,20 @@ pub fn similarity(a: SimilarityArgs) -> Result<(), TrainError> {
     let out = a.out.clone().unwrap_or_else(|| a.model[0].clone());
     std::fs::create_dir_all(&out).map_err(|e| TrainError::io(&out, e))?;
     let mut bars = Vec::new();
+    let mut csv = String::from("model,layer,tiles,similarity\n");
     for dir in &a.model {
         let m = Model::load(dir)?;
         let mut line = format!("{}:", m.label());
         for (l, conv) in m.net.convs().iter().enumerate() {
-            match filter_similarity(conv) {
+            let sim = filter_similarity(conv);
+            csv.push_str(&format!(
+                "{},conv{},{},{}\n",
+                dir.display(),
+                l + 1,
+                conv.tiles().len(),
+                sim.as_ref().map_or(String::new(), |s| format!("{:.6}", s.mean))
+            ));
+            match sim {
                 Some(s) => {
                     line.push_str(&format!("  conv{} {:.4}", l + 1, s.mean));
                     if l == 0 {
@@ -251,6 +260,9 @@ pub fn similarity(a: SimilarityArgs) -> Result<(), TrainError> {
         filter_grid(&png, &rows, 6)?;
         println!("  wrote {}", png.display());
     }
+    let path = out.join("similarity.csv");
+    write_atomic(&path, csv.as_bytes())?;
+    println!("wrote {}", path.display());
     if !bars.is_empty() {
         let png = out.join("similarity.png");
         bar_chart(&png, "conv1 filter similarity (mean pairwise Pearson r)", "similarity", &bars)?;
