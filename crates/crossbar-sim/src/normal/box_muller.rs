@@ -32,7 +32,7 @@
 use crate::rng::{DERIVE_STREAM_KEY, splitmix64};
 
 /// Generator lanes: one 64-bit word each per step.
-const LANES: usize = 8;
+pub(crate) const LANES: usize = 8;
 /// Words per transform: two generator steps, so that the transform's `f32` vectors are 16
 /// wide (one AVX-512 register) and two independent steps overlap.
 const WORDS: usize = 2 * LANES;
@@ -40,13 +40,13 @@ const WORDS: usize = 2 * LANES;
 const BLOCK: usize = 2 * WORDS;
 
 /// xoshiro256++ state of the eight lanes, structure of arrays: `s[w][lane]`.
-type State = [[u64; LANES]; 4];
+pub(crate) type State = [[u64; LANES]; 4];
 
 /// Eight xoshiro256++ lanes seeded from `seed`: lane `l` with the SplitMix64 sequence started at
 /// [`derive_seed`](crate::rng::derive_seed)`(seed, l)`, as `rand_xoshiro` seeds one generator from a `u64`. The 40
 /// SplitMix64 calls (8 lane seeds, 32 state words) run eight lanes at a time, on AVX-512DQ's
 /// 64-bit multiplies where the CPU has them (integer arithmetic: the same bits on every path).
-fn seed_lanes(seed: u64) -> State {
+pub(crate) fn seed_lanes(seed: u64) -> State {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512dq") {
         // SAFETY: the CPU has AVX-512F and DQ (DQ implies F); the function is safe code.
@@ -87,7 +87,7 @@ fn seed_lanes_portable(seed: u64) -> State {
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn step_avx512(v: &mut [std::arch::x86_64::__m512i; 4]) -> std::arch::x86_64::__m512i {
+pub(crate) fn step_avx512(v: &mut [std::arch::x86_64::__m512i; 4]) -> std::arch::x86_64::__m512i {
     use std::arch::x86_64::{_mm512_add_epi64, _mm512_rol_epi64, _mm512_slli_epi64, _mm512_xor_si512};
     let [s0, s1, s2, s3] = *v;
     let r = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
@@ -288,7 +288,7 @@ fn steps_portable(s: &mut State, out: &mut [f32]) {
 /// One xoshiro256++ step of every lane, one statement per lane-wise operation (each a loop the
 /// compiler turns into vector instructions).
 #[inline(always)]
-fn next_words(s: &mut State) -> [u64; LANES] {
+pub(crate) fn next_words(s: &mut State) -> [u64; LANES] {
     let [s0, s1, s2, s3] = *s;
     let lanes = |f: &dyn Fn(usize) -> u64| std::array::from_fn::<u64, LANES, _>(f);
     let out = lanes(&|l| s0[l].wrapping_add(s3[l]).rotate_left(23).wrapping_add(s0[l]));

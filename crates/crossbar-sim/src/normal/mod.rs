@@ -18,6 +18,9 @@ mod box_muller;
 mod ziggurat;
 
 pub use box_muller::NormalStream;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use box_muller::step_avx512;
+pub(crate) use box_muller::{LANES, State, next_words, seed_lanes};
 pub use ziggurat::{fill_standard_normal, standard_normal};
 
 /// Statistical checks shared by the generators' tests.

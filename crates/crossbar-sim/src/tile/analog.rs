@@ -11,8 +11,8 @@ use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
 use crate::error::{SimError, check_shape};
 use crate::periphery::{CHUNK, abs_max_of, analog_mvm, contiguous};
-use crate::pulse::{SLOT_MASK, TrainScales, coincidences, make_trains};
-use crate::rng::{SimRng, stream};
+use crate::pulse::{SLOT_MASK, TrainScales, TrainStream, coincidences, make_trains};
+use crate::rng::{SimRng, derive_seed, stream};
 use crate::update_config::PulseType;
 
 /// Stream index of the hidden device parameters within a tile's seed.
@@ -248,7 +248,7 @@ impl AnalogTile {
             .zip(d_words.par_chunks_mut(CHUNK * n_out))
             .enumerate()
             .for_each(|(c, ((sc, xw), dw))| {
-                let mut rng = stream(train_seed, c as u64);
+                let mut trains = TrainStream::new(derive_seed(train_seed, c as u64));
                 for (k, s) in sc.iter_mut().enumerate() {
                     let b = c * CHUNK + k;
                     let (xr, dr) = (x.row(b), d.row(b));
@@ -257,8 +257,8 @@ impl AnalogTile {
                     if s.bl == 0 {
                         continue;
                     }
-                    make_trains(kind, &xv, s.b, s.bl, &mut xw[k * n_in..(k + 1) * n_in], &mut rng);
-                    make_trains(kind, &dv, s.a, s.bl, &mut dw[k * n_out..(k + 1) * n_out], &mut rng);
+                    make_trains(kind, &xv, s.b, s.bl, &mut xw[k * n_in..(k + 1) * n_in], &mut trains);
+                    make_trains(kind, &dv, s.a, s.bl, &mut dw[k * n_out..(k + 1) * n_out], &mut trains);
                 }
             });
         self.counters.update_slots += scales.iter().map(|s| u64::from(s.bl)).sum::<u64>();

@@ -3,11 +3,11 @@
 //! d_i are `popcount(x_word & d_word & SLOT_MASK)` and their sign is the XOR of the sign bits.
 //! For [`PulseType::MeanCount`] the low bits hold the deterministic pulse count instead.
 
-use rand::RngCore;
-
 use crate::periphery::round_half_even;
-use crate::rng::SimRng;
+
+mod trains;
 use crate::update_config::{PulseType, UpdateConfig};
+pub use trains::TrainStream;
 
 /// Bits that carry pulse slots.
 pub const SLOT_MASK: u32 = 0x7FFF_FFFF;
@@ -56,45 +56,22 @@ impl TrainScales {
     }
 }
 
-/// Encodes `values·scale` as pulse words into `out` (same length).
-pub fn make_trains(kind: PulseType, values: &[f32], scale: f32, bl: u32, out: &mut [u32], rng: &mut SimRng) {
+/// Encodes `values·scale` as pulse words into `out` (same length): stochastic trains from
+/// `trains` ([`TrainStream`]), or for [`PulseType::MeanCount`] the rounded expected count.
+pub fn make_trains(kind: PulseType, values: &[f32], scale: f32, bl: u32, out: &mut [u32], trains: &mut TrainStream) {
     debug_assert_eq!(values.len(), out.len());
-    let full = if bl >= 32 { SLOT_MASK } else { (1u32 << bl) - 1 };
+    if kind == PulseType::MeanCount {
+        for (o, &v) in out.iter_mut().zip(values) {
+            *o = round_half_even(bl as f32 * (v.abs() * scale)).clamp(0.0, bl as f32) as u32;
+        }
+    } else {
+        trains.fill(values, scale, bl.min(31), out);
+    }
     for (o, &v) in out.iter_mut().zip(values) {
-        let sign = if v < 0.0 { SIGN_BIT } else { 0 };
-        let p = v.abs() * scale;
-        let slots = match kind {
-            PulseType::MeanCount => round_half_even(bl as f32 * p).clamp(0.0, bl as f32) as u32,
-            _ => stochastic_bits(p, bl, full, rng),
-        };
-        *o = if slots == 0 { 0 } else { slots | sign };
-    }
-}
-
-/// BL Bernoulli(p) bits, two slots per 64-bit draw: a slot fires when its 32-bit uniform
-/// integer is below p·2³² (probability resolution 2⁻³²).
-#[inline]
-fn stochastic_bits(p: f32, bl: u32, full: u32, rng: &mut SimRng) -> u32 {
-    if p <= 0.0 {
-        return 0;
-    }
-    if p >= 1.0 {
-        return full;
-    }
-    let thr = (f64::from(p) * 4_294_967_296.0) as u64;
-    let mut bits = 0u32;
-    let mut k = 0;
-    while k < bl {
-        let r = rng.next_u64();
-        if (r & 0xFFFF_FFFF) < thr {
-            bits |= 1 << k;
+        if *o != 0 && v < 0.0 {
+            *o |= SIGN_BIT;
         }
-        if k + 1 < bl && (r >> 32) < thr {
-            bits |= 1 << (k + 1);
-        }
-        k += 2;
     }
-    bits
 }
 
 /// Signed number of *up* pulses (weight increases) from words `xw` (column) and `dw` (row).
