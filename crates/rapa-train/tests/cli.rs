@@ -185,6 +185,17 @@ fn listed_runs_carry_every_setting_and_changed_settings_are_refused() {
         rapa_in(&dir, &["train", "--out", "t2/max-random", "--resume", "--epochs", "2", "--threads", "2"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("resuming") && metrics(&run).len() == 2, "{stderr}");
+    // A crash after the last epoch's checkpoint but before its metrics line: resuming trains
+    // nothing more but restores the line from the checkpoint.
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics");
+    std::fs::write(run.join("metrics.jsonl"), format!("{}\n", text.lines().next().expect("a line"))).expect("write");
+    let (code, stderr) = rapa_in(&dir, &["train", "--out", "t2/max-random", "--resume"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics"), text);
+    // Without --resume an existing run is not overwritten.
+    let (code, stderr) = rapa_in(&dir, &["train", "--out", "t2/max-random"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("pass --resume or --auto-resume"), "{stderr}");
 
     // The similarity table of the run: one line per conv layer, a correlation for the tiled
     // ones, nothing for conv3's single kernel.

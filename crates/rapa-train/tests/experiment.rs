@@ -85,6 +85,11 @@ fn a_run_started_with_other_settings_is_refused() {
 
     let mut recorded = planned.clone();
     recorded.epochs = 80;
+    std::fs::write(root.join("config.toml"), recorded.to_toml().unwrap()).unwrap();
+    let err = check_settings(&root, &planned).unwrap_err();
+    assert!(matches!(&err, TrainError::Config { field, .. } if field == "epochs"), "{err}");
+    assert!(err.to_string().contains("planned for 80 epochs"), "{err}");
+    recorded.epochs = planned.epochs - 1; // a shorter run may be extended
     recorded.threads = 16;
     recorded.data_dir = "/cluster/cifar10".into();
     recorded.net.classes = 100;

@@ -207,10 +207,11 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// Checks that the run recorded in `dir/config.toml` has the settings of `planned`, apart from
-/// those that do not change its results or that the run sets itself: `epochs` (a run may be
-/// extended), `threads`, `data_dir` (the same data may live elsewhere on another machine) and
-/// `net.classes` (taken from the data). A run directory without `config.toml` passes (nothing
-/// was started there).
+/// those that do not change its results or that the run sets itself: `epochs` as long as the
+/// run was planned for at most `planned.epochs` (a run may be extended, but a longer run would
+/// put epochs the table did not ask for into it), `threads`, `data_dir` (the same data may live
+/// elsewhere on another machine) and `net.classes` (taken from the data). A run directory
+/// without `config.toml` passes (nothing was started there).
 ///
 /// # Errors
 /// [`TrainError::Config`] naming the first differing setting (dotted path as in `config.toml`),
@@ -222,6 +223,18 @@ pub fn check_settings(dir: &Path, planned: &TrainConfig) -> Result<(), TrainErro
         return Ok(());
     }
     let recorded = TrainConfig::from_toml_file(&path)?;
+    if recorded.epochs > planned.epochs {
+        return Err(TrainError::Config {
+            field: "epochs".into(),
+            reason: format!(
+                "the run in {} was planned for {} epochs, the command asks for {}; use --epochs {} or another --out",
+                dir.display(),
+                recorded.epochs,
+                planned.epochs,
+                recorded.epochs
+            ),
+        });
+    }
     if let Some((field, was, now)) = first_difference(&recorded, planned)? {
         return Err(TrainError::Config {
             field,
@@ -258,7 +271,7 @@ pub fn first_difference(
     }
     Ok(b.iter()
         .find(|(k, _)| !a.iter().any(|(ka, _)| ka == k))
-        .map(|(k, v)| (k.clone(), format!("{k} (unset)"), format!("{k} = {v}"))))
+        .map(|(k, v)| (k.clone(), format!("{k} = (unset)"), format!("{k} = {v}"))))
 }
 
 /// The `key = value` settings of a TOML text as (dotted path, value) pairs in file order; a

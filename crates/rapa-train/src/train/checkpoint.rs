@@ -33,9 +33,9 @@ pub struct Checkpoint {
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory (named for this
 /// process, so that two processes writing the same file never share one), synced, then renamed
-/// over the target, and the directory synced (on Unix) so that the rename itself survives a
-/// crash. A crash leaves the old file or the new one, never a torn one; a failed write removes
-/// its temporary file.
+/// over the target, and the directory synced where the file system allows it (Unix) so that the
+/// rename itself survives a power loss. A crash leaves the old file or the new one, never a torn
+/// one (and possibly a stray `.NAME.PID.tmp`); a failed write removes its temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
@@ -51,8 +51,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
         let _ = std::fs::remove_file(&tmp);
     }
     written?;
+    // Best effort: some network and FUSE file systems refuse to sync a directory; the rename
+    // has happened either way.
     #[cfg(unix)]
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| TrainError::io(dir, e))?;
+    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     Ok(())
 }
 

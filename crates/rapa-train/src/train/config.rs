@@ -108,8 +108,11 @@ impl TrainConfig {
         if !(self.brightness.is_finite() && (0.0..=1.0).contains(&self.brightness)) {
             return bad("brightness", format!("must be in [0, 1], got {}", self.brightness));
         }
-        if self.limit_train == Some(0) || self.limit_test == Some(0) {
-            return bad("limit_train", "limits must be > 0".into());
+        if self.limit_train == Some(0) {
+            return bad("limit_train", "must be > 0".into());
+        }
+        if self.limit_test == Some(0) {
+            return bad("limit_test", "must be > 0".into());
         }
         if self.dataset == DatasetKind::Synthetic && (self.synthetic_train == 0 || self.synthetic_test == 0) {
             return bad("synthetic_train", "the synthetic dataset needs > 0 images".into());

@@ -228,24 +228,36 @@ impl Trainer {
         if let Some(dir) = out {
             std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
             write_atomic(&dir.join("config.toml"), self.cfg.to_toml()?.as_bytes())?;
+            // A resumed run rewrites its metrics from the checkpoint first: a crash between the
+            // checkpoint and the metrics of its last epoch would otherwise leave metrics.jsonl
+            // one epoch short for good.
+            if !self.metrics.is_empty() {
+                write_atomic(&dir.join("metrics.jsonl"), self.metrics_jsonl()?.as_bytes())?;
+            }
         }
         while self.epoch < self.cfg.epochs {
             let m = self.run_epoch(progress)?;
             on_epoch(&m);
             if let Some(dir) = out {
-                let mut lines = String::new();
-                for m in &self.metrics {
-                    lines.push_str(&serde_json::to_string(m).map_err(|e| TrainError::Internal(e.to_string()))?);
-                    lines.push('\n');
-                }
+                let lines = self.metrics_jsonl()?;
                 // The checkpoint first: a crash between the two leaves metrics.jsonl one epoch
-                // behind (the run resumes and rewrites it), never a run that looks finished
-                // with an older checkpoint.
+                // behind (a resumed run rewrites it at its start, see above), never a run that
+                // looks finished with an older checkpoint.
                 write_checkpoint(&dir.join("checkpoint.bin"), &self.checkpoint())?;
                 write_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
             }
         }
         Ok(())
+    }
+
+    /// The metrics so far, one JSON line per epoch.
+    fn metrics_jsonl(&self) -> Result<String, TrainError> {
+        let mut lines = String::new();
+        for m in &self.metrics {
+            lines.push_str(&serde_json::to_string(m).map_err(|e| TrainError::Internal(e.to_string()))?);
+            lines.push('\n');
+        }
+        Ok(lines)
     }
 
     fn timing_model(&self) -> TimingModel {

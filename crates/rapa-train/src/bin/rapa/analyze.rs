@@ -62,6 +62,13 @@ impl Model {
     }
 }
 
+/// A path as one CSV field: quoted (with `"` doubled) if it holds a comma, a quote or a line
+/// break (RFC 4180).
+fn csv_field(p: &Path) -> String {
+    let s = p.display().to_string();
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
 fn in_pool<T>(threads: usize, f: impl FnOnce() -> Result<T, TrainError> + Send) -> Result<T, TrainError>
 where
     T: Send,
@@ -109,7 +116,7 @@ pub fn attack(a: AttackArgs) -> Result<(), TrainError> {
         let batch = m.ck.config.eval_batch;
         let curve = in_pool(a.threads, || fgsm_curve(&mut m.net, &data.test, &m.norm, &a.eps, batch))?;
         for p in &curve {
-            csv.push_str(&format!("{},{},{:.4},{:.6},{}\n", dir.display(), p.eps, p.snr_db, p.accuracy, p.n));
+            csv.push_str(&format!("{},{},{:.4},{:.6},{}\n", csv_field(dir), p.eps, p.snr_db, p.accuracy, p.n));
             println!(
                 "{}: eps {:.4}  SNR {:6.2} dB  accuracy of originally correct {:.4} ({} images)",
                 m.label(),
@@ -227,7 +234,7 @@ pub fn similarity(a: SimilarityArgs) -> Result<(), TrainError> {
             let sim = filter_similarity(conv);
             csv.push_str(&format!(
                 "{},conv{},{},{}\n",
-                dir.display(),
+                csv_field(dir),
                 l + 1,
                 conv.tiles().len(),
                 sim.as_ref().map_or(String::new(), |s| format!("{:.6}", s.mean))

@@ -63,11 +63,12 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
         });
     }
     let most = rapa_train::train::MAX_SYNTHETIC;
-    if a.batch > most || a.infer_batch > most || a.images + a.warmup > most {
+    let held = a.images.checked_add(a.warmup).map(|n| n.max(a.images.saturating_mul(2)));
+    if a.batch > most || a.infer_batch > most || held.is_none_or(|n| n > most) {
         return Err(TrainError::Config {
             field: "--images".into(),
             reason: format!(
-                "batch sizes and --images + --warmup must be at most {most} (the synthetic images are held in memory)"
+                "batch sizes and the images held, max(--images + --warmup, 2·--images), must be at most {most} (the synthetic images are held in memory)"
             ),
         });
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use rapa_train::TrainError;
 use rapa_train::experiment::{
-    Post, RunStatus, TableKind, check_settings, collect, plan, run_status, train_command, write_plan,
+    Post, RunStatus, TableKind, check_settings, collect, first_difference, plan, run_status, train_command, write_plan,
 };
 use rapa_train::net::Network;
 use rapa_train::runtime::{compute_pool, flush_denormals};
@@ -80,6 +80,17 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
                 RunStatus::Partial(e) => {
                     eprintln!("{}: resuming after epoch {e}", dir.display());
                     let mut ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
+                    // The checkpoint's settings are the ones that resume (config.toml was checked
+                    // above; this also covers a run directory that lost it).
+                    if let Some((field, was, now)) = first_difference(&ck.config, &s.cfg)? {
+                        return Err(TrainError::Config {
+                            field,
+                            reason: format!(
+                                "the checkpoint in {} has {was}, the experiment asks for {now}",
+                                dir.display()
+                            ),
+                        });
+                    }
                     ck.config.data_dir.clone_from(&s.cfg.data_dir);
                     let data = load_data(&ck.config)?;
                     let mut trainer = Trainer::resume(ck, data, Some(s.cfg.epochs))?;

@@ -261,13 +261,18 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
         t
     } else {
         if a.out.join("metrics.jsonl").exists() {
-            return Err(TrainError::Config {
-                field: "--out".into(),
-                reason: format!(
+            let reason = if a.out.join("checkpoint.bin").exists() {
+                format!(
+                    "{} holds a run (checkpoint.bin, metrics.jsonl); pass --resume or --auto-resume to continue it, or choose another --out",
+                    a.out.display()
+                )
+            } else {
+                format!(
                     "{} holds the results of a run (metrics.jsonl) but no checkpoint.bin to resume from; choose another --out or move them away",
                     a.out.display()
-                ),
-            });
+                )
+            };
+            return Err(TrainError::Config { field: "--out".into(), reason });
         }
         let cfg = build_config(&a, TrainConfig::default())?;
         cfg.validate()?;
