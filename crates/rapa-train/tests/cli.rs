@@ -11,30 +11,17 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A few images of the built-in synthetic set, on one thread: the data flags of every run here.
+const SMALL: [&str; 8] = ["--dataset", "synthetic", "--limit-train", "200", "--limit-test", "100", "--threads", "1"];
+
 /// Runs `rapa experiment table1` on the no-tiling row for `epochs` epochs into `out`; returns
 /// its standard error (the command must succeed).
 fn experiment(out: &Path, epochs: u32) -> String {
     let out_arg = out.to_str().expect("temporary paths are UTF-8 here");
     let epochs = epochs.to_string();
-    let args = [
-        "experiment",
-        "table1",
-        "--dataset",
-        "synthetic",
-        "--limit-train",
-        "200",
-        "--limit-test",
-        "100",
-        "--threads",
-        "1",
-        "--only",
-        "no-tiling",
-        "--epochs",
-        &epochs,
-        "--out",
-        out_arg,
-    ];
-    let result = Command::new(env!("CARGO_BIN_EXE_rapa")).args(args).output().expect("the rapa binary runs");
+    let args = [&["experiment", "table1"][..], &SMALL, &["--only", "no-tiling", "--epochs", &epochs, "--out", out_arg]]
+        .concat();
+    let result = Command::new(env!("CARGO_BIN_EXE_rapa")).args(&args).output().expect("the rapa binary runs");
     let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
     assert!(result.status.success(), "rapa {args:?} failed: {stderr}");
     stderr
@@ -133,27 +120,11 @@ fn listed_runs_carry_every_setting_and_changed_settings_are_refused() {
     let dir = fresh_dir("list");
     std::fs::create_dir_all(&dir).expect("temporary directory");
     std::fs::write(dir.join("base.toml"), "lr_step = 7\nmirror = false\n[net]\nlrn = false\n").expect("write");
-    let common = [
-        "experiment",
-        "table2",
-        "--dataset",
-        "synthetic",
-        "--limit-train",
-        "200",
-        "--limit-test",
-        "100",
-        "--threads",
-        "1",
-        "--epochs",
-        "1",
-        "--config",
-        "base.toml",
-        "--out",
-        "t2",
-    ];
+    let common =
+        [&["experiment", "table2"][..], &SMALL, &["--epochs", "1", "--config", "base.toml", "--out", "t2"]].concat();
     let result = Command::new(env!("CARGO_BIN_EXE_rapa"))
         .current_dir(&dir)
-        .args(common)
+        .args(&common)
         .arg("--list")
         .output()
         .expect("the rapa binary runs");
