@@ -8,7 +8,7 @@ mod table;
 
 pub use paper::{PAPER_TABLE1, PAPER_TABLE2, PaperCell, paper_table1, paper_table2};
 pub use plan::{
-    PLAN_FILE, Post, RunSpec, RunStatus, TableKind, check_settings, first_difference, plan, run_status, train_command,
-    write_plan,
+    PLAN_FILE, Post, RunSpec, RunStatus, TableKind, check_settings, first_difference, plan, require_same, run_status,
+    train_command, write_plan,
 };
 pub use table::{Cell, RunSummary, TableResult, collect, summarize};

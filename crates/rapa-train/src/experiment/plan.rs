@@ -235,16 +235,27 @@ pub fn check_settings(dir: &Path, planned: &TrainConfig) -> Result<(), TrainErro
             ),
         });
     }
-    if let Some((field, was, now)) = first_difference(&recorded, planned)? {
-        return Err(TrainError::Config {
-            field,
-            reason: format!(
-                "the run in {} was started with {was}, the command asks for {now}; use the run's settings or another --out",
-                dir.display()
-            ),
-        });
+    require_same(
+        &recorded,
+        planned,
+        &format!("the run in {} was started with", dir.display()),
+        "; use the run's settings or another --out",
+    )
+}
+
+/// [`first_difference`] as an error: `Err(`[`TrainError::Config`]`)` naming the first differing
+/// setting, with the reason "`{holder}` FIELD = RECORDED, the command asks for FIELD =
+/// WANTED`{hint}`".
+///
+/// # Errors
+/// As described; [`TrainError::Internal`] if a configuration cannot be written as TOML.
+pub fn require_same(recorded: &TrainConfig, wanted: &TrainConfig, holder: &str, hint: &str) -> Result<(), TrainError> {
+    match first_difference(recorded, wanted)? {
+        Some((field, was, now)) => {
+            Err(TrainError::Config { field, reason: format!("{holder} {was}, the command asks for {now}{hint}") })
+        }
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The first setting (dotted path, recorded value, wanted value) in which `recorded` and

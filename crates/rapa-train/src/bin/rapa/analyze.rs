@@ -163,8 +163,8 @@ pub struct ReduceArgs {
 }
 
 pub fn reduce(a: ReduceArgs) -> Result<(), TrainError> {
-    let same = |p: &std::path::Path| std::fs::canonicalize(p).ok();
-    if a.out == a.model || (same(&a.out).is_some() && same(&a.out) == same(&a.model)) {
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    if a.out == a.model || canonical(&a.out).is_some_and(|out| Some(out) == canonical(&a.model)) {
         return Err(TrainError::Config {
             field: "--out".into(),
             reason: format!("{} is the model's own directory; the reduced model would overwrite it", a.out.display()),

@@ -63,17 +63,17 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
         });
     }
     let most = rapa_train::train::MAX_SYNTHETIC;
-    let held = a.images.checked_add(a.warmup).map(|n| n.max(a.images.saturating_mul(2)));
-    if a.batch > most || a.infer_batch > most || held.is_none_or(|n| n > most) {
+    // The synthetic images held in memory for the warm-up, the timed steps and the inference batches.
+    let held = a.images.checked_add(a.warmup).map(|n| n.max(a.images.saturating_mul(2)).max(a.infer_batch));
+    let Some(n_data) = held.filter(|&n| a.batch <= most && n <= most) else {
         return Err(TrainError::Config {
             field: "--images".into(),
             reason: format!(
-                "batch sizes and the images held, max(--images + --warmup, 2·--images), must be at most {most} (the synthetic images are held in memory)"
+                "batch sizes and the images held, max(--images + --warmup, 2·--images, --infer-batch), must be at most {most} (the synthetic images are held in memory)"
             ),
         });
-    }
+    };
     let cfg = NetConfig { tiles, scheme: a.scheme, device: a.device.clone(), ..NetConfig::default() };
-    let n_data = (a.images + a.warmup).max(2 * a.images).max(a.infer_batch);
     let data = synthetic(n_data, 10, 1).train;
     let norm = Normalizer::fit(&data);
     let pool = compute_pool(a.threads, !a.no_ftz)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use rapa_train::TrainError;
 use rapa_train::experiment::{
-    Post, RunStatus, TableKind, check_settings, collect, first_difference, plan, run_status, train_command, write_plan,
+    Post, RunStatus, TableKind, check_settings, collect, plan, require_same, run_status, train_command, write_plan,
 };
 use rapa_train::net::Network;
 use rapa_train::runtime::{compute_pool, flush_denormals};
@@ -82,15 +82,7 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
                     let mut ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
                     // The checkpoint's settings are the ones that resume (config.toml was checked
                     // above; this also covers a run directory that lost it).
-                    if let Some((field, was, now)) = first_difference(&ck.config, &s.cfg)? {
-                        return Err(TrainError::Config {
-                            field,
-                            reason: format!(
-                                "the checkpoint in {} has {was}, the experiment asks for {now}",
-                                dir.display()
-                            ),
-                        });
-                    }
+                    require_same(&ck.config, &s.cfg, &format!("the checkpoint in {} has", dir.display()), "")?;
                     ck.config.data_dir.clone_from(&s.cfg.data_dir);
                     let data = load_data(&ck.config)?;
                     let mut trainer = Trainer::resume(ck, data, Some(s.cfg.epochs))?;
@@ -104,8 +96,10 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
             }
         }
         // Finished runs get their vote and reduction here, also with --collect (runs trained
-        // elsewhere from the --list commands have none yet).
-        if s.post == Post::VoteAndReduce && run_status(&dir, s.cfg.epochs)? == RunStatus::Done {
+        // elsewhere from the --list commands have none yet); without --collect every run has
+        // just been finished or skipped as finished.
+        let finished = !a.collect || status == RunStatus::Done;
+        if s.post == Post::VoteAndReduce && finished {
             post_process(&dir, s.cfg.threads, &s.cfg.data_dir)?;
         }
     }

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rapa_layers::Scheme;
 use rapa_train::TrainError;
 use rapa_train::data::{DatasetKind, Normalizer, Split, load, synthetic};
-use rapa_train::experiment::first_difference;
+use rapa_train::experiment::require_same;
 use rapa_train::layers::PoolKind;
 use rapa_train::net::{NetConfig, NetPreset, Network};
 use rapa_train::runtime::{compute_pool, flush_denormals};
@@ -244,15 +244,12 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
         // `rapa experiment --list` do), extend --epochs, or change --threads and --data-dir,
         // which do not change the results; anything else is an error, not silently ignored.
         let wanted = build_config(&a, ck.config.clone())?;
-        if let Some((field, was, now)) = first_difference(&ck.config, &wanted)? {
-            return Err(TrainError::Config {
-                field,
-                reason: format!(
-                    "the run in {} has {was}, the command asks for {now}; a resumed run keeps its settings (only --epochs, --threads and --data-dir may change)",
-                    a.out.display()
-                ),
-            });
-        }
+        require_same(
+            &ck.config,
+            &wanted,
+            &format!("the run in {} has", a.out.display()),
+            "; a resumed run keeps its settings (only --epochs, --threads and --data-dir may change)",
+        )?;
         ck.config.data_dir = wanted.data_dir;
         let data = load_data(&ck.config)?;
         eprintln!("resuming {} after epoch {}", a.out.display(), ck.epoch);
