@@ -40,6 +40,21 @@ pub struct ConvConfig {
     pub init_std: f32,
 }
 
+impl Default for ConvConfig {
+    /// conv1 of the paper's network as RAPA tiles it: [`ConvGeometry::default`], 32 output
+    /// channels, n = 16 float tiles with the random scheme, initial weight std 1e-4 (Caffe's).
+    fn default() -> Self {
+        Self {
+            geometry: ConvGeometry::default(),
+            out_channels: 32,
+            n_tiles: 16,
+            scheme: Scheme::Random,
+            tile: TileKind::Float,
+            init_std: 1e-4,
+        }
+    }
+}
+
 /// A convolution whose kernel matrix (`K + 1` inputs with the bias, `C_out` outputs) is
 /// replicated on n tiles; every patch of every image is computed by exactly one tile.
 ///

@@ -42,6 +42,13 @@ pub struct ConvGeometry {
     pub pad: usize,
 }
 
+impl Default for ConvGeometry {
+    /// The first layer of the paper's network: 5×5 kernels, stride 1, pad 2 on 3×32×32 images.
+    fn default() -> Self {
+        Self { in_channels: 3, height: 32, width: 32, kernel: 5, stride: 1, pad: 2 }
+    }
+}
+
 impl ConvGeometry {
     /// Checks the geometry.
     pub fn validate(&self) -> Result<(), LayerError> {

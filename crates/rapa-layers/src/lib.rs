@@ -12,6 +12,8 @@
 //! # fn main() -> Result<(), rapa_layers::LayerError> {
 //! let geometry = ConvGeometry { in_channels: 3, height: 32, width: 32, kernel: 5, stride: 1, pad: 2 };
 //! let cfg = ConvConfig { geometry, out_channels: 32, n_tiles: 16, scheme: Scheme::Random, tile: TileKind::Float, init_std: 1e-2 };
+//! // The same layer: the defaults are the paper's conv1 (but with Caffe's initial std 1e-4).
+//! assert_eq!(cfg, ConvConfig { init_std: 1e-2, ..ConvConfig::default() });
 //! let mut conv1 = RapaConv2d::new(cfg, 42)?;
 //! let x = Array4::<f32>::from_elem((2, 3, 32, 32), 0.5);
 //! let y = conv1.forward(x.view())?;

@@ -44,3 +44,17 @@ pub fn paper_like_convs(channels: [usize; 3], tiles: [usize; 3], scheme: Scheme,
 pub fn conv_weight_count(layers: &[ConvConfig]) -> usize {
     layers.iter().map(|c| c.scheme.n_kernels(c.n_tiles) * (c.geometry.patch_len() + 1) * c.out_channels).sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layer defaults are the paper's first layer as RAPA tiles it.
+    #[test]
+    fn conv_defaults_are_the_papers_conv1() {
+        let [conv1, conv2, _] = paper_convs([16, 4, 1], Scheme::Random, &TileKind::Float);
+        assert_eq!(conv1, ConvConfig::default());
+        assert_eq!(conv1.geometry, ConvGeometry::default());
+        assert_ne!(conv2.geometry, ConvGeometry::default());
+    }
+}
