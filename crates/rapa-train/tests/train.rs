@@ -57,6 +57,10 @@ fn resume_equals_uninterrupted_training() {
     first.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
     let ck = read_checkpoint(&dir.join("checkpoint.bin")).unwrap();
     assert_eq!(ck.epoch, 1);
+    // Fewer epochs than the checkpoint holds is refused, naming the setting.
+    let e = Trainer::resume(read_checkpoint(&dir.join("checkpoint.bin")).unwrap(), data(), Some(0)).unwrap_err();
+    assert!(matches!(&e, TrainError::Config { field, .. } if field == "epochs"), "{e}");
+    assert!(e.to_string().contains("0 is below the 1 epochs"), "{e}");
     let mut resumed = Trainer::resume(ck, data(), Some(2)).unwrap();
     resumed.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
     assert_eq!(comparable(resumed.metrics()), comparable(&full));

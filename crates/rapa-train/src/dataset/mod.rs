@@ -62,8 +62,8 @@ impl Dataset {
         &self.images[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES]
     }
 
-    /// Keeps the first `n` images (no effect if `n >= len()`); used by `--limit-train` and
-    /// `--limit-test`.
+    /// Keeps the first `n` images (no effect if `n >= len()`). (The `--limit-*` options keep a
+    /// class-stratified subset instead: [`keep_spread`](crate::train::keep_spread).)
     pub fn truncate(&mut self, n: usize) {
         self.labels.truncate(n);
         self.images.truncate(self.labels.len() * IMAGE_BYTES);

@@ -30,9 +30,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Rayon threads (0: rayon's default, all cores). Default: 0.
     pub threads: usize,
-    /// Use only N training images, spread evenly over the set. Default: all.
+    /// Use only N training images, stratified by class (spread evenly within each). Default: all.
     pub limit_train: Option<usize>,
-    /// Use only N test images, spread evenly over the set (the shared CIFAR-10 test batch is
+    /// Use only N test images, stratified by class (the shared CIFAR-10 test batch is
     /// sorted by class, so its first N would hold one or two classes). Default: all.
     pub limit_test: Option<usize>,
     /// Multiply the learning rate by `lr_gamma` every `lr_step` epochs. Default: 25.

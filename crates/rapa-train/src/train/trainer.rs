@@ -59,10 +59,17 @@ impl Trainer {
     }
 
     /// Continues a run from a checkpoint (the data must be the run's data). `epochs` may be
-    /// raised to train longer.
+    /// raised to train longer, or lowered to stop earlier, but not below the epochs the
+    /// checkpoint has completed (an error: the run would claim fewer epochs than it holds).
     pub fn resume(ck: Checkpoint, data: Split, epochs: Option<usize>) -> Result<Self, TrainError> {
         let mut cfg = ck.config;
         if let Some(e) = epochs {
+            if e < ck.epoch {
+                return Err(TrainError::Config {
+                    field: "epochs".into(),
+                    reason: format!("{e} is below the {} epochs the checkpoint has completed", ck.epoch),
+                });
+            }
             cfg.epochs = e;
         }
         cfg.validate()?;

@@ -91,7 +91,7 @@ pub struct AttackArgs {
     /// Output directory for attack.csv and attack.png [default: the first model's directory]
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Attack only N test images spread evenly over the set [default: all]
+    /// Attack only N test images stratified by class (spread evenly within each) [default: all]
     #[arg(long, value_parser = crate::at_least_one)]
     limit_test: Option<usize>,
     /// Compute threads, 0 = one per core
@@ -151,10 +151,10 @@ pub struct ReduceArgs {
     /// Output directory of the reduced model (an ordinary run directory)
     #[arg(long)]
     out: PathBuf,
-    /// Count wins on N training images spread evenly over the set [default: all]
+    /// Count wins on N training images stratified by class (spread evenly within each) [default: all]
     #[arg(long, value_parser = crate::at_least_one)]
     limit_train: Option<usize>,
-    /// Evaluate on N test images spread evenly over the set [default: the run's setting]
+    /// Evaluate on N test images stratified by class (spread evenly within each) [default: the run's setting]
     #[arg(long, value_parser = crate::at_least_one)]
     limit_test: Option<usize>,
     /// Compute threads, 0 = one per core

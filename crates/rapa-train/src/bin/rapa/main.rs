@@ -103,13 +103,13 @@ pub(crate) struct RunArgs {
     /// Master seed of every random draw [default: 1]
     #[arg(long)]
     seed: Option<u64>,
-    /// Compute threads, 0 = one per core [default: 0]
+    /// Compute threads, 0 = one per core
     #[arg(long)]
     threads: Option<usize>,
-    /// Use only N training images, spread evenly over the set [default: all]
+    /// Use only N training images, stratified by class (spread evenly within each) [default: all]
     #[arg(long, value_parser = crate::at_least_one)]
     limit_train: Option<usize>,
-    /// Use only N test images, spread evenly over the set [default: all]
+    /// Use only N test images, stratified by class (spread evenly within each) [default: all]
     #[arg(long, value_parser = crate::at_least_one)]
     limit_test: Option<usize>,
 }
@@ -157,13 +157,13 @@ struct EvalArgs {
     /// Directory with the dataset files [default: the run's data_dir]
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Majority vote over K passes (fresh random assignments each) [default: 1]
+    /// Majority vote over K passes (fresh random assignments each)
     #[arg(long, default_value_t = 1)]
     vote: usize,
-    /// Use only N test images spread evenly over the set [default: the run's setting]
+    /// Use only N test images stratified by class (spread evenly within each) [default: the run's setting]
     #[arg(long, value_parser = crate::at_least_one)]
     limit_test: Option<usize>,
-    /// Compute threads, 0 = one per core [default: 0]
+    /// Compute threads, 0 = one per core
     #[arg(long, default_value_t = 0)]
     threads: usize,
 }
