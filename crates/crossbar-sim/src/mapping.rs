@@ -48,20 +48,21 @@ impl MappingConfig {
     }
 
     /// The scales α (one per row of `w`, `[out, in]`) for programming `w`: max|W|/ω over the
-    /// tile, or over each row when `columnwise`. A row (or tile) of zeros gets the tile's α, and
-    /// an all-zero tile α = 1, so α is always finite and > 0. Empty when mapping is off.
+    /// tile, or over each row when `columnwise`. A tile of zeros, or with `columnwise` a row of
+    /// zeros, gets α = 1 (as aihwkit's `periphery.py` sets it), as does a non-finite maximum, so
+    /// α is always finite and > 0. Empty when mapping is off.
     pub fn scales(&self, w: ArrayView2<'_, f32>) -> Vec<f32> {
         if !self.is_active() {
             return Vec::new();
         }
         let omega = self.weight_scaling_omega;
         let row_max: Vec<f32> = w.rows().into_iter().map(|r| r.iter().fold(0.0f32, |m, v| m.max(v.abs()))).collect();
-        let tile_max = row_max.iter().fold(0.0f32, |m, &v| m.max(v));
-        let tile_alpha = if tile_max > 0.0 && tile_max.is_finite() { tile_max / omega } else { 1.0 };
-        row_max
-            .iter()
-            .map(|&m| if self.columnwise && m > 0.0 && m.is_finite() { m / omega } else { tile_alpha })
-            .collect()
+        let alpha = |m: f32| if m > 0.0 && m.is_finite() { m / omega } else { 1.0 };
+        if self.columnwise {
+            row_max.iter().map(|&m| alpha(m)).collect()
+        } else {
+            vec![alpha(row_max.iter().fold(0.0f32, |m, &v| m.max(v))); row_max.len()]
+        }
     }
 }
 
@@ -76,7 +77,8 @@ mod tests {
         let tile = MappingConfig { weight_scaling_omega: 0.8, columnwise: false };
         assert_eq!(tile.scales(w.view()), vec![0.5; 3]);
         let col = MappingConfig { weight_scaling_omega: 0.8, columnwise: true };
-        assert_eq!(col.scales(w.view()), vec![0.5, 0.5, 0.0625]);
+        // A row of zeros gets α = 1, as in aihwkit (`alpha[alpha == 0.0] = 1.0`).
+        assert_eq!(col.scales(w.view()), vec![0.5, 1.0, 0.0625]);
         assert!(MappingConfig::default().scales(w.view()).is_empty());
         let zero = ndarray::Array2::<f32>::zeros((2, 3));
         assert_eq!(col.scales(zero.view()), vec![1.0, 1.0]);

@@ -121,11 +121,13 @@ impl PulsedParams {
             step_down.push((down * self.dw_min).abs());
             let mut hi = self.w_max * (1.0 + self.w_max_dtod * rng.sample::<f32, _>(StandardNormal));
             let mut lo = self.w_min * (1.0 + self.w_min_dtod * rng.sample::<f32, _>(StandardNormal));
+            // aihwkit's `enforce_consistency`: swap crossed bounds, then mirror a bound drawn on
+            // the wrong side of zero (b_max = |b_max|, b_min = −|b_min|).
             if lo > hi {
                 std::mem::swap(&mut lo, &mut hi);
             }
-            w_min.push(lo.min(0.0));
-            w_max.push(hi.max(0.0));
+            w_min.push(-lo.abs());
+            w_max.push(hi.abs());
         }
         let arr = |v: Vec<f32>| Array2::from_shape_vec((rows, cols), v).expect("length is rows·cols");
         DeviceArrays {
