@@ -214,47 +214,55 @@ fn model_step(
 }
 
 /// aihwkit's `enforce_consistency` (`rpu_pulsed_device.cpp`): crossed bounds are swapped, then
-/// b_max ← |b_max| and b_min ← −|b_min|. With w_min = −0.6 fixed (no spread) and
-/// b = 0.6·(1 + ξ), ξ ~ N(0, 1): b_max = |b| where b ≥ −0.6 and 0.6 where the bounds cross
-/// (b < −0.6, and then b_min = b). Their means, by quadrature, against 200 000 devices within 5
-/// standard errors; setting wrong-side bounds to 0 instead (0.14 of the devices) would move
-/// E[b_max] by ~0.031, over 20 standard errors.
+/// b_max ← |b_max| and b_min ← −|b_min|. With w_max = 0.6, w_min = −0.6 and both spreads 1,
+/// the drawn bounds are 0.6·(1 + ξ₁) and −0.6·(1 + ξ₂): a bound lands on the wrong side of zero
+/// (ξ < −1) on 16 % of draws, and the bounds cross (ξ₁ + ξ₂ < −2) on 7.9 % of devices. The means of b_max and
+/// b_min under that rule, by 2-D quadrature, against 200 000 devices within 5 standard errors;
+/// setting wrong-side bounds to 0 instead (the rule before) moves each mean by 0.035, 33
+/// standard errors.
 #[test]
 fn bounds_drawn_across_zero_are_mirrored_as_in_aihwkit() {
-    let params = PulsedParams { w_max_dtod: 1.0, ..PulsedParams::default().without_variation() };
+    let params = PulsedParams { w_max_dtod: 1.0, w_min_dtod: 1.0, ..PulsedParams::default().without_variation() };
     let d = params.draw(400, 500, &mut seeded(9));
-    assert!(d.w_min.iter().zip(&d.w_max).all(|(&lo, &hi)| lo <= 0.0 && 0.0 <= hi && lo <= hi));
-    // No bound is set to 0 (the event b = 0 exactly has probability 0).
-    assert!(d.w_max.iter().all(|&hi| hi > 0.0));
+    assert!(d.w_min.iter().zip(&d.w_max).all(|(&lo, &hi)| lo <= 0.0 && 0.0 <= hi));
+    // No bound is set to 0 (a draw of exactly 0 has probability 0).
+    assert!(d.w_max.iter().all(|&hi| hi > 0.0) && d.w_min.iter().all(|&lo| lo < 0.0));
 
-    // E[f(ξ)] by Simpson's rule on [−9, 9].
-    let expect = |f: &dyn Fn(f64) -> f64| {
-        let (n, a, h) = (18_000, -9.0f64, 18.0 / 18_000.0);
+    // E[f(ξ₁, ξ₂)] over two independent standard normals, by Simpson's rule on [−8, 8]².
+    let expect = |f: &dyn Fn(f64, f64) -> [f64; 2], k: usize| {
+        let (n, a) = (800, -8.0f64);
+        let h = 16.0 / n as f64;
+        let w = |i: usize| {
+            if i == 0 || i == n {
+                1.0
+            } else if i % 2 == 1 {
+                4.0
+            } else {
+                2.0
+            }
+        };
         let pdf = |x: f64| (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
-        (0..=n)
-            .map(|i| {
-                let x = a + i as f64 * h;
-                let w = if i == 0 || i == n {
-                    1.0
-                } else if i % 2 == 1 {
-                    4.0
-                } else {
-                    2.0
-                };
-                w * f(x) * pdf(x)
-            })
-            .sum::<f64>()
-            * h
-            / 3.0
+        let mut total = 0.0;
+        for i in 0..=n {
+            let x = a + i as f64 * h;
+            let wx = w(i) * pdf(x);
+            for j in 0..=n {
+                let y = a + j as f64 * h;
+                total += wx * w(j) * pdf(y) * f(x, y)[k];
+            }
+        }
+        total * (h / 3.0).powi(2)
     };
-    let b = |x: f64| 0.6 * (1.0 + x);
-    let b_max = |x: f64| if b(x) >= -0.6 { b(x).abs() } else { 0.6 };
-    let b_min = |x: f64| if b(x) >= -0.6 { -0.6 } else { b(x) };
-    for (name, got, f) in [("b_max", &d.w_max, &b_max as &dyn Fn(f64) -> f64), ("b_min", &d.w_min, &b_min)] {
-        let mean = expect(f);
-        let sd = (expect(&|x| (f(x) - mean).powi(2))).sqrt();
+    let bounds = |x: f64, y: f64| {
+        let (hi, lo) = (0.6 * (1.0 + x), -0.6 * (1.0 + y));
+        let (lo, hi) = if lo > hi { (hi, lo) } else { (lo, hi) };
+        [hi.abs(), -lo.abs()]
+    };
+    for (k, (name, got)) in [("b_max", &d.w_max), ("b_min", &d.w_min)].into_iter().enumerate() {
+        let mean = expect(&bounds, k);
+        let var = expect(&|x, y| bounds(x, y).map(|b| (b - mean).powi(2)), k);
         let (m, _) = mean_std(got);
-        let se = sd / (got.len() as f64).sqrt();
+        let se = var.sqrt() / (got.len() as f64).sqrt();
         assert!((m - mean).abs() < 5.0 * se, "{name}: mean {m}, theory {mean} (se {se})");
     }
 }

@@ -81,11 +81,15 @@ fn train(tile: &mut dyn Tile, data: (&Array2<f32>, &[usize]), test: (&Array2<f32
 /// cycle-to-cycle variation, pulse trains of up to 31), the analog tile learns the problem to
 /// within a few points of its Bayes error, as the float tile does. Chance is 75 % error.
 ///
-/// Tolerances: 2 000 test examples give a binomial standard error of ≤ 0.9 points on each
-/// error rate, so the float model, whose logistic regression can represent the Bayes rule
-/// exactly, must come within 3 points (3.3 se); the analog one within 6, which allows for what
-/// its non-idealities cost (output noise of 0.06 against logit margins of order 1, and the
-/// device's asymmetric up/down steps) but not for a tile that learns a degraded rule.
+/// Tolerances: the Bayes rule and the trained models are scored on the same 2 000 test
+/// examples, so sampling error moves their difference by less than the 0.9-point binomial
+/// standard error of either rate; the margins are for what training leaves. The float model's
+/// softmax regression can represent the Bayes rule exactly, and 5 epochs of SGD must bring it
+/// within 3 points. The analog tile gets 6, which allows for what its non-idealities cost
+/// (output noise of 0.06 against logit margins of order 1, the device's asymmetric up/down
+/// steps) but not for a tile that learns a degraded rule: over tile seeds 0–7 the working tile
+/// ends at 18.5–20.6 %, a coarse device (dw_min 0.2) at 29.0–38.1 % and output noise 1.0 at
+/// 34.0–37.7 %, against a bound of 23.95 %; the last two are checked below (seed 3).
 #[test]
 fn analog_tile_learns_softmax_regression_near_the_bayes_error() {
     // Class means μ_c ~ N(0, 0.55²·I): a Bayes error of ~18 %.
@@ -111,15 +115,15 @@ fn analog_tile_learns_softmax_regression_near_the_bayes_error() {
     assert!(analog_err < bayes + 0.06, "analog {analog_err} vs Bayes {bayes}");
     assert_eq!(analog.counters().update_cycles, 5 * 4_000);
 
-    // The bound tells a working tile from a degraded one: with steps of 0.2 (six levels
-    // between the ±0.6 bounds) or output noise of 0.5, the same training stays outside it.
+    // The bound tells a working tile from a degraded one: with steps of 0.2 (six steps
+    // between the ±0.6 bounds) or output noise of 1.0, the same training stays outside it.
     let coarse = |cfg: &mut TileConfig| {
         if let DeviceConfig::ConstantStep(p) = &mut cfg.device {
             p.dw_min = 0.2;
         }
     };
-    let noisy = |cfg: &mut TileConfig| cfg.forward.out_noise = 0.5;
-    for (name, degrade) in [("dw_min 0.2", &coarse as &dyn Fn(&mut TileConfig)), ("out_noise 0.5", &noisy)] {
+    let noisy = |cfg: &mut TileConfig| cfg.forward.out_noise = 1.0;
+    for (name, degrade) in [("dw_min 0.2", &coarse as &dyn Fn(&mut TileConfig)), ("out_noise 1.0", &noisy)] {
         let mut cfg = TileConfig::aihwkit_default();
         degrade(&mut cfg);
         let mut tile = AnalogTile::new(CLASSES, FEATURES + 1, &cfg, 3).unwrap();
