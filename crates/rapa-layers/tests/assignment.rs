@@ -109,3 +109,29 @@ fn schemes_reject_unsuitable_tile_counts() {
     assert_eq!("image-pad".parse::<Scheme>().unwrap(), Scheme::ImagePad);
     assert!("diagonal".parse::<Scheme>().unwrap_err().to_string().contains("random-fixed"));
 }
+
+/// The random scheme's partition of each image is uniform over all balanced partitions: with
+/// 4 patches over 4 tiles it is a permutation, and each of the 24 must come up equally often.
+/// χ² over 24 cells for 4 800 images (200 expected each), df = 23: the 0.1 % critical value is
+/// 49.7. A biased shuffle fails it (a Sattolo shuffle reaches only the 6 cyclic permutations:
+/// χ² ≈ 14 400), and so does a stream that repeats across images.
+#[test]
+fn random_partitions_are_uniform_over_images_and_calls() {
+    let a = Assigner::new(Scheme::Random, 4, &geom(2), 7).unwrap();
+    assert_eq!(a.n_patches(), 4);
+    // (call, image) pairs are distinct streams: (1, i) is not (i + 1, 0), as it would be with
+    // one stream per call + image.
+    let differ = (0..20).filter(|&i| assign(&a, 1, i, true) != assign(&a, i + 1, 0, true)).count();
+    assert!(differ >= 12, "{differ} of 20 differ"); // equal by chance with probability 1/24 each
+    let mut counts = std::collections::HashMap::new();
+    let images = 4_800u64;
+    for image in 0..images {
+        // Half the images from one forward call, half from another.
+        let call = image % 2;
+        *counts.entry(assign(&a, call, image / 2, true)).or_insert(0u64) += 1;
+    }
+    assert_eq!(counts.len(), 24, "not every permutation occurs: {}", counts.len());
+    let e = images as f64 / 24.0;
+    let chi2: f64 = counts.values().map(|&o| (o as f64 - e).powi(2) / e).sum();
+    assert!(chi2 < 49.7, "χ² = {chi2}");
+}

@@ -97,3 +97,42 @@ fn order_of_calls_is_checked() {
     let e = l.backward(random4((2, 2, 4, 4), 1).view()).unwrap_err();
     assert!(e.to_string().contains("[1, 2, 4, 4]"), "{e}");
 }
+
+/// Each tile's update is scaled by its own learning-rate factor: with the assignment held and
+/// the weights restored, an update at lr with factors s_t moves tile t by lr·s_t times the
+/// lr = 1, s = 1 step (float tiles: W ← W − lr·s_t·G_t; only f32 rounding of W − step
+/// differs, a few ulps of max(|W|, |G|), far inside the tolerance 8e-6·max(1, max|G|), while a
+/// wrong or missing factor errs by ≥ 0.125·max|G|), and a factor 0 leaves the tile untouched.
+#[test]
+fn per_tile_learning_rate_factors_scale_each_tiles_step() {
+    let g = ConvGeometry { in_channels: 2, height: 8, width: 8, kernel: 3, stride: 1, pad: 1 };
+    let mut l = layer(g, 3, 4, Scheme::Random, 21);
+    l.hold_assignment(true);
+    let x = random4((2, 2, 8, 8), 22);
+    let r = random4((2, 3, 8, 8), 23);
+    let step = |l: &mut RapaConv2d, lr: f32| {
+        l.forward(x.view()).unwrap();
+        l.backward(r.view()).unwrap();
+        let before: Vec<_> = l.tiles().iter().map(|t| t.weights().to_owned()).collect();
+        l.update(lr).unwrap();
+        let delta: Vec<_> = l.tiles().iter().zip(&before).map(|(t, w)| w - &t.weights()).collect();
+        for (t, w0) in before.iter().enumerate() {
+            l.tiles_mut()[t].set_weights(w0.view()).unwrap();
+        }
+        delta
+    };
+    let unit = step(&mut l, 1.0);
+    let scales = [1.0f32, 2.0, 0.0, 0.5];
+    l.set_lr_scale(scales.to_vec()).unwrap();
+    let scaled = step(&mut l, 0.25);
+    for (t, (u, d)) in unit.iter().zip(&scaled).enumerate() {
+        let max = u.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(max > 0.1, "tile {t} got no gradient");
+        let err = (d - &(u * (0.25 * scales[t]))).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(err <= 1e-6 * max.max(1.0) * 8.0, "tile {t}: step off by {err} (max step {max})");
+        if scales[t] == 0.0 {
+            assert!(d.iter().all(|&v| v == 0.0), "tile {t} moved with factor 0");
+        }
+    }
+    assert!(l.set_lr_scale(vec![1.0; 3]).is_err());
+}

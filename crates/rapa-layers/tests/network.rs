@@ -40,7 +40,8 @@ fn paper_timing_and_planner() {
     assert_eq!(plan_tiles(&patches, 21).unwrap(), vec![16, 4, 1]);
     // More tiles than needed for the next balance point: still (16, 4, 1) until 24 tiles.
     assert_eq!(plan_tiles(&patches, 23).unwrap(), vec![16, 4, 1]);
-    assert_eq!(plan_tiles(&patches, 24).unwrap().iter().sum::<usize>(), 24);
+    // 24 tiles: 61 cycles (⌈1024/17⌉), with 5 and 2 tiles the fewest that keep the others ≤ 61.
+    assert_eq!(plan_tiles(&patches, 24).unwrap(), vec![17, 5, 2]);
     assert!(plan_tiles(&patches, 2).is_err());
     // Analog time with the default timing model: forward-only, pipelined, 64·80 ns per image.
     let t = crossbar_sim::TimingModel::default();
@@ -97,6 +98,16 @@ fn similarity_and_reduction() {
     assert!(s.mean.abs() < 0.05, "{}", s.mean);
     // Reduction of identical tiles gives back the same network outputs.
     let w = l.tiles()[2].weights().to_owned();
+    // Pearson, not cosine: affine copies correlate ±1 whatever their offset. Tiles
+    // (w, 2w + 0.3, −w, −(2w + 0.3)): pairs 0–1 and 2–3 give +1, the four others −1, so
+    // every channel's mean is (2 − 4)/6 = −1/3 (cosine similarity would not give ±1 for the
+    // offset copies).
+    let affine = w.mapv(|v| 2.0 * v + 0.3);
+    for (t, wt) in [w.clone(), affine.clone(), -&w, -&affine].iter().enumerate() {
+        l.tiles_mut()[t].set_weights(wt.view()).unwrap();
+    }
+    let s = filter_similarity(&l).unwrap();
+    assert!(s.per_channel.iter().all(|&c| (c + 1.0 / 3.0).abs() < 1e-6), "{:?}", s.per_channel);
     set_all(&mut l, w.view());
     assert!((filter_similarity(&l).unwrap().mean - 1.0).abs() < 1e-9);
     let x = random4((2, 3, 32, 32), 6);
@@ -173,4 +184,33 @@ fn layer_state_with_a_foreign_assignment_is_refused() {
     let err = RapaConv2d::from_state(s).unwrap_err().to_string();
     assert!(err.contains("assigner"), "{err}");
     RapaConv2d::from_state(layer.state()).unwrap();
+}
+
+/// The planner against exhaustive search: for the paper's layers (1 024, 256, 64 patches) and
+/// an uneven set, at every budget up to 40 tiles, its choice reaches the smallest possible
+/// slowest-layer cycle count max_l ⌈P_l/n_l⌉ over all tile counts within the budget, with the
+/// fewest tiles among those that do.
+#[test]
+fn planner_matches_exhaustive_search() {
+    for patches in [[1024usize, 256, 64], [900, 300, 7]] {
+        for budget in 3..=40 {
+            let cycles = |n: &[usize]| patches.iter().zip(n).map(|(&p, &k)| p.div_ceil(k)).max().unwrap();
+            let mut best: Option<(usize, usize)> = None; // (cycles, tiles)
+            for a in 1..=budget {
+                for b in 1..=budget - a {
+                    for c in 1..=budget - a - b {
+                        let key = (cycles(&[a, b, c]), a + b + c);
+                        best = Some(best.map_or(key, |k| k.min(key)));
+                    }
+                }
+            }
+            let plan = plan_tiles(&patches, budget).unwrap();
+            let (want_cycles, want_tiles) = best.unwrap();
+            assert_eq!(
+                (cycles(&plan), plan.iter().sum::<usize>()),
+                (want_cycles, want_tiles),
+                "{patches:?} at {budget}"
+            );
+        }
+    }
 }
