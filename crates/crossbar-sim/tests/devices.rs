@@ -201,6 +201,31 @@ fn exp_and_pow_steps_follow_their_equations() {
     // Δ⁻ = s·((w − b_min)/(b_max − b_min))^1 = 0.01·0.5 at w = 0.
     assert!((w[0] + 0.005).abs() < 1e-7);
     assert!((pow.granularity() - 0.005).abs() < 1e-7);
+
+    // Exp-step down from the same w = 0.2 (aihwkit defaults A_down 0.36833, γ_down 12.78785):
+    // Δ⁻ = s·(1 − A_down·e^(−γ_down·z)), a factor 0.9657 against the up pulse's 0.3483.
+    let h = exp.draw(1, 1, &mut rng);
+    let mut w = [0.2f32];
+    model_step(&exp, &h, &mut w, -1, &mut rng);
+    let down = 0.01 * (1.0 - 0.36833 * (-12.78785f32 * z).exp());
+    assert!((w[0] - (0.2 - down)).abs() < 1e-6, "{} vs {}", w[0], 0.2 - down);
+
+    // Pow-step with γ = 2 and up/down asymmetry 0.5: a positive pow_up_down keeps the up
+    // gain at 1 and lowers the down gain to 1 − 0.5 (aihwkit's rule, as for dw_min), so
+    // γ⁺ = 2 and γ⁻ = 1, and at w = 0.3 on ±0.6 the up step is s·(0.3/1.2)² and the down step
+    // s·(0.9/1.2)¹ (dropping the exponent or swapping γ⁺ and γ⁻ changes both).
+    let pow = PowStep { params: pow.params.clone(), pow_gamma: 2.0, pow_up_down: 0.5, ..pow };
+    let h = pow.draw(1, 1, &mut rng);
+    let (gu, gd) = (h.extra_row("gamma_up", 0)[0], h.extra_row("gamma_down", 0)[0]);
+    assert_eq!((gu, gd), (2.0, 1.0));
+    let mut w = [0.3f32];
+    model_step(&pow, &h, &mut w, 1, &mut rng);
+    assert!((w[0] - (0.3 + 0.01 * 0.25f32.powf(2.0))).abs() < 1e-7, "up: {}", w[0]);
+    let mut w = [0.3f32];
+    model_step(&pow, &h, &mut w, -1, &mut rng);
+    assert!((w[0] - (0.3 - 0.01 * 0.75f32.powf(1.0))).abs() < 1e-7, "down: {}", w[0]);
+    // Granularity dw_min·0.5^γ (aihwkit): 0.01·0.25.
+    assert!((pow.granularity() - 0.0025).abs() < 1e-9);
 }
 
 fn model_step(
