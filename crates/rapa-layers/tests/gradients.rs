@@ -136,3 +136,31 @@ fn per_tile_learning_rate_factors_scale_each_tiles_step() {
     }
     assert!(l.set_lr_scale(vec![1.0; 3]).is_err());
 }
+
+/// The first layer's shortcut, `backward_weights_only` (no input gradient, no backward MVMs),
+/// stashes the same gradients as `backward`: the update that follows gives bit-identical
+/// weights for every scheme (the finite-difference checks above go through `backward`).
+#[test]
+fn backward_weights_only_updates_as_backward_does() {
+    let g = ConvGeometry { in_channels: 2, height: 8, width: 8, kernel: 5, stride: 1, pad: 2 };
+    let x = random4((2, 2, 8, 8), 31);
+    let r = random4((2, 3, 8, 8), 32);
+    for scheme in Scheme::ALL {
+        let n = if scheme == Scheme::None { 1 } else { 4 };
+        let run = |full: bool| {
+            let mut l = layer(g, 3, n, scheme, 33);
+            l.forward(x.view()).unwrap();
+            if full {
+                l.backward(r.view()).unwrap();
+            } else {
+                l.backward_weights_only(r.view()).unwrap();
+            }
+            l.update(0.5).unwrap();
+            l.tiles().iter().map(|t| t.weights().to_owned()).collect::<Vec<_>>()
+        };
+        let (full, short) = (run(true), run(false));
+        assert_eq!(full, short, "{scheme}");
+        let moved = layer(g, 3, n, scheme, 33).tiles().iter().zip(&full).any(|(t, w)| t.weights() != w);
+        assert!(moved, "{scheme}: the update changed nothing");
+    }
+}

@@ -166,3 +166,33 @@ fn network_state_that_does_not_fit_its_configuration_is_refused() {
     assert!(err.contains("fc layer is 100×"), "{err}");
     Network::from_state(net.state(), 3).unwrap();
 }
+
+/// The vote of `evaluate` over K passes is the per-image majority of the K passes'
+/// predictions (ties to the lowest class): K single-pass evaluations of an identical network
+/// draw the same assignments in the same order, so their predictions, voted by hand, must give
+/// the same vote error; its first pass is theirs.
+#[test]
+fn majority_vote_of_passes() {
+    use rapa_train::train::evaluate;
+    let data = synthetic(10, 60, 4);
+    let norm = Normalizer::fit(&data.train);
+    let (k, classes) = (5, 10);
+    let mut voted = tiny(Scheme::Random, [4, 4, 1]);
+    let result = evaluate(&mut voted, &data.test, &norm, 16, k).unwrap();
+    let mut single = tiny(Scheme::Random, [4, 4, 1]);
+    let passes: Vec<Vec<usize>> =
+        (0..k).map(|_| evaluate(&mut single, &data.test, &norm, 16, 1).unwrap().predictions).collect();
+    assert_eq!(result.predictions, passes[0]);
+    // Random assignments make the untrained network's passes disagree on some images.
+    assert!((0..60).any(|i| passes.iter().any(|p| p[i] != passes[0][i])));
+    let wrong = (0..60)
+        .filter(|&i| {
+            let mut count = vec![0; classes];
+            passes.iter().for_each(|p| count[p[i]] += 1);
+            let top = (0..classes).fold(0, |b, c| if count[c] > count[b] { c } else { b });
+            top != usize::from(data.test.labels[i])
+        })
+        .count();
+    assert_eq!(result.vote_error, wrong as f64 / 60.0);
+    assert!(evaluate(&mut single, &data.test, &norm, 16, 0).is_err());
+}
