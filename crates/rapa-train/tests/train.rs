@@ -95,6 +95,26 @@ fn same_seed_same_metrics_with_one_and_two_threads() {
     assert_ne!(comparable(&a), comparable(&c));
 }
 
+/// The other random parts of a run — stochastic pooling's samples, mixed pooling's learned
+/// mixing, perforated tiling's dropped patches — also give the same metrics and state with 1
+/// and 3 threads.
+#[test]
+fn random_pooling_and_perforation_ignore_the_thread_count() {
+    use rapa_layers::Scheme;
+    use rapa_train::layers::PoolKind;
+    for (pool, scheme) in
+        [(PoolKind::Stochastic, Scheme::Random), (PoolKind::Mixed, Scheme::Random), (PoolKind::Max, Scheme::Perforated)]
+    {
+        let mut cfg = TrainConfig { synthetic_train: 200, synthetic_test: 100, ..small(1) };
+        cfg.net.pool = pool;
+        cfg.net.scheme = scheme;
+        let (a, sa) = run(&cfg, 1);
+        let (b, sb) = run(&cfg, 3);
+        assert_eq!(comparable(&a), comparable(&b), "{pool:?} {scheme:?}");
+        assert_eq!(sa, sb, "{pool:?} {scheme:?}");
+    }
+}
+
 #[test]
 fn non_finite_loss_stops_training() {
     // A huge learning rate blows the weights up within the first epoch.
