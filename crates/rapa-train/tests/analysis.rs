@@ -196,3 +196,36 @@ fn majority_vote_of_passes() {
     assert_eq!(result.vote_error, wrong as f64 / 60.0);
     assert!(evaluate(&mut single, &data.test, &norm, 16, 0).is_err());
 }
+
+/// `fgsm_curve` attacks exactly the images the network classifies correctly: on a
+/// deterministic (untiled) network, their count equals that of `evaluate`'s correct
+/// predictions; with ε = 0 every attacked image stays correct at infinite SNR; with ε > 0 the
+/// mean SNR is at least that of an unclipped perturbation, 20·log10(‖x‖/(ε·√D)) averaged over
+/// the images (clipping at 0 and 1 only shrinks the perturbation).
+#[test]
+fn fgsm_curve_attacks_the_correct_images() {
+    use rapa_train::analysis::fgsm_curve;
+    use rapa_train::train::evaluate;
+    let data = synthetic(10, 80, 6);
+    let norm = Normalizer::fit(&data.train);
+    let mut net = tiny(Scheme::None, [1, 1, 1]);
+    let pred = evaluate(&mut net, &data.test, &norm, 16, 1).unwrap().predictions;
+    let correct: Vec<usize> = (0..80).filter(|&i| pred[i] == usize::from(data.test.labels[i])).collect();
+    assert!(!correct.is_empty() && correct.len() < 80, "{} correct", correct.len());
+    let eps = 0.004f32;
+    let points = fgsm_curve(&mut net, &data.test, &norm, &[0.0, eps], 16).unwrap();
+    assert!(points.iter().all(|p| p.n == correct.len()));
+    assert_eq!(points[0].accuracy, 1.0);
+    assert!(points[0].snr_db.is_infinite());
+    let d = (3 * 32 * 32) as f64;
+    let unclipped = correct
+        .iter()
+        .map(|&i| {
+            let norm_x = data.test.image(i).iter().map(|&b| (f64::from(b) / 255.0).powi(2)).sum::<f64>().sqrt();
+            20.0 * (norm_x / (f64::from(eps) * d.sqrt())).log10()
+        })
+        .sum::<f64>()
+        / correct.len() as f64;
+    assert!(points[1].snr_db.is_finite() && points[1].snr_db >= unclipped - 1e-6, "{} < {unclipped}", points[1].snr_db);
+    assert!((0.0..=1.0).contains(&points[1].accuracy));
+}
