@@ -214,3 +214,31 @@ fn planner_matches_exhaustive_search() {
         }
     }
 }
+
+/// Training and sequential times by hand, with a timing model whose four constants differ so
+/// that each term shows: per tile and image a layer costs ⌈P/n⌉·(t_fwd + t_bwd + BL·t_slot +
+/// t_cycle) in training and ⌈P/n⌉·t_fwd in inference; pipelined, the slowest layer sets the
+/// time; sequential, the layers add. The paper's (16, 4, 1) tiling: 64 cycles in every layer.
+#[test]
+fn training_and_sequential_times_by_hand() {
+    let t = crossbar_sim::TimingModel {
+        forward_pass_ns: 80.0,
+        backward_pass_ns: 70.0,
+        update_slot_ns: 2.0,
+        update_cycle_ns: 5.0,
+    };
+    let rapa = NetworkTiming::from_configs(&paper_convs([16, 4, 1], Scheme::Random, &TileKind::Float));
+    let per_cycle = 80.0 + 70.0 + 31.0 * 2.0 + 5.0; // 217 ns
+    for l in &rapa.layers {
+        assert_eq!(l.cycles_per_tile(), 64);
+        assert_eq!(l.time_ns(&t, true, 31), 64.0 * per_cycle);
+        assert_eq!(l.time_ns(&t, false, 31), 64.0 * 80.0);
+    }
+    assert_eq!(rapa.pipelined_time_ns(&t, true, 31), 64.0 * per_cycle);
+    assert_eq!(rapa.sequential_time_ns(&t, true, 31), 3.0 * 64.0 * per_cycle);
+    // Untiled: 1 024, 256 and 64 cycles; BL 1 changes only the update slots.
+    let plain = rapa.untiled();
+    let per_cycle_bl1 = 80.0 + 70.0 + 2.0 + 5.0;
+    assert_eq!(plain.sequential_time_ns(&t, true, 1), (1024.0 + 256.0 + 64.0) * per_cycle_bl1);
+    assert_eq!(plain.pipelined_time_ns(&t, false, 1), 1024.0 * 80.0);
+}
