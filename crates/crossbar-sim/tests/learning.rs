@@ -107,9 +107,13 @@ fn analog_tile_learns_softmax_regression_near_the_bayes_error() {
     let zero = Array2::<f32>::zeros((CLASSES, FEATURES + 1));
     let mut float = FloatTile::from_weights(zero.clone());
     let float_err = train(&mut float, (&x, &labels), (&xt, &lt), 5);
-    let mut analog = AnalogTile::new(CLASSES, FEATURES + 1, &TileConfig::aihwkit_default(), 3).unwrap();
-    analog.set_weights(zero.view()).unwrap();
-    let analog_err = train(&mut analog, (&x, &labels), (&xt, &lt), 5);
+    // An analog tile with `cfg` (seed 3) from zero weights, trained: its test error and tile.
+    let train_analog = |cfg: &TileConfig| {
+        let mut tile = AnalogTile::new(CLASSES, FEATURES + 1, cfg, 3).unwrap();
+        tile.set_weights(zero.view()).unwrap();
+        (train(&mut tile, (&x, &labels), (&xt, &lt), 5), tile)
+    };
+    let (analog_err, analog) = train_analog(&TileConfig::aihwkit_default());
     println!("test error: Bayes {bayes:.4}, float {float_err:.4}, analog {analog_err:.4}");
     assert!(float_err < bayes + 0.03, "float {float_err} vs Bayes {bayes}");
     assert!(analog_err < bayes + 0.06, "analog {analog_err} vs Bayes {bayes}");
@@ -117,18 +121,14 @@ fn analog_tile_learns_softmax_regression_near_the_bayes_error() {
 
     // The bound tells a working tile from a degraded one: with steps of 0.2 (six steps
     // between the ±0.6 bounds) or output noise of 1.0, the same training stays outside it.
-    let coarse = |cfg: &mut TileConfig| {
-        if let DeviceConfig::ConstantStep(p) = &mut cfg.device {
-            p.dw_min = 0.2;
-        }
-    };
-    let noisy = |cfg: &mut TileConfig| cfg.forward.out_noise = 1.0;
-    for (name, degrade) in [("dw_min 0.2", &coarse as &dyn Fn(&mut TileConfig)), ("out_noise 1.0", &noisy)] {
-        let mut cfg = TileConfig::aihwkit_default();
-        degrade(&mut cfg);
-        let mut tile = AnalogTile::new(CLASSES, FEATURES + 1, &cfg, 3).unwrap();
-        tile.set_weights(zero.view()).unwrap();
-        let err = train(&mut tile, (&x, &labels), (&xt, &lt), 5);
+    let mut coarse = TileConfig::aihwkit_default();
+    if let DeviceConfig::ConstantStep(p) = &mut coarse.device {
+        p.dw_min = 0.2;
+    }
+    let mut noisy = TileConfig::aihwkit_default();
+    noisy.forward.out_noise = 1.0;
+    for (name, cfg) in [("dw_min 0.2", coarse), ("out_noise 1.0", noisy)] {
+        let (err, _) = train_analog(&cfg);
         println!("{name}: {err:.4}");
         assert!(err >= bayes + 0.06, "{name}: {err} vs Bayes {bayes}");
     }

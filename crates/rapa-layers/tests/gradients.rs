@@ -12,7 +12,7 @@
 mod common;
 
 use common::{layer, random4};
-use ndarray::{Array4, ArrayView4};
+use ndarray::{Array2, Array4, ArrayView4};
 use rapa_layers::{ConvGeometry, RapaConv2d, Scheme};
 
 const H: f32 = 0.5;
@@ -20,6 +20,25 @@ const H: f32 = 0.5;
 fn loss(l: &mut RapaConv2d, x: ArrayView4<'_, f32>, r: &Array4<f32>) -> f64 {
     let y = l.forward(x).unwrap();
     y.iter().zip(r).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum()
+}
+
+/// One forward, backward and update at `lr`, then the weights put back: the weights before
+/// and each tile's step W_before − W_after.
+fn update_steps(
+    l: &mut RapaConv2d,
+    x: ArrayView4<'_, f32>,
+    r: &Array4<f32>,
+    lr: f32,
+) -> (Vec<Array2<f32>>, Vec<Array2<f32>>) {
+    l.forward(x).unwrap();
+    l.backward(r.view()).unwrap();
+    let before: Vec<_> = l.tiles().iter().map(|t| t.weights().to_owned()).collect();
+    l.update(lr).unwrap();
+    let steps: Vec<_> = l.tiles().iter().zip(&before).map(|(t, w)| w - &t.weights()).collect();
+    for (t, w0) in before.iter().enumerate() {
+        l.tiles_mut()[t].set_weights(w0.view()).unwrap();
+    }
+    (before, steps)
 }
 
 fn close(fd: f64, g: f64) -> bool {
@@ -47,14 +66,7 @@ fn check(g: ConvGeometry, scheme: Scheme, n: usize) {
     }
 
     // Weight gradients: update with lr = 1 on float tiles realizes W ← W − G exactly.
-    l.forward(x.view()).unwrap();
-    l.backward(r.view()).unwrap();
-    let before: Vec<_> = l.tiles().iter().map(|t| t.weights().to_owned()).collect();
-    l.update(1.0).unwrap();
-    let grads: Vec<_> = l.tiles().iter().zip(&before).map(|(t, w)| w - &t.weights()).collect();
-    for (t, w0) in before.iter().enumerate() {
-        l.tiles_mut()[t].set_weights(w0.view()).unwrap();
-    }
+    let (before, grads) = update_steps(&mut l, x.view(), &r, 1.0);
     for (t, gt) in grads.iter().enumerate() {
         for (idx, &gw) in gt.indexed_iter().step_by(5) {
             let mut w = before[t].clone();
@@ -110,21 +122,10 @@ fn per_tile_learning_rate_factors_scale_each_tiles_step() {
     l.hold_assignment(true);
     let x = random4((2, 2, 8, 8), 22);
     let r = random4((2, 3, 8, 8), 23);
-    let step = |l: &mut RapaConv2d, lr: f32| {
-        l.forward(x.view()).unwrap();
-        l.backward(r.view()).unwrap();
-        let before: Vec<_> = l.tiles().iter().map(|t| t.weights().to_owned()).collect();
-        l.update(lr).unwrap();
-        let delta: Vec<_> = l.tiles().iter().zip(&before).map(|(t, w)| w - &t.weights()).collect();
-        for (t, w0) in before.iter().enumerate() {
-            l.tiles_mut()[t].set_weights(w0.view()).unwrap();
-        }
-        delta
-    };
-    let unit = step(&mut l, 1.0);
+    let (_, unit) = update_steps(&mut l, x.view(), &r, 1.0);
     let scales = [1.0f32, 2.0, 0.0, 0.5];
     l.set_lr_scale(scales.to_vec()).unwrap();
-    let scaled = step(&mut l, 0.25);
+    let (_, scaled) = update_steps(&mut l, x.view(), &r, 0.25);
     for (t, (u, d)) in unit.iter().zip(&scaled).enumerate() {
         let max = u.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         assert!(max > 0.1, "tile {t} got no gradient");
