@@ -45,7 +45,14 @@ fn mapping_with_exact_maths_equals_the_float_tile() {
         } else {
             assert!((row_max[5] - 0.6).abs() < 1e-6 && row_max[0] < 0.01, "{row_max:?}");
         }
-        assert_eq!(analog.mapping_scales(), mapping.scales(w.view()).as_slice());
+        // α by hand: max|W_i·| / ω per row when columnwise, else max|W| / ω for every row.
+        let w_row_max: Vec<f32> = w.rows().into_iter().map(|r| r.iter().fold(0.0f32, |m, v| m.max(v.abs()))).collect();
+        let w_max = w_row_max.iter().fold(0.0f32, |m, &v| m.max(v));
+        for (i, (&alpha, &m)) in analog.mapping_scales().iter().zip(&w_row_max).enumerate() {
+            let expected = if columnwise { m / 0.6 } else { w_max / 0.6 };
+            assert!((alpha - expected).abs() <= 2.0 * f32::EPSILON * expected, "row {i}: α {alpha} vs {expected}");
+        }
+        assert_eq!(analog.mapping_scales().len(), 6);
         // The tolerance is f32 rounding of one division and one multiplication per weight.
         let scale = max_abs(&w);
         assert!(max_abs_diff(&analog.weights().to_owned(), &w) <= 4.0 * f32::EPSILON * scale);

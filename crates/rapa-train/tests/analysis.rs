@@ -1,7 +1,7 @@
 //! FGSM, SNR and network reduction.
 
 use crossbar_sim::rng::seeded;
-use ndarray::{Array4, Axis};
+use ndarray::{Array2, Array4, Axis};
 use rand::Rng;
 use rapa_layers::Scheme;
 use rapa_train::analysis::{ReduceBy, fgsm_perturb, reduce_network, snr_db};
@@ -103,6 +103,31 @@ fn reducing_identical_tiles_keeps_the_network_outputs() {
         assert!(err < 1e-4, "{by:?}: outputs differ by {err}");
         assert_eq!(after.len_of(Axis(0)), 10);
     }
+}
+
+/// With distinct tiles (independent He draws), reduction by norm keeps, per layer and output
+/// channel, the row (filter and bias) of the tile whose filter has the largest L2 norm,
+/// found here by hand; the chosen tiles differ between channels, so a wrong choice shows.
+#[test]
+fn reducing_by_norm_keeps_each_channels_largest_filter() {
+    let mut net = tiny(Scheme::Random, [4, 4, 1]);
+    let originals: Vec<Vec<Array2<f32>>> =
+        net.convs().iter().map(|c| c.tiles().iter().map(|t| t.weights().to_owned()).collect()).collect();
+    let data = synthetic(20, 10, 1);
+    let norm = Normalizer::fit(&data.train);
+    reduce_network(&mut net, ReduceBy::Norm, &data.train, &norm, 10, 5).unwrap();
+    let mut chosen = std::collections::BTreeSet::new();
+    for (l, tiles) in originals.iter().enumerate() {
+        let reduced = net.convs()[l].tiles()[0].weights().to_owned();
+        let k = tiles[0].ncols() - 1; // the last column is the bias
+        for c in 0..reduced.nrows() {
+            let norm2 = |t: &Array2<f32>| t.row(c).iter().take(k).map(|&v| f64::from(v).powi(2)).sum::<f64>();
+            let best = (0..tiles.len()).fold(0, |b, t| if norm2(&tiles[t]) > norm2(&tiles[b]) { t } else { b });
+            chosen.insert((l, best));
+            assert_eq!(reduced.row(c), tiles[best].row(c), "layer {l} channel {c}: tile {best}");
+        }
+    }
+    assert!(chosen.iter().filter(|(l, _)| *l == 0).count() > 1, "every channel chose one tile: {chosen:?}");
 }
 
 /// Max-pool wins are mapped back to the tiles whose outputs won: with identical tiles except
