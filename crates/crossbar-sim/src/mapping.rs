@@ -37,9 +37,23 @@ pub struct MappingConfig {
 }
 
 impl MappingConfig {
-    /// Checks every field; `prefix` is prepended to field names in errors.
+    /// Smallest ω other than 0 (off) that [`validate`](Self::validate) accepts: below it
+    /// max|W|/ω overflows f32 for ordinary weights.
+    pub const MIN_OMEGA: f32 = 1e-6;
+
+    /// Checks every field; `prefix` is prepended to field names in errors. ω must be 0 (off)
+    /// or finite and at least [`MIN_OMEGA`](Self::MIN_OMEGA).
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        ConfigError::check_non_negative(|| path(prefix, "weight_scaling_omega"), self.weight_scaling_omega.into())
+        let omega = self.weight_scaling_omega;
+        if omega == 0.0 {
+            return Ok(());
+        }
+        ConfigError::check_range(
+            || path(prefix, "weight_scaling_omega"),
+            omega.into(),
+            Self::MIN_OMEGA.into(),
+            f32::MAX.into(),
+        )
     }
 
     /// Whether weights are scaled (ω > 0).
@@ -49,15 +63,15 @@ impl MappingConfig {
 
     /// The scales α (one per row of `w`, `[out, in]`) for programming `w`: max|W|/ω over the
     /// tile, or over each row when `columnwise`. A tile of zeros, or with `columnwise` a row of
-    /// zeros, gets α = 1 (as aihwkit's `periphery.py` sets it), as does a non-finite maximum, so
-    /// α is always finite and > 0. Empty when mapping is off.
+    /// zeros, gets α = 1 (as aihwkit's `periphery.py` sets it), as does a maximum for which
+    /// max/ω is not finite, so α is always finite and > 0. Empty when mapping is off.
     pub fn scales(&self, w: ArrayView2<'_, f32>) -> Vec<f32> {
         if !self.is_active() {
             return Vec::new();
         }
         let omega = self.weight_scaling_omega;
         let row_max: Vec<f32> = w.rows().into_iter().map(|r| r.iter().fold(0.0f32, |m, v| m.max(v.abs()))).collect();
-        let alpha = |m: f32| if m > 0.0 && m.is_finite() { m / omega } else { 1.0 };
+        let alpha = |m: f32| if m > 0.0 && (m / omega).is_finite() { m / omega } else { 1.0 };
         if self.columnwise {
             row_max.iter().map(|&m| alpha(m)).collect()
         } else {

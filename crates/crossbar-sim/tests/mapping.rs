@@ -170,4 +170,13 @@ fn mapping_state_round_trips_and_is_checked() {
     };
     let err = AnalogTile::new(2, 2, &cfg, 1).unwrap_err().to_string();
     assert!(err.contains("mapping.weight_scaling_omega"), "{err}");
+    // A positive ω so small that max|W|/ω overflows f32 is refused too, not turned into α = ∞.
+    for omega in [1e-40f32, f32::NAN] {
+        let cfg =
+            TileConfig { mapping: MappingConfig { weight_scaling_omega: omega, columnwise: false }, ..cfg.clone() };
+        let err = AnalogTile::new(2, 2, &cfg, 1).unwrap_err().to_string();
+        assert!(err.contains("mapping.weight_scaling_omega"), "ω = {omega}: {err}");
+    }
+    let ok = MappingConfig { weight_scaling_omega: MappingConfig::MIN_OMEGA, columnwise: false };
+    assert!(ok.validate("").is_ok());
 }

@@ -42,6 +42,11 @@ pub struct ConvGeometry {
     pub pad: usize,
 }
 
+/// Largest padded image side a [`ConvGeometry`] accepts (16 384 pixels).
+pub const MAX_SIDE: usize = 1 << 14;
+/// Largest number of input channels a [`ConvGeometry`] accepts (65 536).
+pub const MAX_CHANNELS: usize = 1 << 16;
+
 impl Default for ConvGeometry {
     /// The first layer of the paper's network: 5×5 kernels, stride 1, pad 2 on 3×32×32 images.
     fn default() -> Self {
@@ -50,7 +55,9 @@ impl Default for ConvGeometry {
 }
 
 impl ConvGeometry {
-    /// Checks the geometry.
+    /// Checks the geometry: every size > 0 (the padding may be 0), the kernel no larger than
+    /// the padded image, padded sides at most [`MAX_SIDE`] and channels at most
+    /// [`MAX_CHANNELS`].
     pub fn validate(&self) -> Result<(), LayerError> {
         let bad = |field: &'static str, value: usize, reason: &str| {
             Err(LayerError::Invalid { field, value: value.to_string(), reason: reason.into() })
@@ -64,7 +71,16 @@ impl ConvGeometry {
         if self.stride == 0 {
             return bad("stride", 0, "must be > 0");
         }
-        if self.height + 2 * self.pad < self.kernel || self.width + 2 * self.pad < self.kernel {
+        // Sizes beyond these would overflow the index arithmetic or allocate an assignment of
+        // billions of patches (a corrupt checkpoint must not abort the process).
+        if self.in_channels > MAX_CHANNELS {
+            return bad("in_channels", self.in_channels, &format!("must be <= {MAX_CHANNELS}"));
+        }
+        let padded = |side: usize| side.checked_add(self.pad.saturating_mul(2)).filter(|&p| p <= MAX_SIDE);
+        let reason = format!("with the padding ({} on each side) must be <= {MAX_SIDE}", self.pad);
+        let Some(ph) = padded(self.height) else { return bad("height", self.height, &reason) };
+        let Some(pw) = padded(self.width) else { return bad("width", self.width, &reason) };
+        if ph < self.kernel || pw < self.kernel {
             return bad("kernel", self.kernel, "is larger than the padded image");
         }
         Ok(())
@@ -388,6 +404,24 @@ mod tests {
     /// The run-based gather/scatter equal the pixel-by-pixel definition on every patch, for
     /// strides, paddings and keep-regions (also empty ones and ones reaching past the image)
     /// that put windows inside, across and outside the borders.
+    /// Sizes whose index arithmetic would overflow (or whose assignment would hold billions
+    /// of patches) are typed errors naming the field, never a panic or a wrapped size.
+    #[test]
+    fn oversized_geometries_are_refused() {
+        let ok = ConvGeometry::default();
+        let field = |g: ConvGeometry| match g.validate() {
+            Err(LayerError::Invalid { field, .. }) => field,
+            other => panic!("{g:?}: {other:?}"),
+        };
+        assert_eq!(field(ConvGeometry { pad: usize::MAX / 2 + 1, ..ok }), "height");
+        assert_eq!(field(ConvGeometry { width: MAX_SIDE - 3, ..ok }), "width");
+        assert_eq!(field(ConvGeometry { in_channels: MAX_CHANNELS + 1, ..ok }), "in_channels");
+        // The largest accepted side, padding included.
+        let edge = ConvGeometry { height: MAX_SIDE - 4, width: MAX_SIDE - 4, ..ok };
+        assert!(edge.validate().is_ok());
+        assert_eq!(edge.out_height(), MAX_SIDE - 4);
+    }
+
     #[test]
     fn run_based_patches_equal_the_pixel_definition() {
         let keeps = [

@@ -36,7 +36,7 @@ pub mod paper;
 pub use assign::{Assigner, DROPPED, Scheme, random_partition};
 pub use conv::{ConvConfig, ConvState, RapaConv2d, TileKind};
 pub use error::LayerError;
-pub use geometry::{ConvGeometry, Region};
+pub use geometry::{ConvGeometry, MAX_CHANNELS, MAX_SIDE, Region};
 pub use linear::TiledLinear;
 
 pub use crossbar_sim;

@@ -38,6 +38,14 @@ pub enum TrainError {
         /// The loss value.
         loss: f64,
     },
+    /// The network's outputs became NaN or infinite (diverged weights).
+    #[error("non-finite network output for {dataset} image {image}: the weights have diverged")]
+    NonFiniteOutput {
+        /// The dataset evaluated.
+        dataset: String,
+        /// Index of the image in it.
+        image: usize,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -254,3 +254,31 @@ fn fgsm_curve_attacks_the_correct_images() {
     assert!(points[1].snr_db.is_finite() && points[1].snr_db >= unclipped - 1e-6, "{} < {unclipped}", points[1].snr_db);
     assert!((0.0..=1.0).contains(&points[1].accuracy));
 }
+
+/// A diverged network (an infinite conv3 bias makes every logit NaN or infinite) is an error
+/// naming the dataset and the first image, in evaluation and in the FGSM curve, not a
+/// prediction of class 0 scored as ~90 % error.
+#[test]
+fn non_finite_outputs_are_an_error_not_a_prediction() {
+    use rapa_train::analysis::fgsm_curve;
+    use rapa_train::train::evaluate;
+    let mut net = tiny(Scheme::Random, [4, 4, 1]);
+    let data = synthetic(10, 30, 4);
+    let norm = Normalizer::fit(&data.train);
+    assert!(evaluate(&mut net, &data.test, &norm, 16, 1).is_ok());
+    let conv3 = &mut net.convs_mut()[2];
+    let mut w = conv3.tiles()[0].weights().to_owned();
+    let bias = w.ncols() - 1;
+    w.column_mut(bias).fill(f32::INFINITY);
+    conv3.tiles_mut()[0].set_weights(w.view()).unwrap();
+    for e in [
+        evaluate(&mut net, &data.test, &norm, 16, 1).unwrap_err(),
+        fgsm_curve(&mut net, &data.test, &norm, &[0.01], 16).unwrap_err(),
+    ] {
+        let msg = e.to_string();
+        assert!(
+            matches!(&e, rapa_train::TrainError::NonFiniteOutput { image: 0, dataset } if *dataset == data.test.name),
+            "{msg}"
+        );
+    }
+}

@@ -87,7 +87,12 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     std::fs::create_dir_all(&dir).expect("temporary directory");
     std::fs::write(dir.join("bad-type.toml"), "[net]\ninit = 5\n").expect("write");
     std::fs::write(dir.join("bad-range.toml"), "epochs = -3\n").expect("write");
-    let cases: [(&[&str], &[&str]); 6] = [
+    // A trained run's results and a lone checkpoint (a reduced model) must not be overwritten.
+    std::fs::create_dir_all(dir.join("trained")).expect("directory");
+    std::fs::write(dir.join("trained/metrics.jsonl"), "{}\n").expect("write");
+    std::fs::create_dir_all(dir.join("reduced")).expect("directory");
+    std::fs::write(dir.join("reduced/checkpoint.bin"), "x").expect("write");
+    let cases: [(&[&str], &[&str]); 13] = [
         (
             &["train", "--dataset", "cifar10", "--data-dir", "no-such-dir", "--out", "r1"],
             &["no-such-dir/data_batch_1.bin"],
@@ -97,6 +102,13 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         (&["train", "--lr", "nan", "--epochs", "1", "--out", "r4"], &["lr", "NaN"]),
         (&["experiment", "table1", "--only", "bogus", "--out", "r5"], &["--only", "bogus", "random-fixed"]),
         (&["eval", "--model", "no-such-run"], &["no-such-run/checkpoint.bin"]),
+        (&["train", "--epochs", "0", "--out", "r6"], &["epochs", ">= 1"]),
+        (&["train", "--batch", "100000", "--out", "r7"], &["batch", "100000"]),
+        (&["experiment", "table1", "--lr=-1", "--list", "--out", "r8"], &["lr", "-1"]),
+        (&["timing", "--tiles", "4096,4,1"], &["--tiles", "conv1", "1024 patches"]),
+        (&["timing", "--bl", "40"], &["--bl", "40"]),
+        (&["reduce", "--model", "no-such-run", "--out", "trained"], &["--out", "trained", "overwrite"]),
+        (&["train", "--epochs", "1", "--out", "reduced"], &["reduced", "checkpoint.bin", "--resume"]),
     ];
     for (args, needles) in cases {
         let (code, stderr) = rapa_in(&dir, args);
@@ -107,6 +119,10 @@ fn bad_input_is_a_clear_error_not_a_panic() {
             assert!(stderr.contains(n), "rapa {args:?}: `{n}` not in {stderr}");
         }
     }
+    // A value clap refuses is a usage error (status 2), also without a panic.
+    let (code, stderr) = rapa_in(&dir, &["eval", "--model", "no-such-run", "--vote", "0"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--vote") && stderr.contains("at least 1") && !stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

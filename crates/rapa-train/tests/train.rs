@@ -148,6 +148,19 @@ fn bad_configs_are_typed_errors() {
     let data = synthetic(20, 10, 1);
     let e = Trainer::new(cfg, data).unwrap_err().to_string();
     assert!(e.contains("square"), "{e}");
+    // Sizes: at least one epoch; batches and channels within the documented limits.
+    for (cfg, field) in [
+        (TrainConfig { epochs: 0, ..TrainConfig::default() }, "epochs"),
+        (TrainConfig { batch: rapa_train::train::MAX_BATCH + 1, ..TrainConfig::default() }, "batch"),
+        (TrainConfig { eval_batch: 0, ..TrainConfig::default() }, "eval_batch"),
+    ] {
+        let e = cfg.validate().unwrap_err();
+        assert!(matches!(&e, TrainError::Config { field: f, .. } if f == field), "{e:?}");
+    }
+    let mut cfg = TrainConfig::default();
+    cfg.net.channels = [1 << 62, 32, 64];
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("net.channels") && e.contains(&(1usize << 62).to_string()), "{e}");
     // Round trip of the full config through TOML.
     let cfg = TrainConfig::default();
     assert_eq!(TrainConfig::from_toml_str(&cfg.to_toml().unwrap()).unwrap(), cfg);
@@ -207,5 +220,48 @@ fn mapped_analog_run_resumes_bit_exactly_and_ignores_thread_count() {
     resumed.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
     assert_eq!(comparable(resumed.metrics()), comparable(&full));
     assert_eq!(resumed.net().state(), full_state);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A checkpoint whose parts disagree is refused when read, naming the file and the part,
+/// before anything is built from it: another network than its [net] says, a normalization
+/// with a zero or NaN std, metrics that do not match the finished epochs, a conv layer whose
+/// geometry is not the network's (a huge one must not be used to allocate an assignment).
+#[test]
+fn damaged_checkpoints_are_refused() {
+    use rapa_train::train::write_checkpoint;
+    let cfg = TrainConfig { synthetic_train: 200, synthetic_test: 50, ..small(1) };
+    let dir = std::env::temp_dir().join(format!("rapa-damaged-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut t = Trainer::new(cfg.clone(), synthetic(200, 50, cfg.seed)).unwrap();
+    t.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
+    let path = dir.join("checkpoint.bin");
+    let good = read_checkpoint(&path).unwrap();
+    let damaged = |f: &dyn Fn(&mut rapa_train::train::Checkpoint), needle: &str| {
+        let mut ck = good.clone();
+        f(&mut ck);
+        let bad = dir.join("bad.bin");
+        write_checkpoint(&bad, &ck).unwrap();
+        let e = read_checkpoint(&bad).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, TrainError::Checkpoint { .. }), "{msg}");
+        assert!(msg.contains("bad.bin") && msg.contains(needle), "`{needle}` not in {msg}");
+    };
+    damaged(&|ck| ck.net.config.classes = 2, "differs from the run's [net]");
+    damaged(&|ck| ck.norm_std = [0.0; 3], "std");
+    damaged(&|ck| ck.norm_mean[1] = f32::NAN, "normalization");
+    damaged(&|ck| ck.metrics.clear(), "1 epochs finished but 0 metrics records");
+    damaged(&|ck| ck.config.epochs = 0, "config field epochs");
+    // The layer's geometry disagrees with the network: refused before the layer is rebuilt
+    // (rebuilding would allocate one assignment entry per patch, 2^40 of them).
+    let mut state = good.net.clone();
+    state.convs[0].config.geometry.height = 1 << 40;
+    state.convs[0].config.geometry.width = 1;
+    state.convs[0].config.scheme = rapa_layers::Scheme::RandomFixed;
+    let e = rapa_train::net::Network::from_state(state.clone(), 1).unwrap_err().to_string();
+    assert!(e.contains("conv1 does not match"), "{e}");
+    // rapa-layers refuses the geometry itself too.
+    let e = rapa_layers::RapaConv2d::from_state(state.convs[0].clone()).unwrap_err().to_string();
+    assert!(e.contains("height"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

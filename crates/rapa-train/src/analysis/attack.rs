@@ -94,18 +94,19 @@ pub fn fgsm_curve(
         let idx: Vec<usize> = (start..(start + batch).min(ds.len())).collect();
         let labels: Vec<u16> = idx.iter().map(|&i| ds.labels[i]).collect();
         let p = pixels(ds, &idx);
-        let clean = Network::predict(&net.forward(normalize(p.view(), norm).view())?);
+        let clean = Network::predict_finite(&net.forward(normalize(p.view(), norm).view())?, &ds.name, &idx)?;
         let keep: Vec<usize> = (0..idx.len()).filter(|&k| clean[k] == usize::from(labels[k])).collect();
         if keep.is_empty() {
             continue;
         }
         let pk = p.select(Axis(0), &keep);
         let lk: Vec<u16> = keep.iter().map(|&k| labels[k]).collect();
+        let kept: Vec<usize> = keep.iter().map(|&k| idx[k]).collect();
         let sign = fgsm_perturb(net, pk.view(), &lk, norm)?;
         attacked += keep.len();
         for (e, &eps_e) in eps.iter().enumerate() {
             let adv = (&pk + &(eps_e * &sign)).mapv(|v| v.clamp(0.0, 1.0));
-            let pred = Network::predict(&net.forward(normalize(adv.view(), norm).view())?);
+            let pred = Network::predict_finite(&net.forward(normalize(adv.view(), norm).view())?, &ds.name, &kept)?;
             for (k, (a, c)) in adv.axis_iter(Axis(0)).zip(pk.axis_iter(Axis(0))).enumerate() {
                 still[e] += usize::from(pred[k] == usize::from(lk[k]));
                 let (cs, as_): (Vec<f32>, Vec<f32>) = (c.iter().copied().collect(), a.iter().copied().collect());

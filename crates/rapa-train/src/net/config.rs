@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::TrainError;
 use crate::layers::PoolKind;
 
+/// Most output channels a conv layer of the network may have (4 096: conv3 then holds
+/// 4 096 × 102 401 weights, 1.6 GiB).
+pub const MAX_NET_CHANNELS: usize = 4096;
+/// Most classes the network may have.
+pub const MAX_CLASSES: usize = 100_000;
+
 /// Initial weight distribution (Gaussian, zero mean, biases 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -144,11 +150,12 @@ impl NetConfig {
             .map_err(|e| TrainError::Config { field: "net.device".into(), reason: format!("{e} (or `float`)") })
     }
 
-    /// Checks the configuration.
+    /// Checks the configuration: channels in 1..=[`MAX_NET_CHANNELS`], tiles ≥ 1 (1 for scheme
+    /// none), classes in 2..=[`MAX_CLASSES`], finite non-negative lr scales and a known device.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |field: &str, reason: String| Err(TrainError::Config { field: field.into(), reason });
-        if self.channels.contains(&0) {
-            return bad("net.channels", format!("must be > 0, got {:?}", self.channels));
+        if self.channels.iter().any(|&c| c == 0 || c > MAX_NET_CHANNELS) {
+            return bad("net.channels", format!("must be in 1..={MAX_NET_CHANNELS}, got {:?}", self.channels));
         }
         if self.tiles.contains(&0) {
             return bad("net.tiles", format!("must be >= 1, got {:?}", self.tiles));
@@ -156,8 +163,8 @@ impl NetConfig {
         if self.scheme == Scheme::None && self.tiles.iter().any(|&n| n > 1) {
             return bad("net.scheme", format!("scheme none needs tiles 1,1,1, got {:?}", self.tiles));
         }
-        if self.classes < 2 {
-            return bad("net.classes", format!("must be >= 2, got {}", self.classes));
+        if !(2..=MAX_CLASSES).contains(&self.classes) {
+            return bad("net.classes", format!("must be in 2..={MAX_CLASSES}, got {}", self.classes));
         }
         if self.lr_scale.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
             return bad("net.lr_scale", format!("must be finite and >= 0, got {:?}", self.lr_scale));

@@ -280,6 +280,19 @@ impl Network {
         logits.axis_iter(Axis(0)).map(|r| crate::layers::argmax_row(r.as_slice().unwrap_or(&r.to_vec()))).collect()
     }
 
+    /// [`predict`](Self::predict), refusing NaN or infinite logits (a diverged network would
+    /// otherwise predict class 0 and be scored as if it had learned something): the error names
+    /// `dataset` and the image, `images[row]`.
+    pub fn predict_finite(logits: &Array2<f32>, dataset: &str, images: &[usize]) -> Result<Vec<usize>, TrainError> {
+        if let Some(row) = logits.axis_iter(Axis(0)).position(|r| !r.iter().all(|v| v.is_finite())) {
+            return Err(TrainError::NonFiniteOutput {
+                dataset: dataset.to_string(),
+                image: images.get(row).copied().unwrap_or(row),
+            });
+        }
+        Ok(Self::predict(logits))
+    }
+
     /// A snapshot of the full state.
     pub fn state(&self) -> NetState {
         NetState {
@@ -297,15 +310,16 @@ impl Network {
             return Err(TrainError::Checkpoint { reason: "a network state needs 3 conv and 3 pool layers".into() });
         }
         // Each layer must be the one the configuration builds (channels, geometry, scheme,
-        // tiles): later layers, the pools and the loss index by those sizes.
-        let convs = state.convs.into_iter().map(RapaConv2d::from_state).collect::<Result<Vec<_>, _>>()?;
-        for (l, (c, built)) in convs.iter().zip(&net.convs).enumerate() {
-            if c.config() != built.config() {
+        // tiles): later layers, the pools and the loss index by those sizes. Compared before
+        // the layers are rebuilt, so that a corrupt geometry is never used to allocate.
+        for (l, (c, built)) in state.convs.iter().zip(&net.convs).enumerate() {
+            if &c.config != built.config() {
                 return Err(TrainError::Checkpoint {
                     reason: format!("conv{} does not match the network configuration ({:?})", l + 1, built.config()),
                 });
             }
         }
+        let convs = state.convs.into_iter().map(RapaConv2d::from_state).collect::<Result<Vec<_>, _>>()?;
         net.convs = convs;
         for (p, s) in net.pools.iter_mut().zip(state.pools) {
             if s.mix.len() != p.mix.len() {

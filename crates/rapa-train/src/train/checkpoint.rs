@@ -31,6 +31,37 @@ pub struct Checkpoint {
     pub net: NetState,
 }
 
+impl Checkpoint {
+    /// Checks that the parts agree: the configuration is valid, the network is the one it
+    /// describes, the normalization is finite with every std at least
+    /// [`Normalizer::MIN_STD`](crate::data::Normalizer::MIN_STD), and there is one metrics
+    /// record per finished epoch. [`read_checkpoint`] calls it, so a damaged or hand-edited
+    /// file is refused before any of it is used.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |reason: String| Err(TrainError::Checkpoint { reason });
+        self.config.validate()?;
+        if self.config.net != self.net.config {
+            return bad(format!(
+                "the network's configuration ({:?}) differs from the run's [net] ({:?})",
+                self.net.config, self.config.net
+            ));
+        }
+        let min_std = crate::data::Normalizer::MIN_STD;
+        if !self.norm_mean.iter().all(|m| m.is_finite())
+            || !self.norm_std.iter().all(|s| s.is_finite() && *s >= min_std)
+        {
+            return bad(format!(
+                "normalization mean {:?}, std {:?}: must be finite, std >= {min_std}",
+                self.norm_mean, self.norm_std
+            ));
+        }
+        if self.metrics.len() != self.epoch {
+            return bad(format!("{} epochs finished but {} metrics records", self.epoch, self.metrics.len()));
+        }
+        Ok(())
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory (named for this
 /// process, so that two processes writing the same file never share one), synced, then renamed
 /// over the target, and the directory synced where the file system allows it (Unix) so that the
@@ -66,7 +97,7 @@ pub fn write_checkpoint(path: &Path, ck: &Checkpoint) -> Result<(), TrainError> 
     write_atomic(path, &bytes)
 }
 
-/// Reads a checkpoint, checking its version.
+/// Reads a checkpoint, checking its version and that its parts agree ([`Checkpoint::validate`]).
 pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, TrainError> {
     let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
     let ck: Checkpoint = rmp_serde::from_slice(&bytes)
@@ -76,5 +107,12 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, TrainError> {
             reason: format!("{}: version {} (this build reads {CHECKPOINT_VERSION})", path.display(), ck.version),
         });
     }
+    ck.validate().map_err(|e| match e {
+        TrainError::Checkpoint { reason } => TrainError::Checkpoint { reason: format!("{}: {reason}", path.display()) },
+        TrainError::Config { field, reason } => {
+            TrainError::Checkpoint { reason: format!("{}: config field {field}: {reason}", path.display()) }
+        }
+        other => other,
+    })?;
     Ok(ck)
 }

@@ -11,6 +11,10 @@ use crate::net::NetConfig;
 /// Largest synthetic train or test set (1 000 000 images, ~3 GiB as bytes).
 pub const MAX_SYNTHETIC: usize = 1_000_000;
 
+/// Largest training or evaluation mini-batch (4 096 images: the im2col buffer of conv1 alone is
+/// then 1.3 GB).
+pub const MAX_BATCH: usize = 4096;
+
 /// All settings of a training run. Defaults reproduce the paper's best configuration (random
 /// tiling, n = 16, 4, 1, max pooling) on the built-in synthetic dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,11 +24,11 @@ pub struct TrainConfig {
     pub dataset: DatasetKind,
     /// Directory of the dataset files (not used by synthetic). Default: `data`.
     pub data_dir: PathBuf,
-    /// Epochs. Default: 8.
+    /// Epochs (≥ 1). Default: 8.
     pub epochs: usize,
     /// Base learning rate. Default: 0.02.
     pub lr: f32,
-    /// Mini-batch size. Default: 10.
+    /// Mini-batch size (at most [`MAX_BATCH`]). Default: 10.
     pub batch: usize,
     /// Master seed of every random draw. Default: 1.
     pub seed: u64,
@@ -51,7 +55,7 @@ pub struct TrainConfig {
     pub synthetic_train: usize,
     /// Test images of the synthetic dataset (at most [`MAX_SYNTHETIC`]). Default: 2 000.
     pub synthetic_test: usize,
-    /// Batch size of evaluation passes. Default: 100.
+    /// Batch size of evaluation passes (at most [`MAX_BATCH`]). Default: 100.
     pub eval_batch: usize,
     /// Flush subnormal floats to zero in compute threads (x86-64 with SSE only). Default: true.
     pub flush_denormals: bool,
@@ -93,8 +97,13 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad("lr", format!("must be finite and > 0, got {}", self.lr));
         }
-        if self.batch == 0 || self.eval_batch == 0 {
-            return bad("batch", "batch sizes must be > 0".into());
+        if self.epochs == 0 {
+            return bad("epochs", "must be >= 1".into());
+        }
+        for (field, n) in [("batch", self.batch), ("eval_batch", self.eval_batch)] {
+            if !(1..=MAX_BATCH).contains(&n) {
+                return bad(field, format!("must be in 1..={MAX_BATCH}, got {n}"));
+            }
         }
         if self.lr_step == 0 {
             return bad("lr_step", "must be > 0".into());

@@ -21,7 +21,8 @@ pub struct EvalResult {
 
 /// Evaluates `net` (in evaluation mode) on `ds` in batches of `batch`, `passes` times (≥ 1).
 /// With random tiling every pass draws fresh assignments; the vote takes the most frequent
-/// class per image (ties: the lowest class index).
+/// class per image (ties: the lowest class index). NaN or infinite outputs are an error
+/// ([`TrainError::NonFiniteOutput`]), not a prediction.
 pub fn evaluate(
     net: &mut Network,
     ds: &Dataset,
@@ -52,7 +53,7 @@ pub fn evaluate(
             }
             fill_batch(ds, &idx, norm, None, &mut buf);
             let logits = net.forward(buf.view())?;
-            for (k, p) in Network::predict(&logits).into_iter().enumerate() {
+            for (k, p) in Network::predict_finite(&logits, &ds.name, &idx)?.into_iter().enumerate() {
                 votes[(start + k) * classes + p.min(classes - 1)] += 1;
                 if pass == 0 {
                     first.push(p);

@@ -170,6 +170,17 @@ pub fn reduce(a: ReduceArgs) -> Result<(), TrainError> {
             reason: format!("{} is the model's own directory; the reduced model would overwrite it", a.out.display()),
         });
     }
+    // A trained run (or anything but an earlier reduction) in --out would be overwritten.
+    let holds = |f: &str| a.out.join(f).exists();
+    if holds("metrics.jsonl") || (holds("checkpoint.bin") && !holds("reduce.json")) {
+        return Err(TrainError::Config {
+            field: "--out".into(),
+            reason: format!(
+                "{} holds a run (checkpoint.bin or metrics.jsonl) that the reduced model would overwrite; choose another --out",
+                a.out.display()
+            ),
+        });
+    }
     let mut m = Model::load(&a.model)?;
     let mut data = m.data(a.limit_test)?;
     if let Some(n) = a.limit_train {
@@ -341,8 +352,24 @@ pub fn timing(a: TimingArgs) -> Result<(), TrainError> {
             reason: format!("each layer needs at least one tile, got {:?}", cfg.tiles),
         });
     }
+    if !(1..=crossbar_sim::update_config::MAX_BL).contains(&a.bl) {
+        return Err(TrainError::Config {
+            field: "--bl".into(),
+            reason: format!("must be in 1..={}, got {}", crossbar_sim::update_config::MAX_BL, a.bl),
+        });
+    }
     let model = TimingModel::default();
     let convs = paper_like_convs(cfg.channels, cfg.tiles, Scheme::Random, &TileKind::Float);
+    // The same limit as `rapa train`: no more tiles than patches in a layer.
+    for (l, c) in convs.iter().enumerate() {
+        let patches = c.geometry.n_patches();
+        if c.n_tiles > patches {
+            return Err(TrainError::Config {
+                field: "--tiles".into(),
+                reason: format!("conv{} has {patches} patches per image, fewer than its {} tiles", l + 1, c.n_tiles),
+            });
+        }
+    }
     let t = NetworkTiming::from_configs(&convs);
     print_network(
         &format!(

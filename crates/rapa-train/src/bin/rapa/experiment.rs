@@ -50,6 +50,10 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
     };
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{tname}-{}", base.dataset)));
     let specs = plan(kind, &base);
+    // Refused here, before --list writes plans whose every job would fail.
+    for s in &specs {
+        s.cfg.validate()?;
+    }
     if let Some(only) = &a.only
         && !specs.iter().any(|s| &s.name == only)
     {

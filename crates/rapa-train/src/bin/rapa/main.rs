@@ -158,7 +158,7 @@ struct EvalArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Majority vote over K passes (fresh random assignments each)
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::at_least_one)]
     vote: usize,
     /// Use only N test images stratified by class (spread evenly within each) [default: the run's setting]
     #[arg(long, value_parser = crate::at_least_one)]
@@ -257,10 +257,10 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
         t.set_threads(wanted.threads);
         t
     } else {
-        if a.out.join("metrics.jsonl").exists() {
+        if a.out.join("metrics.jsonl").exists() || a.out.join("checkpoint.bin").exists() {
             let reason = if a.out.join("checkpoint.bin").exists() {
                 format!(
-                    "{} holds a run (checkpoint.bin, metrics.jsonl); pass --resume or --auto-resume to continue it, or choose another --out",
+                    "{} holds a run (checkpoint.bin); pass --resume or --auto-resume to continue it, or choose another --out",
                     a.out.display()
                 )
             } else {
@@ -378,7 +378,7 @@ fn eval(a: EvalArgs) -> Result<(), TrainError> {
             flush_denormals();
         }
         let mut net = Network::from_state(ck.net, seed)?;
-        evaluate(&mut net, &data.test, &norm, cfg.eval_batch, a.vote.max(1))
+        evaluate(&mut net, &data.test, &norm, cfg.eval_batch, a.vote)
     })?;
     println!(
         "{}: {} test images, error {:.2} % (single pass), {:.2} % (majority vote of {})",
@@ -386,7 +386,7 @@ fn eval(a: EvalArgs) -> Result<(), TrainError> {
         result.n,
         100.0 * result.error,
         100.0 * result.vote_error,
-        a.vote.max(1)
+        a.vote
     );
     Ok(())
 }
