@@ -37,8 +37,9 @@ pub struct MappingConfig {
 }
 
 impl MappingConfig {
-    /// Smallest ω other than 0 (off) that [`validate`](Self::validate) accepts: below it
-    /// max|W|/ω overflows f32 for ordinary weights.
+    /// Smallest ω other than 0 (off) that [`validate`](Self::validate) accepts. Conductances
+    /// are in units of the device range (aihwkit's bounds are ±0.6), so a smaller ω is no
+    /// meaningful mapping, and ω near zero would make max|W|/ω overflow f32.
     pub const MIN_OMEGA: f32 = 1e-6;
 
     /// Checks every field; `prefix` is prepended to field names in errors. ω must be 0 (off)
@@ -48,12 +49,14 @@ impl MappingConfig {
         if omega == 0.0 {
             return Ok(());
         }
-        ConfigError::check_range(
-            || path(prefix, "weight_scaling_omega"),
-            omega.into(),
-            Self::MIN_OMEGA.into(),
-            f32::MAX.into(),
-        )
+        if omega.is_finite() && omega >= Self::MIN_OMEGA {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                field: path(prefix, "weight_scaling_omega"),
+                reason: format!("must be 0 (off) or finite and >= {:e}, got {omega}", Self::MIN_OMEGA),
+            })
+        }
     }
 
     /// Whether weights are scaled (ω > 0).

@@ -170,12 +170,12 @@ fn mapping_state_round_trips_and_is_checked() {
     };
     let err = AnalogTile::new(2, 2, &cfg, 1).unwrap_err().to_string();
     assert!(err.contains("mapping.weight_scaling_omega"), "{err}");
-    // A positive ω so small that max|W|/ω overflows f32 is refused too, not turned into α = ∞.
-    for omega in [1e-40f32, f32::NAN] {
+    // ω must be 0 or at least MIN_OMEGA (1e-6): smaller, non-finite and NaN values are refused.
+    for omega in [5e-7f32, 1e-40, f32::NAN, f32::INFINITY] {
         let cfg =
             TileConfig { mapping: MappingConfig { weight_scaling_omega: omega, columnwise: false }, ..cfg.clone() };
         let err = AnalogTile::new(2, 2, &cfg, 1).unwrap_err().to_string();
-        assert!(err.contains("mapping.weight_scaling_omega"), "ω = {omega}: {err}");
+        assert!(err.contains("mapping.weight_scaling_omega") && err.contains("must be 0 (off)"), "ω = {omega}: {err}");
     }
     let ok = MappingConfig { weight_scaling_omega: MappingConfig::MIN_OMEGA, columnwise: false };
     assert!(ok.validate("").is_ok());

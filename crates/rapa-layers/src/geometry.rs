@@ -77,6 +77,9 @@ impl ConvGeometry {
             return bad("in_channels", self.in_channels, &format!("must be <= {MAX_CHANNELS}"));
         }
         let padded = |side: usize| side.checked_add(self.pad.saturating_mul(2)).filter(|&p| p <= MAX_SIDE);
+        if self.pad > MAX_SIDE / 2 {
+            return bad("pad", self.pad, &format!("must be <= {}", MAX_SIDE / 2));
+        }
         let reason = format!("with the padding ({} on each side) must be <= {MAX_SIDE}", self.pad);
         let Some(ph) = padded(self.height) else { return bad("height", self.height, &reason) };
         let Some(pw) = padded(self.width) else { return bad("width", self.width, &reason) };
@@ -401,9 +404,6 @@ struct PatchWindow {
 mod tests {
     use super::*;
 
-    /// The run-based gather/scatter equal the pixel-by-pixel definition on every patch, for
-    /// strides, paddings and keep-regions (also empty ones and ones reaching past the image)
-    /// that put windows inside, across and outside the borders.
     /// Sizes whose index arithmetic would overflow (or whose assignment would hold billions
     /// of patches) are typed errors naming the field, never a panic or a wrapped size.
     #[test]
@@ -413,7 +413,8 @@ mod tests {
             Err(LayerError::Invalid { field, .. }) => field,
             other => panic!("{g:?}: {other:?}"),
         };
-        assert_eq!(field(ConvGeometry { pad: usize::MAX / 2 + 1, ..ok }), "height");
+        assert_eq!(field(ConvGeometry { pad: usize::MAX / 2 + 1, ..ok }), "pad");
+        assert_eq!(field(ConvGeometry { height: usize::MAX - 1, ..ok }), "height");
         assert_eq!(field(ConvGeometry { width: MAX_SIDE - 3, ..ok }), "width");
         assert_eq!(field(ConvGeometry { in_channels: MAX_CHANNELS + 1, ..ok }), "in_channels");
         // The largest accepted side, padding included.
@@ -422,6 +423,9 @@ mod tests {
         assert_eq!(edge.out_height(), MAX_SIDE - 4);
     }
 
+    /// The run-based gather/scatter equal the pixel-by-pixel definition on every patch, for
+    /// strides, paddings and keep-regions (also empty ones and ones reaching past the image)
+    /// that put windows inside, across and outside the borders.
     #[test]
     fn run_based_patches_equal_the_pixel_definition() {
         let keeps = [

@@ -184,6 +184,19 @@ fn listed_runs_carry_every_setting_and_changed_settings_are_refused() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("pass --resume or --auto-resume"), "{stderr}");
 
+    // A reduced model is an ordinary model: written (twice into the same --out: a reduction may
+    // be repeated), read back by eval; training into its directory is refused without advice
+    // to resume it.
+    for _ in 0..2 {
+        let (code, stderr) = rapa_in(&dir, &["reduce", "--model", "t2/max-random", "--out", "red"]);
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    let (code, stderr) = rapa_in(&dir, &["eval", "--model", "red"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = rapa_in(&dir, &["train", "--out", "red", "--epochs", "1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("written by rapa reduce") && !stderr.contains("--resume"), "{stderr}");
+
     // The similarity table of the run: one line per conv layer, a correlation for the tiled
     // ones, nothing for conv3's single kernel.
     let (code, stderr) = rapa_in(&dir, &["similarity", "--model", "t2/max-random", "--out", "sim"]);

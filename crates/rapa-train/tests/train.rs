@@ -252,6 +252,12 @@ fn damaged_checkpoints_are_refused() {
     damaged(&|ck| ck.norm_mean[1] = f32::NAN, "normalization");
     damaged(&|ck| ck.metrics.clear(), "1 epochs finished but 0 metrics records");
     damaged(&|ck| ck.config.epochs = 0, "config field epochs");
+    // A batch size above today's limit (an older build allowed it) does not shape the model:
+    // still readable.
+    let mut big = good.clone();
+    big.config.eval_batch = 10_000;
+    write_checkpoint(&dir.join("big.bin"), &big).unwrap();
+    assert_eq!(read_checkpoint(&dir.join("big.bin")).unwrap(), big);
     // The layer's geometry disagrees with the network: refused before the layer is rebuilt
     // (rebuilding would allocate one assignment entry per patch, 2^40 of them).
     let mut state = good.net.clone();

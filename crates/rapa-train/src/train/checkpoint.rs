@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::config::MAX_BATCH;
 use super::{EpochMetrics, TrainConfig};
 use crate::error::TrainError;
 use crate::net::NetState;
@@ -39,12 +40,21 @@ impl Checkpoint {
     /// file is refused before any of it is used.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |reason: String| Err(TrainError::Checkpoint { reason });
-        self.config.validate()?;
+        // The batch sizes do not shape the stored model: a run an older build allowed a larger
+        // batch than MAX_BATCH stays readable (resuming it is refused by the trainer).
+        let cfg = TrainConfig {
+            batch: self.config.batch.min(MAX_BATCH),
+            eval_batch: self.config.eval_batch.min(MAX_BATCH),
+            ..self.config.clone()
+        };
+        cfg.validate()?;
         if self.config.net != self.net.config {
-            return bad(format!(
-                "the network's configuration ({:?}) differs from the run's [net] ({:?})",
-                self.net.config, self.config.net
-            ));
+            let stored = TrainConfig { net: self.net.config.clone(), ..self.config.clone() };
+            let what = match crate::experiment::first_difference(&stored, &self.config)? {
+                Some((field, got, want)) => format!("{field}: {got} against {want}"),
+                None => format!("{:?} against {:?}", self.net.config, self.config.net),
+            };
+            return bad(format!("the stored network's configuration differs from the run's [net] ({what})"));
         }
         let min_std = crate::data::Normalizer::MIN_STD;
         if !self.norm_mean.iter().all(|m| m.is_finite())

@@ -129,7 +129,9 @@ impl Trainer {
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
             version: CHECKPOINT_VERSION,
-            config: self.cfg.clone(),
+            // The network's own configuration: a network changed through `net_mut` (e.g.
+            // `replace_conv`) is saved as it is, and the checkpoint stays readable.
+            config: TrainConfig { net: self.net.config().clone(), ..self.cfg.clone() },
             epoch: self.epoch,
             metrics: self.metrics.clone(),
             norm_mean: self.norm.mean,

@@ -199,14 +199,16 @@ pub fn reduce(a: ReduceArgs) -> Result<(), TrainError> {
     let mut ck = m.ck.clone();
     ck.net = m.net.state();
     ck.config.net = m.net.config().clone();
-    std::fs::create_dir_all(&a.out).map_err(|e| TrainError::io(&a.out, e))?;
-    write_checkpoint(&a.out.join("checkpoint.bin"), &ck)?;
-    write_atomic(&a.out.join("config.toml"), ck.config.to_toml()?.as_bytes())?;
     let summary = serde_json::json!({
         "model": a.model.display().to_string(), "by": a.by, "by_layer": by_layer,
         "test_error_tiled": before.error, "test_error_reduced": after.error, "test_images": after.n,
     });
+    // reduce.json first: it marks the directory as a reduction's, so an interrupted run can
+    // be repeated into it.
+    std::fs::create_dir_all(&a.out).map_err(|e| TrainError::io(&a.out, e))?;
     write_atomic(&a.out.join("reduce.json"), format!("{summary}\n").as_bytes())?;
+    write_checkpoint(&a.out.join("checkpoint.bin"), &ck)?;
+    write_atomic(&a.out.join("config.toml"), ck.config.to_toml()?.as_bytes())?;
     println!(
         "{}: test error {:.2} % tiled, {:.2} % reduced by {} (conv1–3: {}; {} images); reduced model in {}",
         a.model.display(),

@@ -258,7 +258,9 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
         t
     } else {
         if a.out.join("metrics.jsonl").exists() || a.out.join("checkpoint.bin").exists() {
-            let reason = if a.out.join("checkpoint.bin").exists() {
+            let reason = if a.out.join("reduce.json").exists() && !a.out.join("metrics.jsonl").exists() {
+                format!("{} holds a model written by rapa reduce; choose another --out", a.out.display())
+            } else if a.out.join("checkpoint.bin").exists() {
                 format!(
                     "{} holds a run (checkpoint.bin); pass --resume or --auto-resume to continue it, or choose another --out",
                     a.out.display()
