@@ -46,10 +46,7 @@ impl MappingConfig {
     /// or finite and at least [`MIN_OMEGA`](Self::MIN_OMEGA).
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let omega = self.weight_scaling_omega;
-        if omega == 0.0 {
-            return Ok(());
-        }
-        if omega.is_finite() && omega >= Self::MIN_OMEGA {
+        if omega == 0.0 || (omega.is_finite() && omega >= Self::MIN_OMEGA) {
             Ok(())
         } else {
             Err(ConfigError::Invalid {

@@ -76,10 +76,10 @@ impl ConvGeometry {
         if self.in_channels > MAX_CHANNELS {
             return bad("in_channels", self.in_channels, &format!("must be <= {MAX_CHANNELS}"));
         }
-        let padded = |side: usize| side.checked_add(self.pad.saturating_mul(2)).filter(|&p| p <= MAX_SIDE);
         if self.pad > MAX_SIDE / 2 {
             return bad("pad", self.pad, &format!("must be <= {}", MAX_SIDE / 2));
         }
+        let padded = |side: usize| side.checked_add(2 * self.pad).filter(|&p| p <= MAX_SIDE);
         let reason = format!("with the padding ({} on each side) must be <= {MAX_SIDE}", self.pad);
         let Some(ph) = padded(self.height) else { return bad("height", self.height, &reason) };
         let Some(pw) = padded(self.width) else { return bad("width", self.width, &reason) };

@@ -257,10 +257,11 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
         t.set_threads(wanted.threads);
         t
     } else {
-        if a.out.join("metrics.jsonl").exists() || a.out.join("checkpoint.bin").exists() {
-            let reason = if a.out.join("reduce.json").exists() && !a.out.join("metrics.jsonl").exists() {
+        let holds = |f: &str| a.out.join(f).exists();
+        if holds("metrics.jsonl") || holds("checkpoint.bin") {
+            let reason = if holds("reduce.json") && !holds("metrics.jsonl") {
                 format!("{} holds a model written by rapa reduce; choose another --out", a.out.display())
-            } else if a.out.join("checkpoint.bin").exists() {
+            } else if holds("checkpoint.bin") {
                 format!(
                     "{} holds a run (checkpoint.bin); pass --resume or --auto-resume to continue it, or choose another --out",
                     a.out.display()
