@@ -156,6 +156,14 @@ fn listed_runs_carry_every_setting_and_changed_settings_are_refused() {
     let trained = rapa_train::train::TrainConfig::from_toml_file(&run.join("config.toml")).expect("config.toml");
     assert!(!trained.net.lrn && !trained.mirror && trained.lr_step == 7, "the --config settings reached the run");
     assert_eq!(rapa_train::experiment::first_difference(&trained, &plan).expect("TOML"), None);
+    // A flag of the shared run settings reaches every plan.
+    let (code, stderr) = rapa_in(
+        &dir,
+        &[&["experiment", "table2"][..], &SMALL, &["--input-norm", "caffe", "--out", "t3", "--list"]].concat(),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let plan = rapa_train::train::TrainConfig::from_toml_file(&dir.join("t3/max-none/plan.toml")).expect("plan.toml");
+    assert_eq!(plan.input_norm, rapa_train::data::InputNorm::Caffe);
 
     let (code, stderr) = rapa_in(&dir, &[&common[..], &["--only", "max-random", "--collect"]].concat());
     assert_eq!(code, Some(0), "{stderr}");

@@ -9,8 +9,8 @@ use std::time::Instant;
 use crossbar_sim::rng::seeded;
 use ndarray::{Array2, Array4, Axis};
 use rapa_train::data::{
-    Augment, DataError, Dataset, DatasetKind, MAX_INFLATED, MAX_MAT_BYTES, MAX_RECORDS, Normalizer, Split, fill_batch,
-    load, load_cifar10, load_cifar100, load_svhn, read_cifar_file, read_svhn_mat, synthetic,
+    Augment, DataError, Dataset, DatasetKind, InputNorm, MAX_INFLATED, MAX_MAT_BYTES, MAX_RECORDS, Normalizer, Split,
+    fill_batch, load, load_cifar10, load_cifar100, load_svhn, read_cifar_file, read_svhn_mat, synthetic,
 };
 
 /// A fresh temporary directory for one test.
@@ -387,16 +387,20 @@ fn dataset_truncate_and_image() {
 
 // ---------------------------------------------------------------- normalization, augmentation
 
-#[test]
-fn normalizer_fits_known_statistics() {
-    // Two images: channel c of image i is constant (i·100 + c·10).
+/// Two images: channel c of image i is the constant i·100 + c·10.
+fn two_constant_images() -> Dataset {
     let mut images = Vec::new();
     for i in 0..2u8 {
         for c in 0..3u8 {
             images.extend(std::iter::repeat_n(i * 100 + c * 10, 1024));
         }
     }
-    let ds = Dataset { images, labels: vec![0, 1], n_classes: 2, name: "t".into() };
+    Dataset { images, labels: vec![0, 1], n_classes: 2, name: "t".into() }
+}
+
+#[test]
+fn normalizer_fits_known_statistics() {
+    let ds = two_constant_images();
     let n = Normalizer::fit(&ds);
     for c in 0..3 {
         let mean = (f32::from(c as u8 * 10) + 50.0) / 255.0;
@@ -412,6 +416,27 @@ fn normalizer_fits_known_statistics() {
     let flat = Dataset { images: vec![7; 3072], labels: vec![0], n_classes: 1, name: "f".into() };
     let n = Normalizer::fit(&flat);
     assert!(n.std.iter().all(|&s| s > 0.0) && n.mean.iter().all(|m| m.is_finite()));
+}
+
+#[test]
+fn caffe_normalization_is_grey_levels_minus_the_channel_mean() {
+    let ds = two_constant_images();
+    let fitted = Normalizer::fit(&ds);
+    assert_eq!(Normalizer::fit_as(&ds, InputNorm::Standardize), fitted);
+    let caffe = Normalizer::fit_as(&ds, InputNorm::Caffe);
+    assert_eq!(caffe.mean, fitted.mean);
+    // Grey levels minus the channel mean (c·10 + 50): exactly ∓50 for the two images.
+    let mut out = Array4::zeros((2, 3, 32, 32));
+    fill_batch(&ds, &[0, 1], &caffe, None, &mut out);
+    for (i, want) in [(0, -50.0f32), (1, 50.0)] {
+        assert!(out.index_axis(Axis(0), i).iter().all(|v| (v - want).abs() < 1e-3), "image {i}");
+    }
+    // Names on the command line and in config.toml.
+    for k in [InputNorm::Standardize, InputNorm::Caffe] {
+        assert_eq!(k.name().parse::<InputNorm>().unwrap(), k);
+    }
+    let e = "mean-image".parse::<InputNorm>().unwrap_err();
+    assert!(e.contains("mean-image") && e.contains("caffe"), "{e}");
 }
 
 /// One image whose pixel (ch, r, c) is c + 32·ch.

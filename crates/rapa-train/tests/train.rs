@@ -169,6 +169,32 @@ fn bad_configs_are_typed_errors() {
 }
 
 #[test]
+fn input_norm_is_a_setting_of_the_run() {
+    use rapa_train::data::{InputNorm, Normalizer};
+    // Older config files have no input_norm: they mean standardize.
+    assert_eq!(TrainConfig::from_toml_str("epochs = 2\n").unwrap().input_norm, InputNorm::Standardize);
+    let cfg = TrainConfig::from_toml_str("input_norm = \"caffe\"\n").unwrap();
+    assert_eq!(cfg.input_norm, InputNorm::Caffe);
+    assert_eq!(TrainConfig::from_toml_str(&cfg.to_toml().unwrap()).unwrap(), cfg);
+    let e = TrainConfig::from_toml_str("input_norm = \"zca\"\n").unwrap_err();
+    assert!(e.contains("zca") && e.contains("input_norm"), "{e}");
+    // The trainer uses it, and a resumed run keeps it from its checkpoint.
+    let cfg = TrainConfig { input_norm: InputNorm::Caffe, synthetic_train: 200, synthetic_test: 50, ..small(1) };
+    let data = || synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed);
+    let mut t = Trainer::new(cfg.clone(), data()).unwrap();
+    let fitted = Normalizer::fit(&data().train);
+    assert_eq!(*t.normalizer(), Normalizer { mean: fitted.mean, std: [1.0 / 255.0; 3] });
+    let dir = std::env::temp_dir().join(format!("rapa-input-norm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    t.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
+    let ck = read_checkpoint(&dir.join("checkpoint.bin")).unwrap();
+    assert_eq!(ck.config.input_norm, InputNorm::Caffe);
+    let resumed = Trainer::resume(ck, data(), Some(2)).unwrap();
+    assert_eq!(resumed.normalizer(), t.normalizer());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn limits_keep_every_class_of_a_sorted_set() {
     // Like the shared CIFAR-10 test batch: sorted by class, 100 images per class.
     let mut ds = rapa_train::data::Dataset {

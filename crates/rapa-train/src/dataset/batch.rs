@@ -7,6 +7,47 @@ use serde::{Deserialize, Serialize};
 
 use super::{Dataset, IMAGE_BYTES};
 
+/// How pixels are scaled before they enter the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputNorm {
+    /// Per-channel standardization: (p − mean)/std with p in [0, 1] and the training set's
+    /// channel mean and std, so every channel has mean 0 and std 1. The default.
+    #[default]
+    Standardize,
+    /// Caffe's `cifar10_full` scale: pixels in 0–255 minus the training set's channel mean
+    /// (std ≈ 50–70 on CIFAR-10), the scale its initial weight stds were chosen for. Caffe
+    /// subtracts the per-pixel mean image; this subtracts the per-channel mean (their
+    /// difference, the mean image's spatial structure, is a few grey levels on CIFAR-10).
+    Caffe,
+}
+
+impl InputNorm {
+    /// Name on the command line and in `config.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputNorm::Standardize => "standardize",
+            InputNorm::Caffe => "caffe",
+        }
+    }
+}
+
+impl std::fmt::Display for InputNorm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for InputNorm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [InputNorm::Standardize, InputNorm::Caffe]
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown input normalization `{s}`; known: standardize, caffe"))
+    }
+}
+
 /// Per-channel normalization of [0, 1]-scaled pixels: (p − mean)/std.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Normalizer {
@@ -45,6 +86,17 @@ impl Normalizer {
         Self {
             mean: std::array::from_fn(|c| mean[c] as f32),
             std: std::array::from_fn(|c| ((sq[c] / n - mean[c] * mean[c]).max(0.0).sqrt() as f32).max(Self::MIN_STD)),
+        }
+    }
+
+    /// The normalization `kind` fitted to `train`: [`Normalizer::fit`] for
+    /// [`InputNorm::Standardize`]; for [`InputNorm::Caffe`] the same means with every std
+    /// 1/255, i.e. (p − mean)·255, pixels in grey levels minus the channel mean.
+    pub fn fit_as(train: &Dataset, kind: InputNorm) -> Self {
+        let fitted = Self::fit(train);
+        match kind {
+            InputNorm::Standardize => fitted,
+            InputNorm::Caffe => Self { mean: fitted.mean, std: [Self::MIN_STD; 3] },
         }
     }
 

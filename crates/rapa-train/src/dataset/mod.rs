@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use batch::{Augment, Normalizer, fill_batch};
+pub use batch::{Augment, InputNorm, Normalizer, fill_batch};
 pub use cifar::{MAX_LABEL_BYTES, MAX_RECORDS, load_cifar10, load_cifar100, read_cifar_file};
 pub use error::DataError;
 pub use svhn::{MAX_INFLATED, MAX_MAT_BYTES, load_svhn, read_svhn_mat};

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::DatasetKind;
+use crate::data::{DatasetKind, InputNorm};
 use crate::error::TrainError;
 use crate::net::NetConfig;
 
@@ -47,6 +47,9 @@ pub struct TrainConfig {
     pub warmup_epochs: usize,
     /// Weight decay per step, W ← W·(1 − lr·weight_decay) (float tiles). Default: 1e-4.
     pub weight_decay: f32,
+    /// Input scale: `standardize` (per channel to mean 0, std 1) or `caffe` (grey levels 0–255
+    /// minus the channel mean, as Caffe's `cifar10_full`). Default: standardize.
+    pub input_norm: InputNorm,
     /// Augmentation: random horizontal mirroring. Default: true.
     pub mirror: bool,
     /// Augmentation: uniform brightness shift in ±brightness (pixel units in [0, 1]). Default: 0.1.
@@ -79,6 +82,7 @@ impl Default for TrainConfig {
             lr_gamma: 0.5,
             warmup_epochs: 1,
             weight_decay: 1e-4,
+            input_norm: InputNorm::Standardize,
             mirror: true,
             brightness: 0.1,
             synthetic_train: 10_000,

@@ -54,7 +54,7 @@ impl Trainer {
         cfg.validate()?;
         let data = limit(data, &cfg);
         let net = Network::new(&cfg.net, derive_seed(cfg.seed, NET_STREAM))?;
-        let norm = Normalizer::fit(&data.train);
+        let norm = Normalizer::fit_as(&data.train, cfg.input_norm);
         Ok(Self { cfg, net, data, norm, epoch: 0, metrics: Vec::new() })
     }
 

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use rapa_layers::Scheme;
 use rapa_train::TrainError;
-use rapa_train::data::{DatasetKind, Normalizer, Split, load, synthetic};
+use rapa_train::data::{DatasetKind, InputNorm, Normalizer, Split, load, synthetic};
 use rapa_train::experiment::require_same;
 use rapa_train::layers::PoolKind;
 use rapa_train::net::{NetConfig, NetPreset, Network};
@@ -112,6 +112,9 @@ pub(crate) struct RunArgs {
     /// Use only N test images, stratified by class (spread evenly within each) [default: all]
     #[arg(long, value_parser = crate::at_least_one)]
     limit_test: Option<usize>,
+    /// Input scale: standardize (per channel to mean 0, std 1) or caffe (grey levels 0–255 minus the channel mean) [default: standardize]
+    #[arg(long)]
+    input_norm: Option<InputNorm>,
 }
 
 impl RunArgs {
@@ -135,7 +138,7 @@ impl RunArgs {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { cfg.$f = v; } )* };
         }
-        set!(epochs, lr, seed, threads);
+        set!(epochs, lr, seed, threads, input_norm);
         if self.limit_train.is_some() {
             cfg.limit_train = self.limit_train;
         }
