@@ -143,6 +143,36 @@ fn reduction_picks_largest_norm_or_most_wins() {
     assert_eq!(reduced.tiles()[0].weights().row(0), l.tiles()[2].weights().row(0));
 }
 
+/// The layer's output before the activation is linear in the kernel, so the layer reduced to
+/// the mean of its tiles computes, for every patch, the mean of what each tile computes: here
+/// the mean of n untiled layers, layer t programmed with tile t's kernel everywhere.
+#[test]
+fn reduction_by_mean_computes_the_tiles_mean_output() {
+    let cfg = paper_convs([4, 1, 1], Scheme::Random, &TileKind::Float)[0].clone();
+    let l = RapaConv2d::new(rapa_layers::ConvConfig { init_std: 0.1, ..cfg }, 5).unwrap();
+    assert!(reduction_choice(&l, &Reduction::Mean).is_err(), "the mean chooses no tile");
+    let mut reduced = reduce(&l, &Reduction::Mean, 3).unwrap();
+    assert_eq!(reduced.tiles().len(), 1);
+    let w: Vec<_> = l.tiles().iter().map(|t| t.weights().to_owned()).collect();
+    let mean = (&w[0] + &w[1] + &w[2] + &w[3]) / 4.0;
+    let got = reduced.tiles()[0].weights().to_owned();
+    let max_diff =
+        |a: &ndarray::Array2<f32>, b: &ndarray::Array2<f32>| (a - b).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+    assert!(max_diff(&got, &mean) < 1e-6, "weights are not the tiles' mean");
+    assert!(max_diff(&got, &w[0]) > 1e-2, "distinct tiles: the mean is none of them");
+    let x = random4((2, 3, 32, 32), 8);
+    let y = reduced.forward(x.view()).unwrap();
+    let mut sum = ndarray::Array4::<f32>::zeros(y.raw_dim());
+    for wt in &w {
+        let mut single = RapaConv2d::from_state(l.state()).unwrap();
+        set_all(&mut single, wt.view());
+        sum += &single.forward(x.view()).unwrap();
+    }
+    let err = (&y - &(sum / 4.0)).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+    let scale = y.mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+    assert!(err < 1e-5 * scale.max(1.0), "reduced output differs from the tiles' mean output by {err}");
+}
+
 #[test]
 fn layer_state_round_trips_and_continues_identically() {
     let tile = TileKind::Analog(Box::default());

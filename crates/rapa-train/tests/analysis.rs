@@ -85,7 +85,7 @@ fn reducing_identical_tiles_keeps_the_network_outputs() {
     let mut x = Array4::zeros((10, 3, 32, 32));
     rapa_train::data::fill_batch(&data.test, &(0..10).collect::<Vec<_>>(), &norm, None, &mut x);
     let before = net.forward(x.view()).unwrap();
-    for by in [ReduceBy::Norm, ReduceBy::Wins] {
+    for by in [ReduceBy::Norm, ReduceBy::Wins, ReduceBy::Mean] {
         let mut reduced = tiny(Scheme::Random, [4, 4, 1]);
         for (dst, src) in reduced.convs_mut().iter_mut().zip(net.convs()) {
             *dst = rapa_layers::RapaConv2d::from_state(src.state()).unwrap();

@@ -1,6 +1,6 @@
 //! Reduction of a tiled network to one kernel matrix per conv layer (paper §5): per output
 //! channel keep the filter of the tile with the largest norm, or of the tile that wins the
-//! max pool most often on the training set.
+//! max pool most often on the training set; or (beyond the paper) average the tiles.
 
 use ndarray::{Array2, Array4};
 use rapa_layers::analysis::{Reduction, reduce};
@@ -10,21 +10,24 @@ use crate::error::TrainError;
 use crate::layers::PoolKind;
 use crate::net::Network;
 
-/// How to pick each channel's surviving tile.
+/// How to pick each channel's surviving tile, or to average the tiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReduceBy {
     /// Largest filter norm.
     Norm,
     /// Most max-pool wins, counted on a dataset.
     Wins,
+    /// The mean of the tiles' filters and biases (no tile chosen).
+    Mean,
 }
 
 impl ReduceBy {
-    /// `norm` or `wins`.
+    /// `norm`, `wins` or `mean`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Norm => "norm",
             Self::Wins => "wins",
+            Self::Mean => "mean",
         }
     }
 }
@@ -78,7 +81,8 @@ pub fn count_pool_wins(
 /// Reduces every conv layer of `net` to one kernel matrix (scheme none), choosing tiles by
 /// norm, or by max-pool wins counted on `ds` (layers not followed by a max or mixed pool —
 /// conv3 before the average pool, or any layer with average or stochastic pooling — and
-/// layers with one tile use the norm). Returns the method used for each conv layer.
+/// layers with one tile use the norm), or averaging the tiles (`Mean`, every layer). Returns
+/// the method used for each conv layer.
 pub fn reduce_network(
     net: &mut Network,
     by: ReduceBy,
@@ -101,6 +105,10 @@ pub fn reduce_network(
                 reduce(&net.convs()[l], &Reduction::Wins(wins.view()), seed ^ l as u64)?
             }
             ReduceBy::Wins => reduce(&net.convs()[l], &Reduction::Norm, seed ^ l as u64)?,
+            ReduceBy::Mean => {
+                *used = ReduceBy::Mean;
+                reduce(&net.convs()[l], &Reduction::Mean, seed ^ l as u64)?
+            }
         };
         net.replace_conv(l, reduced)?;
     }

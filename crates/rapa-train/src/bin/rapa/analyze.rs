@@ -145,8 +145,8 @@ pub struct ReduceArgs {
     /// Run directory of a trained (tiled) model
     #[arg(long)]
     model: PathBuf,
-    /// Keep per output channel the tile with the largest filter norm, or with most max-pool wins on the training set
-    #[arg(long, default_value = "norm", value_parser = ["norm", "wins"])]
+    /// Keep per output channel the tile with the largest filter norm (norm), or with most max-pool wins on the training set (wins); or average the tiles' filters (mean)
+    #[arg(long, default_value = "norm", value_parser = ["norm", "wins", "mean"])]
     by: String,
     /// Output directory of the reduced model (an ordinary run directory)
     #[arg(long)]
@@ -186,7 +186,11 @@ pub fn reduce(a: ReduceArgs) -> Result<(), TrainError> {
     if let Some(n) = a.limit_train {
         keep_spread(&mut data.train, n);
     }
-    let by = if a.by == "wins" { ReduceBy::Wins } else { ReduceBy::Norm };
+    let by = match a.by.as_str() {
+        "wins" => ReduceBy::Wins,
+        "mean" => ReduceBy::Mean,
+        _ => ReduceBy::Norm,
+    };
     let batch = m.ck.config.eval_batch;
     let seed = m.ck.config.seed;
     let (before, after, used) = in_pool(a.threads, || {
