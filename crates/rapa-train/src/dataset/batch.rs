@@ -16,9 +16,10 @@ pub enum InputNorm {
     #[default]
     Standardize,
     /// Caffe's `cifar10_full` scale: pixels in 0–255 minus the training set's channel mean
-    /// (std ≈ 50–70 on CIFAR-10), the scale its initial weight stds were chosen for. Caffe
-    /// subtracts the per-pixel mean image; this subtracts the per-channel mean (their
-    /// difference, the mean image's spatial structure, is a few grey levels on CIFAR-10).
+    /// (std ≈ 62–67 grey levels on CIFAR-10), the scale its initial weight stds were chosen
+    /// for. Caffe subtracts the per-pixel mean image; this subtracts the per-channel mean
+    /// (on CIFAR-10's training set the mean image departs from its channel means by 5–10 grey
+    /// levels rms, at most 22).
     Caffe,
 }
 
