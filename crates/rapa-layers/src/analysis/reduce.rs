@@ -17,8 +17,10 @@ pub enum Reduction<'a> {
     /// won the max pool in channel c (counted by the caller on the training set).
     Wins(ArrayView2<'a, u64>),
     /// No choice: the mean of every tile's filter and bias. The layer's pre-activation output
-    /// is linear in the kernel, so the reduced layer computes, for every patch, the mean of what
-    /// the n tiles would compute for it (the output a random assignment gives on average).
+    /// is linear in the kernel, so with float tiles the reduced layer computes, for every
+    /// patch, the mean of what the n tiles would compute for it (with random assignment: the
+    /// layer's output averaged over assignments). Analog tiles add noise and quantization, so
+    /// there it holds only on average.
     Mean,
 }
 

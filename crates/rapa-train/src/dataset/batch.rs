@@ -19,7 +19,10 @@ pub enum InputNorm {
     /// (std ≈ 62–67 grey levels on CIFAR-10), the scale its initial weight stds were chosen
     /// for. Caffe subtracts the per-pixel mean image; this subtracts the per-channel mean
     /// (on CIFAR-10's training set the mean image departs from its channel means by 5–10 grey
-    /// levels rms, at most 22).
+    /// levels rms, at most 22). Meant for float tiles: an analog tile's bias is an input
+    /// column held at 1, which noise management divides by the patch's largest input (~50–150
+    /// grey levels here), leaving it within about one DAC step of 0 (default resolution
+    /// 2/126), so the bias is lost or coarsely rounded.
     Caffe,
 }
 
