@@ -123,6 +123,9 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let (code, stderr) = rapa_in(&dir, &["eval", "--model", "no-such-run", "--vote", "0"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--vote") && stderr.contains("at least 1") && !stderr.contains("panicked"), "{stderr}");
+    let (code, stderr) = rapa_in(&dir, &["reduce", "--model", "no-such-run", "--out", "r", "--by", "median"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("median") && stderr.contains("norm, wins, mean"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -32,6 +32,22 @@ impl ReduceBy {
     }
 }
 
+impl std::fmt::Display for ReduceBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ReduceBy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [ReduceBy::Norm, ReduceBy::Wins, ReduceBy::Mean]
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| format!("unknown reduction `{s}`; known: norm, wins, mean"))
+    }
+}
+
 /// For conv layer `l`: `wins[[t, c]]` = how often the output of tile t was the maximum of a pool
 /// window in channel c, over `ds` in evaluation mode (fresh assignments per pass, as at test).
 /// Needs max (or mixed) pooling after that layer.

@@ -146,8 +146,8 @@ pub struct ReduceArgs {
     #[arg(long)]
     model: PathBuf,
     /// Keep per output channel the tile with the largest filter norm (norm), or with most max-pool wins on the training set (wins); or average the tiles' filters (mean)
-    #[arg(long, default_value = "norm", value_parser = ["norm", "wins", "mean"])]
-    by: String,
+    #[arg(long, default_value = "norm")]
+    by: ReduceBy,
     /// Output directory of the reduced model (an ordinary run directory)
     #[arg(long)]
     out: PathBuf,
@@ -186,16 +186,11 @@ pub fn reduce(a: ReduceArgs) -> Result<(), TrainError> {
     if let Some(n) = a.limit_train {
         keep_spread(&mut data.train, n);
     }
-    let by = match a.by.as_str() {
-        "wins" => ReduceBy::Wins,
-        "mean" => ReduceBy::Mean,
-        _ => ReduceBy::Norm,
-    };
     let batch = m.ck.config.eval_batch;
     let seed = m.ck.config.seed;
     let (before, after, used) = in_pool(a.threads, || {
         let before = evaluate(&mut m.net, &data.test, &m.norm, batch, 1)?;
-        let used = reduce_network(&mut m.net, by, &data.train, &m.norm, batch, seed)?;
+        let used = reduce_network(&mut m.net, a.by, &data.train, &m.norm, batch, seed)?;
         let after = evaluate(&mut m.net, &data.test, &m.norm, batch, 1)?;
         Ok((before, after, used))
     })?;
@@ -204,7 +199,7 @@ pub fn reduce(a: ReduceArgs) -> Result<(), TrainError> {
     ck.net = m.net.state();
     ck.config.net = m.net.config().clone();
     let summary = serde_json::json!({
-        "model": a.model.display().to_string(), "by": a.by, "by_layer": by_layer,
+        "model": a.model.display().to_string(), "by": a.by.name(), "by_layer": by_layer,
         "test_error_tiled": before.error, "test_error_reduced": after.error, "test_images": after.n,
     });
     // reduce.json first: it marks the directory as a reduction's, so an interrupted run can
