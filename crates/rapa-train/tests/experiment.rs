@@ -138,15 +138,28 @@ fn status_distinguishes_finished_partial_and_missing_runs() {
     let msg = run_status(&partial, 3).unwrap_err().to_string();
     assert!(msg.contains("1 of 3 epochs") && msg.contains("no checkpoint.bin"), "{msg}");
     std::fs::write(partial.join("checkpoint.bin"), b"x").unwrap();
-    // Collecting picks the best test error and the train error of that epoch.
-    let mut specs = plan(TableKind::Table1, &TrainConfig::default());
+    // Collecting picks the best test error and the train error of that epoch, and marks a run
+    // that has not finished its planned epochs.
+    let mut specs = plan(TableKind::Table1, &TrainConfig { epochs: 3, ..TrainConfig::default() });
     specs[4].name = "done".into(); // the "random" row
+    specs[1].name = "partial".into(); // the "perforated" row
     let t = collect(TableKind::Table1, DatasetKind::Cifar10, &specs, &root).unwrap();
     let random = &t.rows[4];
     assert_eq!(random.0, "random");
     assert_eq!(random.1[0].ours, Some((20.0, Some(25.0))));
     assert_eq!(random.1[0].paper, Some((17.67, Some(5.81))));
-    assert_eq!(t.rows[0].1[0].ours, None);
+    assert_eq!(random.1[0].epochs, Some((3, 3)));
+    assert!(!random.1[0].unfinished());
+    let perforated = &t.rows[1].1[0];
+    assert_eq!((perforated.ours, perforated.epochs), (Some((50.0, Some(60.0))), Some((1, 3))));
+    assert!(perforated.unfinished());
+    let md = t.to_markdown();
+    assert!(
+        md.contains("| perforated | 50.00 (60.00) [1/3 ep] |") && md.contains("| random | 20.00 (25.00) |"),
+        "{md}"
+    );
+    assert!(t.to_csv().contains("perforated,cifar10,50.00,60.00,30.79,25.93,1,3\n"), "{}", t.to_csv());
+    assert_eq!((t.rows[0].1[0].ours, t.rows[0].1[0].epochs), (None, None));
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -193,8 +206,11 @@ fn table_writer_formats_a_known_result_exactly() {
         title: "Table X".into(),
         columns: vec!["cifar10".into()],
         rows: vec![
-            ("random".into(), vec![Cell { ours: Some((17.5, Some(6.25))), paper: Some((17.67, Some(5.81))) }]),
-            ("vote".into(), vec![Cell { ours: Some((16.0, None)), paper: None }]),
+            (
+                "random".into(),
+                vec![Cell { ours: Some((17.5, Some(6.25))), paper: Some((17.67, Some(5.81))), epochs: Some((80, 80)) }],
+            ),
+            ("vote".into(), vec![Cell { ours: Some((16.0, None)), paper: None, epochs: None }]),
         ],
     };
     assert_eq!(
@@ -203,6 +219,27 @@ fn table_writer_formats_a_known_result_exactly() {
     );
     assert_eq!(
         t.to_csv(),
-        "row,column,ours_test,ours_train,paper_test,paper_train\nrandom,cifar10,17.50,6.25,17.67,5.81\nvote,cifar10,16.00,,,\n"
+        "row,column,ours_test,ours_train,paper_test,paper_train,ours_epochs,planned_epochs\nrandom,cifar10,17.50,6.25,17.67,5.81,80,80\nvote,cifar10,16.00,,,,,\n"
+    );
+}
+
+#[test]
+fn table_writer_marks_a_run_still_in_progress() {
+    let t = TableResult {
+        title: "Table X".into(),
+        columns: vec!["cifar10".into()],
+        rows: vec![(
+            "random".into(),
+            vec![Cell { ours: Some((36.76, Some(36.71))), paper: None, epochs: Some((9, 80)) }],
+        )],
+    };
+    assert_eq!(
+        t.to_markdown(),
+        "Table X\n\n| | cifar10 (ours) | cifar10 (paper) |\n|---|---:|---:|\n| random | 36.76 (36.71) [9/80 ep] | – |\n\n\
+         [done/planned ep]: the run is still in progress; its numbers are those of the epochs done so far.\n"
+    );
+    assert_eq!(
+        t.to_csv(),
+        "row,column,ours_test,ours_train,paper_test,paper_train,ours_epochs,planned_epochs\nrandom,cifar10,36.76,36.71,,,9,80\n"
     );
 }

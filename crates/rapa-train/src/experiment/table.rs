@@ -58,6 +58,17 @@ pub struct Cell {
     pub ours: Option<(f64, Option<f64>)>,
     /// The paper's.
     pub paper: Option<(f64, Option<f64>)>,
+    /// For a trained run: the epochs it has finished and the epochs it was planned for. A run
+    /// with fewer finished than planned is still in progress and its numbers are provisional;
+    /// the writers mark it. `None` for cells that are not a training run (vote, reduction).
+    pub epochs: Option<(usize, usize)>,
+}
+
+impl Cell {
+    /// Whether the cell's run has finished fewer epochs than planned.
+    pub fn unfinished(&self) -> bool {
+        self.epochs.is_some_and(|(done, planned)| done < planned)
+    }
 }
 
 /// A collected table.
@@ -80,7 +91,9 @@ fn fmt_value(v: Option<(f64, Option<f64>)>) -> String {
 }
 
 impl TableResult {
-    /// Markdown: for every column, ours then the paper's, as "test (train)" in %.
+    /// Markdown: for every column, ours then the paper's, as "test (train)" in %. A run that
+    /// has not finished its planned epochs is marked `[done/planned ep]`, and a note under the
+    /// table says that such numbers are provisional.
     pub fn to_markdown(&self) -> String {
         let mut s = format!("{}\n\n| |", self.title);
         for c in &self.columns {
@@ -94,25 +107,39 @@ impl TableResult {
         for (name, cells) in &self.rows {
             s.push_str(&format!("| {name} |"));
             for c in cells {
-                s.push_str(&format!(" {} | {} |", fmt_value(c.ours), fmt_value(c.paper)));
+                let mark = match c.epochs {
+                    Some((done, planned)) if c.unfinished() => format!(" [{done}/{planned} ep]"),
+                    _ => String::new(),
+                };
+                s.push_str(&format!(" {}{mark} | {} |", fmt_value(c.ours), fmt_value(c.paper)));
             }
             s.push('\n');
+        }
+        if self.rows.iter().any(|(_, cells)| cells.iter().any(Cell::unfinished)) {
+            s.push_str(
+                "\n[done/planned ep]: the run is still in progress; its numbers are those of the epochs done so far.\n",
+            );
         }
         s
     }
 
-    /// CSV: row, column, ours_test, ours_train, paper_test, paper_train (empty when absent).
+    /// CSV: row, column, ours_test, ours_train, paper_test, paper_train, ours_epochs,
+    /// planned_epochs (empty when absent; the epoch columns are set for trained runs, and
+    /// `ours_epochs < planned_epochs` marks a run still in progress).
     pub fn to_csv(&self) -> String {
         let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_default();
-        let mut s = String::from("row,column,ours_test,ours_train,paper_test,paper_train\n");
+        let n = |v: Option<usize>| v.map(|x| x.to_string()).unwrap_or_default();
+        let mut s = String::from("row,column,ours_test,ours_train,paper_test,paper_train,ours_epochs,planned_epochs\n");
         for (name, cells) in &self.rows {
             for (c, cell) in self.columns.iter().zip(cells) {
                 s.push_str(&format!(
-                    "{name},{c},{},{},{},{}\n",
+                    "{name},{c},{},{},{},{},{},{}\n",
                     f(cell.ours.map(|o| o.0)),
                     f(cell.ours.and_then(|o| o.1)),
                     f(cell.paper.map(|p| p.0)),
-                    f(cell.paper.and_then(|p| p.1))
+                    f(cell.paper.and_then(|p| p.1)),
+                    n(cell.epochs.map(|e| e.0)),
+                    n(cell.epochs.map(|e| e.1))
                 ));
             }
         }
@@ -120,8 +147,9 @@ impl TableResult {
     }
 }
 
-/// Collects `specs` (from [`plan`](super::plan)) finished under `root` into the table; runs
-/// without results yet are empty cells.
+/// Collects `specs` (from [`plan`](super::plan)) under `root` into the table; runs without
+/// results yet are empty cells, runs still in progress carry their epochs done and planned
+/// ([`Cell::epochs`]), and the writers mark them.
 ///
 /// # Errors
 /// As [`summarize`], for a run whose results files are malformed.
@@ -131,8 +159,11 @@ pub fn collect(
     specs: &[RunSpec],
     root: &Path,
 ) -> Result<TableResult, TrainError> {
-    let ours =
-        |s: &RunSpec| -> Result<_, TrainError> { Ok(summarize(&root.join(&s.name))?.map(|r| (r.test, Some(r.train)))) };
+    // A trained run's cell: its best epoch, and its epochs done and planned.
+    let trained = |s: &RunSpec, paper: Option<(f64, Option<f64>)>| -> Result<Cell, TrainError> {
+        let r = summarize(&root.join(&s.name))?;
+        Ok(Cell { ours: r.map(|r| (r.test, Some(r.train))), paper, epochs: r.map(|r| (r.epochs, s.cfg.epochs)) })
+    };
     match table {
         TableKind::Table1 => {
             let col = match dataset {
@@ -143,10 +174,7 @@ pub fn collect(
             };
             let rows = specs
                 .iter()
-                .map(|s| {
-                    let cell = Cell { ours: ours(s)?, paper: col.and_then(|c| paper_table1(&s.row, c)) };
-                    Ok((s.row.clone(), vec![cell]))
-                })
+                .map(|s| Ok((s.row.clone(), vec![trained(s, col.and_then(|c| paper_table1(&s.row, c)))?])))
                 .collect::<Result<_, TrainError>>()?;
             Ok(TableResult {
                 title: format!(
@@ -164,11 +192,10 @@ pub fn collect(
                 let paper = |c: usize| if dataset == DatasetKind::Cifar10 { paper_table2(pool, c) } else { None };
                 let mut cells = Vec::new();
                 for (c, col) in ["none", "enlarged", "random"].iter().enumerate() {
-                    let ours = match find(col) {
-                        Some(s) => ours(s)?,
-                        None => None,
-                    };
-                    cells.push(Cell { ours, paper: paper(c) });
+                    cells.push(match find(col) {
+                        Some(s) => trained(s, paper(c))?,
+                        None => Cell { ours: None, paper: paper(c), epochs: None },
+                    });
                 }
                 let random_dir = find("random").filter(|s| s.post == Post::VoteAndReduce).map(|s| root.join(&s.name));
                 let post = |file: &str, field: &str| -> Result<_, TrainError> {
@@ -180,8 +207,8 @@ pub fn collect(
                 };
                 let vote = post("vote.json", "vote_error")?;
                 let red = post("reduce.json", "test_error_reduced")?;
-                cells.push(Cell { ours: vote, paper: paper(3) });
-                cells.push(Cell { ours: red, paper: paper(4) });
+                cells.push(Cell { ours: vote, paper: paper(3), epochs: None });
+                cells.push(Cell { ours: red, paper: paper(4), epochs: None });
                 rows.push((pool.to_string(), cells));
             }
             Ok(TableResult {
