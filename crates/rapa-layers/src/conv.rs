@@ -297,6 +297,11 @@ impl RapaConv2d {
         self.training
     }
 
+    /// Per-tile learning-rate multipliers, one per kernel matrix.
+    pub fn lr_scale(&self) -> &[f32] {
+        &self.lr_scale
+    }
+
     /// Per-tile learning-rate multipliers (default 1).
     pub fn set_lr_scale(&mut self, scale: Vec<f32>) -> Result<(), LayerError> {
         if scale.len() != self.tiles.len() || scale.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {

@@ -69,3 +69,29 @@ fn weight_decay_shrinks_float_weights_but_not_biases_or_analog_tiles() {
     let (plain, decayed) = step_pair(&analog, lr, wd);
     assert_eq!(plain, decayed);
 }
+
+/// With `decay_with_tile_lr` each conv tile decays with its own learning rate: W ← W·(1 − lr·s·wd)
+/// for its factor s (lr_scale[l]·n_l: 4, 1 and 2 here), biases untouched; the fully connected
+/// layer (factor 1) decays as before. Exact, as above.
+#[test]
+fn decay_with_tile_lr_uses_each_tiles_factor() {
+    let (lr, wd) = (0.5, 0.1); // factors 0.8, 0.95, 0.9 for s = 4, 1, 2
+    let cfg = NetConfig {
+        channels: [4, 4, 4],
+        tiles: [4, 2, 1],
+        lr_scale: [1.0, 0.5, 2.0],
+        decay_with_tile_lr: true,
+        init: Init::He,
+        ..NetConfig::default()
+    };
+    let (plain, decayed) = step_pair(&cfg, lr, wd);
+    let factors = [4.0f32, 4.0, 4.0, 4.0, 1.0, 1.0, 2.0, 1.0]; // 4 + 2 + 1 conv tiles, then fc
+    assert_eq!(plain.len(), factors.len());
+    for (i, ((p, d), s)) in plain.iter().zip(&decayed).zip(factors).enumerate() {
+        let k = p.ncols() - 1;
+        for ((r, c), &v) in d.indexed_iter() {
+            let want = if c == k { p[[r, c]] } else { p[[r, c]] * (1.0 - lr * s * wd) };
+            assert_eq!(v, want, "tile {i} [{r}, {c}]");
+        }
+    }
+}

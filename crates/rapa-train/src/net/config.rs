@@ -99,6 +99,12 @@ pub struct NetConfig {
     /// only 1/n of the patches, so its gradient is ~1/n of the untiled layer's, and this
     /// restores the untiled step size per tile. Default: true.
     pub scale_lr_by_tiles: bool,
+    /// Apply weight decay with each tile's own learning rate, W ← W·(1 − lr·s·wd) with s the
+    /// tile's factor (`lr_scale` of its layer, times n with `scale_lr_by_tiles`), as Caffe does
+    /// when it adds decay to the gradient before each layer's `lr_mult`. Default: false, every
+    /// float tile decays with the base lr (W ← W·(1 − lr·wd)), so relative to its gradient step
+    /// a conv1 tile (n = 16) decays 16× less than an untiled layer.
+    pub decay_with_tile_lr: bool,
     /// Initial weights. Default: caffe.
     pub init: Init,
     /// Number of classes (set from the dataset).
@@ -118,6 +124,7 @@ impl Default for NetConfig {
             analog_fc: true,
             lr_scale: [1.0; 3],
             scale_lr_by_tiles: true,
+            decay_with_tile_lr: false,
             init: Init::Caffe,
             classes: 10,
         }

@@ -242,8 +242,10 @@ impl Network {
     }
 
     /// SGD step on every tile (and the mixing logits), then weight decay W ← W·(1 − lr·wd) on
-    /// the float tiles' weights (biases excluded). Analog tiles get no decay: their weights
-    /// change only through pulses.
+    /// the float tiles' weights (biases excluded); with
+    /// [`decay_with_tile_lr`](NetConfig::decay_with_tile_lr) a conv tile decays with its own
+    /// rate, W ← W·(1 − lr·s·wd) for its learning-rate factor s. Analog tiles get no decay:
+    /// their weights change only through pulses.
     pub fn update(&mut self, lr: f32, weight_decay: f32) -> Result<(), TrainError> {
         let times = &mut self.times;
         for (l, c) in self.convs.iter_mut().enumerate() {
@@ -260,7 +262,9 @@ impl Network {
             let float_convs = self.cfg.tile.is_none() && self.cfg.device == "float";
             if float_convs {
                 for c in &mut self.convs {
-                    for t in c.tiles_mut() {
+                    let scales = c.lr_scale().to_vec();
+                    for (t, s) in c.tiles_mut().iter_mut().zip(scales) {
+                        let f = if self.cfg.decay_with_tile_lr { 1.0 - lr * s * weight_decay } else { f };
                         decay(t.as_mut(), f)?;
                     }
                 }
