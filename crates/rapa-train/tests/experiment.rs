@@ -236,7 +236,7 @@ fn table_writer_marks_a_run_still_in_progress() {
     assert_eq!(
         t.to_markdown(),
         "Table X\n\n| | cifar10 (ours) | cifar10 (paper) |\n|---|---:|---:|\n| random | 36.76 (36.71) [9/80 ep] | – |\n\n\
-         [done/planned ep]: the run is still in progress; its numbers are those of the epochs done so far.\n"
+         Note: [done/planned ep] marks a run still in progress; its numbers are those of the epochs done so far.\n"
     );
     assert_eq!(
         t.to_csv(),

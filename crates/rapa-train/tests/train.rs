@@ -117,8 +117,9 @@ fn random_pooling_and_perforation_ignore_the_thread_count() {
 
 #[test]
 fn non_finite_loss_stops_training() {
-    // A huge learning rate blows the weights up within the first epoch.
-    let cfg = TrainConfig { lr: 1e8, synthetic_train: 500, synthetic_test: 100, ..small(1) };
+    // A huge learning rate blows the weights up within the first epoch (no decay: lr·wd must
+    // stay below 1).
+    let cfg = TrainConfig { lr: 1e30, weight_decay: 0.0, synthetic_train: 500, synthetic_test: 100, ..small(1) };
     let data = synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed);
     let mut t = Trainer::new(cfg, data).unwrap();
     match t.run_epoch(&mut |_| {}) {
@@ -157,6 +158,20 @@ fn bad_configs_are_typed_errors() {
         let e = cfg.validate().unwrap_err();
         assert!(matches!(&e, TrainError::Config { field: f, .. } if f == field), "{e:?}");
     }
+    // Decay may not zero or flip the weights: lr·s·wd < 1, s the largest tile factor (16 in
+    // conv1 by default) when decay uses each tile's lr.
+    let mut cfg = TrainConfig { lr: 0.02, weight_decay: 4.0, ..TrainConfig::default() };
+    cfg.validate().unwrap(); // 0.02·4 = 0.08
+    cfg.net.decay_with_tile_lr = true; // 0.02·16·4 = 1.28
+    let e = cfg.validate().unwrap_err();
+    assert!(
+        matches!(&e, TrainError::Config { field: f, reason } if f == "weight_decay" && reason.contains("16")),
+        "{e:?}"
+    );
+    cfg.net.tiles = [8, 4, 1]; // 0.64
+    cfg.validate().unwrap();
+    let e = TrainConfig { weight_decay: 50.0, ..TrainConfig::default() }.validate().unwrap_err();
+    assert!(matches!(&e, TrainError::Config { field: f, .. } if f == "weight_decay"), "{e:?}");
     let mut cfg = TrainConfig::default();
     cfg.net.channels = [1 << 62, 32, 64];
     let e = cfg.validate().unwrap_err().to_string();

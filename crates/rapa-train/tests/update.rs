@@ -84,14 +84,21 @@ fn decay_with_tile_lr_uses_each_tiles_factor() {
         init: Init::He,
         ..NetConfig::default()
     };
-    let (plain, decayed) = step_pair(&cfg, lr, wd);
-    let factors = [4.0f32, 4.0, 4.0, 4.0, 1.0, 1.0, 2.0, 1.0]; // 4 + 2 + 1 conv tiles, then fc
-    assert_eq!(plain.len(), factors.len());
-    for (i, ((p, d), s)) in plain.iter().zip(&decayed).zip(factors).enumerate() {
-        let k = p.ncols() - 1;
-        for ((r, c), &v) in d.indexed_iter() {
-            let want = if c == k { p[[r, c]] } else { p[[r, c]] * (1.0 - lr * s * wd) };
-            assert_eq!(v, want, "tile {i} [{r}, {c}]");
+    let check = |cfg: &NetConfig, factors: [f32; 8]| {
+        let (plain, decayed) = step_pair(cfg, lr, wd);
+        assert_eq!(plain.len(), factors.len());
+        for (i, ((p, d), s)) in plain.iter().zip(&decayed).zip(factors).enumerate() {
+            let k = p.ncols() - 1;
+            for ((r, c), &v) in d.indexed_iter() {
+                let want = if c == k { p[[r, c]] } else { p[[r, c]] * (1.0 - lr * s * wd) };
+                assert_eq!(v, want, "tile {i} [{r}, {c}]");
+            }
         }
-    }
+    };
+    check(&cfg, [4.0, 4.0, 4.0, 4.0, 1.0, 1.0, 2.0, 1.0]); // 4 + 2 + 1 conv tiles, then fc
+    // Without scale_lr_by_tiles the factor is lr_scale alone.
+    check(&NetConfig { scale_lr_by_tiles: false, ..cfg.clone() }, [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 2.0, 1.0]);
+    // Analog tiles still get no decay.
+    let (plain, decayed) = step_pair(&NetConfig { device: "aihwkit-default".into(), ..cfg }, lr, wd);
+    assert_eq!(plain, decayed);
 }

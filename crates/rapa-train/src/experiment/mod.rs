@@ -11,4 +11,4 @@ pub use plan::{
     PLAN_FILE, Post, RunSpec, RunStatus, TableKind, check_settings, first_difference, plan, require_same, run_status,
     train_command, write_plan,
 };
-pub use table::{Cell, RunSummary, TableResult, collect, summarize};
+pub use table::{Cell, RunSummary, TableResult, collect, post_epochs, summarize};

@@ -51,6 +51,26 @@ fn read_json_field(path: &Path, field: &str) -> Result<Option<f64>, TrainError> 
     x.map(Some).ok_or_else(|| TrainError::MissingField { path: path.to_path_buf(), field: field.to_owned() })
 }
 
+/// The epochs of the model that a `vote.json` or `reduce.json` at `path` evaluated (its
+/// `epochs` field): `None` for a file written before that field existed.
+///
+/// # Errors
+/// [`TrainError::Metrics`] if the file is not JSON, or its `epochs` is not a whole number;
+/// [`TrainError::Io`] if it cannot be read.
+pub fn post_epochs(path: &Path) -> Result<Option<usize>, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    let bad = |line: usize, reason: String| TrainError::Metrics { path: path.to_path_buf(), line, reason };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.line(), e.to_string()))?;
+    match v.get("epochs") {
+        None => Ok(None),
+        Some(e) => e
+            .as_u64()
+            .and_then(|e| usize::try_from(e).ok())
+            .map(Some)
+            .ok_or_else(|| bad(1, format!("`epochs` must be a whole number, got {e}"))),
+    }
+}
+
 /// One table cell: ours and the paper's (test %, train % if reported).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cell {
@@ -58,9 +78,11 @@ pub struct Cell {
     pub ours: Option<(f64, Option<f64>)>,
     /// The paper's.
     pub paper: Option<(f64, Option<f64>)>,
-    /// For a trained run: the epochs it has finished and the epochs it was planned for. A run
-    /// with fewer finished than planned is still in progress and its numbers are provisional;
-    /// the writers mark it. `None` for cells that are not a training run (vote, reduction).
+    /// The epochs behind our number and the epochs its run was planned for (the table's
+    /// `--epochs`): for a trained run the epochs it has finished, for a vote or reduction the
+    /// epochs of the model it evaluated. Fewer than planned means provisional numbers of a run
+    /// still in progress (or since extended); the writers mark them. `None` when the cell has no
+    /// number of ours.
     pub epochs: Option<(usize, usize)>,
 }
 
@@ -117,7 +139,7 @@ impl TableResult {
         }
         if self.rows.iter().any(|(_, cells)| cells.iter().any(Cell::unfinished)) {
             s.push_str(
-                "\n[done/planned ep]: the run is still in progress; its numbers are those of the epochs done so far.\n",
+                "\nNote: [done/planned ep] marks a run still in progress; its numbers are those of the epochs done so far.\n",
             );
         }
         s
@@ -197,18 +219,23 @@ pub fn collect(
                         None => Cell { ours: None, paper: paper(c), epochs: None },
                     });
                 }
-                let random_dir = find("random").filter(|s| s.post == Post::VoteAndReduce).map(|s| root.join(&s.name));
-                let post = |file: &str, field: &str| -> Result<_, TrainError> {
-                    let v = match &random_dir {
-                        Some(d) => read_json_field(&d.join(file), field)?,
-                        None => None,
+                let random = find("random").filter(|s| s.post == Post::VoteAndReduce);
+                // A vote or reduction cell: the number, and the epochs of the model it evaluated
+                // (files without that record: the random run's epochs done).
+                let post = |file: &str, field: &str, c: usize| -> Result<Cell, TrainError> {
+                    let Some(s) = random else { return Ok(Cell { ours: None, paper: paper(c), epochs: None }) };
+                    let path = root.join(&s.name).join(file);
+                    let Some(v) = read_json_field(&path, field)? else {
+                        return Ok(Cell { ours: None, paper: paper(c), epochs: None });
                     };
-                    Ok(v.map(|v| (100.0 * v, None)))
+                    let done = match post_epochs(&path)? {
+                        Some(e) => Some(e),
+                        None => summarize(&root.join(&s.name))?.map(|r| r.epochs),
+                    };
+                    Ok(Cell { ours: Some((100.0 * v, None)), paper: paper(c), epochs: done.map(|d| (d, s.cfg.epochs)) })
                 };
-                let vote = post("vote.json", "vote_error")?;
-                let red = post("reduce.json", "test_error_reduced")?;
-                cells.push(Cell { ours: vote, paper: paper(3), epochs: None });
-                cells.push(Cell { ours: red, paper: paper(4), epochs: None });
+                cells.push(post("vote.json", "vote_error", 3)?);
+                cells.push(post("reduce.json", "test_error_reduced", 4)?);
                 rows.push((pool.to_string(), cells));
             }
             Ok(TableResult {

@@ -100,8 +100,8 @@ pub struct NetConfig {
     /// restores the untiled step size per tile. Default: true.
     pub scale_lr_by_tiles: bool,
     /// Apply weight decay with each tile's own learning rate, W ← W·(1 − lr·s·wd) with s the
-    /// tile's factor (`lr_scale` of its layer, times n with `scale_lr_by_tiles`), as Caffe does
-    /// when it adds decay to the gradient before each layer's `lr_mult`. Default: false, every
+    /// tile's factor (`lr_scale` of its layer, times n with `scale_lr_by_tiles`), as Caffe scales
+    /// decay with each layer's `lr_mult` (biases stay undecayed here). Default: false, every
     /// float tile decays with the base lr (W ← W·(1 − lr·wd)), so relative to its gradient step
     /// a conv1 tile (n = 16) decays 16× less than an untiled layer.
     pub decay_with_tile_lr: bool,
@@ -155,6 +155,16 @@ impl NetConfig {
         TileConfig::preset(&self.device)
             .map(|c| TileKind::Analog(Box::new(c)))
             .map_err(|e| TrainError::Config { field: "net.device".into(), reason: format!("{e} (or `float`)") })
+    }
+
+    /// The learning-rate factor of each conv layer's tiles: `lr_scale[l]`, times the layer's
+    /// kernel count n with `scale_lr_by_tiles` (n = `tiles[l]`, 1 for schemes none and
+    /// perforated).
+    pub fn tile_lr_factors(&self) -> [f32; 3] {
+        std::array::from_fn(|l| {
+            let n = self.scheme.n_kernels(self.tiles[l]);
+            if self.scale_lr_by_tiles { self.lr_scale[l] * n as f32 } else { self.lr_scale[l] }
+        })
     }
 
     /// Checks the configuration: channels in 1..=[`MAX_NET_CHANNELS`], tiles ≥ 1 (1 for scheme

@@ -78,8 +78,7 @@ impl Network {
         for (l, c) in conv_cfgs.iter().enumerate() {
             let mut conv = RapaConv2d::new(c.clone(), derive_seed(seed, l as u64))?;
             let n = conv.tiles().len();
-            let per_tile = if cfg.scale_lr_by_tiles { cfg.lr_scale[l] * n as f32 } else { cfg.lr_scale[l] };
-            conv.set_lr_scale(vec![per_tile; n])?;
+            conv.set_lr_scale(vec![cfg.tile_lr_factors()[l]; n])?;
             convs.push(conv);
             let kind = if l < 2 { cfg.pool } else { PoolKind::Avg };
             pools.push(Pool::new(kind, 3, 2, c.out_channels, derive_seed(seed, 100 + l as u64)));

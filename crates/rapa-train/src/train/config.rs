@@ -45,7 +45,8 @@ pub struct TrainConfig {
     pub lr_gamma: f32,
     /// Warm-up epochs at lr/50. Default: 1.
     pub warmup_epochs: usize,
-    /// Weight decay per step, W ← W·(1 − lr·weight_decay) (float tiles). Default: 1e-4.
+    /// Weight decay per step, W ← W·(1 − lr·weight_decay) (float tiles; with
+    /// `net.decay_with_tile_lr` each conv tile's lr factor multiplies lr). Default: 1e-4.
     pub weight_decay: f32,
     /// Input scale: `standardize` (per channel to mean 0, std 1) or `caffe` (grey levels 0–255
     /// minus the channel mean, as Caffe's `cifar10_full`). Default: standardize.
@@ -117,6 +118,28 @@ impl TrainConfig {
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return bad("weight_decay", format!("must be finite and >= 0, got {}", self.weight_decay));
+        }
+        // Each step multiplies the weights by 1 − lr·s·wd (s = 1, or the largest tile factor
+        // with net.decay_with_tile_lr); at or below 0 decay would zero or flip them. The base lr
+        // is the largest the schedule reaches.
+        let s = if self.net.decay_with_tile_lr {
+            self.net.tile_lr_factors().into_iter().fold(1.0f32, f32::max)
+        } else {
+            1.0
+        };
+        if self.lr * s * self.weight_decay >= 1.0 {
+            let what = if s == 1.0 {
+                "lr·weight_decay".to_string()
+            } else {
+                format!("lr·{s}·weight_decay (net.decay_with_tile_lr)")
+            };
+            return bad(
+                "weight_decay",
+                format!(
+                    "{what} = {} must be < 1: each step multiplies the weights by 1 − that",
+                    self.lr * s * self.weight_decay
+                ),
+            );
         }
         if !(self.brightness.is_finite() && (0.0..=1.0).contains(&self.brightness)) {
             return bad("brightness", format!("must be in [0, 1], got {}", self.brightness));

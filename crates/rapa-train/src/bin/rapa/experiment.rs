@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use rapa_train::TrainError;
 use rapa_train::experiment::{
-    Post, RunStatus, TableKind, check_settings, collect, plan, require_same, run_status, train_command, write_plan,
+    Post, RunStatus, TableKind, check_settings, collect, plan, post_epochs, require_same, run_status, summarize,
+    train_command, write_plan,
 };
 use rapa_train::net::Network;
 use rapa_train::runtime::{compute_pool, flush_denormals};
@@ -117,12 +118,20 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
 }
 
 /// Majority vote of 5 (vote.json) and reduction by norm (reduce.json) of a finished random run,
-/// with the run's own settings, its data read from `data_dir`, on `threads` threads.
+/// with the run's own settings, its data read from `data_dir`, on `threads` threads. Both files
+/// record the epochs of the model they evaluated; they are redone when the run has since been
+/// extended (files written before that field existed are kept).
 fn post_process(dir: &std::path::Path, threads: usize, data_dir: &std::path::Path) -> Result<(), TrainError> {
-    if dir.join("vote.json").exists() && dir.join("reduce.json").exists() {
+    let done = summarize(dir)?.map(|r| r.epochs);
+    let current = |file: &str| -> Result<bool, TrainError> {
+        let path = dir.join(file);
+        Ok(path.exists() && post_epochs(&path)?.is_none_or(|e| Some(e) == done))
+    };
+    if current("vote.json")? && current("reduce.json")? {
         return Ok(());
     }
     let ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
+    let epochs = ck.epoch;
     let cfg = TrainConfig { threads, data_dir: data_dir.to_path_buf(), ..ck.config.clone() };
     let cfg = &cfg;
     let mut data = load_data(cfg)?;
@@ -135,11 +144,11 @@ fn post_process(dir: &std::path::Path, threads: usize, data_dir: &std::path::Pat
         flush_denormals();
         let mut net = Network::from_state(ck.net.clone(), cfg.seed)?;
         let vote = evaluate(&mut net, &data.test, &norm, cfg.eval_batch, 5)?;
-        let v = serde_json::json!({ "passes": 5, "single_error": vote.error, "vote_error": vote.vote_error, "test_images": vote.n });
+        let v = serde_json::json!({ "passes": 5, "single_error": vote.error, "vote_error": vote.vote_error, "test_images": vote.n, "epochs": epochs });
         write_atomic(&dir.join("vote.json"), format!("{v}\n").as_bytes())?;
         rapa_train::analysis::reduce_network(&mut net, rapa_train::analysis::ReduceBy::Norm, &data.train, &norm, cfg.eval_batch, cfg.seed)?;
         let red = evaluate(&mut net, &data.test, &norm, cfg.eval_batch, 1)?;
-        let r = serde_json::json!({ "by": "norm", "test_error_reduced": red.error, "test_images": red.n });
+        let r = serde_json::json!({ "by": "norm", "test_error_reduced": red.error, "test_images": red.n, "epochs": epochs });
         write_atomic(&dir.join("reduce.json"), format!("{r}\n").as_bytes())?;
         eprintln!("{}: vote of 5 {:.2} %, reduced {:.2} %", dir.display(), 100.0 * vote.vote_error, 100.0 * red.error);
         Ok(())
