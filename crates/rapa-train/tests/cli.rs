@@ -194,6 +194,25 @@ fn listed_runs_carry_every_setting_and_changed_settings_are_refused() {
     let (code, stderr) = rapa_in(&dir, &["train", "--out", "t2/max-random"]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("pass --resume or --auto-resume"), "{stderr}");
+    // The vote and reduction evaluated the 1-epoch model; the run now has 2 epochs. Collected
+    // for 1 epoch, the table marks nothing; for 3, the run and its vote are marked; for 2,
+    // both files are redone from the 2-epoch model and nothing is marked.
+    let post = |f: &str| rapa_train::experiment::post_epochs(&run.join(f)).expect(f);
+    assert_eq!((post("vote.json"), post("reduce.json")), (Some(1), Some(1)));
+    let collect = |epochs: &str| {
+        let args = [&["experiment", "table2"][..], &SMALL, &["--epochs", epochs, "--config", "base.toml"]].concat();
+        let (code, stderr) =
+            rapa_in(&dir, &[&args[..], &["--out", "t2", "--only", "max-random", "--collect"]].concat());
+        assert_eq!(code, Some(0), "{stderr}");
+        std::fs::read_to_string(dir.join("t2/table.md")).expect("table.md")
+    };
+    let table = collect("3");
+    let max = table.lines().find(|l| l.starts_with("| max |")).expect("the max row");
+    assert!(max.contains("[2/3 ep]") && max.contains("[1/3 ep]"), "{table}");
+    assert_eq!((post("vote.json"), post("reduce.json")), (Some(1), Some(1)), "an unfinished run keeps its files");
+    let table = collect("2");
+    assert!(!table.contains(" ep]"), "{table}");
+    assert_eq!((post("vote.json"), post("reduce.json")), (Some(2), Some(2)));
 
     // A reduced model is an ordinary model: written (twice into the same --out: a reduction may
     // be repeated), read back by eval; training into its directory is refused without advice
