@@ -35,19 +35,30 @@ pub fn summarize(dir: &Path) -> Result<Option<RunSummary>, TrainError> {
     Ok(best.map(|b| RunSummary { test: 100.0 * b.test_error, train: 100.0 * b.train_error, epochs: metrics.len() }))
 }
 
+/// The JSON value in the file at `path`.
+///
+/// # Errors
+/// [`TrainError::Metrics`] naming the file and line if it is not JSON; [`TrainError::Io`] if it
+/// cannot be read.
+fn read_json(path: &Path) -> Result<serde_json::Value, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Metrics {
+        path: path.to_path_buf(),
+        line: e.line(),
+        reason: e.to_string(),
+    })
+}
+
 /// The number `field` of the JSON object in `path`: `None` if the file does not exist yet.
 ///
 /// # Errors
-/// [`TrainError::Metrics`] if the file is not JSON or lacks a numeric `field`;
-/// [`TrainError::Io`] if it exists but cannot be read.
+/// [`TrainError::Metrics`] if the file is not JSON; [`TrainError::MissingField`] if it lacks a
+/// numeric `field`; [`TrainError::Io`] if it exists but cannot be read.
 fn read_json_field(path: &Path, field: &str) -> Result<Option<f64>, TrainError> {
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-    let bad = |line: usize, reason: String| TrainError::Metrics { path: path.to_path_buf(), line, reason };
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.line(), e.to_string()))?;
-    let x = v.get(field).and_then(serde_json::Value::as_f64);
+    let x = read_json(path)?.get(field).and_then(serde_json::Value::as_f64);
     x.map(Some).ok_or_else(|| TrainError::MissingField { path: path.to_path_buf(), field: field.to_owned() })
 }
 
@@ -58,16 +69,13 @@ fn read_json_field(path: &Path, field: &str) -> Result<Option<f64>, TrainError> 
 /// [`TrainError::Metrics`] if the file is not JSON, or its `epochs` is not a whole number;
 /// [`TrainError::Io`] if it cannot be read.
 pub fn post_epochs(path: &Path) -> Result<Option<usize>, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-    let bad = |line: usize, reason: String| TrainError::Metrics { path: path.to_path_buf(), line, reason };
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.line(), e.to_string()))?;
-    match v.get("epochs") {
+    match read_json(path)?.get("epochs") {
         None => Ok(None),
-        Some(e) => e
-            .as_u64()
-            .and_then(|e| usize::try_from(e).ok())
-            .map(Some)
-            .ok_or_else(|| bad(1, format!("`epochs` must be a whole number, got {e}"))),
+        Some(e) => e.as_u64().and_then(|e| usize::try_from(e).ok()).map(Some).ok_or_else(|| TrainError::Metrics {
+            path: path.to_path_buf(),
+            line: 1,
+            reason: format!("`epochs` must be a whole number, got {e}"),
+        }),
     }
 }
 
