@@ -261,10 +261,9 @@ impl Network {
             let float_convs = self.cfg.tile.is_none() && self.cfg.device == "float";
             if float_convs {
                 for c in &mut self.convs {
-                    let scales = c.lr_scale().to_vec();
-                    for (t, s) in c.tiles_mut().iter_mut().zip(scales) {
-                        let f = if self.cfg.decay_with_tile_lr { 1.0 - lr * s * weight_decay } else { f };
-                        decay(t.as_mut(), f)?;
+                    for i in 0..c.tiles().len() {
+                        let f = if self.cfg.decay_with_tile_lr { 1.0 - lr * c.lr_scale()[i] * weight_decay } else { f };
+                        decay(c.tiles_mut()[i].as_mut(), f)?;
                     }
                 }
             }
