@@ -56,7 +56,7 @@ impl ExpStep {
         if self.granularity() <= 0.0 {
             return Err(ConfigError::Invalid {
                 field: path(prefix, "a_up"),
-                reason: "the step at w = 0 must be > 0 in both directions".into(),
+                reason: "the mean of the up and down steps at w = 0 (the granularity) must be > 0".into(),
             });
         }
         Ok(())

@@ -110,6 +110,13 @@ impl Span {
     /// Applies the span to `w` in one step if its path, widened by 6σ of the summed c2c noise
     /// (plus f32 rounding of the tracked path), stays inside `[lo, hi]`; false otherwise.
     fn try_merge(&self, w: &mut f32, dev: &Device, rng: &mut SimRng) -> bool {
+        self.try_merge_with(w, dev, || standard_normal(rng))
+    }
+
+    /// [`Span::try_merge`] with the standard-normal draws taken from `normal`. The merged
+    /// weight is clipped to the bounds like every pulse of the per-pulse path: the margin keeps
+    /// it inside except with probability below 4·10⁻⁹.
+    fn try_merge_with(&self, w: &mut f32, dev: &Device, mut normal: impl FnMut() -> f32) -> bool {
         let Device { su, sd, lo, hi, c2c } = *dev;
         let (fu, fd) = (self.up as f32, self.down as f32);
         let margin = MARGIN_SIGMAS * c2c * (su * su * fu + sd * sd * fd).sqrt() + 1e-5 * (su * fu + sd * fd);
@@ -118,14 +125,33 @@ impl Span {
         }
         let mut delta = 0.0;
         if self.up > 0 {
-            delta += su * (fu + c2c * fu.sqrt() * standard_normal(rng));
+            delta += su * (fu + c2c * fu.sqrt() * normal());
         }
         if self.down > 0 {
-            delta -= sd * (fd + c2c * fd.sqrt() * standard_normal(rng));
+            delta -= sd * (fd + c2c * fd.sqrt() * normal());
         }
-        *w += delta;
+        *w = (*w + delta).clamp(lo, hi);
         true
     }
+}
+
+/// The `n` pulses of one vector at one device (all of one sign: up for `n > 0`), in one step
+/// if their noise-free path, widened by 6σ of its noise on both sides, stays inside the
+/// bounds; `None` otherwise. The summed noise is one standard-normal draw from `normal`; the
+/// result is clipped to the bounds like every pulse of the per-pulse path (the margin keeps it
+/// inside except with probability below 4·10⁻⁹).
+fn merge_vector(v: f32, n: i32, dev: &Device, normal: impl FnOnce() -> f32) -> Option<f32> {
+    let Device { su, sd, lo, hi, c2c } = *dev;
+    let is_up = n > 0;
+    let step = if is_up { su } else { sd };
+    let kf = n.unsigned_abs() as f32;
+    let noise = step * (MARGIN_SIGMAS * c2c * kf.sqrt() + 1e-5 * kf);
+    let (ahead, behind) = (step * kf + noise, noise);
+    let inside = if is_up { v + ahead <= hi && v - behind >= lo } else { v - ahead >= lo && v + behind <= hi };
+    inside.then(|| {
+        let total = step * (kf + c2c * kf.sqrt() * normal());
+        (if is_up { v + total } else { v - total }).clamp(lo, hi)
+    })
 }
 
 /// Applies every coincidence of the call to row `i` of the weights; returns the pulse count.
@@ -227,21 +253,16 @@ pub(super) fn merged_row(
                 if n == 0 {
                     continue;
                 }
-                let (is_up, lo, hi) = (n > 0, hrow.w_min[j], hrow.w_max[j]);
-                let step = if is_up { hrow.step_up[j] } else { hrow.step_down[j] };
-                let mut v = w[j];
                 // The pulses of one vector share a sign: merge them when the path, widened by
                 // 6σ of its noise on both sides, stays inside the bounds (as above).
-                let kf = n.unsigned_abs() as f32;
-                let noise = step * (MARGIN_SIGMAS * c2c * kf.sqrt() + 1e-5 * kf);
-                let (ahead, behind) = (step * kf + noise, noise);
-                let inside =
-                    if is_up { v + ahead <= hi && v - behind >= lo } else { v - ahead >= lo && v + behind <= hi };
-                if inside {
-                    let total = step * (kf + c2c * kf.sqrt() * standard_normal(rng));
-                    w[j] = if is_up { v + total } else { v - total };
+                let dev = Device::of(&hrow, j, c2c);
+                if let Some(v) = merge_vector(w[j], n, &dev, || standard_normal(rng)) {
+                    w[j] = v;
                     continue;
                 }
+                let (is_up, lo, hi) = (n > 0, dev.lo, dev.hi);
+                let step = if is_up { dev.su } else { dev.sd };
+                let mut v = w[j];
                 for _ in 0..n.unsigned_abs() {
                     let mut d = step;
                     if c2c > 0.0 {
@@ -406,6 +427,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A merged step whose noise draw lies beyond the 6σ margin (probability below 4·10⁻⁹ in a
+    /// run, forced here) ends at the bound, as the per-pulse path would; within the margin it is
+    /// the unclipped sum.
+    #[test]
+    fn merged_steps_stay_within_the_bounds() {
+        let dev = Device { su: 0.01, sd: 0.02, lo: -0.5, hi: 0.5, c2c: 0.3 };
+        // 10 up pulses: noise-free 0.1, margin 0.01·(6·0.3·√10 + 1e-4) ≈ 0.0569; 5 down pulses:
+        // noise-free 0.1, margin 0.02·(6·0.3·√5 + 5e-5) ≈ 0.0805.
+        let (start, down_start) = (0.5 - 0.1 - 0.06, -0.5 + 0.1 + 0.085);
+        assert_eq!(merge_vector(start, 10, &dev, || 7.0), Some(0.5));
+        assert_eq!(merge_vector(down_start, -5, &dev, || 7.0), Some(-0.5));
+        let within = merge_vector(start, 10, &dev, || 1.0).expect("inside the margin");
+        assert_eq!(within, start + 0.01 * (10.0 + 0.3 * 10f32.sqrt()));
+        assert_eq!(merge_vector(start + 0.01, 10, &dev, || 0.0), None, "margin reaches the bound");
+
+        let span = Span { up: 10, down: 0, top: 0.1, bottom: 0.0 };
+        let mut w = start;
+        assert!(span.try_merge_with(&mut w, &dev, || 7.0));
+        assert_eq!(w, 0.5);
+        let span = Span { up: 0, down: 5, top: 0.0, bottom: -0.1 };
+        let mut w = down_start;
+        assert!(span.try_merge_with(&mut w, &dev, || 7.0));
+        assert_eq!(w, -0.5);
+        let mut w = down_start - 0.01;
+        assert!(!span.try_merge_with(&mut w, &dev, || 0.0), "margin reaches the bound");
+        assert_eq!(w, down_start - 0.01, "a refused merge leaves the weight");
     }
 
     /// The dispatched (possibly AVX-512) accumulation equals the scalar definition, counts and
