@@ -225,6 +225,27 @@ fn stochastic_pool_test_mode_gradient_and_sampling() {
     }
 }
 
+/// The backward pass follows the mode of its forward pass, not the layer's mode at backward
+/// time: switching between the two passes (e.g. to evaluate in between) changes nothing.
+#[test]
+fn pool_backward_follows_its_forward_mode() {
+    let x = grid((2, 2, 5, 5), 0.1, 15);
+    for kind in [PoolKind::Stochastic, PoolKind::Mixed, PoolKind::Max, PoolKind::Avg] {
+        for forward_training in [false, true] {
+            let mut p = Pool::new(kind, 3, 2, 2, 16);
+            p.set_training(forward_training);
+            let mut q = p.clone();
+            let y = p.forward(x.view());
+            let r = weights(y.shape(), 17);
+            let want = p.backward(r.view()).unwrap();
+            assert_eq!(q.forward(x.view()), y);
+            q.set_training(!forward_training);
+            let got = q.backward(r.view()).expect("a gradient whatever the mode");
+            assert_eq!(got, want, "{kind:?}, forward in training mode: {forward_training}");
+        }
+    }
+}
+
 #[test]
 fn lrn_gradient_and_value() {
     // Large α so the normalization matters: α = 0.5, β = 0.75, 3×3.

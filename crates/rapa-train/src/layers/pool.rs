@@ -84,6 +84,9 @@ pub struct Pool {
 struct PoolCache {
     /// Input shape `[N, C, H, W]`.
     dim: (usize, usize, usize, usize),
+    /// The mode of the forward pass (stochastic pooling samples in training and averages in
+    /// evaluation): the backward pass follows it, even if the mode was switched in between.
+    training: bool,
     /// The input, kept only where the backward pass reads it (stochastic pooling in evaluation).
     x: Option<Array4<f32>>,
     pick: Vec<u32>,
@@ -280,6 +283,7 @@ impl Pool {
         let keep_x = kind == PoolKind::Stochastic && !training;
         self.cache = Some(PoolCache {
             dim: (n, c, h, w),
+            training,
             x: keep_x.then(|| x.into_owned()),
             pick,
             max: maxv,
@@ -291,10 +295,12 @@ impl Pool {
 
     /// Backward pass: the input gradient (and, for mixed pooling, the gradient of the mixing
     /// logits, applied by [`update`](Self::update)). `None` without a matching forward pass.
+    /// It follows the mode of that forward pass ([`set_training`](Self::set_training) in
+    /// between changes nothing).
     pub fn backward(&mut self, dy: ArrayView4<'_, f32>) -> Option<Array4<f32>> {
         let alphas = self.alphas();
-        let (kind, training) = (self.kind, self.training);
         let cache = self.cache.as_mut()?;
+        let (kind, training) = (self.kind, cache.training);
         let (n, c, h, w) = cache.dim;
         let (oh, ow) = (pool_out(h, self.kernel, self.stride), pool_out(w, self.kernel, self.stride));
         if dy.shape() != [n, c, oh, ow] {
