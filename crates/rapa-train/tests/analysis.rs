@@ -133,16 +133,22 @@ fn reducing_by_norm_keeps_each_channels_largest_filter() {
 /// Max-pool wins are mapped back to the tiles whose outputs won: with identical tiles except
 /// one whose channel-0 bias is raised far above every other output, that tile wins every pool
 /// window of channel 0 that holds one of its patches, i.e. 1 − (3/4)⁹ ≈ 92.5 % of the 3×3
-/// windows with four tiles under a uniform random assignment; in the other channels the tiles
-/// are alike and share the wins. Every window has exactly one winner, and a reduction by wins
-/// keeps the raised tile's filter for channel 0.
+/// windows with four tiles under a uniform random assignment; in channels 1 and 2 the tiles
+/// are alike and share the wins. The biases of channels 0–2 are raised so that every output is
+/// positive, and every window has exactly one winner; channel 3's is lowered so that every
+/// output is 0 after the ReLU, and its windows have none. A reduction by wins keeps the raised
+/// tile's filter for channel 0.
 #[test]
 fn pool_wins_are_counted_for_the_tile_that_won() {
     use rapa_train::analysis::count_pool_wins;
     let mut net = tiny(Scheme::Random, [4, 4, 1]);
     let conv = &mut net.convs_mut()[0];
-    let w = conv.tiles()[0].weights().to_owned();
+    let mut w = conv.tiles()[0].weights().to_owned();
     let bias = w.ncols() - 1;
+    for c in 0..3 {
+        w[[c, bias]] += 10.0;
+    }
+    w[[3, bias]] -= 1000.0;
     for (t, tile) in conv.tiles_mut().iter_mut().enumerate() {
         let mut wt = w.clone();
         if t == 2 {
@@ -155,12 +161,13 @@ fn pool_wins_are_counted_for_the_tile_that_won() {
     let wins = count_pool_wins(&mut net, 0, &data.train, &norm, 10).unwrap();
     assert_eq!(wins.dim(), (4, 4));
     let windows = net.pools()[0].last_argmax().unwrap().len() as u64 / (10 * 4) * 40;
-    for c in 0..4 {
+    for c in 0..3 {
         assert_eq!(wins.column(c).sum(), windows, "channel {c}: one winner per window");
     }
+    assert_eq!(wins.column(3).sum(), 0, "channel 3: all-zero windows have no winner");
     let share = wins[[2, 0]] as f64 / windows as f64;
     assert!(share > 0.85 && wins[[2, 0]] < windows, "raised tile's share of channel 0: {share}");
-    for c in 1..4 {
+    for c in 1..3 {
         for t in 0..4 {
             let s = wins[[t, c]] as f64 / windows as f64;
             assert!((0.15..0.35).contains(&s), "tile {t}, channel {c}: share {s}");

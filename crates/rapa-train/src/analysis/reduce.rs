@@ -50,7 +50,8 @@ impl std::str::FromStr for ReduceBy {
 
 /// For conv layer `l`: `wins[[t, c]]` = how often the output of tile t was the maximum of a pool
 /// window in channel c, over `ds` in evaluation mode (fresh assignments per pass, as at test).
-/// Needs max (or mixed) pooling after that layer.
+/// A window whose values are all 0 after the ReLU has no winner and counts for no tile. Needs
+/// max (or mixed) pooling after that layer.
 pub fn count_pool_wins(
     net: &mut Network,
     l: usize,
@@ -80,10 +81,18 @@ pub fn count_pool_wins(
         net.forward(buf.view())?;
         let assign = net.convs()[l].last_assignment();
         let picks = net.pools()[l].last_argmax().ok_or_else(|| TrainError::Internal("pool has no argmax".into()))?;
+        // The window's maximum is positive exactly where the ReLU passed its input.
+        let positive = net.relus()[l]
+            .last_mask()
+            .and_then(|m| m.as_slice())
+            .ok_or_else(|| TrainError::Internal("ReLU has no mask".into()))?;
         let per_image = picks.len() / idx.len().max(1);
         let per_channel = per_image / c_out.max(1);
         for (o, &pick) in picks.iter().enumerate() {
             let (b, c) = (o / per_image, (o % per_image) / per_channel);
+            if !positive.get(((b * c_out + c) * p_count) + pick as usize).copied().unwrap_or(false) {
+                continue;
+            }
             let t = assign[b * p_count + pick as usize];
             if let Some(w) = wins.get_mut([t as usize, c]) {
                 *w += 1;

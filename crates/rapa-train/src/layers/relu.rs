@@ -18,6 +18,11 @@ impl Relu {
         Self::default()
     }
 
+    /// Where the input of the last forward pass was positive (`None` before a forward pass).
+    pub fn last_mask(&self) -> Option<&Array4<bool>> {
+        self.mask.as_ref()
+    }
+
     /// Forward; keeps the sign mask.
     pub fn forward(&mut self, x: ArrayView4<'_, f32>) -> Array4<f32> {
         let mut y = x.as_standard_layout().into_owned();

@@ -138,6 +138,11 @@ impl Network {
         &self.pools
     }
 
+    /// The ReLU after each conv layer (each keeps the sign mask of its last forward pass).
+    pub fn relus(&self) -> &[Relu] {
+        &self.relus
+    }
+
     /// Training or evaluation mode for every layer.
     pub fn set_training(&mut self, training: bool) {
         for c in &mut self.convs {
