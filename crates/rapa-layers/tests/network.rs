@@ -247,8 +247,9 @@ fn planner_matches_exhaustive_search() {
 
 /// Training and sequential times by hand, with a timing model whose four constants differ so
 /// that each term shows: per tile and image a layer costs ⌈P/n⌉·(t_fwd + t_bwd + BL·t_slot +
-/// t_cycle) in training and ⌈P/n⌉·t_fwd in inference; pipelined, the slowest layer sets the
-/// time; sequential, the layers add. The paper's (16, 4, 1) tiling: 64 cycles in every layer.
+/// t_cycle) in training — without t_bwd in the first layer, whose backward MVMs training does
+/// not run — and ⌈P/n⌉·t_fwd in inference; pipelined, the slowest layer sets the time;
+/// sequential, the layers add. The paper's (16, 4, 1) tiling: 64 cycles in every layer.
 #[test]
 fn training_and_sequential_times_by_hand() {
     let t = crossbar_sim::TimingModel {
@@ -259,16 +260,37 @@ fn training_and_sequential_times_by_hand() {
     };
     let rapa = NetworkTiming::from_configs(&paper_convs([16, 4, 1], Scheme::Random, &TileKind::Float));
     let per_cycle = 80.0 + 70.0 + 31.0 * 2.0 + 5.0; // 217 ns
-    for l in &rapa.layers {
-        assert_eq!(l.cycles_per_tile(), 64);
-        assert_eq!(l.time_ns(&t, true, 31), 64.0 * per_cycle);
+    let first = per_cycle - 70.0; // conv1: no backward MVMs
+    assert_eq!(rapa.layers.iter().map(|l| l.backward).collect::<Vec<_>>(), [false, true, true]);
+    for (i, l) in rapa.layers.iter().enumerate() {
+        assert_eq!((l.cycles_per_tile(), l.train_cycles_per_tile()), (64, 64));
+        assert_eq!(l.time_ns(&t, true, 31), 64.0 * if i == 0 { first } else { per_cycle });
         assert_eq!(l.time_ns(&t, false, 31), 64.0 * 80.0);
     }
     assert_eq!(rapa.pipelined_time_ns(&t, true, 31), 64.0 * per_cycle);
-    assert_eq!(rapa.sequential_time_ns(&t, true, 31), 3.0 * 64.0 * per_cycle);
+    assert_eq!(rapa.sequential_time_ns(&t, true, 31), 64.0 * (first + 2.0 * per_cycle));
     // Untiled: 1 024, 256 and 64 cycles; BL 1 changes only the update slots.
     let plain = rapa.untiled();
     let per_cycle_bl1 = 80.0 + 70.0 + 2.0 + 5.0;
-    assert_eq!(plain.sequential_time_ns(&t, true, 1), (1024.0 + 256.0 + 64.0) * per_cycle_bl1);
+    assert_eq!(plain.sequential_time_ns(&t, true, 1), 1024.0 * (per_cycle_bl1 - 70.0) + (256.0 + 64.0) * per_cycle_bl1);
     assert_eq!(plain.pipelined_time_ns(&t, false, 1), 1024.0 * 80.0);
+}
+
+/// The scheme decides how many tiles share the patches: perforated keeps one kernel matrix,
+/// which computes ⌈P/n⌉ patches per image in training but all P at test; no tiling computes
+/// all on one.
+#[test]
+fn timing_follows_the_scheme() {
+    let t = crossbar_sim::TimingModel::default();
+    let perf = NetworkTiming::from_configs(&paper_convs([16, 4, 1], Scheme::Perforated, &TileKind::Float));
+    let l = &perf.layers[0];
+    assert_eq!((l.n_tiles, l.cycles_per_tile(), l.train_cycles_per_tile()), (1, 1024, 64));
+    assert_eq!(l.time_ns(&t, false, 31), 1024.0 * 80.0);
+    assert_eq!(perf.layers[1].train_cycles_per_tile(), 64);
+    assert_eq!(perf.pipelined_cycles(), 1024);
+    assert_eq!(perf.speedup(), 1.0);
+    let plain = perf.untiled();
+    assert_eq!(plain.layers[0].train_cycles_per_tile(), 1024);
+    let none = NetworkTiming::from_configs(&paper_convs([1, 1, 1], Scheme::None, &TileKind::Float));
+    assert_eq!(none, none.untiled());
 }

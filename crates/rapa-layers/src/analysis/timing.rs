@@ -1,12 +1,15 @@
 //! Analog timing of conv layers and networks, and the load-balancing planner.
 //!
 //! Per image, a layer with P patches on n tiles costs ⌈P/n⌉ MVM cycles per tile forward, as
-//! many backward and as many rank-1 update cycles (§5). Layers of a network, and images, can be
-//! pipelined: the throughput is then set by the slowest layer; without pipelining the layers'
-//! cycles add up.
+//! many backward and as many rank-1 update cycles (§5) — except that training runs no backward
+//! MVMs in the first layer (nothing needs the gradient of the image), and a perforated layer
+//! computes only ⌈P/n⌉ of its patches on its one tile in training but all P at test. Layers of a
+//! network, and images, can be pipelined: the throughput is then set by the slowest layer;
+//! without pipelining the layers' cycles add up.
 
 use crossbar_sim::TimingModel;
 
+use crate::assign::Scheme;
 use crate::conv::ConvConfig;
 use crate::error::LayerError;
 
@@ -17,8 +20,13 @@ pub struct LayerTiming {
     pub name: String,
     /// Patches per image P.
     pub patches: usize,
-    /// Tiles n.
+    /// Tiles that share the patches (the scheme's kernel matrices: n, or 1 for no tiling and
+    /// perforated).
     pub n_tiles: usize,
+    /// Patches per image computed in training: P, or ⌈P/n⌉ for perforated.
+    pub train_patches: usize,
+    /// Whether training runs this layer's backward MVMs (false for a network's first layer).
+    pub backward: bool,
     /// Kernel-matrix inputs (K + 1 with the bias).
     pub kernel_rows: usize,
     /// Kernel-matrix outputs (C_out).
@@ -26,18 +34,22 @@ pub struct LayerTiming {
 }
 
 impl LayerTiming {
-    /// Timing of a conv layer configuration.
+    /// Timing of a conv layer configuration, as a layer whose backward MVMs training runs
+    /// (not the first layer; [`NetworkTiming::from_configs`] marks that one).
     pub fn from_config(name: impl Into<String>, cfg: &ConvConfig) -> Self {
+        let patches = cfg.geometry.n_patches();
         Self {
             name: name.into(),
-            patches: cfg.geometry.n_patches(),
-            n_tiles: cfg.n_tiles,
+            patches,
+            n_tiles: cfg.scheme.n_kernels(cfg.n_tiles),
+            train_patches: if cfg.scheme == Scheme::Perforated { patches.div_ceil(cfg.n_tiles) } else { patches },
+            backward: true,
             kernel_rows: cfg.geometry.patch_len() + 1,
             kernel_cols: cfg.out_channels,
         }
     }
 
-    /// ⌈P/n⌉: MVM cycles per tile per image, each of forward, backward and update.
+    /// ⌈P/n⌉: MVM cycles per tile per image at inference (forward only).
     ///
     /// # Panics
     /// If `n_tiles` is 0 (a [`ConvConfig`] that passes its validation has n ≥ 1).
@@ -45,20 +57,34 @@ impl LayerTiming {
         self.patches.div_ceil(self.n_tiles)
     }
 
+    /// MVM cycles per tile per image in training, each of forward, backward (where it runs)
+    /// and update: ⌈P/n⌉, or for perforated ⌈P/n⌉ on its one tile.
+    ///
+    /// # Panics
+    /// As [`cycles_per_tile`](Self::cycles_per_tile).
+    pub fn train_cycles_per_tile(&self) -> usize {
+        self.train_patches.div_ceil(self.n_tiles)
+    }
+
+    /// The same layer on one tile, computing every patch (no tiling).
+    pub fn untiled(&self) -> Self {
+        Self { n_tiles: 1, train_patches: self.patches, ..self.clone() }
+    }
+
     /// Multiply-accumulates per image (P·(K + 1)·C_out), whatever n is.
     pub fn macs(&self) -> usize {
         self.patches * self.kernel_rows * self.kernel_cols
     }
 
-    /// Analog time per image (ns): forward only (`training = false`) or forward + backward +
-    /// update with pulse trains of `bl` slots.
+    /// Analog time per image (ns): forward only (`training = false`) or forward + backward
+    /// (where it runs) + update with pulse trains of `bl` slots.
     pub fn time_ns(&self, model: &TimingModel, training: bool, bl: u32) -> f64 {
-        let c = self.cycles_per_tile() as f64;
-        let mut t = c * model.forward_pass_ns;
-        if training {
-            t += c * (model.backward_pass_ns + f64::from(bl) * model.update_slot_ns + model.update_cycle_ns);
+        if !training {
+            return self.cycles_per_tile() as f64 * model.forward_pass_ns;
         }
-        t
+        let backward = if self.backward { model.backward_pass_ns } else { 0.0 };
+        self.train_cycles_per_tile() as f64
+            * (model.forward_pass_ns + backward + f64::from(bl) * model.update_slot_ns + model.update_cycle_ns)
     }
 }
 
@@ -70,30 +96,31 @@ pub struct NetworkTiming {
 }
 
 impl NetworkTiming {
-    /// Timing of a conv stack, layers named `conv1`, `conv2`, ….
+    /// Timing of a conv stack, layers named `conv1`, `conv2`, …; the first runs no backward
+    /// MVMs in training.
     pub fn from_configs(layers: &[ConvConfig]) -> Self {
         Self {
             layers: layers
                 .iter()
                 .enumerate()
-                .map(|(i, c)| LayerTiming::from_config(format!("conv{}", i + 1), c))
+                .map(|(i, c)| LayerTiming { backward: i > 0, ..LayerTiming::from_config(format!("conv{}", i + 1), c) })
                 .collect(),
         }
     }
 
-    /// Cycles per image with layers pipelined: the slowest layer's ⌈P/n⌉.
+    /// Cycles per image at inference with layers pipelined: the slowest layer's ⌈P/n⌉.
     pub fn pipelined_cycles(&self) -> usize {
         self.layers.iter().map(LayerTiming::cycles_per_tile).max().unwrap_or(0)
     }
 
-    /// Cycles per image with layers one after another: Σ ⌈P/n⌉.
+    /// Cycles per image at inference with layers one after another: Σ ⌈P/n⌉.
     pub fn sequential_cycles(&self) -> usize {
         self.layers.iter().map(LayerTiming::cycles_per_tile).sum()
     }
 
-    /// The same network with one tile per layer.
+    /// The same network with one tile per layer, computing every patch.
     pub fn untiled(&self) -> Self {
-        Self { layers: self.layers.iter().map(|l| LayerTiming { n_tiles: 1, ..l.clone() }).collect() }
+        Self { layers: self.layers.iter().map(LayerTiming::untiled).collect() }
     }
 
     /// Pipelined speed-up over the untiled network.

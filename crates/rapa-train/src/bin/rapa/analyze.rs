@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use crossbar_sim::TimingModel;
 use ndarray::Array3;
-use rapa_layers::analysis::{LayerTiming, NetworkTiming, filter_similarity, plan_tiles};
+use rapa_layers::analysis::{NetworkTiming, filter_similarity, plan_tiles};
 use rapa_layers::paper::paper_like_convs;
 use rapa_layers::{ConvConfig, ConvGeometry, Scheme, TileKind};
 use rapa_train::TrainError;
@@ -310,7 +310,7 @@ fn print_network(title: &str, t: &NetworkTiming, model: &TimingModel, bl: u32) {
         "layer", "patches", "kernel", "MACs/img", "n", "cycles/tile", "fwd ns", "train ns", "speedup"
     );
     for l in &t.layers {
-        let one = LayerTiming { n_tiles: 1, ..l.clone() };
+        let one = l.untiled();
         println!(
             "  {:<7} {:>8} {:>12} {:>12} {:>5} {:>12} {:>11.0} {:>12.0} {:>8.1}×",
             l.name,
