@@ -18,6 +18,12 @@
 //! α is fixed when the weights are programmed (`set_weights`) and kept until they are programmed
 //! again; weights that outgrow ω·(range) by training saturate at the device bounds (the
 //! headroom is (w_max − ω)/ω).
+//!
+//! With `digital_bias` (aihwkit's `digital_bias`, on there by default, off here) the tile's last
+//! input column holds a bias that is kept in digital float instead of on devices: it is added
+//! exactly after the ADC (times the last input, normally the constant 1), and it is left out of
+//! noise management, the DAC, the mapping's α, the device bounds and the pulsed update, which
+//! runs on the other columns; the bias itself follows plain SGD, b ← b − lr·Σ_b d·x_last.
 
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
@@ -34,6 +40,10 @@ pub struct MappingConfig {
     /// One scale α per output row (aihwkit's `weight_scaling_columnwise`: max over each output's
     /// inputs) instead of one per tile. Default: false.
     pub columnwise: bool,
+    /// The last input column is a digital bias (see the module docs); the tile then needs at
+    /// least two inputs. Default: false (aihwkit's default is true: our layers put their bias
+    /// in the last column, so off keeps it analog, as every run before this option had it).
+    pub digital_bias: bool,
 }
 
 impl MappingConfig {
@@ -88,9 +98,9 @@ mod tests {
     #[test]
     fn scales_map_the_largest_weight_to_omega() {
         let w = array![[0.1f32, -0.4], [0.0, 0.0], [0.05, 0.02]];
-        let tile = MappingConfig { weight_scaling_omega: 0.8, columnwise: false };
+        let tile = MappingConfig { weight_scaling_omega: 0.8, ..Default::default() };
         assert_eq!(tile.scales(w.view()), vec![0.5; 3]);
-        let col = MappingConfig { weight_scaling_omega: 0.8, columnwise: true };
+        let col = MappingConfig { weight_scaling_omega: 0.8, columnwise: true, ..Default::default() };
         // A row of zeros gets α = 1, as in aihwkit (`alpha[alpha == 0.0] = 1.0`).
         assert_eq!(col.scales(w.view()), vec![0.5, 1.0, 0.0625]);
         assert!(MappingConfig::default().scales(w.view()).is_empty());

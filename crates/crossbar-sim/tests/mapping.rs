@@ -29,7 +29,7 @@ fn graded_weights() -> Array2<f32> {
 #[test]
 fn mapping_with_exact_maths_equals_the_float_tile() {
     for columnwise in [false, true] {
-        let mapping = MappingConfig { weight_scaling_omega: 0.6, columnwise };
+        let mapping = MappingConfig { weight_scaling_omega: 0.6, columnwise, ..Default::default() };
         let cfg = TileConfig { mapping: mapping.clone(), ..TileConfig::perfect() };
         let w = graded_weights();
         let mut analog = AnalogTile::new(6, 9, &cfg, 5).unwrap();
@@ -79,7 +79,7 @@ fn mapping_with_exact_maths_equals_the_float_tile() {
 fn mapped_pulsed_update_is_sgd_in_the_effective_weights() {
     let (dw_min, sigma) = (0.001f32, 0.3f32);
     let params = PulsedParams { dw_min, dw_min_std: sigma, ..PulsedParams::default().without_variation() };
-    let mapping = MappingConfig { weight_scaling_omega: 0.5, columnwise: false };
+    let mapping = MappingConfig { weight_scaling_omega: 0.5, columnwise: false, ..Default::default() };
     let cfg = TileConfig { device: DeviceConfig::ConstantStep(params), mapping, ..TileConfig::default() };
     // max|W0| = 0.01, so α = 0.02 and d/α = [0.5, −0.25, 0.1, −0.05].
     let mut w0 = Array2::from_shape_fn((4, 6), |(i, j)| 0.009 * ((i * 6 + j) as f32 * 0.7).sin());
@@ -119,7 +119,7 @@ fn mapped_pulsed_update_is_sgd_in_the_effective_weights() {
 #[test]
 fn mapped_weights_saturate_at_alpha_times_the_bound() {
     let params = PulsedParams { dw_min: 0.01, ..PulsedParams::default().without_variation() };
-    let mapping = MappingConfig { weight_scaling_omega: 0.3, columnwise: true };
+    let mapping = MappingConfig { weight_scaling_omega: 0.3, columnwise: true, ..Default::default() };
     let cfg = TileConfig { device: DeviceConfig::ConstantStep(params), mapping, ..TileConfig::default() };
     let w0 = graded_weights();
     let mut tile = AnalogTile::new(6, 9, &cfg, 2).unwrap();
@@ -141,7 +141,7 @@ fn mapped_weights_saturate_at_alpha_times_the_bound() {
 
 #[test]
 fn mapping_state_round_trips_and_is_checked() {
-    let mapping = MappingConfig { weight_scaling_omega: 0.6, columnwise: true };
+    let mapping = MappingConfig { weight_scaling_omega: 0.6, columnwise: true, ..Default::default() };
     let cfg = TileConfig { mapping, ..TileConfig::default() };
     let mut a = AnalogTile::new(6, 9, &cfg, 11).unwrap();
     a.set_weights(graded_weights().view()).unwrap();
@@ -165,18 +165,20 @@ fn mapping_state_round_trips_and_is_checked() {
     assert!(err.contains("mapping scales must be finite and > 0"), "{err}");
 
     let cfg = TileConfig {
-        mapping: MappingConfig { weight_scaling_omega: -0.5, columnwise: false },
+        mapping: MappingConfig { weight_scaling_omega: -0.5, columnwise: false, ..Default::default() },
         ..TileConfig::default()
     };
     let err = AnalogTile::new(2, 2, &cfg, 1).unwrap_err().to_string();
     assert!(err.contains("mapping.weight_scaling_omega"), "{err}");
     // ω must be 0 or at least MIN_OMEGA (1e-6): smaller, non-finite and NaN values are refused.
     for omega in [5e-7f32, 1e-40, f32::NAN, f32::INFINITY] {
-        let cfg =
-            TileConfig { mapping: MappingConfig { weight_scaling_omega: omega, columnwise: false }, ..cfg.clone() };
+        let cfg = TileConfig {
+            mapping: MappingConfig { weight_scaling_omega: omega, columnwise: false, ..Default::default() },
+            ..cfg.clone()
+        };
         let err = AnalogTile::new(2, 2, &cfg, 1).unwrap_err().to_string();
         assert!(err.contains("mapping.weight_scaling_omega") && err.contains("must be 0 (off)"), "ω = {omega}: {err}");
     }
-    let ok = MappingConfig { weight_scaling_omega: MappingConfig::MIN_OMEGA, columnwise: false };
+    let ok = MappingConfig { weight_scaling_omega: MappingConfig::MIN_OMEGA, columnwise: false, ..Default::default() };
     assert!(ok.validate("").is_ok());
 }

@@ -235,33 +235,38 @@ fn limits_keep_every_class_of_a_sorted_set() {
     }
 }
 
+/// With ω mapping, and with the bias kept digital too: the run ignores the thread count, its
+/// config.toml keeps the settings, and a resumed run continues bit-exactly.
 #[test]
 fn mapped_analog_run_resumes_bit_exactly_and_ignores_thread_count() {
     use crossbar_sim::{MappingConfig, TileConfig};
-    let tile = TileConfig {
-        mapping: MappingConfig { weight_scaling_omega: 0.3, columnwise: true },
-        ..TileConfig::aihwkit_default()
-    };
-    let mut cfg = TrainConfig { synthetic_train: 300, synthetic_test: 100, ..small(2) };
-    cfg.net.tile = Some(tile);
-    let (full, full_state) = run(&cfg, 2);
-    let (one_thread, one_state) = run(&cfg, 1);
-    assert_eq!(comparable(&full), comparable(&one_thread));
-    assert_eq!(full_state, one_state);
+    for digital_bias in [false, true] {
+        let tile = TileConfig {
+            mapping: MappingConfig { weight_scaling_omega: 0.3, columnwise: true, digital_bias },
+            ..TileConfig::aihwkit_default()
+        };
+        let mut cfg = TrainConfig { synthetic_train: 300, synthetic_test: 100, ..small(2) };
+        cfg.net.tile = Some(tile);
+        let (full, full_state) = run(&cfg, 2);
+        let (one_thread, one_state) = run(&cfg, 1);
+        assert_eq!(comparable(&full), comparable(&one_thread));
+        assert_eq!(full_state, one_state);
 
-    let dir = std::env::temp_dir().join(format!("rapa-mapped-resume-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let data = || synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed);
-    let mut first = Trainer::new(TrainConfig { epochs: 1, ..cfg.clone() }, data()).unwrap();
-    first.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
-    let toml = std::fs::read_to_string(dir.join("config.toml")).unwrap();
-    assert!(toml.contains("weight_scaling_omega = 0.3") && toml.contains("columnwise = true"), "{toml}");
-    let ck = read_checkpoint(&dir.join("checkpoint.bin")).unwrap();
-    let mut resumed = Trainer::resume(ck, data(), Some(2)).unwrap();
-    resumed.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
-    assert_eq!(comparable(resumed.metrics()), comparable(&full));
-    assert_eq!(resumed.net().state(), full_state);
-    let _ = std::fs::remove_dir_all(&dir);
+        let dir = std::env::temp_dir().join(format!("rapa-mapped-resume-{}-{digital_bias}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let data = || synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed);
+        let mut first = Trainer::new(TrainConfig { epochs: 1, ..cfg.clone() }, data()).unwrap();
+        first.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
+        let toml = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        assert!(toml.contains("weight_scaling_omega = 0.3") && toml.contains("columnwise = true"), "{toml}");
+        assert!(toml.contains(&format!("digital_bias = {digital_bias}")), "{toml}");
+        let ck = read_checkpoint(&dir.join("checkpoint.bin")).unwrap();
+        let mut resumed = Trainer::resume(ck, data(), Some(2)).unwrap();
+        resumed.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
+        assert_eq!(comparable(resumed.metrics()), comparable(&full));
+        assert_eq!(resumed.net().state(), full_state);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// A checkpoint whose parts disagree is refused when read, naming the file and the part,

@@ -1,6 +1,6 @@
 //! The analog tile: noisy, quantized MVMs and pulsed updates on a device model.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::RngCore;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -30,10 +30,14 @@ const RUNTIME_STREAM: u64 = 1;
 pub struct AnalogTile {
     cfg: TileConfig,
     seed: u64,
+    /// The weights on the devices: every input column, or with a digital bias all but the last.
     w: Array2<f32>,
+    /// The digital bias (the last input column's weights), one per output; empty without.
+    bias: Vec<f32>,
     /// Digital output scales α of the weight mapping (empty when mapping is off).
     scales: Vec<f32>,
-    /// The effective weights α ⊙ W' (`0 × 0` when mapping is off).
+    /// The weights as [`Tile::weights`] shows them, `[out, in]`: α ⊙ W' and the digital bias
+    /// column (`0 × 0` when they are `w` itself: no mapping, no digital bias).
     w_eff: Array2<f32>,
     hidden: DeviceArrays,
     device: Box<dyn DeviceModel>,
@@ -50,8 +54,12 @@ pub struct AnalogTileState {
     pub device_name: String,
     /// The seed the tile was built with.
     pub seed: u64,
-    /// Weights `[out, in]` as stored on the devices (W' = W/α when a mapping is active).
+    /// Weights as stored on the devices (W' = W/α when a mapping is active): `[out, in]`, or
+    /// `[out, in − 1]` with a digital bias.
     pub weights: Array2<f32>,
+    /// The digital bias, one per output, with `mapping.digital_bias`; empty without.
+    #[serde(default)]
+    pub digital_bias: Vec<f32>,
     /// Digital output scales α of the weight mapping, one per output row; empty when mapping is
     /// off ([`MappingConfig`](crate::MappingConfig)).
     #[serde(default)]
@@ -80,26 +88,42 @@ impl AnalogTile {
         seed: u64,
     ) -> Result<Self, SimError> {
         cfg.validate()?;
-        if out_size == 0 || in_size == 0 {
+        let digital = usize::from(cfg.mapping.digital_bias);
+        if out_size == 0 || in_size <= digital {
             return Err(SimError::ShapeMismatch {
                 op: "AnalogTile::new",
-                what: "tile",
-                expected: vec![1, 1],
+                what: "tile (a digital bias needs one more input)",
+                expected: vec![1, 1 + digital],
                 got: vec![out_size, in_size],
             });
         }
-        let hidden = device.draw(out_size, in_size, &mut stream(seed, HIDDEN_STREAM));
-        Ok(Self {
+        // The devices hold the analog columns only.
+        let n_analog = in_size - digital;
+        let hidden = device.draw(out_size, n_analog, &mut stream(seed, HIDDEN_STREAM));
+        let mut tile = Self {
             cfg: cfg.clone(),
             seed,
-            w: Array2::zeros((out_size, in_size)),
+            w: Array2::zeros((out_size, n_analog)),
+            bias: vec![0.0; out_size * digital],
             scales: Vec::new(),
             w_eff: Array2::zeros((0, 0)),
             hidden,
             device,
             rng: stream(seed, RUNTIME_STREAM),
             counters: CycleCounters::default(),
-        })
+        };
+        tile.refresh_effective();
+        Ok(tile)
+    }
+
+    /// Whether the last input column is a digital bias.
+    fn has_digital_bias(&self) -> bool {
+        !self.bias.is_empty()
+    }
+
+    /// The analog columns of `x` (all but the last with a digital bias), contiguous.
+    fn analog_inputs(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        x.slice(s![.., ..self.w.ncols()]).as_standard_layout().into_owned()
     }
 
     /// The configuration.
@@ -129,6 +153,7 @@ impl AnalogTile {
             device_name: self.device.name().to_string(),
             seed: self.seed,
             weights: self.w.clone(),
+            digital_bias: self.bias.clone(),
             mapping_scales: self.scales.clone(),
             hidden: self.hidden.clone(),
             rng: self.rng.clone(),
@@ -181,6 +206,16 @@ impl AnalogTile {
         if state.mapping_scales.iter().any(|a| !(a.is_finite() && *a > 0.0)) {
             return Err(SimError::State { reason: "mapping scales must be finite and > 0".into() });
         }
+        let want_bias = if state.config.mapping.digital_bias { shape[0] } else { 0 };
+        if state.digital_bias.len() != want_bias {
+            return Err(SimError::State {
+                reason: format!(
+                    "{} digital bias values for {want_bias} (mapping.digital_bias = {})",
+                    state.digital_bias.len(),
+                    state.config.mapping.digital_bias
+                ),
+            });
+        }
         let std_layout = |a: Array2<f32>| if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
         let hidden = DeviceArrays {
             step_up: std_layout(state.hidden.step_up),
@@ -193,6 +228,7 @@ impl AnalogTile {
             cfg: state.config,
             seed: state.seed,
             w: std_layout(state.weights),
+            bias: state.digital_bias,
             scales: state.mapping_scales,
             w_eff: Array2::zeros((0, 0)),
             hidden,
@@ -205,9 +241,14 @@ impl AnalogTile {
     }
 
     /// The weights as stored on the devices, W' = W/α (equal to [`Tile::weights`] when no
-    /// mapping is active).
+    /// mapping is active and there is no digital bias; without its last column with one).
     pub fn stored_weights(&self) -> ArrayView2<'_, f32> {
         self.w.view()
+    }
+
+    /// The digital bias, one per output (empty unless `mapping.digital_bias`).
+    pub fn digital_bias(&self) -> &[f32] {
+        &self.bias
     }
 
     /// The digital output scales α of the weight mapping (one per output; empty when mapping is
@@ -216,17 +257,27 @@ impl AnalogTile {
         &self.scales
     }
 
-    /// Recomputes the effective weights α ⊙ W' after W' or α changed.
+    /// Recomputes the weights that [`Tile::weights`] shows after W', α or the bias changed.
     fn refresh_effective(&mut self) {
-        if self.scales.is_empty() {
+        if self.scales.is_empty() && !self.has_digital_bias() {
             self.w_eff = Array2::zeros((0, 0));
             return;
         }
-        if self.w_eff.dim() != self.w.dim() {
-            self.w_eff = Array2::zeros(self.w.dim());
+        let (out, n_analog) = self.w.dim();
+        let dim = (out, self.in_size());
+        if self.w_eff.dim() != dim {
+            self.w_eff = Array2::zeros(dim);
         }
-        for ((mut e, w), &a) in self.w_eff.rows_mut().into_iter().zip(self.w.rows()).zip(&self.scales) {
-            e.zip_mut_with(&w, |e, &w| *e = a * w);
+        let mut analog = self.w_eff.slice_mut(s![.., ..n_analog]);
+        if self.scales.is_empty() {
+            analog.assign(&self.w);
+        } else {
+            for ((mut e, w), &a) in analog.rows_mut().into_iter().zip(self.w.rows()).zip(&self.scales) {
+                e.zip_mut_with(&w, |e, &w| *e = a * w);
+            }
+        }
+        if self.has_digital_bias() {
+            self.w_eff.column_mut(n_analog).assign(&ndarray::ArrayView1::from(&self.bias));
         }
     }
 
@@ -323,15 +374,23 @@ impl Tile for AnalogTile {
         self.w.nrows()
     }
     fn in_size(&self) -> usize {
-        self.w.ncols()
+        self.w.ncols() + usize::from(self.has_digital_bias())
     }
     fn forward(&mut self, x: ArrayView2<'_, f32>, y: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
         check_io("AnalogTile::forward", "x", x.dim().into(), self.in_size(), "y", y.dim().into(), self.out_size())?;
         let seed = self.rng.next_u64();
         let mut y = y;
-        let passes = analog_mvm(&self.cfg.forward, self.w.t(), x, y.view_mut(), true, seed);
+        let x_analog = self.has_digital_bias().then(|| self.analog_inputs(x));
+        let xa = x_analog.as_ref().map_or(x, |a| a.view());
+        let passes = analog_mvm(&self.cfg.forward, self.w.t(), xa, y.view_mut(), true, seed);
         if !self.scales.is_empty() {
             scale_columns_in_place(y.view_mut(), &self.scales, false);
+        }
+        if self.has_digital_bias() {
+            let last = x.column(self.w.ncols());
+            for (mut yr, &xl) in y.rows_mut().into_iter().zip(last) {
+                yr.zip_mut_with(&ndarray::ArrayView1::from(&self.bias), |y, &b| *y += b * xl);
+            }
         }
         self.counters.forward_cycles += x.nrows() as u64;
         self.counters.forward_passes += passes;
@@ -340,12 +399,26 @@ impl Tile for AnalogTile {
     fn backward(&mut self, d: ArrayView2<'_, f32>, z: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
         check_io("AnalogTile::backward", "d", d.dim().into(), self.out_size(), "z", z.dim().into(), self.in_size())?;
         let seed = self.rng.next_u64();
+        let mut z = z;
+        let n_analog = self.w.ncols();
+        // With a digital bias the analog columns go to a contiguous buffer, the last one is exact.
+        let mut z_analog = self.has_digital_bias().then(|| Array2::<f32>::zeros((d.nrows(), n_analog)));
+        let za = match z_analog.as_mut() {
+            Some(a) => a.view_mut(),
+            None => z.view_mut(),
+        };
         let passes = if self.scales.is_empty() {
-            analog_mvm(&self.cfg.backward, self.w.view(), d, z, false, seed)
+            analog_mvm(&self.cfg.backward, self.w.view(), d, za, false, seed)
         } else {
             let ds = scale_columns(d, &self.scales, false);
-            analog_mvm(&self.cfg.backward, self.w.view(), ds.view(), z, false, seed)
+            analog_mvm(&self.cfg.backward, self.w.view(), ds.view(), za, false, seed)
         };
+        if let Some(a) = z_analog {
+            z.slice_mut(s![.., ..n_analog]).assign(&a);
+            for (zl, dr) in z.column_mut(n_analog).iter_mut().zip(d.rows()) {
+                *zl = dr.iter().zip(&self.bias).map(|(&d, &b)| d * b).sum();
+            }
+        }
         self.counters.backward_cycles += d.nrows() as u64;
         self.counters.backward_passes += passes;
         Ok(())
@@ -354,6 +427,16 @@ impl Tile for AnalogTile {
         check_io("AnalogTile::update", "x", x.dim().into(), self.in_size(), "d", d.dim().into(), self.out_size())?;
         check_lr("AnalogTile::update", lr)?;
         self.counters.update_cycles += x.nrows() as u64;
+        // A digital bias follows plain SGD on the unscaled d; the devices get the other columns.
+        if self.has_digital_bias() {
+            let last = x.column(self.w.ncols());
+            for (b, dc) in self.bias.iter_mut().zip(d.axis_iter(Axis(1))) {
+                let g: f32 = dc.iter().zip(last).map(|(&d, &xl)| d * xl).sum();
+                *b -= lr * g;
+            }
+        }
+        let x_analog = self.has_digital_bias().then(|| self.analog_inputs(x));
+        let x = x_analog.as_ref().map_or(x, |a| a.view());
         // With a mapping, W' = W/α receives ΔW/α: the update runs on d/α (aihwkit `pre_update`).
         let scaled = (!self.scales.is_empty()).then(|| scale_columns(d, &self.scales, true));
         let d = scaled.as_ref().map_or(d, |s| s.view());
@@ -366,10 +449,15 @@ impl Tile for AnalogTile {
         Ok(())
     }
     fn weights(&self) -> ArrayView2<'_, f32> {
-        if self.scales.is_empty() { self.w.view() } else { self.w_eff.view() }
+        if self.w_eff.is_empty() { self.w.view() } else { self.w_eff.view() }
     }
     fn set_weights(&mut self, w: ArrayView2<'_, f32>) -> Result<(), SimError> {
         check_shape("AnalogTile::set_weights", "w", w.shape(), [self.out_size(), self.in_size()])?;
+        let n_analog = self.w.ncols();
+        if self.has_digital_bias() {
+            self.bias = w.column(n_analog).to_vec();
+        }
+        let w = w.slice(s![.., ..n_analog]);
         self.w.assign(&w);
         self.scales = self.cfg.mapping.scales(w);
         for (mut row, &a) in self.w.rows_mut().into_iter().zip(&self.scales) {
