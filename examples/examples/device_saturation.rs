@@ -65,7 +65,9 @@ fn growth(analog: &[TileSnapshot], float: &[TileSnapshot]) -> Option<(f32, f32)>
     let (mut sum, mut n, mut max) = (0.0f32, 0usize, 0.0f32);
     for (a, f) in analog.iter().zip(float) {
         let (TileSnapshot::Analog(a), TileSnapshot::Float(f)) = (a, f) else { return None };
+        // With a digital bias the devices hold all columns but the last (the bias).
         let fw = f.weights();
+        let fw = fw.slice(ndarray::s![.., ..a.weights.ncols().min(fw.ncols())]);
         if fw.dim() != a.weights.dim() {
             return None;
         }

@@ -107,4 +107,13 @@ fn digital_bias_needs_an_analog_column_and_a_matching_state() {
     state.config.mapping.digital_bias = false;
     let err = AnalogTile::from_state(state).unwrap_err().to_string();
     assert!(err.contains("3 digital bias values for 0"), "{err}");
+    let mut state = tile.state();
+    state.digital_bias[1] = f32::NAN;
+    let err = AnalogTile::from_state(state).unwrap_err().to_string();
+    assert!(err.contains("finite"), "{err}");
+    // No analog column left: refused like a tile of one input with a digital bias.
+    let mut state = tile.state();
+    state.weights = Array2::zeros((3, 0));
+    let err = AnalogTile::from_state(state).unwrap_err().to_string();
+    assert!(err.contains("empty tile"), "{err}");
 }

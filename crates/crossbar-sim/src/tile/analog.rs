@@ -92,7 +92,7 @@ impl AnalogTile {
         if out_size == 0 || in_size <= digital {
             return Err(SimError::ShapeMismatch {
                 op: "AnalogTile::new",
-                what: "tile (a digital bias needs one more input)",
+                what: if digital == 1 { "tile (a digital bias needs one more input)" } else { "tile" },
                 expected: vec![1, 1 + digital],
                 got: vec![out_size, in_size],
             });
@@ -177,6 +177,9 @@ impl AnalogTile {
             });
         }
         let shape = [state.weights.nrows(), state.weights.ncols()];
+        if shape.contains(&0) {
+            return Err(SimError::State { reason: format!("an empty tile: weights {shape:?}") });
+        }
         let arrays = [&state.hidden.step_up, &state.hidden.step_down, &state.hidden.w_min, &state.hidden.w_max];
         for a in arrays.into_iter().chain(state.hidden.extra.iter().map(|(_, a)| a)) {
             check_shape("AnalogTile::from_state", "hidden array", a.shape(), shape)?;
@@ -205,6 +208,9 @@ impl AnalogTile {
         }
         if state.mapping_scales.iter().any(|a| !(a.is_finite() && *a > 0.0)) {
             return Err(SimError::State { reason: "mapping scales must be finite and > 0".into() });
+        }
+        if state.digital_bias.iter().any(|b| !b.is_finite()) {
+            return Err(SimError::State { reason: "digital bias values must be finite".into() });
         }
         let want_bias = if state.config.mapping.digital_bias { shape[0] } else { 0 };
         if state.digital_bias.len() != want_bias {

@@ -39,10 +39,12 @@ pub trait Tile: Send + fmt::Debug {
     fn update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) -> Result<(), SimError>;
     /// The effective weights W (`[out, in]`) the tile computes with: the stored conductance
     /// weights times the digital output scales of an active weight mapping
-    /// ([`MappingConfig`](crate::MappingConfig)), else the stored weights themselves.
+    /// ([`MappingConfig`](crate::MappingConfig)), else the stored weights themselves; with a
+    /// digital bias the last column is that bias.
     fn weights(&self) -> ArrayView2<'_, f32>;
     /// Programs the weights (an analog tile with a weight mapping first chooses its output scales
-    /// from `w`, then clips the stored weights to each device's bounds).
+    /// from `w`, then clips the stored weights to each device's bounds; a digital bias column
+    /// is kept as given).
     fn set_weights(&mut self, w: ArrayView2<'_, f32>) -> Result<(), SimError>;
     /// Operation counters since construction or the last reset.
     fn counters(&self) -> CycleCounters;

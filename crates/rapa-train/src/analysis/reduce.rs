@@ -86,11 +86,19 @@ pub fn count_pool_wins(
             .last_mask()
             .and_then(|m| m.as_slice())
             .ok_or_else(|| TrainError::Internal("ReLU has no mask".into()))?;
+        if positive.len() != idx.len() * c_out * p_count {
+            return Err(TrainError::Internal(format!(
+                "ReLU mask of conv{} has {} values, not {}·{c_out}·{p_count}",
+                l + 1,
+                positive.len(),
+                idx.len()
+            )));
+        }
         let per_image = picks.len() / idx.len().max(1);
         let per_channel = per_image / c_out.max(1);
         for (o, &pick) in picks.iter().enumerate() {
             let (b, c) = (o / per_image, (o % per_image) / per_channel);
-            if !positive.get(((b * c_out + c) * p_count) + pick as usize).copied().unwrap_or(false) {
+            if !positive[(b * c_out + c) * p_count + pick as usize] {
                 continue;
             }
             let t = assign[b * p_count + pick as usize];
