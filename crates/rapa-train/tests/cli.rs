@@ -244,3 +244,52 @@ fn listed_runs_carry_every_setting_and_changed_settings_are_refused() {
     assert!(dir.join("sim/similarity.png").exists() && run.join("filters_conv1.png").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `rapa train --print-config` writes an analog preset out in full: what it prints reads back as
+/// a config whose `[net.tile]` is the preset and whose other settings are the flags given, it
+/// writes nothing, and an edit of one tile setting in the printed text reaches the tile.
+#[test]
+fn print_config_writes_the_preset_out() {
+    let out = fresh_dir("print-config");
+    let out_arg = out.to_str().expect("temporary paths are UTF-8 here");
+    let print = |extra: &[&str]| -> String {
+        let args = [&["train", "--print-config", "--epochs", "3", "--out", out_arg][..], extra].concat();
+        let result = Command::new(env!("CARGO_BIN_EXE_rapa")).args(&args).output().expect("the rapa binary runs");
+        assert!(result.status.success(), "rapa {args:?} failed: {}", String::from_utf8_lossy(&result.stderr));
+        String::from_utf8(result.stdout).expect("UTF-8 output")
+    };
+    for preset in crossbar_sim::PRESETS {
+        let text = print(&["--device", preset]);
+        let cfg = rapa_train::train::TrainConfig::from_toml_str(&text).expect("the printed config parses");
+        let want = crossbar_sim::TileConfig::preset(preset).expect("a known preset");
+        assert_eq!(cfg.net.tile.as_ref(), Some(&want), "{preset}");
+        assert_eq!(cfg.net.device, preset);
+        assert_eq!(cfg.epochs, 3);
+        // The written-out tile is what the network is built with, so the run is the same.
+        assert_eq!(cfg.net.tile_kind().expect("valid"), rapa_layers::TileKind::Analog(Box::new(want)));
+    }
+    // Edit one setting of the printed tile (the forward integration time) and read it back.
+    let text = print(&["--device", "gokmen-vlasov"]);
+    assert_eq!(text.matches("forward_pass_ns = 80.0").count(), 1, "{text}");
+    let edited = text.replace("forward_pass_ns = 80.0", "forward_pass_ns = 40.0");
+    let cfg = rapa_train::train::TrainConfig::from_toml_str(&edited).expect("the edited config parses");
+    let tile = cfg.net.tile.expect("the preset was written out");
+    assert_eq!(tile.timing.forward_pass_ns, 40.0);
+    assert_eq!(tile.device, crossbar_sim::TileConfig::preset("gokmen-vlasov").expect("known").device);
+    // Float tiles have nothing to write out.
+    let cfg = rapa_train::train::TrainConfig::from_toml_str(&print(&[])).expect("parses");
+    assert_eq!((cfg.net.device.as_str(), cfg.net.tile), ("float", None));
+    assert!(!out.exists(), "--print-config wrote into --out");
+    // It is refused with --resume, and an unknown preset is an error naming it.
+    let refused = Command::new(env!("CARGO_BIN_EXE_rapa"))
+        .args(["train", "--print-config", "--resume", "--out", out_arg])
+        .output()
+        .expect("the rapa binary runs");
+    assert!(!refused.status.success());
+    let unknown = Command::new(env!("CARGO_BIN_EXE_rapa"))
+        .args(["train", "--print-config", "--device", "no-such-device"])
+        .output()
+        .expect("the rapa binary runs");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no-such-device"));
+}

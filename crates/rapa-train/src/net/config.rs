@@ -157,6 +157,17 @@ impl NetConfig {
             .map_err(|e| TrainError::Config { field: "net.device".into(), reason: format!("{e} (or `float`)") })
     }
 
+    /// Writes the analog preset named by `device` out as a full `tile` configuration, so that a
+    /// config file can change any of its settings (timing, noise, device parameters, …); the
+    /// network built from it is the same. Nothing changes for float tiles or when `tile` is
+    /// already set. Errors as [`tile_kind`](Self::tile_kind) for an unknown preset.
+    pub fn write_out_device(&mut self) -> Result<(), TrainError> {
+        if let TileKind::Analog(t) = self.tile_kind()? {
+            self.tile = Some(*t);
+        }
+        Ok(())
+    }
+
     /// The learning-rate factor of each conv layer's tiles: `lr_scale[l]`, times the layer's
     /// kernel count n with `scale_lr_by_tiles` (n = `tiles[l]`, 1 for schemes none and
     /// perforated).

@@ -80,6 +80,10 @@ struct TrainArgs {
     /// Resume if --out holds a checkpoint, else start (for job arrays)
     #[arg(long)]
     auto_resume: bool,
+    /// Print the settings these flags give as a config file (an analog preset written out in
+    /// full as [net.tile], ready to edit and pass back with --config), then exit without training
+    #[arg(long, conflicts_with_all = ["resume", "auto_resume"])]
+    print_config: bool,
 }
 
 /// Settings shared by `rapa train` and `rapa experiment`.
@@ -240,6 +244,18 @@ pub(crate) fn load_data(cfg: &TrainConfig) -> Result<Split, TrainError> {
 }
 
 fn train(a: TrainArgs) -> Result<(), TrainError> {
+    if a.print_config {
+        let mut cfg = build_config(&a, TrainConfig::default())?;
+        cfg.validate()?;
+        let preset = cfg.net.tile.is_none() && cfg.net.device != "float";
+        cfg.net.write_out_device()?;
+        println!("# rapa train settings (`rapa train --config FILE` reads them back; flags override them)");
+        if preset {
+            println!("# [net.tile] is the `{}` preset written out; when set, it replaces `net.device`", cfg.net.device);
+        }
+        print!("{}", cfg.to_toml()?);
+        return Ok(());
+    }
     let resume = a.resume || (a.auto_resume && a.out.join("checkpoint.bin").exists());
     let trainer = if resume {
         let mut ck = read_checkpoint(&a.out.join("checkpoint.bin"))?;
