@@ -246,50 +246,73 @@ fn listed_runs_carry_every_setting_and_changed_settings_are_refused() {
 }
 
 /// `rapa train --print-config` writes an analog preset out in full: what it prints reads back as
-/// a config whose `[net.tile]` is the preset and whose other settings are the flags given, it
-/// writes nothing, and an edit of one tile setting in the printed text reaches the tile.
+/// exactly the settings the flags give, with `[net.tile]` the preset; printing it again from the
+/// file gives the same settings; a run recorded with the preset's name and the written-out config
+/// count as the same run (resume); an edit of one tile setting reaches the tile; nothing is
+/// written to `--out`.
 #[test]
 fn print_config_writes_the_preset_out() {
+    use rapa_train::experiment::first_difference;
+    use rapa_train::train::TrainConfig;
     let out = fresh_dir("print-config");
     let out_arg = out.to_str().expect("temporary paths are UTF-8 here");
+    let rapa =
+        |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_rapa")).args(args).output().expect("the rapa binary runs");
     let print = |extra: &[&str]| -> String {
         let args = [&["train", "--print-config", "--epochs", "3", "--out", out_arg][..], extra].concat();
-        let result = Command::new(env!("CARGO_BIN_EXE_rapa")).args(&args).output().expect("the rapa binary runs");
+        let result = rapa(&args);
         assert!(result.status.success(), "rapa {args:?} failed: {}", String::from_utf8_lossy(&result.stderr));
         String::from_utf8(result.stdout).expect("UTF-8 output")
     };
+    let body = |text: &str| text.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    let parse = |text: &str| TrainConfig::from_toml_str(text).expect("the printed config parses");
     for preset in crossbar_sim::PRESETS {
         let text = print(&["--device", preset]);
-        let cfg = rapa_train::train::TrainConfig::from_toml_str(&text).expect("the printed config parses");
-        let want = crossbar_sim::TileConfig::preset(preset).expect("a known preset");
-        assert_eq!(cfg.net.tile.as_ref(), Some(&want), "{preset}");
-        assert_eq!(cfg.net.device, preset);
-        assert_eq!(cfg.epochs, 3);
-        // The written-out tile is what the network is built with, so the run is the same.
-        assert_eq!(cfg.net.tile_kind().expect("valid"), rapa_layers::TileKind::Analog(Box::new(want)));
+        assert!(text.contains(&format!("the `{preset}` preset written out in full")), "{text}");
+        let mut want = TrainConfig { epochs: 3, ..TrainConfig::default() };
+        want.net.device = preset.to_string();
+        want.net.tile = Some(crossbar_sim::TileConfig::preset(preset).expect("a known preset"));
+        let got = parse(&text);
+        assert_eq!(got, want, "{preset}");
+        // The run recorded under the preset's name and the written-out config are the same run.
+        let recorded =
+            TrainConfig { net: rapa_train::net::NetConfig { tile: None, ..want.net.clone() }, ..want.clone() };
+        assert_eq!(first_difference(&recorded, &got).expect("TOML"), None, "{preset}");
+        assert_eq!(first_difference(&got, &recorded).expect("TOML"), None, "{preset}");
+        // Printing again from the file gives the same settings (the preset is now a tile table).
+        let file = std::env::temp_dir().join(format!("rapa-print-config-{}-{preset}.toml", std::process::id()));
+        std::fs::write(&file, &text).expect("temporary file");
+        let again = print(&["--config", file.to_str().expect("UTF-8 path")]);
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(body(&again), body(&text), "{preset}");
+        assert!(!again.contains("written out in full") && again.contains("`net.device` is ignored"), "{again}");
     }
-    // Edit one setting of the printed tile (the forward integration time) and read it back.
+    // Edit one setting of the printed tile (the forward integration time): it reaches the tile,
+    // and the run is no longer the preset's.
     let text = print(&["--device", "gokmen-vlasov"]);
     assert_eq!(text.matches("forward_pass_ns = 80.0").count(), 1, "{text}");
-    let edited = text.replace("forward_pass_ns = 80.0", "forward_pass_ns = 40.0");
-    let cfg = rapa_train::train::TrainConfig::from_toml_str(&edited).expect("the edited config parses");
-    let tile = cfg.net.tile.expect("the preset was written out");
+    let edited = parse(&text.replace("forward_pass_ns = 80.0", "forward_pass_ns = 40.0"));
+    let tile = edited.net.tile.clone().expect("the preset was written out");
     assert_eq!(tile.timing.forward_pass_ns, 40.0);
     assert_eq!(tile.device, crossbar_sim::TileConfig::preset("gokmen-vlasov").expect("known").device);
-    // Float tiles have nothing to write out.
-    let cfg = rapa_train::train::TrainConfig::from_toml_str(&print(&[])).expect("parses");
-    assert_eq!((cfg.net.device.as_str(), cfg.net.tile), ("float", None));
+    let diff = first_difference(&parse(&text), &edited).expect("TOML").expect("a difference");
+    assert_eq!(diff.0, "net.tile.timing.forward_pass_ns");
+    // Float tiles have nothing to write out; other flags land where they belong.
+    let float = parse(&print(&["--dataset", "cifar100", "--scheme", "none", "--lr", "0.01"]));
+    let mut want = TrainConfig { epochs: 3, lr: 0.01, ..TrainConfig::default() };
+    want.dataset = rapa_train::data::DatasetKind::Cifar100 { fine: true };
+    want.net.scheme = rapa_layers::Scheme::None;
+    want.net.tiles = [1, 1, 1];
+    want.net.classes = 100;
+    assert_eq!(float, want);
     assert!(!out.exists(), "--print-config wrote into --out");
-    // It is refused with --resume, and an unknown preset is an error naming it.
-    let refused = Command::new(env!("CARGO_BIN_EXE_rapa"))
-        .args(["train", "--print-config", "--resume", "--out", out_arg])
-        .output()
-        .expect("the rapa binary runs");
-    assert!(!refused.status.success());
-    let unknown = Command::new(env!("CARGO_BIN_EXE_rapa"))
-        .args(["train", "--print-config", "--device", "no-such-device"])
-        .output()
-        .expect("the rapa binary runs");
+    // It is refused with --resume and --auto-resume, and an unknown preset is an error naming it.
+    for flag in ["--resume", "--auto-resume"] {
+        let refused = rapa(&["train", "--print-config", flag, "--out", out_arg]);
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot be used with"), "{flag}");
+    }
+    let unknown = rapa(&["train", "--print-config", "--device", "no-such-device"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no-such-device"));
 }

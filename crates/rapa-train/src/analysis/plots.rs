@@ -90,7 +90,14 @@ fn line_plot_to(
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| perr(path, e))?;
-    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| perr(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .draw()
+        .map_err(|e| perr(path, e))?;
     for (k, (name, s)) in series.iter().enumerate() {
         let color = COLORS[k % COLORS.len()];
         let data: Vec<(f64, f64)> = s.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
@@ -108,6 +115,13 @@ fn line_plot_to(
         .draw()
         .map_err(|e| perr(path, e))?;
     root.present().map_err(|e| perr(path, e))
+}
+
+/// An axis label: at most four decimals, without trailing zeros (`10`, not `10.0`; `0.25`).
+fn tick(v: f64) -> String {
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
 }
 
 /// Bar chart of named values, written atomically to `path`.
@@ -140,6 +154,7 @@ fn bar_chart_to(
     chart
         .configure_mesh()
         .y_desc(y_label)
+        .y_label_formatter(&|v| tick(*v))
         .x_labels(n)
         .x_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => names.get(*i).cloned().unwrap_or_default(),
@@ -217,6 +232,12 @@ mod tests {
         };
         assert!(dark(0, 40) > 50, "caption drew {} dark pixels", dark(0, 40));
         assert_eq!(dark(40, h), 0);
+    }
+
+    #[test]
+    fn axis_labels_drop_trailing_zeros() {
+        let labels: Vec<String> = [10.0, 0.25, -2.5, 0.0, -0.0, 1e-5, 80.0, 0.1 + 0.2].into_iter().map(tick).collect();
+        assert_eq!(labels, ["10", "0.25", "-2.5", "0", "0", "0", "80", "0.3"]);
     }
 
     #[test]

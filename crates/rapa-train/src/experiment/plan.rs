@@ -260,7 +260,8 @@ pub fn require_same(recorded: &TrainConfig, wanted: &TrainConfig, holder: &str, 
 
 /// The first setting (dotted path, recorded value, wanted value) in which `recorded` and
 /// `wanted` differ, ignoring `epochs`, `threads`, `data_dir` and `net.classes`; `None` if they
-/// agree.
+/// agree. An analog preset named by `net.device` and the same tile written out in full as
+/// `net.tile` (`rapa train --print-config`) agree: both build the same network.
 ///
 /// # Errors
 /// [`TrainError::Internal`] if a configuration cannot be written as TOML.
@@ -268,7 +269,15 @@ pub fn first_difference(
     recorded: &TrainConfig,
     wanted: &TrainConfig,
 ) -> Result<Option<(String, String, String)>, TrainError> {
-    let mut want = wanted.clone();
+    let (mut recorded, mut want) = (recorded.clone(), wanted.clone());
+    // Unknown presets stay as they are (and differ by name, or fail validation elsewhere).
+    let _ = recorded.net.write_out_device();
+    let _ = want.net.write_out_device();
+    if recorded.net.tile.is_some() && want.net.tile.is_some() {
+        // With a tile configuration the preset name is not used.
+        want.net.device.clone_from(&recorded.net.device);
+    }
+    let recorded = &recorded;
     want.epochs = recorded.epochs;
     want.threads = recorded.threads;
     want.data_dir.clone_from(&recorded.data_dir);

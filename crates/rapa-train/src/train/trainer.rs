@@ -7,6 +7,7 @@ use crossbar_sim::rng::{derive_seed, stream};
 use crossbar_sim::{CycleCounters, TimingModel};
 use ndarray::Array4;
 use rand::seq::SliceRandom;
+use rapa_layers::TileKind;
 
 use super::checkpoint::{CHECKPOINT_VERSION, Checkpoint, write_atomic, write_checkpoint};
 use super::eval::evaluate;
@@ -270,7 +271,10 @@ impl Trainer {
     }
 
     fn timing_model(&self) -> TimingModel {
-        self.cfg.net.tile.as_ref().map(|t| t.timing.clone()).unwrap_or_default()
+        match self.cfg.net.tile_kind() {
+            Ok(TileKind::Analog(t)) => t.timing.clone(),
+            _ => TimingModel::default(),
+        }
     }
 }
 

@@ -247,11 +247,16 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
     if a.print_config {
         let mut cfg = build_config(&a, TrainConfig::default())?;
         cfg.validate()?;
+        // As a fresh run sets it from the data.
+        cfg.net.classes = cfg.dataset.n_classes();
         let preset = cfg.net.tile.is_none() && cfg.net.device != "float";
         cfg.net.write_out_device()?;
         println!("# rapa train settings (`rapa train --config FILE` reads them back; flags override them)");
         if preset {
-            println!("# [net.tile] is the `{}` preset written out; when set, it replaces `net.device`", cfg.net.device);
+            println!("# [net.tile] is the `{}` preset written out in full", cfg.net.device);
+        }
+        if cfg.net.tile.is_some() {
+            println!("# [net.tile] is used as it stands: `net.device` is ignored");
         }
         print!("{}", cfg.to_toml()?);
         return Ok(());
