@@ -277,7 +277,6 @@ pub fn first_difference(
         // With a tile configuration the preset name is not used.
         want.net.device.clone_from(&recorded.net.device);
     }
-    let recorded = &recorded;
     want.epochs = recorded.epochs;
     want.threads = recorded.threads;
     want.data_dir.clone_from(&recorded.data_dir);
