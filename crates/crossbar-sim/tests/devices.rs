@@ -291,3 +291,181 @@ fn bounds_drawn_across_zero_are_mirrored_as_in_aihwkit() {
         assert!((m - mean).abs() < 5.0 * se, "{name}: mean {m}, theory {mean} (se {se})");
     }
 }
+
+/// `n` mean-count pulses to every device of a `rows × cols` tile per update call (x = 1 on every
+/// column, d = −sign on every row, lr = 31·dw_min: BL = 31 and every probability 1, so 31
+/// coincidences per call), `calls` times.
+fn pulse_all(tile: &mut AnalogTile, sign: f32, dw_min: f32, calls: usize) {
+    let (rows, cols) = (tile.out_size(), tile.in_size());
+    let x = Array2::from_elem((1, cols), 1.0f32);
+    let d = Array2::from_elem((1, rows), -sign);
+    for _ in 0..calls {
+        tile.update(x.view(), d.view(), 31.0 * dw_min).unwrap();
+    }
+}
+
+fn mean_count_tile(device: DeviceConfig, rows: usize, cols: usize, seed: u64) -> AnalogTile {
+    let update = UpdateConfig { pulse_type: PulseType::MeanCount, ..UpdateConfig::default() };
+    AnalogTile::new(rows, cols, &TileConfig { device, update, ..TileConfig::default() }, seed).unwrap()
+}
+
+/// Bound on the f32 error of `n` noise-free pulses of a linear-step-type device: each pulse
+/// w + s·(1 − γ·w/R) rounds ≤ 4 times, each by ≤ 2⁻²⁴ of a value ≤ 2 in magnitude (weights,
+/// bounds and references here are ≤ 1.3, γ·w/R ≤ 2), and the map is a contraction (slope
+/// 1 − s·γ/|R| ∈ (0, 1)), so earlier errors do not grow: ≤ n·8·2⁻²⁴.
+fn f32_path_error(n: usize) -> f64 {
+    n as f64 * 8.0 * 2f64.powi(-24)
+}
+
+/// n noise-free pulses of w ← w ± s·(1 − γ·w/R) from w₀, with clipping to `clip` after each:
+/// an affine map with slope c = 1 − s·γ/|R| and fixed point w* = R/γ, so the unclipped path is
+/// w* + (w₀ − w*)·cⁿ, monotone towards w*. Where w* lies beyond the device's bound, the clipped
+/// path is the unclipped one cut at the bound (the map is increasing and pushes the bound
+/// outward, so once clipped the weight stays there): min(·, b_max) up, max(·, b_min) down.
+fn linear_path(w0: f64, n: usize, s: f64, gamma: f64, r: f64, clip: f64) -> f64 {
+    let c = 1.0 - s * gamma / r.abs();
+    let fixed = r / gamma;
+    let w = fixed + (w0 - fixed) * c.powi(n as i32);
+    if r > 0.0 { w.min(clip) } else { w.max(clip) }
+}
+
+/// Soft bounds with device-to-device variation of steps (30 %, up/down 5 %) and bounds (30 %):
+/// every device follows its own closed form (γ = 1, references = its own bounds):
+/// up, w_n = b_max − (b_max − w₀)(1 − s⁺/b_max)ⁿ; down, w_n = b_min + (w₀ − b_min)(1 − s⁻/|b_min|)ⁿ,
+/// with s^± and b from the tile's hidden parameters. 155 up pulses from 0, then 93 down. The
+/// tolerance is the f32 rounding bound [`f32_path_error`] (≤ 1.2·10⁻⁴); using the mean bounds as
+/// references, or s⁺ for s⁻, moves the weights by ~10⁻³ or more.
+#[test]
+fn soft_bounds_follow_their_closed_form_per_device() {
+    let dw_min = 0.01;
+    let params = PulsedParams { dw_min, dw_min_std: 0.0, up_down_dtod: 0.05, ..PulsedParams::default() };
+    let mut tile = mean_count_tile(DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true }), 6, 7, 21);
+    let h = tile.hidden().clone();
+    pulse_all(&mut tile, 1.0, dw_min, 5);
+    let up = Array2::from_shape_fn((6, 7), |ij| {
+        let b = f64::from(h.w_max[ij]);
+        linear_path(0.0, 155, f64::from(h.step_up[ij]), 1.0, b, b)
+    });
+    let tol = f32_path_error(155);
+    for (ij, &w) in tile.weights().indexed_iter() {
+        assert!((f64::from(w) - up[ij]).abs() <= tol, "{ij:?} after 155 up pulses: {w} vs {}", up[ij]);
+    }
+    pulse_all(&mut tile, -1.0, dw_min, 3);
+    let tol = f32_path_error(155 + 93);
+    for (ij, &w) in tile.weights().indexed_iter() {
+        let b = f64::from(h.w_min[ij]);
+        let want = linear_path(up[ij], 93, f64::from(h.step_down[ij]), 1.0, b, b);
+        assert!((f64::from(w) - want).abs() <= tol, "{ij:?} after 93 down pulses: {w} vs {want}");
+    }
+}
+
+/// Linear step with asymmetric slopes γ⁺ = 1, γ⁻ = 3 (d2d spread 0.1 each), d2d steps and
+/// bounds: per device, up pulses follow w* + (w₀ − w*)·(1 − s⁺γ⁺/R⁺)ⁿ towards w* = R⁺/γ⁺ and down
+/// pulses the same with s⁻, γ⁻, R⁻ ([`linear_path`]), cut at the device's own bound where w* lies
+/// beyond it. The references R are the mean bounds ±0.6 with `mean_bound_reference` (then 93 up
+/// pulses reach ≈ 0.47 and about a quarter of the devices, b_max < 0.47, end at their bound),
+/// else the device's own. 62 down pulses follow. Tolerance: f32 rounding ([`f32_path_error`]);
+/// swapping γ⁺ and γ⁻, s⁺ and s⁻, or the two kinds of reference moves weights by ≥ 10⁻³.
+#[test]
+fn linear_step_follows_its_closed_form_per_device() {
+    let dw_min = 0.01;
+    for mean_ref in [true, false] {
+        let params = PulsedParams { dw_min, dw_min_std: 0.0, up_down_dtod: 0.05, ..PulsedParams::default() };
+        let model = LinearStep {
+            params,
+            gamma_up: 1.0,
+            gamma_down: 3.0,
+            gamma_up_dtod: 0.1,
+            gamma_down_dtod: 0.1,
+            mean_bound_reference: mean_ref,
+            mult_noise: true,
+        };
+        let mut tile = mean_count_tile(DeviceConfig::LinearStep(model), 6, 7, 22);
+        let h = tile.hidden().clone();
+        let (gu, gd) = (h.extra("gamma_up").unwrap().clone(), h.extra("gamma_down").unwrap().clone());
+        let refs = |ij: (usize, usize)| {
+            if mean_ref { (0.6, -0.6) } else { (f64::from(h.w_max[ij]), f64::from(h.w_min[ij])) }
+        };
+        pulse_all(&mut tile, 1.0, dw_min, 3);
+        let up = Array2::from_shape_fn((6, 7), |ij| {
+            linear_path(0.0, 93, f64::from(h.step_up[ij]), f64::from(gu[ij]), refs(ij).0, f64::from(h.w_max[ij]))
+        });
+        let tol = f32_path_error(93);
+        for (ij, &w) in tile.weights().indexed_iter() {
+            assert!((f64::from(w) - up[ij]).abs() <= tol, "mean_ref {mean_ref} {ij:?} up: {w} vs {}", up[ij]);
+        }
+        pulse_all(&mut tile, -1.0, dw_min, 2);
+        let tol = f32_path_error(93 + 62);
+        for (ij, &w) in tile.weights().indexed_iter() {
+            let want = linear_path(
+                up[ij],
+                62,
+                f64::from(h.step_down[ij]),
+                f64::from(gd[ij]),
+                refs(ij).1,
+                f64::from(h.w_min[ij]),
+            );
+            assert!((f64::from(w) - want).abs() <= tol, "mean_ref {mean_ref} {ij:?} down: {w} vs {want}");
+        }
+    }
+}
+
+/// Cycle-to-cycle noise of the linear step: multiplicative, Δ = s·(1 − γw/R)·(1 + σξ), or additive
+/// (`mult_noise = false`, aihwkit's LinearStep with additive noise), Δ = s·(1 − γw/R + σξ). One pulse on
+/// each of 10 000 devices from w₀ = 0.3 (γ = 1 ± 0.05, R = ±0.6: the slope factor is ≈ 0.5 up
+/// and ≈ 1.5 down; even rows up, odd rows down). Standardized by each device's predicted mean
+/// and std, the 5 000 steps of each direction are N(0, 1): mean within 5/√n and std within
+/// 5/√(2n) (5 %) of 1, where the wrong noise form is off by ~50 %. Fixed seeds.
+#[test]
+fn linear_step_noise_is_multiplicative_or_additive() {
+    let (rows, cols, w0, sigma) = (100, 100, 0.3f32, 0.3f64);
+    for mult_noise in [true, false] {
+        let params = PulsedParams {
+            dw_min_std: sigma as f32,
+            w_max_dtod: 0.0,
+            w_min_dtod: 0.0,
+            up_down_dtod: 0.05,
+            ..PulsedParams::default()
+        };
+        let model = LinearStep { params, gamma_up: 1.0, gamma_down: 1.0, mult_noise, ..LinearStep::default() };
+        // One pulse per device: BL 1 without BL management, p = 1.
+        let update = UpdateConfig {
+            pulse_type: PulseType::MeanCount,
+            update_bl_management: false,
+            desired_bl: 1,
+            ..UpdateConfig::default()
+        };
+        let cfg = TileConfig { device: DeviceConfig::LinearStep(model), update, ..TileConfig::default() };
+        let mut tile = AnalogTile::new(rows, cols, &cfg, 23).unwrap();
+        tile.set_weights(Array2::from_elem((rows, cols), w0).view()).unwrap();
+        let h = tile.hidden().clone();
+        let x = Array2::from_elem((1, cols), 1.0f32);
+        let d = Array2::from_shape_fn((1, rows), |(_, i)| if i % 2 == 0 { -1.0f32 } else { 1.0 });
+        tile.update(x.view(), d.view(), 0.001).unwrap();
+        assert_eq!(tile.counters().pulses, (rows * cols) as u64);
+        // Standardized steps of the up rows (even) and the down rows (odd), checked separately.
+        let mut z = [Vec::new(), Vec::new()];
+        for ((i, j), &w) in tile.weights().indexed_iter() {
+            z[i % 2].push({
+                let up = i % 2 == 0;
+                let (s, g, r) = if up {
+                    (h.step_up[[i, j]], h.extra("gamma_up").unwrap()[[i, j]], 0.6)
+                } else {
+                    (h.step_down[[i, j]], h.extra("gamma_down").unwrap()[[i, j]], -0.6)
+                };
+                let (s, slope) = (f64::from(s), 1.0 - f64::from(g) * f64::from(w0) / r);
+                let delta = (f64::from(w) - f64::from(w0)) * if up { 1.0 } else { -1.0 };
+                let sd = if mult_noise { s * slope * sigma } else { s * sigma };
+                (delta - s * slope) / sd
+            });
+        }
+        for (z, dir) in z.iter().zip(["up", "down"]) {
+            let n = z.len() as f64;
+            let m = z.iter().sum::<f64>() / n;
+            let std = (z.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            assert!(m.abs() < 5.0 / n.sqrt(), "mult_noise {mult_noise}, {dir}: mean of standardized steps {m}");
+            let what = "std of standardized steps";
+            assert!((std - 1.0).abs() < 5.0 / (2.0 * n).sqrt(), "mult_noise {mult_noise}, {dir}: {what} {std}");
+        }
+    }
+}

@@ -85,3 +85,41 @@ fn noise_management_scales_noise_with_each_inputs_maximum() {
     let max = |b: usize| x.row(b).iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
     assert_standardized(&y, &exact, |b| 0.06 * max(b));
 }
+
+/// Output noise is drawn afresh for every call and every vector. With perfect converters the
+/// error e = y − W·x of each output is σ·ξ, σ = 0.06. (1) Two forward calls on the same x:
+/// y₁ − y₂ = σ(ξ₁ − ξ₂) has std √2·σ if the calls' draws are independent (0 if a call repeated
+/// the previous one's); SE of the sample std of n = 40 960 normal values is std/√(2n), allow
+/// 5 SE (1.7 %). (2) The same output in neighbouring vectors b, b + 1 (across the 64-vector RNG
+/// chunks too): r = Σ e_{b,i}·e_{b+1,i}/(N·σ²) over the N = 639·64 pairs. Under independence
+/// the products have mean 0 and variance σ⁴ and are pairwise uncorrelated (a shared factor
+/// leaves E[e_b]·E[e_{b+2}] = 0), so Var(r) = 1/N exactly: |r| < 5/√N (0.025). The same for
+/// the errors of the two calls (r₁₂, N = 40 960 pairs). Fixed seeds.
+#[test]
+fn output_noise_is_independent_between_calls_and_vectors() {
+    let sigma = 0.06f64;
+    let cfg = IoConfig { out_noise: sigma as f32, ..transparent_io() };
+    let w = uniform(64, 100, 0.1, 11);
+    let x = uniform(640, 100, 1.0, 12);
+    let mut tile = AnalogTile::new(64, 100, &ideal_with_forward(cfg), 13).unwrap();
+    tile.set_weights(w.view()).unwrap();
+    let exact = FloatTile::from_weights(w).forward_new(x.view()).unwrap();
+    let y1 = tile.forward_new(x.view()).unwrap();
+    let y2 = tile.forward_new(x.view()).unwrap();
+
+    let diff: Vec<f64> = (&y1 - &y2).iter().map(|&v| f64::from(v)).collect();
+    let (_, s) = mean_std(&diff);
+    let want = 2f64.sqrt() * sigma;
+    assert!((s - want).abs() < 5.0 * want / (2.0 * diff.len() as f64).sqrt(), "std(y1 − y2) {s}, want {want}");
+
+    let e1 = (&y1 - &exact).mapv(f64::from);
+    let e2 = (&y2 - &exact).mapv(f64::from);
+    let rows = e1.nrows();
+    let lag: f64 = (0..rows - 1).map(|b| e1.row(b).dot(&e1.row(b + 1))).sum();
+    let n = ((rows - 1) * e1.ncols()) as f64;
+    let r = lag / (n * sigma * sigma);
+    assert!(r.abs() < 5.0 / n.sqrt(), "neighbouring vectors' errors correlate: r = {r}");
+    let n12 = e1.len() as f64;
+    let r12 = (&e1 * &e2).sum() / (n12 * sigma * sigma);
+    assert!(r12.abs() < 5.0 / n12.sqrt(), "the two calls' errors correlate: r = {r12}");
+}

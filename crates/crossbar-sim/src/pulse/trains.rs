@@ -180,6 +180,16 @@ mod tests {
     /// of its mean, and so is the number of coinciding slots of neighbouring elements: with
     /// independent slots X = Σ_j a_j·a_{j+1} over the 15 neighbour pairs of a group has mean
     /// 15p² and variance 15(p² − p⁴) + 2·14(p³ − p⁴) (adjacent pairs share an element).
+    ///
+    /// Slots of one element are independent too. (1) Its popcount c over BL = 31 slots is
+    /// Binomial(31, p): the sample variance of each element's 4 000 popcounts is within 5
+    /// standard errors of 31·p·q (q = 1 − p), the SE from the binomial fourth central moment
+    /// μ₄ = 31pq(1 + 3·29·pq), Var(s²) = (μ₄ − σ⁴(n − 3)/(n − 1))/n. Slots that repeat (e.g. one
+    /// uniform reused for two slots) keep the mean and inflate this variance. (2) The lag-1
+    /// autocorrelation r = Σ (a_k − p)(a_{k+1} − p)/(N·p·q) over the N = 4 000·16·30 neighbouring
+    /// slot pairs: the centred products are uncorrelated with mean 0 and variance (pq)² under
+    /// independence (pairs sharing a slot still have a zero covariance), so Var(r) = 1/N exactly
+    /// and |r| < 5/√N. The seed is fixed.
     #[test]
     fn slots_are_independent_bernoulli() {
         let n = 4000;
@@ -189,6 +199,10 @@ mod tests {
             let mut out = vec![0u32; GROUP];
             let mut counts = vec![[0u32; 31]; GROUP];
             let mut pairs = 0u64;
+            // Per element: Σ popcount and Σ popcount²; over all elements: Σ of lag-1 products.
+            let (mut pop, mut pop2) = (vec![0u64; GROUP], vec![0u64; GROUP]);
+            let mut lag1 = 0.0f64;
+            let pf = f64::from(p);
             for _ in 0..n {
                 stream.fill(&values, 1.0, 31, &mut out);
                 for (c, &w) in counts.iter_mut().zip(&out) {
@@ -197,8 +211,35 @@ mod tests {
                     }
                 }
                 pairs += out.windows(2).map(|w| u64::from((w[0] & w[1]).count_ones())).sum::<u64>();
+                for (j, &w) in out.iter().enumerate() {
+                    let c = u64::from(w.count_ones());
+                    pop[j] += c;
+                    pop2[j] += c * c;
+                    for k in 0..30 {
+                        let bit = |k: u32| f64::from((w >> k) & 1);
+                        lag1 += (bit(k) - pf) * (bit(k + 1) - pf);
+                    }
+                }
             }
-            let (nf, pf) = (f64::from(n), f64::from(p));
+            let (nf, bl, q) = (f64::from(n), 31.0, 1.0 - pf);
+            let var = bl * pf * q;
+            let mu4 = var * (1.0 + 3.0 * (bl - 2.0) * pf * q);
+            let se_var = ((mu4 - var * var * (nf - 3.0) / (nf - 1.0)) / nf).sqrt();
+            for (j, (&s1, &s2)) in pop.iter().zip(&pop2).enumerate() {
+                let (s1, s2) = (s1 as f64, s2 as f64);
+                let sample_var = (s2 - s1 * s1 / nf) / (nf - 1.0);
+                assert!(
+                    (sample_var - var).abs() < 5.0 * se_var,
+                    "p {p}, element {j}: popcount variance {sample_var}, binomial {var} (se {se_var})"
+                );
+            }
+            let n_pairs = nf * GROUP as f64 * 30.0;
+            let r = lag1 / (n_pairs * pf * q);
+            assert!(
+                r.abs() < 5.0 / n_pairs.sqrt(),
+                "p {p}: lag-1 slot correlation {r}, bound {}",
+                5.0 / n_pairs.sqrt()
+            );
             let sd = (nf * pf * (1.0 - pf)).sqrt();
             for c in &counts {
                 for &ck in c {
