@@ -1,5 +1,6 @@
 //! Gradient checks against central finite differences, for every scheme, stride 1 and 2,
-//! with padding: the input gradient and every tile's weight gradient.
+//! with and without padding, n = 4, 5 and 9: the input gradient and every tile's weight
+//! gradient.
 //!
 //! The layer is linear in its input and in its weights, so a central difference has no
 //! truncation error; what remains is f32 rounding. Each output carries at most
@@ -96,6 +97,33 @@ fn gradients_stride_2_padded() {
     let g = ConvGeometry { in_channels: 2, height: 8, width: 8, kernel: 3, stride: 2, pad: 1 };
     for scheme in Scheme::ALL {
         check(g, scheme, if scheme == Scheme::None { 1 } else { 4 });
+    }
+}
+
+/// Without padding the input gradient is scattered straight into the image (no padded
+/// buffer): every scheme on a 6×6 output map (n = 4 and, for the square maps, n = 9).
+#[test]
+fn gradients_stride_1_unpadded() {
+    let g = ConvGeometry { in_channels: 2, height: 8, width: 8, kernel: 3, stride: 1, pad: 0 };
+    for scheme in Scheme::ALL {
+        check(g, scheme, if scheme == Scheme::None { 1 } else { 4 });
+    }
+    for scheme in [Scheme::ImageOverlap, Scheme::ImagePad, Scheme::Alternate] {
+        check(g, scheme, 9);
+    }
+}
+
+/// n = 5 tiles share the 36 patches of a pad-0 map and the 64 of a padded one unequally (8 or
+/// 7, 13 or 12 each), for the schemes that allow a count that is not a square.
+#[test]
+fn gradients_five_tiles_unequal_loads() {
+    for g in [
+        ConvGeometry { in_channels: 2, height: 8, width: 8, kernel: 3, stride: 1, pad: 0 },
+        ConvGeometry { in_channels: 2, height: 8, width: 8, kernel: 5, stride: 1, pad: 2 },
+    ] {
+        for scheme in [Scheme::Random, Scheme::RandomFixed, Scheme::Perforated] {
+            check(g, scheme, 5);
+        }
     }
 }
 

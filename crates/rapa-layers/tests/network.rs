@@ -294,3 +294,43 @@ fn timing_follows_the_scheme() {
     let none = NetworkTiming::from_configs(&paper_convs([1, 1, 1], Scheme::None, &TileKind::Float));
     assert_eq!(none, none.untiled());
 }
+
+/// A layer on analog tiles with perfect IO, an ideal device and the exact (float) update
+/// (`TileConfig::perfect`, which equals a float tile bit for bit) equals the float-tile layer
+/// bit for bit: same initial weights, and over several training steps (distinct nonzero biases
+/// per tile programmed into both) the same forward outputs, input gradients and updated
+/// weights, for the untiled, random (also n = 5, unequal loads), image-pad and perforated
+/// layers, with and without padding.
+#[test]
+fn perfect_analog_tiles_equal_float_tiles() {
+    use rapa_layers::{ConvConfig, ConvGeometry};
+    let perfect = TileKind::Analog(Box::new(crossbar_sim::TileConfig::perfect()));
+    for (g, scheme, n) in [
+        (ConvGeometry { in_channels: 3, height: 8, width: 8, kernel: 5, stride: 1, pad: 2 }, Scheme::None, 1),
+        (ConvGeometry { in_channels: 3, height: 8, width: 8, kernel: 5, stride: 1, pad: 2 }, Scheme::Random, 4),
+        (ConvGeometry { in_channels: 2, height: 8, width: 8, kernel: 3, stride: 1, pad: 0 }, Scheme::Random, 5),
+        (ConvGeometry { in_channels: 2, height: 8, width: 8, kernel: 3, stride: 2, pad: 1 }, Scheme::ImagePad, 4),
+        (ConvGeometry { in_channels: 2, height: 8, width: 8, kernel: 3, stride: 1, pad: 1 }, Scheme::Perforated, 4),
+    ] {
+        let cfg = |tile: TileKind| ConvConfig { geometry: g, out_channels: 4, n_tiles: n, scheme, tile, init_std: 0.1 };
+        let mut float = RapaConv2d::new(cfg(TileKind::Float), 9).unwrap();
+        let mut analog = RapaConv2d::new(cfg(perfect.clone()), 9).unwrap();
+        let weights = |l: &RapaConv2d| l.tiles().iter().map(|t| t.weights().to_owned()).collect::<Vec<_>>();
+        assert_eq!(weights(&analog), weights(&float), "{scheme}: initial weights");
+        let distinct = common::set_distinct(&mut float, 70);
+        assert_eq!(common::set_distinct(&mut analog, 70), distinct);
+        for step in 0..3u64 {
+            let x = random4((2, g.in_channels, g.height, g.width), 80 + step);
+            let dy = random4((2, 4, g.out_height(), g.out_width()), 90 + step);
+            let y = float.forward(x.view()).unwrap();
+            assert_eq!(analog.forward(x.view()).unwrap(), y, "{scheme} n={n}, step {step}: forward");
+            assert_eq!(analog.last_assignment(), float.last_assignment());
+            let dx = float.backward(dy.view()).unwrap();
+            assert_eq!(analog.backward(dy.view()).unwrap(), dx, "{scheme} n={n}, step {step}: backward");
+            float.update(0.05).unwrap();
+            analog.update(0.05).unwrap();
+            assert_eq!(weights(&analog), weights(&float), "{scheme} n={n}, step {step}: update");
+            assert_ne!(weights(&float), distinct, "{scheme}: the update changed nothing");
+        }
+    }
+}

@@ -4,9 +4,10 @@ use rapa_layers::Scheme;
 use rapa_train::TrainError;
 use rapa_train::data::DatasetKind;
 use rapa_train::experiment::{
-    Cell, PLAN_FILE, RunStatus, TableKind, TableResult, check_settings, collect, first_difference, plan, run_status,
-    train_command, write_plan,
+    Cell, PLAN_FILE, Post, RunStatus, TableKind, TableResult, check_settings, collect, first_difference, plan,
+    run_status, train_command, write_plan,
 };
+use rapa_train::layers::PoolKind;
 use rapa_train::train::TrainConfig;
 
 #[test]
@@ -24,9 +25,51 @@ fn tables_plan_every_run() {
     }
     let enlarged = &t1[2].cfg.net;
     assert_eq!((enlarged.channels, enlarged.tiles), ([54, 64, 64], [1, 1, 1]));
+    // Table 1: each row's scheme and tiles, all with max pooling, no post step.
+    let want1 = [
+        ("no tiling", Scheme::None, [1, 1, 1]),
+        ("perforated", Scheme::Perforated, [16, 4, 1]),
+        ("enlarged", Scheme::None, [1, 1, 1]),
+        ("random-fixed", Scheme::RandomFixed, [16, 4, 1]),
+        ("random", Scheme::Random, [16, 4, 1]),
+        ("image-overlap", Scheme::ImageOverlap, [16, 4, 1]),
+        ("image-pad", Scheme::ImagePad, [16, 4, 1]),
+        ("alternate", Scheme::Alternate, [16, 4, 1]),
+    ];
+    for (s, (row, scheme, tiles)) in t1.iter().zip(want1) {
+        assert_eq!((s.row.as_str(), s.cfg.net.scheme, s.cfg.net.tiles), (row, scheme, tiles), "{}", s.name);
+        assert_eq!(s.cfg.net.pool, PoolKind::Max, "{}", s.name);
+        assert_eq!(s.post, Post::None, "{}", s.name);
+        let channels = if row == "enlarged" { [54, 64, 64] } else { base.net.channels };
+        assert_eq!(s.cfg.net.channels, channels, "{}", s.name);
+    }
+    // Table 2: rows = pooling, columns none / enlarged / random; only the random column gets
+    // the vote of 5 and the reduction.
     let t2 = plan(TableKind::Table2, &base);
     assert_eq!(t2.len(), 12);
-    assert!(t2.iter().filter(|s| s.col == "random").all(|s| s.cfg.net.tiles == [16, 4, 1]));
+    let mut cells = Vec::new();
+    for s in &t2 {
+        s.cfg.validate().unwrap();
+        let n = &s.cfg.net;
+        assert_eq!(s.row, n.pool.name(), "{}: row names the pooling", s.name);
+        assert_eq!(s.name, format!("{}-{}", s.row, s.col));
+        let (scheme, tiles, channels, post) = match s.col.as_str() {
+            "none" => (Scheme::None, [1, 1, 1], base.net.channels, Post::None),
+            "enlarged" => (Scheme::None, [1, 1, 1], [54, 64, 64], Post::None),
+            "random" => (Scheme::Random, [16, 4, 1], base.net.channels, Post::VoteAndReduce),
+            other => panic!("unknown column {other}"),
+        };
+        assert_eq!((n.scheme, n.tiles, n.channels, s.post), (scheme, tiles, channels, post), "{}", s.name);
+        cells.push((n.pool, s.col.clone()));
+    }
+    let mut want2 = Vec::new();
+    for pool in [PoolKind::Max, PoolKind::Avg, PoolKind::Mixed, PoolKind::Stochastic] {
+        for col in ["none", "enlarged", "random"] {
+            want2.push((pool, col.to_string()));
+        }
+    }
+    assert_eq!(cells, want2, "every pooling × column once, in table order");
+    assert_eq!(t2.iter().filter(|s| s.post == Post::VoteAndReduce).count(), 4);
 }
 
 /// Every run keeps the base settings the table does not vary (here a non-default network, tile

@@ -84,8 +84,32 @@ fn pool_gradients_ceil_mode() {
     for kind in [PoolKind::Max, PoolKind::Avg, PoolKind::Mixed] {
         let x = grid((2, 3, 7, 7), 0.0, 3);
         let mut p = Pool::new(kind, 3, 2, 3, 4);
+        if kind == PoolKind::Mixed {
+            // A different mixing weight per channel (all start at MIXED_INIT), so that a channel
+            // mixed with another channel's α shows.
+            p.mix = ndarray::arr1(&[-1.5f32, 0.4, 2.2]);
+        }
         let y = p.forward(x.view());
         assert_eq!(y.shape(), &[2, 3, 3, 3]);
+        // Values against a direct scan of each clipped window: max, mean, and for mixed
+        // α_c·max + (1 − α_c)·mean with α_c = sigmoid(a_c) of the output's own channel.
+        for ((b, c, oy, ox), &got) in y.indexed_iter() {
+            let win: Vec<f32> = (oy * 2..(oy * 2 + 3).min(7))
+                .flat_map(|yy| (ox * 2..(ox * 2 + 3).min(7)).map(move |xx| (yy, xx)))
+                .map(|(yy, xx)| x[[b, c, yy, xx]])
+                .collect();
+            let max = win.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mean = win.iter().sum::<f32>() / win.len() as f32;
+            let want = match kind {
+                PoolKind::Max => max,
+                PoolKind::Avg => mean,
+                _ => {
+                    let a = 1.0 / (1.0 + (-p.mix[c]).exp());
+                    a * max + (1.0 - a) * mean
+                }
+            };
+            assert!((got - want).abs() < 1e-5, "{kind:?} ({b},{c},{oy},{ox}): {got} vs {want}");
+        }
         let r = weights(y.shape(), 5);
         let g = p.backward(r.view()).unwrap();
         let mut fresh = p.clone();
@@ -174,6 +198,9 @@ fn max_pool_matches_a_direct_scan_with_ties() {
 fn mixed_pool_logit_gradient() {
     let x = grid((2, 2, 5, 5), 0.0, 6);
     let mut p = Pool::new(PoolKind::Mixed, 3, 2, 2, 7);
+    // Distinct logits per channel (they all start at MIXED_INIT), so that using another
+    // channel's α in the forward or the backward pass shows.
+    p.mix = ndarray::arr1(&[-0.8f32, 1.9]);
     let y = p.forward(x.view());
     let r = weights(y.shape(), 8);
     p.backward(r.view()).unwrap();
@@ -214,14 +241,112 @@ fn stochastic_pool_test_mode_gradient_and_sampling() {
     let n = 20_000;
     for _ in 0..n {
         let y = p.forward(x.view());
-        counts[y[[0, 0, 0, 0]] as usize - 1] += 1;
-        // The gradient goes to the picked element only.
-        let g = p.backward(Array4::from_elem((1, 1, 1, 1), 1.0).view()).unwrap();
-        assert_eq!(g.iter().filter(|&&v| v != 0.0).count(), 1);
+        let picked = y[[0, 0, 0, 0]] as usize - 1;
+        counts[picked] += 1;
+        // The gradient goes to the picked element (the one whose value the output took) only,
+        // with the output's gradient as its value.
+        let g = p.backward(Array4::from_elem((1, 1, 1, 1), 0.375).view()).unwrap();
+        let want: Vec<f32> = (0..4).map(|k| if k == picked { 0.375 } else { 0.0 }).collect();
+        assert_eq!(g.iter().copied().collect::<Vec<_>>(), want, "picked element {picked}");
     }
     for (k, &c) in counts.iter().enumerate() {
         let f = c as f64 / n as f64;
         assert!((f - 0.1 * (k + 1) as f64).abs() < 0.014, "element {k}: frequency {f}");
+    }
+}
+
+/// Stochastic pooling in training, many windows per call (3 images × 2 channels × 3×3
+/// overlapping 3×3/2 windows of distinct positive values): every output is an element of its
+/// own window, and the input gradient is exactly Σ_o dy_o at the element o sampled (the one
+/// whose value the output took; overlapping windows may pick the same element), 0 elsewhere.
+#[test]
+fn stochastic_pool_training_gradient_goes_to_the_sampled_elements() {
+    let x = grid((3, 2, 7, 7), 0.1, 18);
+    let mut p = Pool::new(PoolKind::Stochastic, 3, 2, 2, 19);
+    let (mut not_max, mut outputs) = (0, 0);
+    for call in 0..20 {
+        let y = p.forward(x.view());
+        assert_eq!(y.shape(), &[3, 2, 3, 3]);
+        let dy = weights(y.shape(), 100 + call);
+        let g = p.backward(dy.view()).unwrap();
+        let mut want = Array4::<f32>::zeros(x.dim());
+        for ((b, c, oy, ox), &v) in y.indexed_iter() {
+            let window: Vec<(usize, usize)> = (oy * 2..(oy * 2 + 3).min(7))
+                .flat_map(|yy| (ox * 2..(ox * 2 + 3).min(7)).map(move |xx| (yy, xx)))
+                .collect();
+            let picked: Vec<_> = window.iter().filter(|&&(yy, xx)| x[[b, c, yy, xx]] == v).collect();
+            assert_eq!(picked.len(), 1, "call {call}: output ({b},{c},{oy},{ox}) = {v} is no element of its window");
+            let &(yy, xx) = picked[0];
+            want[[b, c, yy, xx]] += dy[[b, c, oy, ox]];
+            let max = window.iter().map(|&(yy, xx)| x[[b, c, yy, xx]]).fold(f32::NEG_INFINITY, f32::max);
+            not_max += usize::from(v != max);
+            outputs += 1;
+        }
+        let err = (&g - &want).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(err < 1e-6, "call {call}: gradient off by {err}");
+    }
+    // Sampling, not the maximum: most windows hold 9 elements, the max has P ≤ ~0.2.
+    assert!(not_max > outputs / 2, "{not_max} of {outputs} samples were not the window maximum");
+}
+
+/// The smallest x with P(χ²_k ≥ x) ≤ α by the Chernoff bound P(χ²_k ≥ x) ≤ (x/k·e^{1−x/k})^{k/2}
+/// (x > k): a threshold at least as large as the exact quantile, so a test with it rejects
+/// independent samples with probability ≤ α.
+fn chi2_threshold(k: f64, alpha: f64) -> f64 {
+    let bound = |x: f64| (x / k * (1.0 - x / k).exp()).powf(k / 2.0);
+    let (mut lo, mut hi) = (k, 1e4);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if bound(mid) > alpha { lo = mid } else { hi = mid }
+    }
+    hi
+}
+
+/// Stochastic pooling draws every window's pick independently: in each call 2 images × 2
+/// channels × 4 non-overlapping 2×2 windows, all holding {1, 2, 3, 4} (picked with probability
+/// 0.1…0.4). Over 4 000 calls the picks of two windows of the same plane, of the same window in
+/// two channels and in two images are independent by a χ² test on their 4×4 table (9 degrees
+/// of freedom, each test at α = 1e-6 with the Chernoff threshold ≈ 52.5; the exact quantile is
+/// ≈ 44.8, and identical picks would give χ² = 3·4 000), and each window's pick frequencies
+/// match 0.1…0.4 within 5 binomial SEs (≤ 5·√(0.25/4 000) ≈ 0.04).
+#[test]
+fn stochastic_pool_picks_are_independent_across_windows_channels_and_images() {
+    let x = Array4::from_shape_fn((2, 2, 4, 4), |(_, _, i, j)| ((i % 2) * 2 + j % 2 + 1) as f32);
+    let mut p = Pool::new(PoolKind::Stochastic, 2, 2, 2, 20);
+    let calls = 4_000usize;
+    // picks[call][(b·2 + c)·4 + window] = picked value − 1.
+    let mut picks = vec![[0usize; 16]; calls];
+    for row in picks.iter_mut() {
+        let y = p.forward(x.view());
+        for (o, &v) in y.iter().enumerate() {
+            assert!([1.0, 2.0, 3.0, 4.0].contains(&v), "output {v}");
+            row[o] = v as usize - 1;
+        }
+    }
+    for w in 0..16 {
+        for k in 0..4 {
+            let f = picks.iter().filter(|r| r[w] == k).count() as f64 / calls as f64;
+            assert!((f - 0.1 * (k + 1) as f64).abs() < 0.04, "window {w}, value {}: frequency {f}", k + 1);
+        }
+    }
+    let threshold = chi2_threshold(9.0, 1e-6);
+    assert!((50.0..60.0).contains(&threshold), "threshold {threshold}");
+    for (a, b, what) in [(0, 1, "neighbouring windows"), (0, 4, "two channels"), (0, 8, "two images"), (5, 14, "other")]
+    {
+        let mut table = [[0.0f64; 4]; 4];
+        for r in &picks {
+            table[r[a]][r[b]] += 1.0;
+        }
+        let rows: Vec<f64> = table.iter().map(|r| r.iter().sum()).collect();
+        let cols: Vec<f64> = (0..4).map(|j| table.iter().map(|r| r[j]).sum()).collect();
+        let mut chi2 = 0.0;
+        for i in 0..4 {
+            for j in 0..4 {
+                let e = rows[i] * cols[j] / calls as f64;
+                chi2 += (table[i][j] - e).powi(2) / e;
+            }
+        }
+        assert!(chi2 < threshold, "{what} (outputs {a}, {b}): χ² = {chi2} ≥ {threshold}");
     }
 }
 

@@ -131,56 +131,86 @@ fn non_finite_loss_stops_training() {
     }
 }
 
+/// Every bad setting is a typed error naming the setting (`TrainError::Config`'s `field`, as
+/// in config.toml) and, where it has one, the bad value; parse errors name the unknown key or
+/// value.
 #[test]
 fn bad_configs_are_typed_errors() {
+    use rapa_layers::LayerError;
+    let config = |e: &TrainError| match e {
+        TrainError::Config { field, reason } => (field.clone(), reason.clone()),
+        other => panic!("expected TrainError::Config, got {other:?}"),
+    };
     let e = TrainConfig::from_toml_str("epochs = 2\nlearning_rate = 0.1\n").unwrap_err();
-    assert!(e.contains("learning_rate"), "{e}");
+    assert!(e.contains("unknown field") && e.contains("`learning_rate`"), "{e}");
     let e = TrainConfig::from_toml_str("[net]\nscheme = \"diagonal\"\n").unwrap_err();
-    assert!(e.contains("diagonal"), "{e}");
+    assert!(e.contains("unknown variant") && e.contains("`diagonal`") && e.contains("scheme"), "{e}");
     let cfg = TrainConfig::from_toml_str("lr = -1.0\n").unwrap();
-    assert!(cfg.validate().unwrap_err().to_string().contains("lr"));
+    let (field, reason) = config(&cfg.validate().unwrap_err());
+    assert_eq!(field, "lr");
+    assert!(reason.contains("got -1"), "{reason}");
     let mut cfg = TrainConfig::default();
     cfg.net.device = "pcm".into();
-    let e = cfg.validate().unwrap_err().to_string();
-    assert!(e.contains("net.device") && e.contains("pcm"), "{e}");
+    let e = cfg.validate().unwrap_err();
+    let (field, reason) = config(&e);
+    assert_eq!(field, "net.device");
+    assert!(reason.contains("pcm"), "{reason}");
+    assert!(e.to_string().contains("net.device") && e.to_string().contains("pcm"), "{e}");
     let mut cfg = TrainConfig::default();
     cfg.net.scheme = rapa_layers::Scheme::ImageOverlap;
     cfg.net.tiles = [8, 4, 1];
     let data = synthetic(20, 10, 1);
-    let e = Trainer::new(cfg, data).unwrap_err().to_string();
-    assert!(e.contains("square"), "{e}");
+    let e = Trainer::new(cfg, data).unwrap_err();
+    assert!(
+        matches!(&e, TrainError::Layer(LayerError::Scheme { scheme: "image-overlap", n_tiles: 8, out_h: 32, out_w: 32, reason })
+            if reason.contains("square")),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("n = 8"), "{e}");
     // Sizes: at least one epoch; batches and channels within the documented limits.
-    for (cfg, field) in [
-        (TrainConfig { epochs: 0, ..TrainConfig::default() }, "epochs"),
-        (TrainConfig { batch: rapa_train::train::MAX_BATCH + 1, ..TrainConfig::default() }, "batch"),
-        (TrainConfig { eval_batch: 0, ..TrainConfig::default() }, "eval_batch"),
+    // (epochs = 0 is named by the bound it breaks, "must be >= 1".)
+    let too_big = rapa_train::train::MAX_BATCH + 1;
+    for (cfg, field, named) in [
+        (TrainConfig { epochs: 0, ..TrainConfig::default() }, "epochs", ">= 1".to_string()),
+        (TrainConfig { batch: too_big, ..TrainConfig::default() }, "batch", format!("got {too_big}")),
+        (TrainConfig { eval_batch: 0, ..TrainConfig::default() }, "eval_batch", "got 0".to_string()),
     ] {
-        let e = cfg.validate().unwrap_err();
-        assert!(matches!(&e, TrainError::Config { field: f, .. } if f == field), "{e:?}");
+        let (f, reason) = config(&cfg.validate().unwrap_err());
+        assert_eq!(f, field);
+        assert!(reason.contains(&named), "{field}: {reason}");
     }
     // Decay may not zero or flip the weights: lr·s·wd < 1, s the largest tile factor (16 in
     // conv1 by default) when decay uses each tile's lr.
     let mut cfg = TrainConfig { lr: 0.02, weight_decay: 4.0, ..TrainConfig::default() };
     cfg.validate().unwrap(); // 0.02·4 = 0.08
     cfg.net.decay_with_tile_lr = true; // 0.02·16·4 = 1.28
-    let e = cfg.validate().unwrap_err();
-    assert!(
-        matches!(&e, TrainError::Config { field: f, reason } if f == "weight_decay" && reason.contains("16")),
-        "{e:?}"
-    );
+    let (field, reason) = config(&cfg.validate().unwrap_err());
+    assert_eq!(field, "weight_decay");
+    // The product that breaks the bound, and the factor in it.
+    assert!(reason.contains("lr·16·weight_decay") && reason.contains("= 1.28"), "{reason}");
     cfg.net.tiles = [8, 4, 1]; // 0.64
     cfg.validate().unwrap();
-    let e = TrainConfig { weight_decay: 50.0, ..TrainConfig::default() }.validate().unwrap_err();
-    assert!(matches!(&e, TrainError::Config { field: f, .. } if f == "weight_decay"), "{e:?}");
+    let lr = TrainConfig::default().lr;
+    let (field, reason) = config(&TrainConfig { weight_decay: 50.0, ..TrainConfig::default() }.validate().unwrap_err());
+    assert_eq!(field, "weight_decay");
+    assert!(reason.contains(&format!("= {}", lr * 50.0)), "{reason}");
     let mut cfg = TrainConfig::default();
     cfg.net.channels = [1 << 62, 32, 64];
-    let e = cfg.validate().unwrap_err().to_string();
-    assert!(e.contains("net.channels") && e.contains(&(1usize << 62).to_string()), "{e}");
+    let e = cfg.validate().unwrap_err();
+    let (field, reason) = config(&e);
+    assert_eq!(field, "net.channels");
+    assert!(reason.contains(&(1usize << 62).to_string()), "{reason}");
+    assert!(e.to_string().contains("net.channels"), "{e}");
     // Round trip of the full config through TOML.
     let cfg = TrainConfig::default();
     assert_eq!(TrainConfig::from_toml_str(&cfg.to_toml().unwrap()).unwrap(), cfg);
     let path = std::path::Path::new("/nonexistent/rapa.toml");
-    assert!(TrainConfig::from_toml_file(path).unwrap_err().to_string().contains("/nonexistent/rapa.toml"));
+    let e = TrainConfig::from_toml_file(path).unwrap_err();
+    assert!(
+        matches!(&e, TrainError::Io { path: p, source } if p == path && source.kind() == std::io::ErrorKind::NotFound),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("/nonexistent/rapa.toml"), "{e}");
 }
 
 #[test]
@@ -316,4 +346,51 @@ fn damaged_checkpoints_are_refused() {
     let e = rapa_layers::RapaConv2d::from_state(state.convs[0].clone()).unwrap_err().to_string();
     assert!(e.contains("height"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `write_atomic` replaces a file whole and leaves no temporary file; a failed write is an
+/// error naming the file and leaves the old content as it was: when the rename fails (the
+/// target is a non-empty directory) the temporary file it wrote is removed again, and when the
+/// temporary file cannot be created (its documented name `.NAME.PID.tmp` is taken by a
+/// directory) the old file keeps its bytes.
+#[test]
+fn write_atomic_failure_keeps_the_old_file_and_no_temporary() {
+    use rapa_train::train::write_atomic;
+    let root = std::env::temp_dir().join(format!("rapa-atomic-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let entries = || {
+        let mut v: Vec<String> =
+            std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    let target = root.join("checkpoint.bin");
+    write_atomic(&target, b"old").unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), b"old");
+    write_atomic(&target, b"new contents").unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), b"new contents");
+    assert_eq!(entries(), ["checkpoint.bin"], "a temporary file was left behind");
+
+    // The rename fails: the target is a directory that is not empty.
+    let busy = root.join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("inside"), b"keep").unwrap();
+    let e = write_atomic(&busy, b"x").unwrap_err();
+    assert!(matches!(&e, TrainError::Io { path, .. } if *path == busy), "{e:?}");
+    assert_eq!(std::fs::read(busy.join("inside")).unwrap(), b"keep");
+    assert_eq!(entries(), ["busy", "checkpoint.bin"], "the failed write left its temporary file");
+
+    // The temporary file cannot be created.
+    let tmp = root.join(format!(".checkpoint.bin.{}.tmp", std::process::id()));
+    std::fs::create_dir(&tmp).unwrap();
+    let e = write_atomic(&target, b"newer").unwrap_err();
+    assert!(matches!(&e, TrainError::Io { path, .. } if *path == tmp), "{e:?}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"new contents", "the old file was changed");
+    std::fs::remove_dir(&tmp).unwrap();
+    // The directory does not exist: an error, nothing created.
+    let e = write_atomic(&root.join("missing").join("x.bin"), b"x").unwrap_err();
+    assert!(matches!(&e, TrainError::Io { .. }), "{e:?}");
+    assert_eq!(entries(), ["busy", "checkpoint.bin"]);
+    let _ = std::fs::remove_dir_all(&root);
 }
