@@ -5,7 +5,7 @@ mod common;
 
 use crossbar_sim::device::{DeviceModel, ExpStep, LinearStep, PowStep, PulsedParams, SoftBounds};
 use crossbar_sim::rng::seeded;
-use crossbar_sim::{AnalogTile, DeviceConfig, PulseType, Tile, TileConfig, UpdateConfig};
+use crossbar_sim::{AnalogTile, DeviceArrays, DeviceConfig, PulseType, Tile, TileConfig, UpdateConfig};
 use ndarray::{Array2, array};
 
 /// Mean and standard deviation of an array.
@@ -203,12 +203,38 @@ fn exp_and_pow_steps_follow_their_equations() {
     assert!((pow.granularity() - 0.005).abs() < 1e-7);
 
     // Exp-step down from the same w = 0.2 (aihwkit defaults A_down 0.36833, γ_down 12.78785):
-    // Δ⁻ = s·(1 − A_down·e^(−γ_down·z)), a factor 0.9657 against the up pulse's 0.3483.
+    // Δ⁻ = s·(1 − A_down·e^(−γ_down·z)), z = 0.3238: a factor 0.9941 against the up pulse's 0.9544.
     let h = exp.draw(1, 1, &mut rng);
     let mut w = [0.2f32];
     model_step(&exp, &h, &mut w, -1, &mut rng);
     let down = 0.01 * (1.0 - 0.36833 * (-12.78785f32 * z).exp());
     assert!((w[0] - (0.2 - down)).abs() < 1e-6, "{} vs {}", w[0], 0.2 - down);
+
+    // Near w = 0.2 both factors are close to 1; the model is strongly nonlinear near the
+    // bounds ±0.6: at w = 0.58 (z = 0.4784) the up factor is 1 − 0.00081·e^(12.44625·z) = 0.6880
+    // (the down factor 0.9992), at w = −0.58 (z = 0.0066) the down factor is
+    // 1 − 0.36833·e^(−12.78785·z) = 0.6616 (the up factor 0.9991), computed here in f64. With
+    // b = 0.5 instead of 0.2425 the up factor at w = 0.3 (z = 0.622) is 1 − 0.00081·e^(7.74) < 0,
+    // clamped to 0 by the max(…, 0): an up pulse leaves w unchanged (without the clamp it would
+    // move w down by 0.0086). Tolerance 10⁻⁶ as above: f32 evaluation of a step ≤ 0.01 and one
+    // addition to |w| < 1 (≤ 2⁻²⁴ each, plus e^x's few-ulp error on a step of 0.01).
+    let factors = |w: f64, b: f64| {
+        let z = 2.0 * 0.244 * w / 1.2 + b;
+        ((1.0 - 0.00081 * (12.44625 * z).exp()).max(0.0), (1.0 - 0.36833 * (-12.78785 * z).exp()).max(0.0))
+    };
+    for (w0, n, b) in
+        [(0.58f32, 1, 0.2425f32), (0.58, -1, 0.2425), (-0.58, -1, 0.2425), (-0.58, 1, 0.2425), (0.3, 1, 0.5)]
+    {
+        let exp = ExpStep { b, ..exp.clone() };
+        let h = exp.draw(1, 1, &mut rng);
+        let mut w = [w0];
+        model_step(&exp, &h, &mut w, n, &mut rng);
+        let (up, down) = factors(f64::from(w0), f64::from(b));
+        let want = f64::from(w0) + if n > 0 { 0.01 * up } else { -0.01 * down };
+        assert!((f64::from(w[0]) - want).abs() < 1e-6, "w0 {w0}, b {b}, pulse {n}: {} vs {want}", w[0]);
+    }
+    assert!((factors(0.58, 0.2425).0 - 0.6880).abs() < 1e-4 && (factors(-0.58, 0.2425).1 - 0.6616).abs() < 1e-4);
+    assert_eq!(factors(0.3, 0.5).0, 0.0);
 
     // Pow-step with γ = 2 and up/down asymmetry 0.5: a positive pow_up_down keeps the up
     // gain at 1 and lowers the down gain to 1 − 0.5 (aihwkit's rule, as for dw_min), so
@@ -468,4 +494,282 @@ fn linear_step_noise_is_multiplicative_or_additive() {
             assert!((std - 1.0).abs() < 5.0 / (2.0 * n).sqrt(), "mult_noise {mult_noise}, {dir}: {what} {std}");
         }
     }
+}
+
+/// Binomial(n, p) probabilities of 0..=n (p < 1).
+fn binomial_pmf(n: u32, p: f64) -> Vec<f64> {
+    let mut pmf = vec![(1.0 - p).powi(n as i32)];
+    for k in 0..n {
+        let next = pmf[k as usize] * f64::from(n - k) / f64::from(k + 1) * p / (1.0 - p);
+        pmf.push(next);
+    }
+    pmf
+}
+
+/// Noise-free pulse of one device: `step(w, up)` is the step magnitude Δ⁺ or Δ⁻ at w.
+type StepFn<'a> = dyn Fn(f64, bool) -> f64 + 'a;
+
+/// [`StepFn`] of device `ij` of a tile with hidden parameters `h`: `step(h, ij, w, up)`.
+type TileStepFn<'a> = dyn Fn(&DeviceArrays, (usize, usize), f64, bool) -> f64 + 'a;
+
+/// Exact mean, variance and fourth central moment of ΔW = w_n − w₀, where w_n is the noise-free
+/// path of n pulses (w ← clip(w ± step(w), lo, hi) after each) and n ~ Binomial(bl, p).
+fn path_moments(w0: f64, bl: u32, p: f64, up: bool, (lo, hi): (f64, f64), step: &StepFn<'_>) -> [f64; 3] {
+    let pmf = binomial_pmf(bl, p);
+    let mut w = w0;
+    let mut dw = Vec::with_capacity(pmf.len());
+    for _ in 0..pmf.len() {
+        dw.push(w - w0);
+        w = if up { w + step(w, true) } else { w - step(w, false) }.clamp(lo, hi);
+    }
+    let mean: f64 = pmf.iter().zip(&dw).map(|(q, v)| q * v).sum();
+    let m = |k: i32| pmf.iter().zip(&dw).map(|(q, v)| q * (v - mean).powi(k)).sum::<f64>();
+    [mean, m(2), m(4)]
+}
+
+/// End-to-end step scaling of a weight-dependent device model through a tile: one stochastic
+/// update (UM and UBL management on, default) of a 4×6 tile from a known W₀ spread over
+/// [−0.55, 0.55], repeated `REPS` times. Device ij gets n ~ Binomial(BL, p_ij) coincidences with
+/// BL·p_ij = lr·|x_j·d_i|/ε (ε the model's granularity as documented, computed by the caller
+/// from its definition, not from the crate): BL = ⌈k⌉ = 6 for k = lr·max|x|·max|d|/ε = 5.5, and
+/// with update management each side's largest probability is √(k/BL) < 1, so none saturates.
+/// Without cycle-to-cycle noise the weight after n pulses is the deterministic path of the
+/// model's step equation (`step`, written by the caller from aihwkit-reference.md §1.2 with the
+/// tile's hidden parameters), up when x_j·d_i < 0; so ΔW_ij has the exact distribution
+/// Σ_n Binomial(n; BL, p)·δ(path_n − w₀) ([`path_moments`]). Its mean and variance per device are
+/// z-tested at 4.5 standard errors (the variance's SE from the exact fourth moment), plus the f32
+/// error of the tile's path: ≤ 4·2⁻²⁴ per pulse on weights and steps ≤ 1, grown by at most
+/// 1.15× per later pulse (the maps w ± Δ(w) have slopes within 1 ± 0.15 here: at most 0.12, for
+/// the exp step's up factor near its zero), so δ ≤ BL·4·2⁻²⁴·1.15^BL ≈ 3.3·10⁻⁶ on each path
+/// (the mean count's f32 probability rounding, relative ~10⁻⁶, is added as |mean|·10⁻⁶); the
+/// variance gets 2·sd·δ + δ². The SE of a mean is 1–4·10⁻⁴ (steps of 0.02, up to ~2 counts of
+/// spread, 3 000 repetitions), so a granularity wrong by the factor 0.5^γ = 0.25 (pow step) or
+/// 0.8 (exp step with b = 0.5) moves the mean count by tens of standard errors. Fixed seeds.
+fn check_step_scaling(device: DeviceConfig, eps: f64, seed: u64, step: &TileStepFn) {
+    const REPS: usize = 3000;
+    let (rows, cols) = (4, 6);
+    let cfg = TileConfig { device: device.clone(), ..TileConfig::default() };
+    let mut tile = AnalogTile::new(rows, cols, &cfg, seed).unwrap();
+    let h = tile.hidden().clone();
+    let w_init = Array2::from_shape_fn((rows, cols), |(i, j)| -0.55 + 1.1 * ((i * cols + j) * 7 % 24) as f32 / 23.0);
+    tile.set_weights(w_init.view()).unwrap();
+    // The programmed weights (clipped to each device's bounds).
+    let w0 = tile.weights().to_owned();
+    let x = array![[1.0f32, -0.8, 0.5, -0.3, 0.15, 0.0]];
+    let d = array![[0.6f32, -0.4, 0.25, -0.1]];
+    let lr = (5.5 * eps / 0.6) as f32;
+    let k = f64::from(lr) * 0.6 / eps;
+    let bl = k.ceil() as u32;
+    assert_eq!(bl, 6, "k = {k}");
+
+    let (mut sum, mut sq) = (Array2::<f64>::zeros((rows, cols)), Array2::<f64>::zeros((rows, cols)));
+    for _ in 0..REPS {
+        tile.set_weights(w0.view()).unwrap();
+        tile.update(x.view(), d.view(), lr).unwrap();
+        let dw = (&tile.weights() - &w0).mapv(f64::from);
+        sq += &dw.mapv(|v| v * v);
+        sum += &dw;
+    }
+    let n = REPS as f64;
+    let delta = f64::from(bl) * 4.0 * 2f64.powi(-24) * 1.15f64.powi(bl as i32);
+    for ((i, j), &w) in w0.indexed_iter() {
+        let prod = f64::from(x[[0, j]]) * f64::from(d[[0, i]]);
+        let p = f64::from(lr) * prod.abs() / eps / f64::from(bl);
+        let bounds = (f64::from(h.w_min[[i, j]]), f64::from(h.w_max[[i, j]]));
+        let [mean, var, m4] = path_moments(f64::from(w), bl, p, prod < 0.0, bounds, &|v, up| step(&h, (i, j), v, up));
+        let got = sum[[i, j]] / n;
+        let s2 = (sq[[i, j]] - got * sum[[i, j]]) / (n - 1.0);
+        let se = (var / n).sqrt();
+        let tol = 4.5 * se + delta + mean.abs() * 1e-6;
+        assert!((got - mean).abs() <= tol, "{device:?}\n[{i},{j}] w0 {w}: mean ΔW {got}, expected {mean} (se {se})");
+        let se_var = ((m4 - var * var * (n - 3.0) / (n - 1.0)) / n).max(0.0).sqrt();
+        let tol = 4.5 * se_var + 2.0 * var.sqrt() * delta + delta * delta;
+        assert!((s2 - var).abs() <= tol, "{device:?}\n[{i},{j}] w0 {w}: var ΔW {s2}, expected {var} (se {se_var})");
+    }
+}
+
+/// Common parameters of the step-scaling tests: coarse steps (so that a few pulses show the
+/// nonlinearity), d2d spread of steps, bounds and up/down balance, no cycle-to-cycle noise.
+fn scaling_params() -> PulsedParams {
+    PulsedParams {
+        dw_min: 0.02,
+        dw_min_dtod: 0.1,
+        dw_min_std: 0.0,
+        w_max_dtod: 0.1,
+        w_min_dtod: 0.1,
+        up_down_dtod: 0.05,
+        ..PulsedParams::default()
+    }
+}
+
+/// Pow step with γ = 2 ± 10 %: Δ⁺ = s⁺·((b_max − w)/(b_max − b_min))^γ⁺, Δ⁻ = s⁻·((w − b_min)/(b_max − b_min))^γ⁻,
+/// granularity dw_min·0.5^γ (aihwkit: the step in the middle of the range), here 0.02·0.25.
+#[test]
+fn pow_step_update_scales_with_its_granularity() {
+    let model = PowStep { params: scaling_params(), pow_gamma: 2.0, pow_gamma_dtod: 0.1, ..PowStep::default() };
+    check_step_scaling(DeviceConfig::PowStep(model), 0.02 * 0.25, 41, &|h, ij, w, up| {
+        let (lo, hi) = (f64::from(h.w_min[ij]), f64::from(h.w_max[ij]));
+        if up {
+            f64::from(h.step_up[ij]) * ((hi - w) / (hi - lo)).powf(f64::from(h.extra("gamma_up").unwrap()[ij]))
+        } else {
+            f64::from(h.step_down[ij]) * ((w - lo) / (hi - lo)).powf(f64::from(h.extra("gamma_down").unwrap()[ij]))
+        }
+    });
+}
+
+/// Exp step with b = 0.5 (aihwkit's other defaults): z = 2a·w/(b_max − b_min) + b,
+/// Δ⁺ = s⁺·max(1 − A_up·e^{γ_up·z}, 0), Δ⁻ = s⁻·max(1 − A_down·e^{−γ_down·z}, 0). The up factor
+/// vanishes above w ≈ 0.18, so half the up pulses here are clamped to 0. Granularity (as
+/// documented in docs/devices.md): dw_min·½(f⁺(0) + f⁻(0)) with the mean bounds,
+/// 0.02·½(0.5915 + 0.9994) ≈ 0.0159.
+#[test]
+fn exp_step_update_scales_with_its_granularity() {
+    let model = ExpStep { params: scaling_params(), b: 0.5, ..ExpStep::default() };
+    let (a, b, au, ad, gu, gd) = (0.244f64, 0.5f64, 0.00081f64, 0.36833f64, 12.44625f64, 12.78785f64);
+    let factors = |w: f64, range: f64| {
+        let z = 2.0 * a * w / range + b;
+        ((1.0 - au * (gu * z).exp()).max(0.0), (1.0 - ad * (-gd * z).exp()).max(0.0))
+    };
+    let (f_up, f_down) = factors(0.0, 1.2);
+    check_step_scaling(DeviceConfig::ExpStep(model), 0.02 * 0.5 * (f_up + f_down), 42, &|h, ij, w, up| {
+        let (fu, fd) = factors(w, f64::from(h.w_max[ij]) - f64::from(h.w_min[ij]));
+        if up { f64::from(h.step_up[ij]) * fu } else { f64::from(h.step_down[ij]) * fd }
+    });
+}
+
+/// Linear step with γ⁺ = 1, γ⁻ = 2 (± 0.1) and the mean bounds ±0.6 as references:
+/// Δ⁺ = s⁺(1 − γ⁺·w/0.6), Δ⁻ = s⁻(1 − γ⁻·w/(−0.6)); granularity dw_min.
+#[test]
+fn linear_step_update_scales_with_its_granularity() {
+    let model = LinearStep {
+        params: scaling_params(),
+        gamma_up: 1.0,
+        gamma_down: 2.0,
+        gamma_up_dtod: 0.1,
+        gamma_down_dtod: 0.1,
+        ..LinearStep::default()
+    };
+    check_step_scaling(DeviceConfig::LinearStep(model), 0.02, 43, &|h, ij, w, up| {
+        if up {
+            f64::from(h.step_up[ij]) * (1.0 - f64::from(h.extra("gamma_up").unwrap()[ij]) * w / 0.6)
+        } else {
+            f64::from(h.step_down[ij]) * (1.0 - f64::from(h.extra("gamma_down").unwrap()[ij]) * w / -0.6)
+        }
+    });
+}
+
+/// Soft bounds: Δ⁺ = s⁺(1 − w/b_max), Δ⁻ = s⁻(1 − w/b_min) with each device's own bounds;
+/// granularity dw_min.
+#[test]
+fn soft_bounds_update_scales_with_its_granularity() {
+    let model = SoftBounds { params: scaling_params(), mult_noise: true };
+    check_step_scaling(DeviceConfig::SoftBounds(model), 0.02, 44, &|h, ij, w, up| {
+        if up {
+            f64::from(h.step_up[ij]) * (1.0 - w / f64::from(h.w_max[ij]))
+        } else {
+            f64::from(h.step_down[ij]) * (1.0 - w / f64::from(h.w_min[ij]))
+        }
+    });
+}
+
+/// Sample mean and variance of `v` are those of N(mu, sigma²): the mean within 5σ/√n, the
+/// unbiased variance within 5 standard errors σ²·√(2/(n − 1)) (normal fourth moment 3σ⁴).
+fn assert_normal_moments(what: &str, v: &[f64], mu: f64, sigma: f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
+    assert!((m - mu).abs() < 5.0 * sigma / n.sqrt(), "{what}: mean {m}, expected {mu} (se {})", sigma / n.sqrt());
+    let se = sigma * sigma * (2.0 / (n - 1.0)).sqrt();
+    assert!((var - sigma * sigma).abs() < 5.0 * se, "{what}: variance {var}, expected {} (se {se})", sigma * sigma);
+}
+
+/// `dw_min_dtod_log_normal`: the gain is g = exp(dtod·ξ), so with no up/down spread
+/// ln(s^±/dw_min) = dtod·ξ is N(0, dtod²) (dtod = 0.4) and s⁻ = s⁺. 40 000 devices, z-tests at
+/// 5 standard errors; a normal gain |1 + 0.4ξ| would give E[ln] ≈ −0.1, 50 SE away.
+#[test]
+fn log_normal_step_gain_has_the_configured_log_moments() {
+    let params = PulsedParams {
+        dw_min: 0.001,
+        dw_min_dtod: 0.4,
+        dw_min_dtod_log_normal: true,
+        up_down_dtod: 0.0,
+        ..PulsedParams::default()
+    };
+    let h = params.draw(200, 200, &mut seeded(51));
+    assert_eq!(h.step_up, h.step_down);
+    let logs: Vec<f64> = h.step_up.iter().map(|&s| (f64::from(s) / f64::from(0.001f32)).ln()).collect();
+    assert_normal_moments("ln(s/dw_min)", &logs, 0.0, 0.4);
+}
+
+/// up_down < 0 (aihwkit `populate`): s⁺ = (g + up_down + r)·dw_min, s⁻ = (g − r)·dw_min, so
+/// the up steps shrink. Without variation s⁺ = 0.8·dw_min, s⁻ = dw_min exactly. With g = 1 + 0.1ξ
+/// and r = 0.05ξ': (s⁺ − s⁻)/dw_min = up_down + 2r ~ N(−0.2, 0.1²) and (s⁺ + s⁻)/(2dw_min) =
+/// g + up_down/2 ~ N(0.9, 0.1²) (no step crosses zero: that is 8 standard deviations away).
+/// Taking the up_down > 0 branch instead keeps the difference but moves the sum's mean to
+/// 1.1 (400 SE).
+#[test]
+fn negative_up_down_shrinks_up_steps() {
+    let exact = PulsedParams { up_down: -0.2, ..PulsedParams::default().without_variation() };
+    let h = exact.draw(3, 3, &mut seeded(52));
+    assert!(h.step_up.iter().all(|&v| (v - 0.0008).abs() < 1e-10), "{}", h.step_up);
+    assert!(h.step_down.iter().all(|&v| (v - 0.001).abs() < 1e-10), "{}", h.step_down);
+
+    let params = PulsedParams { up_down: -0.2, dw_min_dtod: 0.1, up_down_dtod: 0.05, ..PulsedParams::default() };
+    let h = params.draw(200, 200, &mut seeded(53));
+    let e = f64::from(0.001f32);
+    let diff: Vec<f64> = h.step_up.iter().zip(&h.step_down).map(|(&u, &d)| (f64::from(u) - f64::from(d)) / e).collect();
+    let sum: Vec<f64> =
+        h.step_up.iter().zip(&h.step_down).map(|(&u, &d)| (f64::from(u) + f64::from(d)) / (2.0 * e)).collect();
+    assert_normal_moments("(s⁺ − s⁻)/dw_min", &diff, -0.2, 0.1);
+    assert_normal_moments("(s⁺ + s⁻)/(2·dw_min)", &sum, 0.9, 0.1);
+}
+
+/// Linear-step slopes γ_ij = |γ + dtod·ξ| (aihwkit without `allow_increasing`), an absolute
+/// spread. γ⁺ = 0 with dtod 0.05 is a half-normal: mean 0.05·√(2/π), variance 0.05²·(1 − 2/π),
+/// and E[γ²] = 0.05² (SE 0.05²·√(2/n)); γ⁻ = 2 with dtod 0.2 is N(2, 0.2²) (folding 10 SD away).
+/// Dropping the abs gives E[γ⁺] = 0; a relative spread γ(1 + dtod·ξ) gives γ⁺ ≡ 0 and
+/// std(γ⁻) = 0.4. 40 000 devices, z-tests at 5 SE.
+#[test]
+fn linear_step_slope_spread_is_absolute_and_folded() {
+    let model = LinearStep {
+        params: PulsedParams::default(),
+        gamma_up: 0.0,
+        gamma_down: 2.0,
+        gamma_up_dtod: 0.05,
+        gamma_down_dtod: 0.2,
+        ..LinearStep::default()
+    };
+    let h = model.draw(200, 200, &mut seeded(54));
+    let gu: Vec<f64> = h.extra("gamma_up").unwrap().iter().map(|&g| f64::from(g)).collect();
+    let gd: Vec<f64> = h.extra("gamma_down").unwrap().iter().map(|&g| f64::from(g)).collect();
+    let n = gu.len() as f64;
+    let s = 0.05f64;
+    let half_normal_mean = s * (2.0 / std::f64::consts::PI).sqrt();
+    let half_normal_sd = s * (1.0 - 2.0 / std::f64::consts::PI).sqrt();
+    let m = gu.iter().sum::<f64>() / n;
+    assert!(gu.iter().all(|&g| g >= 0.0));
+    assert!((m - half_normal_mean).abs() < 5.0 * half_normal_sd / n.sqrt(), "mean γ⁺ {m}, expected {half_normal_mean}");
+    let m2 = gu.iter().map(|g| g * g).sum::<f64>() / n;
+    assert!((m2 - s * s).abs() < 5.0 * s * s * (2.0 / n).sqrt(), "E[γ⁺²] {m2}, expected {}", s * s);
+    assert_normal_moments("γ⁻", &gd, 2.0, 0.2);
+}
+
+/// Pow-step exponents: g = 1 + 0.1ξ, r = 0.05ξ', pow_up_down = −0.2 < 0, so γ⁺ = 2(g − 0.2 + r) and
+/// γ⁻ = 2(g − r) (the rule of the steps, applied to pow_gamma = 2): (γ⁺ + γ⁻)/4 = g − 0.1 ~
+/// N(0.9, 0.1²) and (γ⁺ − γ⁻)/4 = r − 0.1 ~ N(−0.1, 0.05²). 40 000 devices, z-tests at 5 SE.
+#[test]
+fn pow_step_exponent_spread_follows_its_draw() {
+    let model = PowStep {
+        params: PulsedParams::default(),
+        pow_gamma: 2.0,
+        pow_gamma_dtod: 0.1,
+        pow_up_down: -0.2,
+        pow_up_down_dtod: 0.05,
+    };
+    let h = model.draw(200, 200, &mut seeded(55));
+    let (gu, gd) = (h.extra("gamma_up").unwrap(), h.extra("gamma_down").unwrap());
+    let sum: Vec<f64> = gu.iter().zip(gd).map(|(&u, &d)| (f64::from(u) + f64::from(d)) / 4.0).collect();
+    let diff: Vec<f64> = gu.iter().zip(gd).map(|(&u, &d)| (f64::from(u) - f64::from(d)) / 4.0).collect();
+    assert_normal_moments("(γ⁺ + γ⁻)/4", &sum, 0.9, 0.1);
+    assert_normal_moments("(γ⁺ − γ⁻)/4", &diff, -0.1, 0.05);
 }

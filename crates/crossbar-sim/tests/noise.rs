@@ -123,3 +123,94 @@ fn output_noise_is_independent_between_calls_and_vectors() {
     let r12 = (&e1 * &e2).sum() / (n12 * sigma * sigma);
     assert!(r12.abs() < 5.0 / n12.sqrt(), "the two calls' errors correlate: r = {r12}");
 }
+
+/// Mean and std of standardized errors `z` are 0 and 1 within 5 standard errors (1/√n and
+/// 1/√(2n) for normal values).
+fn assert_standard_normal(what: &str, z: &[f64]) {
+    let (m, s) = mean_std(z);
+    let n = z.len() as f64;
+    assert!((s - 1.0).abs() < 5.0 / (2.0 * n).sqrt(), "{what}: std of standardized errors {s}");
+    assert!(m.abs() < 5.0 / n.sqrt(), "{what}: mean of standardized errors {m}");
+}
+
+/// Weights whose rows differ in norm: `uniform(out, inp, 0.2)` with row i scaled by 1, ½, ¼, 2.
+fn varied_weights(out: usize, inp: usize, seed: u64) -> ndarray::Array2<f32> {
+    let mut w = uniform(out, inp, 0.2, seed);
+    for (i, mut row) in w.rows_mut().into_iter().enumerate() {
+        row *= [1.0f32, 0.5, 0.25, 2.0][i % 4];
+    }
+    w
+}
+
+/// Input noise (aihwkit `inp_noise`) is added to the normalized input after the DAC and its
+/// clip, v_j = DAC(x_j/α) + σ_in·ξ_j, and the output is rescaled by α = max|x| (abs-max noise
+/// management): y_i = α·Σ_j w_ij·DAC(x_j/α) + α·σ_in·Σ_j w_ij·ξ_j. So y_i − α·Σ_j w_ij·DAC(x_j/α)
+/// is N(0, α²·σ_in²·Σ_j w_ij²). The DAC is the default 7-bit one (its output computed here by
+/// `Converter::convert` with the tile's own f32 scaling 1/α, so it is the tile's bit for bit);
+/// ADC, output noise and bound management are off. Rows of x differ in α and rows of W in
+/// norm, so a wrong scale (no α, ‖w‖₁ for ‖w‖₂, one σ for all) is off by ≥ 13 %; noise added
+/// before the DAC (σ_in = 0.005 ≈ Δ_in/3) would be quantized to 0 or ±Δ_in and have ~2.5×
+/// the variance. Errors standardized per element, 20 480 of them: z-tests at 5 SE.
+#[test]
+fn input_noise_variance_is_sum_of_squared_weights() {
+    let sigma = 0.005f64;
+    let cfg = IoConfig {
+        inp_noise: sigma as f32,
+        noise_management: crossbar_sim::NoiseManagement::AbsMax,
+        inp_res: 1.0 / 126.0,
+        ..transparent_io()
+    };
+    let dac = crossbar_sim::periphery::Converter::dac(&cfg);
+    let x = varied_rows(640, 50, 21);
+    let w = varied_weights(32, 50, 22);
+    let mut tile = AnalogTile::new(32, 50, &ideal_with_forward(cfg), 23).unwrap();
+    tile.set_weights(w.view()).unwrap();
+    let y = tile.forward_new(x.view()).unwrap();
+    let mut rng = crossbar_sim::rng::seeded(0);
+    let mut z = Vec::new();
+    for (b, xr) in x.outer_iter().enumerate() {
+        let alpha = xr.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+        let s = 1.0 / alpha;
+        let v: Vec<f64> = xr.iter().map(|&xj| f64::from(dac.convert(xj * s, &mut rng).0)).collect();
+        for (i, wr) in w.outer_iter().enumerate() {
+            let mean = f64::from(alpha) * wr.iter().zip(&v).map(|(&wij, vj)| f64::from(wij) * vj).sum::<f64>();
+            let norm = wr.iter().map(|&wij| f64::from(wij).powi(2)).sum::<f64>().sqrt();
+            z.push((f64::from(y[[b, i]]) - mean) / (f64::from(alpha) * sigma * norm));
+        }
+    }
+    assert_standard_normal("input noise", &z);
+}
+
+/// An all-zero input with input noise (aihwkit: NM on, α ≤ 0 and inp_noise > 0): the vector is
+/// not skipped but driven with α = 1, so v = DAC(0) + σ_in·ξ = σ_in·ξ and
+/// y_i = Σ_j w_ij·σ_in·ξ_j + σ_out·ξ'_i ~ N(0, σ_in²·Σ_j w_ij² + σ_out²) (ADC off). Errors
+/// standardized per output, 20 480 values, z-tests at 5 SE; 0 (skipping the vector) or a
+/// missing term fails. Without input noise the same vectors give exactly 0, output noise and
+/// all (the zero-vector rule).
+#[test]
+fn zero_input_with_input_noise_is_driven_by_the_noise() {
+    let (s_in, s_out) = (0.05f64, 0.06f64);
+    let cfg = IoConfig {
+        inp_noise: s_in as f32,
+        out_noise: s_out as f32,
+        noise_management: crossbar_sim::NoiseManagement::AbsMax,
+        inp_res: 1.0 / 126.0,
+        ..transparent_io()
+    };
+    let x = ndarray::Array2::<f32>::zeros((640, 50));
+    let w = varied_weights(32, 50, 24);
+    let mut tile = AnalogTile::new(32, 50, &ideal_with_forward(cfg.clone()), 25).unwrap();
+    tile.set_weights(w.view()).unwrap();
+    let y = tile.forward_new(x.view()).unwrap();
+    let sd: Vec<f64> = w
+        .outer_iter()
+        .map(|r| (s_in * s_in * r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() + s_out * s_out).sqrt())
+        .collect();
+    let z: Vec<f64> = y.indexed_iter().map(|((_, i), &v)| f64::from(v) / sd[i]).collect();
+    assert_standard_normal("zero input with input noise", &z);
+
+    let quiet = IoConfig { inp_noise: 0.0, ..cfg };
+    let mut tile = AnalogTile::new(32, 50, &ideal_with_forward(quiet), 25).unwrap();
+    tile.set_weights(w.view()).unwrap();
+    assert!(tile.forward_new(x.view()).unwrap().iter().all(|&v| v == 0.0));
+}

@@ -332,3 +332,89 @@ fn bl_tolerates_f32_rounding_of_k() {
     let s = TrainScales::compute(&UpdateConfig::default(), 0.01, 0.001, 1.0, 0.5001);
     assert_eq!(s.bl, 6);
 }
+
+/// aihwkit's `PulsedUpdateMetaParameter::performUpdateManagement` (after `initialize`, which sets
+/// UM = UM ∨ UBLM), transcribed in f64 from the f32 inputs, with ε = 0.001 and D = `desired_bl`:
+/// BL = D and A = B = √(lr/(ε·BL)) (`calculateBlAB`, fixed BL); x' = x_max, d' = g·d_max and
+/// k = lr·x'·d'/ε; UBLM: BL = min(⌈k⌉, D), A = B = √(lr/(ε·BL)); UM: if k > D then d' ← d'·D/k,
+/// and A ← A·√(x'/d'), B ← B·√(d'/x').
+fn aihwkit_scales(cfg: &UpdateConfig, lr: f32, x_max: f32, d_max: f32) -> (u32, f64, f64) {
+    let (lr, eps, desired) = (f64::from(lr), f64::from(0.001f32), f64::from(cfg.desired_bl));
+    let um = cfg.update_management || cfg.update_bl_management;
+    let (x_val, mut d_val) = (f64::from(x_max), f64::from(cfg.um_grad_scale) * f64::from(d_max));
+    let k = lr * x_val * d_val / eps;
+    let mut bl = desired;
+    if cfg.update_bl_management {
+        bl = k.ceil().min(desired);
+    }
+    let (mut a, mut b) = ((lr / (eps * bl)).sqrt(), (lr / (eps * bl)).sqrt());
+    if um {
+        if k > desired {
+            d_val *= desired / k;
+        }
+        a *= (x_val / d_val).sqrt();
+        b *= (d_val / x_val).sqrt();
+    }
+    (bl as u32, a, b)
+}
+
+/// The update-management options against aihwkit's formulas ([`aihwkit_scales`], to the f32
+/// rounding of [`assert_scales`]), on k values that are not near an integer:
+/// - `um_grad_scale` g = 2 with UBLM (k = lr·x_max·g·d_max/ε = 14.8: BL 15, where g = 1 would give 8);
+///   the largest probabilities are then B·x_max = √(k/BL) and A·d_max = √(k/BL)/g, and A·B·BL·ε = lr;
+/// - g = 0.5 with k = 60 > 31: d' is shrunk to g·d_max·31/k, so x_max fires with probability 1;
+/// - UM without UBLM (D = 17, BL stays 17), for k = 6 (no shrink) and k = 25 > D (shrink:
+///   x_max fires with probability 1);
+/// - `update_management = false` with UBLM on: UBLM forces UM on (aihwkit `initialize`), so the
+///   scales equal those of UM on;
+/// - neither: A = B = √(lr/(ε·D)), g unused.
+///
+/// A tile with g = 2 also takes BL 15 (its counted slots).
+#[test]
+fn update_management_options_follow_aihwkit() {
+    let f = f64::from;
+    let base = UpdateConfig::default();
+    let check = |cfg: &UpdateConfig, lr: f32, xm: f32, dm: f32| {
+        let want = aihwkit_scales(cfg, lr, xm, dm);
+        let s = assert_scales(cfg, lr, xm, dm, want);
+        assert!((f(s.a) * f(s.b) * f64::from(s.bl) * 0.001 - f(lr)).abs() < 1e-6 * f(lr), "{cfg:?}: A·B·BL·ε ≠ lr");
+        s
+    };
+
+    let g2 = UpdateConfig { um_grad_scale: 2.0, ..base.clone() };
+    let s = check(&g2, 0.01, 2.0, 0.37);
+    assert_eq!(s.bl, 15);
+    let top = (14.8f64 / 15.0).sqrt();
+    assert!((f(s.b * 2.0) - top).abs() < 1e-6 && (f(s.a * 0.37) - top / 2.0).abs() < 1e-6, "{s:?}");
+
+    let half = UpdateConfig { um_grad_scale: 0.5, ..base.clone() };
+    let s = check(&half, 0.1, 0.8, 1.5);
+    assert_eq!(s.bl, 31);
+    assert!((f(s.b * 0.8) - 1.0).abs() < 1e-6, "x_max probability {}", s.b * 0.8);
+
+    let um_only = UpdateConfig { update_bl_management: false, desired_bl: 17, um_grad_scale: 2.0, ..base.clone() };
+    assert_eq!(check(&um_only, 0.005, 1.0, 0.6).bl, 17);
+    let um_only = UpdateConfig { um_grad_scale: 1.0, ..um_only };
+    let s = check(&um_only, 0.05, 1.0, 0.5);
+    assert!((f(s.b) - 1.0).abs() < 1e-6, "x_max probability {}", s.b);
+
+    let forced = UpdateConfig { update_management: false, ..g2.clone() };
+    assert_eq!(check(&forced, 0.01, 2.0, 0.37), TrainScales::compute(&g2, 0.01, 0.001, 2.0, 0.37));
+    let forced = UpdateConfig { update_management: false, ..half.clone() };
+    assert_eq!(check(&forced, 0.1, 0.8, 1.5), TrainScales::compute(&half, 0.1, 0.001, 0.8, 1.5));
+
+    let neither = UpdateConfig {
+        update_management: false,
+        update_bl_management: false,
+        desired_bl: 17,
+        um_grad_scale: 2.0,
+        ..base
+    };
+    let s = check(&neither, 0.01, 2.0, 0.37);
+    let plain = (0.01f64 / (0.001 * 17.0)).sqrt();
+    assert!((f(s.a) - plain).abs() < 1e-6 * plain && s.a == s.b, "{s:?}");
+
+    let mut tile = AnalogTile::new(2, 3, &constant_step(PulsedParams::default(), g2), 5).unwrap();
+    tile.update(array![[2.0f32, -1.0, 0.5]].view(), array![[0.37f32, -0.1]].view(), 0.01).unwrap();
+    assert_eq!(tile.counters().update_slots, 15);
+}

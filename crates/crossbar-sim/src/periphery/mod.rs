@@ -699,14 +699,13 @@ mod tests {
         }
     }
 
-    /// The chunk-wide maximum (four rows per cross-row reduction, then single rows) equals
-    /// the row-by-row one, for 0 to 9 rows of several lengths, NaN, infinite and all-zero
-    /// rows included.
+    /// The row maxima of noise management equal a scalar fold (max of |x_j| over the non-NaN
+    /// values, from 0), for 0 to 9 rows of several lengths, NaN, infinite and all-zero rows
+    /// included: the portable row maximum everywhere, and on AVX-512 also the chunk-wide
+    /// maximum (four rows per cross-row reduction, then single rows).
     #[test]
     fn abs_max_rows_equals_row_by_row() {
-        if !has_avx512() {
-            return;
-        }
+        let wide = has_avx512();
         for cols in [1, 3, 16, 32, 75] {
             for rows in 0..=9 {
                 let x: Vec<f32> = (0..rows * cols)
@@ -720,15 +719,27 @@ mod tests {
                 if rows > 2 {
                     x[2 * cols..3 * cols].fill(0.0);
                 }
-                let mut got = vec![-1.0f32; rows];
-                // SAFETY: the CPU has AVX-512F (checked above).
-                #[allow(unsafe_code)]
-                unsafe {
-                    avx512::abs_max_rows(&x, cols, &mut got)
-                };
-                for (r, g) in got.iter().enumerate() {
-                    let want = abs_max::<false>(&x[r * cols..(r + 1) * cols]);
-                    assert_eq!(g.to_bits(), want.to_bits(), "cols {cols}, rows {rows}, row {r}");
+                let want: Vec<f32> = x
+                    .chunks(cols)
+                    .map(|r| {
+                        r.iter().filter(|v| !v.is_nan()).fold(0.0f32, |m, &v| if v.abs() > m { v.abs() } else { m })
+                    })
+                    .collect();
+                for (r, w) in want.iter().enumerate() {
+                    let got = abs_max::<false>(&x[r * cols..(r + 1) * cols]);
+                    assert_eq!(got.to_bits(), w.to_bits(), "portable: cols {cols}, rows {rows}, row {r}");
+                }
+                #[cfg(target_arch = "x86_64")]
+                if wide {
+                    let mut got = vec![-1.0f32; rows];
+                    // SAFETY: the CPU has AVX-512F (checked above).
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        avx512::abs_max_rows(&x, cols, &mut got)
+                    };
+                    for (r, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(g.to_bits(), w.to_bits(), "chunk-wide: cols {cols}, rows {rows}, row {r}");
+                    }
                 }
             }
         }
@@ -809,15 +820,104 @@ mod tests {
         }
     }
 
-    /// A whole chunk gives the same bits and pass counts through the AVX-512 path (chunk-wide
-    /// row loops) and the portable one, with all-zero rows, rows that clip and are redone by
-    /// bound management, and the configurations that switch between the chunk-wide and the
-    /// per-row paths (noise-management kind, input noise, weight noise, no output noise).
+    /// A scalar reference of one chunk on a noise-free configuration (no output, input or
+    /// weight noise; deterministic converters), from the definitions in `docs/io.md`: per
+    /// vector, α (None 1; AbsMax max|x_j|; Max max x_j; both capped at nm_thres > 0; Constant
+    /// nm_thres or 1); α ≤ 0 or not finite gives a zero output. Then for ρ = 1, 2, 4, …: v_j =
+    /// DAC(x_j·s), s = 1/(α·ρ) (in f32 as the tile forms it), y_k = Σ_j v_j·m_jk, code c_k =
+    /// round(y_k/Δ_out); the pass fails if some c_k·Δ_out lies beyond +bound by more than 4 ulp
+    /// (or beyond −bound, with `bm_test_negative_bound`), and is repeated at 2ρ while ρ ≤
+    /// max_bm_factor and ρ ≤ max_bm_res/Δ_in; the last pass's clip(c_k·Δ_out, ±bound)·α·ρ·out_scale
+    /// is the output. The DAC is `Converter::convert`, the scalar definition (the fast loops are
+    /// tested against it above). The product is exact (f64): the tile's f32 product is within
+    /// γ_n·Σ_j|v_j·m_jk| of it (n = inputs, γ_n = n·u/(1 − n·u), u = 2⁻²⁴; any summation order, with
+    /// or without fused multiply-adds), and its code y·Δ⁻¹ adds ≤ 3u·|c|: so where the exact code
+    /// lies within that distance of a rounding tie, either neighbouring code is accepted. Returns
+    /// per vector the accepted output values (one or two per output) and the total passes; it
+    /// panics where a tie decides whether a pass fails (the data must avoid that).
+    fn reference_chunk(cfg: &IoConfig, m: &Array2<f32>, x: &Array2<f32>) -> (Vec<Vec<Vec<f32>>>, u64) {
+        let dac = Converter::dac(cfg);
+        let (step, bound) = (cfg.out_step(), cfg.out_bound);
+        let inv_step = f64::from(1.0 / step);
+        let tol = bound * (1.0 + 4.0 * f32::EPSILON);
+        let u = 2f64.powi(-24);
+        let n_in = m.nrows() as f64;
+        let gamma = n_in * u / (1.0 - n_in * u);
+        let mut passes = 0u64;
+        let mut out = Vec::new();
+        for xr in x.outer_iter() {
+            let xs = xr.to_vec();
+            let cap = |a: f32| if cfg.nm_thres > 0.0 { a.min(cfg.nm_thres) } else { a };
+            let alpha = match cfg.noise_management {
+                NoiseManagement::None => 1.0,
+                NoiseManagement::AbsMax => cap(xs.iter().fold(0.0f32, |a, &v| if v.abs() > a { v.abs() } else { a })),
+                NoiseManagement::Max => cap(xs.iter().fold(f32::NEG_INFINITY, |a, &v| if v > a { v } else { a })),
+                NoiseManagement::Constant => {
+                    if cfg.nm_thres > 0.0 {
+                        cfg.nm_thres
+                    } else {
+                        1.0
+                    }
+                }
+            };
+            passes += 1;
+            if !(alpha > 0.0 && alpha.is_finite()) {
+                out.push(vec![vec![0.0]; m.ncols()]);
+                continue;
+            }
+            let mut rho = 1.0f64;
+            loop {
+                let s = if rho == 1.0 { 1.0 / alpha } else { 1.0 / (f64::from(alpha) * rho) as f32 };
+                let v: Vec<f64> = xs.iter().map(|&xj| f64::from(dac.convert(xj * s, &mut seeded(0)).0)).collect();
+                let scale = (f64::from(alpha) * rho) as f32 * cfg.out_scale;
+                let mut row = Vec::new();
+                let mut fails = Vec::new();
+                for col in m.columns() {
+                    let (y, mag) = col.iter().zip(&v).fold((0.0f64, 0.0f64), |(y, a), (&mj, vj)| {
+                        (y + f64::from(mj) * vj, a + (f64::from(mj) * vj).abs())
+                    });
+                    let k = y * inv_step;
+                    let delta = gamma * mag * inv_step + 3.0 * u * k.abs();
+                    let codes =
+                        if (k - k.floor() - 0.5).abs() <= delta { vec![k.floor(), k.ceil()] } else { vec![k.round()] };
+                    let mut vals = Vec::new();
+                    let mut f = Vec::new();
+                    for c in codes {
+                        // (+0 for a code of 0, as `round_half_even` gives, not −0.)
+                        let r = (c + 0.0) as f32 * step;
+                        f.push(r > tol || (cfg.bm_test_negative_bound && r < -tol));
+                        vals.push(r.clamp(-bound, bound) * scale);
+                    }
+                    fails.push(f);
+                    row.push(vals);
+                }
+                let sure = fails.iter().any(|f| f.iter().all(|&b| b));
+                let maybe = fails.iter().any(|f| f.iter().any(|&b| b));
+                assert_eq!(sure, maybe, "the reference cannot decide a pass at ρ = {rho}: an output code is at a tie");
+                let may_retry =
+                    rho <= f64::from(cfg.max_bm_factor) && rho <= f64::from(cfg.max_bm_res) / f64::from(cfg.inp_step());
+                if !(sure && cfg.bound_management == BoundManagement::Iterative && may_retry) {
+                    out.push(row);
+                    break;
+                }
+                rho *= 2.0;
+                passes += 1;
+            }
+        }
+        (out, passes)
+    }
+
+    /// A whole chunk through the portable path, and on AVX-512 through the chunk-wide row loops
+    /// too, with all-zero rows, an all-negative row, rows that clip and are redone by bound
+    /// management, and the configurations that switch between the chunk-wide and the per-row
+    /// paths (noise-management kind and cap, input noise, weight noise, no output noise, both
+    /// negative-bound conventions, with and without bound management). The two paths give the
+    /// same bits and pass counts; on the
+    /// noise-free configurations both equal the scalar reference ([`reference_chunk`]): the same
+    /// pass counts, and every output one of the reference's accepted values, bit for bit.
     #[test]
     fn chunk_paths_agree() {
-        if !has_avx512() {
-            return;
-        }
+        let wide = has_avx512();
         let (n, k, o) = (64, 75, 32);
         let mut rng = seeded(9);
         let mut x = Array2::from_shape_simple_fn((n, k), || rng.random::<f32>() - 0.5);
@@ -829,20 +929,33 @@ mod tests {
             x.row_mut(b).assign(&m.column(b - 10).mapv(|w| w.signum()));
         }
         let base = IoConfig::default();
+        let quiet = IoConfig { out_noise: 0.0, ..base.clone() };
         let configs = [
-            base.clone(),
-            IoConfig { out_noise: 0.0, ..base.clone() },
-            IoConfig { bm_test_negative_bound: true, ..base.clone() },
-            IoConfig { noise_management: NoiseManagement::Max, ..base.clone() },
-            IoConfig { inp_noise: 0.01, ..base.clone() },
-            IoConfig { w_noise_type: WeightNoise::AdditiveConstant, w_noise: 0.02, ..base.clone() },
-            IoConfig { nm_thres: 0.3, ..base.clone() },
+            (base.clone(), false),
+            (quiet.clone(), true),
+            (IoConfig { bm_test_negative_bound: false, ..base.clone() }, false),
+            (IoConfig { bm_test_negative_bound: false, ..quiet.clone() }, true),
+            (IoConfig { noise_management: NoiseManagement::Max, ..base.clone() }, false),
+            (IoConfig { noise_management: NoiseManagement::Max, ..quiet.clone() }, true),
+            (IoConfig { nm_thres: 0.3, ..quiet.clone() }, true),
+            (IoConfig { noise_management: NoiseManagement::Constant, nm_thres: 0.5, ..quiet.clone() }, true),
+            (IoConfig { noise_management: NoiseManagement::None, ..quiet.clone() }, true),
+            (IoConfig { noise_management: NoiseManagement::Max, nm_thres: 0.3, ..quiet.clone() }, true),
+            (IoConfig { bound_management: BoundManagement::None, ..quiet.clone() }, true),
+            (
+                IoConfig { bound_management: BoundManagement::None, bm_test_negative_bound: false, ..quiet.clone() },
+                true,
+            ),
+            (IoConfig { inp_noise: 0.01, ..base.clone() }, false),
+            (IoConfig { w_noise_type: WeightNoise::AdditiveConstant, w_noise: 0.02, ..base.clone() }, false),
+            (IoConfig { nm_thres: 0.3, ..base.clone() }, false),
         ];
         let packed = PackedRhs::new(m.view());
-        for (i, cfg) in configs.iter().enumerate() {
+        for (i, (cfg, noise_free)) in configs.iter().enumerate() {
+            let bm = cfg.bound_management == BoundManagement::Iterative;
             let run = |wide: bool| {
                 let mut y = Array2::<f32>::from_elem((n, o), f32::NAN);
-                let job = Chunk { cfg, m: m.view(), packed: &packed, x: x.view(), y: y.view_mut(), bm: true };
+                let job = Chunk { cfg, m: m.view(), packed: &packed, x: x.view(), y: y.view_mut(), bm };
                 let passes = if wide {
                     mvm_chunk_body::<true>(job, &mut seeded(5))
                 } else {
@@ -850,11 +963,35 @@ mod tests {
                 };
                 (passes, y)
             };
-            let ((p1, y1), (p2, y2)) = (run(false), run(true));
-            assert_eq!(p1, p2, "config {i}: passes");
-            assert!(p1 > n as u64, "config {i}: bound management never ran");
+            let (p1, y1) = run(false);
+            assert!(p1 > n as u64 || !bm, "config {i}: bound management never ran");
+            // Without bound management rows 10–13 (x = ±1, so α = 1) keep outputs clipped at the bound.
+            assert!(bm || y1.iter().any(|&v| v.abs() == cfg.out_bound), "config {i}: nothing clipped");
             assert!(y1.row(3).iter().all(|&v| v == 0.0) || cfg.inp_noise > 0.0, "config {i}: zero row");
-            assert!(y1.iter().zip(&y2).all(|(a, b)| a.to_bits() == b.to_bits()), "config {i}: outputs differ");
+            let mut results = vec![("portable", p1, y1)];
+            if wide {
+                let (p2, y2) = run(true);
+                assert_eq!(results[0].1, p2, "config {i}: passes");
+                assert!(
+                    results[0].2.iter().zip(&y2).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "config {i}: outputs differ"
+                );
+                results.push(("AVX-512", p2, y2));
+            }
+            if !noise_free {
+                continue;
+            }
+            let (want, want_passes) = reference_chunk(cfg, &m, &x);
+            for (path, passes, y) in &results {
+                assert_eq!(*passes, want_passes, "config {i}, {path}: passes against the reference");
+                for ((b, c), &got) in y.indexed_iter() {
+                    let ok = &want[b][c];
+                    assert!(
+                        ok.iter().any(|w| w.to_bits() == got.to_bits()),
+                        "config {i}, {path}: output [{b},{c}] = {got}, reference {ok:?}"
+                    );
+                }
+            }
         }
     }
 }
