@@ -68,24 +68,44 @@ fn analog_tiles_plug_in_and_count_their_patches() {
     }
 }
 
+/// Every pass of a layer is bit-identical whatever the number of threads (1, 2, 3 and 7: fewer
+/// and more threads than tiles, and counts that do not divide the batch, the tiles or the
+/// gather chunks): for analog and float tiles, and the random, perforated (a fresh random subset
+/// of patches per image) and image-pad (masked input regions) schemes, two training steps —
+/// forward, backward with the input gradient, update; then forward, the weights-only backward
+/// of a first layer, update — give the same outputs, input gradients and updated weights.
 #[test]
 fn layer_is_deterministic_for_any_thread_count() {
-    let run = |threads: usize| {
+    let run = |threads: usize, tile: &TileKind, scheme: Scheme| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let tile = TileKind::Analog(Box::default());
-            let mut cfg = paper_convs([4, 4, 1], Scheme::Random, &tile)[1].clone();
+            let mut cfg = paper_convs([4, 4, 1], scheme, tile)[1].clone();
             cfg.init_std = 0.05;
             let mut l = RapaConv2d::new(cfg, 9).unwrap();
-            let x = random4((3, 32, 16, 16), 4);
-            let y = l.forward(x.view()).unwrap();
+            let y1 = l.forward(random4((3, 32, 16, 16), 4).view()).unwrap();
             let dx = l.backward(random4((3, 32, 16, 16), 5).view()).unwrap();
             l.update(0.01).unwrap();
-            let w: Vec<_> = l.tiles().iter().map(|t| t.weights().to_owned()).collect();
-            (y, dx, w)
+            let w1: Vec<_> = l.tiles().iter().map(|t| t.weights().to_owned()).collect();
+            let y2 = l.forward(random4((3, 32, 16, 16), 6).view()).unwrap();
+            let assignment = l.last_assignment().to_vec();
+            l.backward_weights_only(random4((3, 32, 16, 16), 7).view()).unwrap();
+            l.update(0.01).unwrap();
+            let w2: Vec<_> = l.tiles().iter().map(|t| t.weights().to_owned()).collect();
+            (y1, dx, w1, y2, assignment, w2)
         })
     };
-    assert_eq!(run(1), run(2));
+    for tile in [TileKind::Analog(Box::default()), TileKind::Float] {
+        for scheme in [Scheme::Random, Scheme::Perforated, Scheme::ImagePad] {
+            let one = run(1, &tile, scheme);
+            // Not a no-op: both steps moved the weights, the two forward passes differ.
+            assert_ne!(one.2, one.5, "{scheme}: the second update changed nothing");
+            assert_ne!(one.0, one.3);
+            for threads in [2, 3, 7] {
+                let kind = if matches!(tile, TileKind::Float) { "float" } else { "analog" };
+                assert!(run(threads, &tile, scheme) == one, "{kind} tiles, {scheme}: {threads} threads differ from 1");
+            }
+        }
+    }
 }
 
 #[test]

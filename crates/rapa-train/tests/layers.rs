@@ -1,4 +1,5 @@
-//! Gradient checks of the non-tile layers against central finite differences.
+//! Gradient checks of the non-tile layers, and of the whole network (`whole_network`), against
+//! central finite differences.
 //!
 //! Tolerances: the layers compute in f32. With h = 1e-2 and O(1) inputs the central
 //! difference has truncation error O(h²·|f'''|) ≈ 1e-4 for the smooth layers (LRN, softmax,
@@ -387,6 +388,38 @@ fn lrn_gradient_and_value() {
     check_input_grad("lrn", &x, &mut |x| fresh.forward(x), &g, &r);
 }
 
+/// LRN against its definition at every pixel of a 5×5 plane — corners, edges and the interior
+/// pixels whose 3×3 window lies wholly inside — y = x·(1 + α/9·Σ_window x²)^(−β) in f64 with
+/// zero padding, and its gradient against finite differences: for β = 0.75 (computed with two
+/// square roots) and β = 0.6 (the general `powf` branch). The value is within 1e-6 of the f64
+/// definition: |y| ≤ 2.3 here, so ~4 f32 ulps (measured: ≤ 2.4e-7); a wrong exponent or window
+/// is off by far more.
+#[test]
+fn lrn_matches_its_definition_for_any_beta() {
+    let x = grid((2, 2, 5, 5), -1.2, 30);
+    for beta in [0.75f32, 0.6] {
+        let mut lrn = Lrn::new(3, 0.5, beta);
+        let y = lrn.forward(x.view());
+        for ((b, c, i, j), &got) in y.indexed_iter() {
+            let mut sq = 0.0f64;
+            for yy in i.saturating_sub(1)..(i + 2).min(5) {
+                for xx in j.saturating_sub(1)..(j + 2).min(5) {
+                    sq += f64::from(x[[b, c, yy, xx]]).powi(2);
+                }
+            }
+            let want = f64::from(x[[b, c, i, j]]) * (1.0 + 0.5 / 9.0 * sq).powf(-f64::from(beta));
+            assert!((f64::from(got) - want).abs() < 1e-6, "β {beta} ({b},{c},{i},{j}): {got} vs {want}");
+        }
+        // The normalization matters at an interior pixel: (2, 2)'s window sum is large here.
+        let s: f32 = (1..4).flat_map(|i| (1..4).map(move |j| (i, j))).map(|(i, j)| x[[0, 0, i, j]].powi(2)).sum();
+        assert!(1.0 + 0.5 / 9.0 * s > 1.2, "interior scale {s}");
+        let r = weights(y.shape(), 31);
+        let g = lrn.backward(r.view()).unwrap();
+        let mut fresh = lrn.clone();
+        check_input_grad(&format!("lrn β {beta}"), &x, &mut |x| fresh.forward(x), &g, &r);
+    }
+}
+
 /// Empty planes (or an empty batch) pass through LRN as empty arrays instead of panicking.
 #[test]
 fn lrn_of_empty_planes_is_empty() {
@@ -419,4 +452,290 @@ fn softmax_cross_entropy_gradient() {
     let big = Array2::from_shape_vec((1, 3), vec![1000.0f32, 0.0, -1000.0]).unwrap();
     let (l, _, correct) = SoftmaxCrossEntropy::loss_grad(big.view(), &[2]);
     assert!((l - 2000.0).abs() < 1e-3 && correct == 0);
+}
+
+/// The loss gradient of the whole network (conv tiles, ReLU, the pooling variants, LRN, the
+/// classifier, softmax cross-entropy) against central finite differences, in training mode.
+mod whole_network {
+    use crossbar_sim::TileSnapshot;
+    use crossbar_sim::rng::seeded;
+    use ndarray::{Array2, Array4};
+    use rand::Rng;
+    use rapa_layers::Scheme;
+    use rapa_train::layers::{PoolKind, SoftmaxCrossEntropy, pool_out};
+    use rapa_train::net::{Init, NetConfig, NetState, Network};
+
+    const SEED: u64 = 3;
+
+    /// A coordinate of the network's input or parameters.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Coord {
+        Input([usize; 4]),
+        /// Row `out`, column `col` (the last column is the bias) of a conv tile.
+        Conv {
+            layer: usize,
+            tile: usize,
+            out: usize,
+            col: usize,
+        },
+        Fc {
+            out: usize,
+            col: usize,
+        },
+        /// Mixed pooling's mixing logit.
+        Mix {
+            layer: usize,
+            channel: usize,
+        },
+    }
+
+    fn weights(s: &TileSnapshot) -> Array2<f32> {
+        s.clone().restore().unwrap().weights().to_owned()
+    }
+
+    fn add_weight(s: &mut TileSnapshot, at: [usize; 2], d: f32) {
+        let mut t = s.clone().restore().unwrap();
+        let mut w = t.weights().to_owned();
+        w[at] += d;
+        t.set_weights(w.view()).unwrap();
+        *s = t.snapshot();
+    }
+
+    fn rms<'a>(v: impl IntoIterator<Item = &'a f32>) -> f32 {
+        let (s, n) = v.into_iter().fold((0.0f64, 0usize), |(s, n), &x| (s + f64::from(x) * f64::from(x), n + 1));
+        (s / n as f64).sqrt() as f32
+    }
+
+    /// What the last forward pass decided besides values: every ReLU's sign mask, the argmaxes of
+    /// max (and mixed) pooling, and the picks of stochastic pooling (read back as the input
+    /// gradient of the distinct output gradients 1, 2, 3, …, which lands on the picked elements
+    /// only). While these stay the same, the loss is a smooth function of the input and the
+    /// parameters (convs, LRN, the linear parts of pooling, softmax).
+    fn decisions(net: &mut Network) -> Vec<Vec<u32>> {
+        let masks: Vec<Array4<bool>> = net.relus().iter().map(|r| r.last_mask().unwrap().clone()).collect();
+        let mut out: Vec<Vec<u32>> = masks.iter().map(|m| m.iter().map(|&b| u32::from(b)).collect()).collect();
+        for (p, m) in net.pools_mut().iter_mut().zip(&masks) {
+            match p.kind {
+                PoolKind::Max | PoolKind::Mixed => out.push(p.last_argmax().unwrap().to_vec()),
+                PoolKind::Stochastic => {
+                    let (n, c, h, w) = m.dim();
+                    let mut k = 0.0f32;
+                    let dy = Array4::from_shape_simple_fn((n, c, pool_out(h, 3, 2), pool_out(w, 3, 2)), || {
+                        k += 1.0;
+                        k
+                    });
+                    out.push(p.backward(dy.view()).unwrap().iter().map(|v| v.to_bits()).collect());
+                }
+                PoolKind::Avg => {}
+            }
+        }
+        out
+    }
+
+    /// The network's loss gradient with respect to its input (`Network::backward`, the attack
+    /// path) and to its parameters (the training path: `backward_for_update`, then `update`
+    /// with weight decay 0, which moves each weight by −lr·s·∂L/∂w, s the tile's learning-rate
+    /// factor) against central finite differences of the loss, for every pooling variant, with
+    /// LRN, in training mode: 12 input pixels, 3–4 weights of every conv tile (each tile's
+    /// bias among them; 4 tiles in conv1 and conv2), 8 classifier weights (its bias among them)
+    /// and mixed pooling's 8 mixing logits.
+    ///
+    /// Repeatable forward passes: every evaluation rebuilds the network from one snapshot taken
+    /// after a first forward pass, so each replays the same draw of the random assignment and the
+    /// same stochastic-pooling stream position (checked: the same logits and assignments).
+    ///
+    /// Setup: a small paper network (4 channels per layer, tiles 4, 4, 1, He init), a batch of 2
+    /// images. Caffe's LRN (α = 5e-5) is nearly the identity on O(1) activations, so conv1's
+    /// weights are scaled by 60 (outputs O(50)), where it is not (checked: switching LRN off
+    /// moves the logits by > 30 % rms for max pooling; measured 180 %, and 90 % and 80 % with
+    /// mixed and stochastic pooling, 7 % with average pooling); conv3's by 1/60 to keep the
+    /// logits O(1).
+    ///
+    /// Kinks: ReLU, max pooling and stochastic pooling's picks make the loss piecewise smooth.
+    /// The step starts at h = 20 % of the coordinate's scale (RMS of the input, of the tile's or
+    /// the classifier's weights; 1 for mixing logits) and is halved, down to 1e-4 of it, until
+    /// the forward passes at ±h take the same decisions (ReLU masks, argmaxes, picks) as the
+    /// unperturbed one; the difference is then taken on one smooth piece (a single weight moves
+    /// every activation by a small fraction of its scale there, so truncation is negligible).
+    ///
+    /// Tolerance: |fd − g| ≤ 1 %·|g| + 4·ε·Z/h. The second term is rounding: the logits are f32,
+    /// each evaluation of the loss carries an error of a few ulps of the largest logit Z (an ulp
+    /// is ε·Z, ε = 2^−23; Σ_j |∂L/∂z_j| ≤ 2), and the central difference divides it by h
+    /// (measured errors stay below a fifth of the tolerance). A wrong gradient (another
+    /// channel's mixing weight, a dropped LRN term, a missing learning-rate factor, a gradient
+    /// routed to the max instead of the stochastic pick) is off by 30 %–100 %: asserted per
+    /// group, at least half of the checked gradients are ≥ 4× the rounding term, where a 30 %
+    /// error exceeds the tolerance.
+    #[test]
+    fn network_gradient_matches_finite_differences() {
+        let mut rng = seeded(21);
+        let x = Array4::from_shape_simple_fn((2, 3, 32, 32), || rng.random_range(-1.0f32..1.0));
+        let labels = [3u16, 7];
+        for pool in [PoolKind::Max, PoolKind::Avg, PoolKind::Mixed, PoolKind::Stochastic] {
+            let cfg = NetConfig {
+                channels: [4, 4, 4],
+                tiles: [4, 4, 1],
+                scheme: Scheme::Random,
+                pool,
+                init: Init::He,
+                ..NetConfig::default()
+            };
+            assert!(cfg.lrn);
+            let mut net = Network::new(&cfg, SEED).unwrap();
+            for (l, f) in [(0usize, 60.0f32), (2, 1.0 / 60.0)] {
+                for t in net.convs_mut()[l].tiles_mut() {
+                    let w = t.weights().mapv(|v| v * f);
+                    t.set_weights(w.view()).unwrap();
+                }
+            }
+            if pool == PoolKind::Mixed {
+                // Distinct mixing weights per channel and layer (they all start equal).
+                for (l, p) in net.pools_mut().iter_mut().take(2).enumerate() {
+                    p.mix = ndarray::arr1(&[-1.2f32, 0.3, 1.1, 2.0]) + l as f32 * 0.5;
+                }
+            }
+            net.set_training(true);
+            net.forward(x.view()).unwrap();
+            let state = net.state();
+            let fresh = || Network::from_state(state.clone(), SEED).unwrap();
+            let eval = |s: NetState, x: &Array4<f32>| {
+                let mut n = Network::from_state(s, SEED).unwrap();
+                let z = n.forward(x.view()).unwrap();
+                (SoftmaxCrossEntropy::loss_grad(z.view(), &labels).0, decisions(&mut n))
+            };
+
+            // The analytic gradients.
+            let mut train = fresh();
+            let z = train.forward(x.view()).unwrap();
+            let (_, dz, _) = SoftmaxCrossEntropy::loss_grad(z.view(), &labels);
+            let unperturbed = decisions(&mut train);
+            let mut attack = fresh();
+            assert_eq!(attack.forward(x.view()).unwrap(), z, "{pool:?}: the forward pass is not repeatable");
+            for (a, b) in attack.convs().iter().zip(train.convs()) {
+                assert_eq!(a.last_assignment(), b.last_assignment(), "{pool:?}: another assignment");
+            }
+            let dx = attack.backward(dz.view()).unwrap();
+            let lr = 256.0f32;
+            train.backward_for_update(dz.view()).unwrap();
+            train.update(lr, 0.0).unwrap();
+            let after = train.state();
+            // The attack path's backward prepares the same update (the same weights; the cycle
+            // counters differ by conv1's backward MVMs).
+            attack.update(lr, 0.0).unwrap();
+            let all_weights = |s: &NetState| {
+                let convs = s.convs.iter().flat_map(|c| c.tiles.iter().map(weights));
+                (convs.collect::<Vec<_>>(), weights(&s.fc), s.pools.clone())
+            };
+            assert!(
+                all_weights(&attack.state()) == all_weights(&after),
+                "{pool:?}: backward and backward_for_update disagree"
+            );
+            if pool == PoolKind::Max {
+                let mut s = state.clone();
+                s.config.lrn = false;
+                let z_off = Network::from_state(s, SEED).unwrap().forward(x.view()).unwrap();
+                let moved = rms(&(&z - &z_off)) / rms(&z);
+                assert!(moved > 0.3, "LRN moves the logits by only {moved}: it is nearly the identity here");
+            }
+
+            let mut coords = Vec::new();
+            let mut crng = seeded(5);
+            for _ in 0..12 {
+                let i = [
+                    crng.random_range(0..2),
+                    crng.random_range(0..3),
+                    crng.random_range(0..32),
+                    crng.random_range(0..32),
+                ];
+                coords.push(Coord::Input(i));
+            }
+            for (layer, conv) in state.convs.iter().enumerate() {
+                for (tile, t) in conv.tiles.iter().enumerate() {
+                    let (rows, cols) = weights(t).dim();
+                    for k in 0..(8 / conv.tiles.len()).max(3) {
+                        let col = if k == 0 { cols - 1 } else { crng.random_range(0..cols) };
+                        coords.push(Coord::Conv { layer, tile, out: crng.random_range(0..rows), col });
+                    }
+                }
+            }
+            let wf = weights(&state.fc);
+            for k in 0..8 {
+                let col = if k == 0 { wf.ncols() - 1 } else { crng.random_range(0..wf.ncols()) };
+                coords.push(Coord::Fc { out: crng.random_range(0..wf.nrows()), col });
+            }
+            if pool == PoolKind::Mixed {
+                for layer in 0..2 {
+                    for channel in 0..4 {
+                        coords.push(Coord::Mix { layer, channel });
+                    }
+                }
+            }
+
+            let z_max = z.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            // Per group (input, conv1..3, fc, mix): coordinates sampled, checked (a smooth step
+            // was found), and checked with a gradient ≥ 4× the rounding term, where an error of
+            // 30 % of the gradient exceeds the tolerance.
+            let mut groups = std::collections::BTreeMap::<&str, [usize; 3]>::new();
+            for c in coords {
+                let (g, scale, group) = match c {
+                    Coord::Input(i) => (dx[i], rms(&x), "input"),
+                    Coord::Conv { layer, tile, out, col } => {
+                        let (w0, w1) =
+                            (weights(&state.convs[layer].tiles[tile]), weights(&after.convs[layer].tiles[tile]));
+                        let s = state.convs[layer].lr_scale[tile];
+                        ((w0[[out, col]] - w1[[out, col]]) / (lr * s), rms(&w0), ["conv1", "conv2", "conv3"][layer])
+                    }
+                    Coord::Fc { out, col } => ((wf[[out, col]] - weights(&after.fc)[[out, col]]) / lr, rms(&wf), "fc"),
+                    Coord::Mix { layer, channel } => {
+                        ((state.pools[layer].mix[channel] - after.pools[layer].mix[channel]) / lr, 1.0, "mix")
+                    }
+                };
+                let loss_at = |d: f32| {
+                    let (mut s, mut x) = (state.clone(), x.clone());
+                    match c {
+                        Coord::Input(i) => x[i] += d,
+                        Coord::Conv { layer, tile, out, col } => {
+                            add_weight(&mut s.convs[layer].tiles[tile], [out, col], d)
+                        }
+                        Coord::Fc { out, col } => add_weight(&mut s.fc, [out, col], d),
+                        Coord::Mix { layer, channel } => s.pools[layer].mix[channel] += d,
+                    }
+                    eval(s, &x)
+                };
+                let counts = groups.entry(group).or_default();
+                counts[0] += 1;
+                let mut h = 0.2 * scale;
+                let fd = loop {
+                    let ((lp, dp), (lm, dm)) = (loss_at(h), loss_at(-h));
+                    if dp == unperturbed && dm == unperturbed {
+                        break Some((lp - lm) / (2.0 * f64::from(h)));
+                    }
+                    if h < 2e-4 * scale {
+                        break None;
+                    }
+                    h /= 2.0;
+                };
+                let Some(fd) = fd else { continue };
+                let rounding = 4.0 * f64::from(f32::EPSILON * z_max / h);
+                let g = f64::from(g);
+                assert!(
+                    (fd - g).abs() <= 1e-2 * g.abs() + rounding,
+                    "{pool:?} {c:?}: gradient {g:e}, finite difference {fd:e} (h = {h:e}, rounding term {rounding:e})"
+                );
+                counts[1] += 1;
+                counts[2] += usize::from(g.abs() >= 4.0 * rounding);
+            }
+            for (group, [sampled, checked, clear]) in groups {
+                // At most one coordinate per group without a smooth step (none at present).
+                assert!(
+                    checked + 1 >= sampled,
+                    "{pool:?} {group}: {checked} of {sampled} coordinates had a smooth step"
+                );
+                assert!(
+                    2 * clear >= checked,
+                    "{pool:?} {group}: only {clear} of {checked} gradients well above rounding"
+                );
+            }
+        }
+    }
 }
