@@ -46,7 +46,8 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-/// Line plot of several named series of (x, y) points, written atomically to `path`.
+/// Line plot of several named series of (x, y) points, written atomically to `path`. The y axis
+/// spans the data (and at least 0 to 1); [`line_plot_in`] chooses its range.
 pub fn line_plot(
     path: &Path,
     title: &str,
@@ -54,7 +55,57 @@ pub fn line_plot(
     y_label: &str,
     series: &[(String, Vec<(f64, f64)>)],
 ) -> Result<(), TrainError> {
-    atomically(path, |file| line_plot_to(path, file, title, x_label, y_label, series))
+    line_plot_in(path, title, x_label, y_label, series, (None, None))
+}
+
+/// [`line_plot`] with the y axis's lower and/or upper end fixed (`None`: from the data). Points
+/// outside the range are left out, not clamped to its edge: a series' line breaks where it
+/// leaves the range and resumes where it comes back. An empty or non-finite range is an error
+/// naming it.
+pub fn line_plot_in(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    y_range: (Option<f64>, Option<f64>),
+) -> Result<(), TrainError> {
+    check_y_range(y_range, "y range")?;
+    atomically(path, |file| line_plot_to(path, file, title, x_label, y_label, series, y_range))
+}
+
+/// Checks a y range for [`line_plot_in`]: finite ends, the lower below the upper; the error
+/// names `field` and the values.
+pub fn check_y_range(y_range: (Option<f64>, Option<f64>), field: &str) -> Result<(), TrainError> {
+    let bad = |reason: String| Err(TrainError::Config { field: field.into(), reason });
+    if let Some(v) = [y_range.0, y_range.1].into_iter().flatten().find(|v| !v.is_finite()) {
+        return bad(format!("must be finite, got {v}"));
+    }
+    match y_range {
+        (Some(lo), Some(hi)) if lo >= hi => bad(format!("needs the lower end below the upper, got {lo} to {hi}")),
+        _ => Ok(()),
+    }
+}
+
+/// The runs of consecutive finite points of `s` whose y lies in `[lo, hi]`, in order: what a
+/// line plot restricted to that range draws, one line per run.
+pub fn runs_in_range(s: &[(f64, f64)], lo: f64, hi: f64) -> Vec<Vec<(f64, f64)>> {
+    let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut open = false;
+    for &(x, y) in s {
+        if x.is_finite() && y.is_finite() && (lo..=hi).contains(&y) {
+            if !open {
+                runs.push(Vec::new());
+                open = true;
+            }
+            if let Some(r) = runs.last_mut() {
+                r.push((x, y));
+            }
+        } else {
+            open = false;
+        }
+    }
+    runs
 }
 
 fn line_plot_to(
@@ -64,6 +115,7 @@ fn line_plot_to(
     x_label: &str,
     y_label: &str,
     series: &[(String, Vec<(f64, f64)>)],
+    y_range: (Option<f64>, Option<f64>),
 ) -> Result<(), TrainError> {
     let pts = series.iter().flat_map(|(_, s)| s.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -79,7 +131,22 @@ fn line_plot_to(
     let pad = |a: f64, b: f64| {
         if (b - a).abs() < 1e-12 { (a - 0.5, b + 0.5) } else { (a - 0.02 * (b - a), b + 0.02 * (b - a)) }
     };
-    let ((x0, x1), (y0, y1)) = (pad(x0, x1), pad(y0.min(0.0), y1.max(1.0).min(y1 + 0.05)));
+    let (x0, x1) = pad(x0, x1);
+    let (y0, y1) = match y_range {
+        (Some(lo), Some(hi)) => (lo, hi),
+        (lo, hi) => {
+            let (a, b) = pad(y0.min(0.0), y1.max(1.0).min(y1 + 0.05));
+            let (a, b) = (lo.unwrap_or(a), hi.unwrap_or(b));
+            // One end fixed beyond the data's other end: a unit-wide axis at the fixed end.
+            if a < b {
+                (a, b)
+            } else if lo.is_some() {
+                (a, a + 1.0)
+            } else {
+                (b - 1.0, b)
+            }
+        }
+    };
     register_font(path)?;
     let root = BitMapBackend::new(file, (800, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| perr(path, e))?;
@@ -100,21 +167,45 @@ fn line_plot_to(
         .map_err(|e| perr(path, e))?;
     for (k, (name, s)) in series.iter().enumerate() {
         let color = COLORS[k % COLORS.len()];
-        let data: Vec<(f64, f64)> = s.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+        let runs = runs_in_range(s, y0, y1);
+        let flat = runs.iter().flatten().copied();
+        // The points' series carries the legend entry (drawn even when no point is in range).
         chart
-            .draw_series(LineSeries::new(data.clone(), color.stroke_width(2)))
+            .draw_series(flat.map(|p| Circle::new(p, 3, color.filled())))
             .map_err(|e| perr(path, e))?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(data.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(|e| perr(path, e))?;
+        for run in runs {
+            chart.draw_series(LineSeries::new(run, color.stroke_width(2))).map_err(|e| perr(path, e))?;
+        }
     }
+    let drawn: Vec<(f64, f64)> = series.iter().flat_map(|(_, s)| runs_in_range(s, y0, y1)).flatten().collect();
     chart
         .configure_series_labels()
+        .position(legend_corner(&drawn, (x0, x1), (y0, y1)))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
         .map_err(|e| perr(path, e))?;
     root.present().map_err(|e| perr(path, e))
+}
+
+/// The corner of the plot area where the legend covers the fewest of `points` (each corner's
+/// box spans 35 % of either axis); ties go to the upper right, then lower right, upper left,
+/// lower left.
+fn legend_corner(points: &[(f64, f64)], (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> SeriesLabelPosition {
+    let (w, h) = (0.35 * (x1 - x0), 0.35 * (y1 - y0));
+    let corners = [
+        (SeriesLabelPosition::UpperRight, x1 - w, x1, y1 - h, y1),
+        (SeriesLabelPosition::LowerRight, x1 - w, x1, y0, y0 + h),
+        (SeriesLabelPosition::UpperLeft, x0, x0 + w, y1 - h, y1),
+        (SeriesLabelPosition::LowerLeft, x0, x0 + w, y0, y0 + h),
+    ];
+    let covered = |&(_, a, b, c, d): &(SeriesLabelPosition, f64, f64, f64, f64)| {
+        points.iter().filter(|&&(x, y)| (a..=b).contains(&x) && (c..=d).contains(&y)).count()
+    };
+    // min_by_key keeps the first of equal counts, so the order above breaks ties.
+    corners.iter().min_by_key(|c| covered(c)).map_or(SeriesLabelPosition::UpperRight, |c| c.0.clone())
 }
 
 /// An axis label: at most four decimals, without trailing zeros (`10`, not `10.0`; `0.25`).
@@ -232,6 +323,46 @@ mod tests {
         };
         assert!(dark(0, 40) > 50, "caption drew {} dark pixels", dark(0, 40));
         assert_eq!(dark(40, h), 0);
+    }
+
+    #[test]
+    fn range_splits_series_into_runs_inside_it() {
+        let s = [(1.0, 85.0), (2.0, 40.0), (3.0, 30.0), (4.0, 41.0), (5.0, f64::NAN), (6.0, 25.0), (7.0, 20.0)];
+        let runs = runs_in_range(&s, 0.0, 40.0);
+        assert_eq!(runs, vec![vec![(2.0, 40.0), (3.0, 30.0)], vec![(6.0, 25.0), (7.0, 20.0)]]);
+        assert_eq!(runs_in_range(&s, 50.0, 80.0), Vec::<Vec<(f64, f64)>>::new());
+        assert_eq!(runs_in_range(&s, 0.0, 100.0).len(), 2, "the NaN breaks the line");
+    }
+
+    #[test]
+    fn empty_or_infinite_ranges_are_config_errors() {
+        let path = std::env::temp_dir().join(format!("rapa-range-{}.png", std::process::id()));
+        let s = [("a".to_string(), vec![(1.0, 2.0)])];
+        for r in [(Some(3.0), Some(3.0)), (Some(5.0), Some(1.0)), (None, Some(f64::INFINITY)), (Some(f64::NAN), None)] {
+            match line_plot_in(&path, "t", "x", "y", &s, r) {
+                Err(TrainError::Config { field, .. }) => assert_eq!(field, "y range"),
+                other => panic!("{r:?}: {other:?}"),
+            }
+        }
+        assert!(!path.exists());
+        // One end fixed beyond all the data draws (a unit-wide axis), as does a fixed range.
+        for r in [(Some(10.0), None), (None, Some(-10.0)), (Some(1.5), Some(2.5))] {
+            line_plot_in(&path, "t", "x", "y", &s, r).unwrap();
+            assert_eq!(&std::fs::read(&path).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn legend_goes_to_the_emptiest_corner() {
+        let corner = |pts: &[(f64, f64)]| format!("{:?}", legend_corner(pts, (0.0, 10.0), (0.0, 10.0)));
+        // Falling curves (errors per epoch) leave the upper right empty.
+        assert_eq!(corner(&[(0.0, 9.0), (5.0, 5.0), (10.0, 1.0)]), "UpperRight");
+        // Rising curves (accuracy against SNR) cover it; the lower right is empty.
+        assert_eq!(corner(&[(0.0, 1.0), (5.0, 5.0), (10.0, 9.0)]), "LowerRight");
+        // Points in both right corners and the lower left: upper left.
+        assert_eq!(corner(&[(9.0, 9.0), (9.0, 1.0), (1.0, 1.0)]), "UpperLeft");
+        assert_eq!(corner(&[(9.0, 9.0), (9.0, 1.0), (1.0, 9.0)]), "LowerLeft");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rapa_layers::analysis::{NetworkTiming, filter_similarity, plan_tiles};
 use rapa_layers::paper::paper_like_convs;
 use rapa_layers::{ConvConfig, ConvGeometry, Scheme, TileKind};
 use rapa_train::TrainError;
-use rapa_train::analysis::plots::{bar_chart, filter_grid, line_plot};
+use rapa_train::analysis::plots::{bar_chart, check_y_range, filter_grid, line_plot, line_plot_in};
 use rapa_train::analysis::{CurveMetric, ReduceBy, curves_csv, fgsm_curve, learning_curves, reduce_network};
 use rapa_train::data::{Normalizer, Split};
 use rapa_train::net::{NetConfig, NetPreset, Network};
@@ -443,6 +443,14 @@ pub struct CurvesArgs {
     /// Plot title [default: the metric]
     #[arg(long)]
     title: Option<String>,
+    /// Lower end of the y axis [default: 0, or below if the data go lower]; points below are
+    /// left out
+    #[arg(long, allow_negative_numbers = true)]
+    y_min: Option<f64>,
+    /// Upper end of the y axis [default: the data's maximum]; points above are left out (e.g.
+    /// `--y-max 40` to see the differences between runs once the first epochs are past)
+    #[arg(long, allow_negative_numbers = true)]
+    y_max: Option<f64>,
 }
 
 pub fn curves(a: CurvesArgs) -> Result<(), TrainError> {
@@ -458,6 +466,7 @@ pub fn curves(a: CurvesArgs) -> Result<(), TrainError> {
             reason: format!("{} is the PNG; its CSV goes beside it with the extension .csv", a.out.display()),
         });
     }
+    check_y_range((a.y_min, a.y_max), "--y-min/--y-max")?;
     let mut runs = Vec::new();
     for (i, dir) in a.run.iter().enumerate() {
         let name = a.label.get(i).cloned().unwrap_or_else(|| {
@@ -472,7 +481,7 @@ pub fn curves(a: CurvesArgs) -> Result<(), TrainError> {
     let csv = a.out.with_extension("csv");
     write_atomic(&csv, curves_csv(&curves).as_bytes())?;
     let title = a.title.clone().unwrap_or_else(|| a.metric.label().to_string());
-    line_plot(&a.out, &title, "epoch", a.metric.label(), &curves)?;
+    line_plot_in(&a.out, &title, "epoch", a.metric.label(), &curves, (a.y_min, a.y_max))?;
     for (name, c) in &curves {
         match c.iter().map(|p| p.1).min_by(f64::total_cmp) {
             Some(best) => println!("{name}: {} epochs, lowest {} {best:.2}", c.len(), a.metric.label()),
