@@ -20,7 +20,18 @@ pub fn flush_denormals() {
 /// A rayon pool with `threads` threads (0: one per core) whose threads flush denormals when
 /// `ftz` is set (the calling thread too, once `install` runs on it — call
 /// [`flush_denormals`] there as well).
+///
+/// # Errors
+/// [`TrainError::Config`] for field `threads` (the `--threads` flag) above
+/// [`MAX_THREADS`](crate::train::MAX_THREADS), or if rayon cannot start the pool.
 pub fn compute_pool(threads: usize, ftz: bool) -> Result<rayon::ThreadPool, TrainError> {
+    let most = crate::train::MAX_THREADS;
+    if threads > most {
+        return Err(TrainError::Config {
+            field: "threads".into(),
+            reason: format!("must be at most {most} (0: one per core), got {threads}"),
+        });
+    }
     let mut b = rayon::ThreadPoolBuilder::new().num_threads(threads);
     if ftz {
         b = b.start_handler(|_| flush_denormals());

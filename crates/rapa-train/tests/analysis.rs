@@ -373,3 +373,28 @@ fn non_finite_outputs_are_an_error_not_a_prediction() {
         );
     }
 }
+
+/// With no originally correct image there is nothing to attack: an error naming the dataset,
+/// not a curve of made-up points (accuracy 0 and SNR 0 over 0 images). An empty set likewise.
+#[test]
+fn fgsm_curve_without_a_correct_image_is_an_error() {
+    use rapa_train::analysis::fgsm_curve;
+    use rapa_train::data::{Dataset, IMAGE_BYTES};
+    use rapa_train::train::evaluate;
+    let data = synthetic(10, 80, 6);
+    let norm = Normalizer::fit(&data.train);
+    let mut net = tiny(Scheme::None, [1, 1, 1]);
+    let pred = evaluate(&mut net, &data.test, &norm, 16, 1).unwrap().predictions;
+    let mut wrong = Dataset::empty("wrong-only", data.test.n_classes);
+    for i in (0..data.test.len()).filter(|&i| pred[i] != usize::from(data.test.labels[i])) {
+        wrong.images.extend_from_slice(data.test.image(i));
+        wrong.labels.push(data.test.labels[i]);
+    }
+    assert!(!wrong.is_empty() && wrong.images.len() == wrong.len() * IMAGE_BYTES);
+    for ds in [&wrong, &Dataset::empty("nothing", 10)] {
+        let err = fgsm_curve(&mut net, ds, &norm, &[0.01, 0.02], 16).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(&err, rapa_train::TrainError::Config { field, .. } if field == "model"), "{msg}");
+        assert!(msg.contains(&ds.name) && msg.contains("none of the"), "{msg}");
+    }
+}

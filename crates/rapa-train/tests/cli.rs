@@ -316,3 +316,146 @@ fn print_config_writes_the_preset_out() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no-such-device"));
 }
+
+/// Output into a closed pipe (`rapa timing | head -1`) ends `rapa` quietly, as it does other Unix
+/// tools (by SIGPIPE), not with a panic on the failed write (exit status 101). The pipe's read
+/// end is closed before `rapa` starts, so its first write fails whatever the timing.
+#[cfg(unix)]
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [&["timing"][..], &["timing", "--preset", "enlarged"]] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let result = Command::new(env!("CARGO_BIN_EXE_rapa"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("the rapa binary runs");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!stderr.contains("panicked"), "rapa {args:?}: {stderr}");
+        assert!(
+            result.status.signal() == Some(SIGPIPE) || result.status.code() == Some(0),
+            "rapa {args:?}: {:?}, {stderr}",
+            result.status
+        );
+    }
+}
+
+/// SIGPIPE's number (13 on the Unix systems Rust targets).
+#[cfg(unix)]
+const SIGPIPE: i32 = 13;
+
+/// One `metrics.jsonl` line of epoch `epoch` with test error `test_error`.
+fn epoch_line(epoch: usize, test_error: f64) -> String {
+    serde_json::to_string(&rapa_train::train::EpochMetrics {
+        epoch,
+        train_error: test_error,
+        test_error,
+        loss: 1.0,
+        lr: 0.01,
+        seconds: 1.0,
+        images_per_s: 1.0,
+        analog_cycles: 0,
+        analog_time_ns: 0.0,
+        best_test_error: test_error,
+        best_train_error: test_error,
+    })
+    .expect("JSON")
+}
+
+/// `rapa curves`: --out must be a PNG and may replace only a regular file (checked before
+/// anything is written, its CSV too); a --run directory that is no run's, and a metrics.jsonl
+/// with a repeated epoch or an error rate outside [0, 1], are errors naming the directory or
+/// the file and line; a run that has started but finished no epoch is fine.
+#[test]
+fn curves_checks_its_output_and_its_runs() {
+    let dir = fresh_dir("curves");
+    let runs = dir.join("runs");
+    std::fs::create_dir_all(runs.join("a")).expect("directory");
+    std::fs::write(runs.join("a/metrics.jsonl"), format!("{}\n{}\n", epoch_line(1, 0.5), epoch_line(2, 0.25)))
+        .expect("write");
+    std::fs::create_dir_all(dir.join("dir.png")).expect("directory");
+    std::fs::create_dir_all(dir.join("csvdir.csv")).expect("directory");
+    std::fs::write(dir.join("target.png"), "old").expect("write");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(dir.join("target.png"), dir.join("link.png")).expect("symlink");
+    #[cfg(unix)]
+    assert!(Command::new("mkfifo").arg(dir.join("fifo.png")).status().expect("mkfifo runs").success());
+    let mut refused: Vec<(&str, &str)> = vec![
+        ("plot.svg", "must end in .png"),
+        ("plot", "must end in .png"),
+        ("plot.csv", "must end in .png"),
+        ("dir.png", "a directory"),
+        ("csvdir.png", "csvdir.csv exists and is a directory"),
+    ];
+    if cfg!(unix) {
+        refused.extend([("link.png", "a symbolic link"), ("fifo.png", "not a regular file")]);
+    }
+    for (out, needle) in refused {
+        let (code, stderr) = rapa_in(&dir, &["curves", "--run", "runs/a", "--out", out]);
+        assert_eq!(code, Some(1), "--out {out}: {stderr}");
+        assert!(stderr.contains("--out") && stderr.contains(needle), "--out {out}: {stderr}");
+        let stem = out.split('.').next().expect("a name");
+        if stem != "csvdir" {
+            assert!(!dir.join(format!("{stem}.csv")).exists(), "--out {out} wrote its CSV");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(dir.join("target.png")).expect("read"), "old");
+    // Case-insensitive .png; a regular file is replaced.
+    let (code, stderr) = rapa_in(&dir, &["curves", "--run", "runs/a", "--out", "CURVES.PNG"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(dir.join("CURVES.csv").is_file());
+    let (code, stderr) = rapa_in(&dir, &["curves", "--run", "runs/a", "--out", "target.png"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_ne!(std::fs::read(dir.join("target.png")).expect("read"), b"old");
+
+    // Not a run directory (the parent of the runs): an error naming it; a started run is fine.
+    let (code, stderr) = rapa_in(&dir, &["curves", "--run", "runs", "--out", "p.png"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("runs") && stderr.contains("not a run directory"), "{stderr}");
+    std::fs::create_dir_all(runs.join("started")).expect("directory");
+    std::fs::write(runs.join("started/config.toml"), "epochs = 2\n").expect("write");
+    let (code, stderr) = rapa_in(&dir, &["curves", "--run", "runs/started", "--out", "s.png"]);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // Repeated or out-of-order epochs and error rates outside [0, 1]: the file and line.
+    std::fs::create_dir_all(runs.join("bad")).expect("directory");
+    for (text, needle) in [
+        (format!("{}\n{}\n", epoch_line(1, 0.5), epoch_line(1, 0.4)), "line 2: epoch 1 repeats"),
+        (format!("{}\n{}\n", epoch_line(2, 0.5), epoch_line(1, 0.4)), "line 2: epoch 1 comes after epoch 2"),
+        (format!("{}\n", epoch_line(1, 50.0)), "line 1: train_error 50"),
+    ] {
+        std::fs::write(runs.join("bad/metrics.jsonl"), text).expect("write");
+        let (code, stderr) = rapa_in(&dir, &["curves", "--run", "runs/bad", "--out", "b.png"]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains("metrics.jsonl") && stderr.contains(needle), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `rapa attack` and `rapa similarity`: bad values are refused naming them (a negative ε gets
+/// the range message, not clap's "unexpected argument"); a model that cannot be loaded leaves
+/// no empty --out behind.
+#[test]
+fn attack_and_similarity_check_their_values_and_write_nothing_on_failure() {
+    let dir = fresh_dir("attack");
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    for (eps, shown) in [("-0.1", "-0.1"), ("0.01,1.5", "1.5"), ("nan", "NaN"), ("inf", "inf")] {
+        let (code, stderr) = rapa_in(&dir, &["attack", "--model", "no-such-run", "--eps", eps, "--out", "a"]);
+        assert_eq!(code, Some(1), "--eps {eps}: {stderr}");
+        assert!(stderr.contains("--eps") && stderr.contains(shown) && stderr.contains("[0, 1]"), "{stderr}");
+    }
+    let (code, stderr) = rapa_in(&dir, &["attack", "--model", "no-such-run", "--eps", "0,1", "--out", "a"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no-such-run/checkpoint.bin"), "{stderr}");
+    let (code, stderr) = rapa_in(&dir, &["similarity", "--model", "no-such-run", "--out", "s"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no-such-run/checkpoint.bin"), "{stderr}");
+    assert!(!dir.join("a").exists() && !dir.join("s").exists(), "an empty --out was left behind");
+    let (code, stderr) = rapa_in(&dir, &["similarity", "--model", "no-such-run", "--channels", "0"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--channels") && stderr.contains("at least 1"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -450,3 +450,199 @@ fn write_atomic_failure_keeps_the_old_file_and_no_temporary() {
     assert_eq!(entries(), ["busy", "checkpoint.bin"]);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `write_atomic` (and the plots' atomic writer) refuse a target that exists but is not a
+/// regular file, before writing anything: a FIFO, a symbolic link and a directory stay what
+/// they were (renaming over a FIFO or device node would replace it; over a symlink, drop the
+/// link), and the error names the path.
+#[test]
+fn atomic_writes_refuse_targets_that_are_not_regular_files() {
+    use rapa_train::train::write_atomic;
+    let root = std::env::temp_dir().join(format!("rapa-not-regular-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let refused = |e: TrainError, path: &std::path::Path| {
+        let msg = e.to_string();
+        assert!(matches!(&e, TrainError::Io { path: p, .. } if p == path), "{e:?}");
+        assert!(msg.contains("is not a regular file") && msg.contains(&*path.to_string_lossy()), "{msg}");
+    };
+    // No temporary file is left either.
+    let only = |names: &[&str]| {
+        let mut v: Vec<String> =
+            std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        assert_eq!(v, names);
+    };
+    let dir = root.join("a-directory");
+    std::fs::create_dir(&dir).unwrap();
+    refused(write_atomic(&dir, b"x").unwrap_err(), &dir);
+    assert!(std::fs::symlink_metadata(&dir).unwrap().is_dir());
+    #[cfg(unix)]
+    {
+        let target = root.join("target.bin");
+        std::fs::write(&target, b"kept").unwrap();
+        let link = root.join("link.bin");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        refused(write_atomic(&link, b"x").unwrap_err(), &link);
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+        assert_eq!(std::fs::read(&target).unwrap(), b"kept");
+        only(&["a-directory", "link.bin", "target.bin"]);
+        std::fs::remove_file(&link).unwrap();
+        std::fs::remove_file(&target).unwrap();
+    }
+    #[cfg(unix)]
+    {
+        let fifo = root.join("fifo.bin");
+        match std::process::Command::new("mkfifo").arg(&fifo).status() {
+            Ok(s) if s.success() => {
+                use std::os::unix::fs::FileTypeExt;
+                let is_fifo = || std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo();
+                refused(write_atomic(&fifo, b"x").unwrap_err(), &fifo);
+                assert!(is_fifo(), "write_atomic replaced the FIFO");
+                #[cfg(feature = "plots")]
+                {
+                    let series = vec![("a".to_string(), vec![(0.0, 0.5), (1.0, 0.25)])];
+                    let e = rapa_train::analysis::plots::line_plot(&fifo, "t", "x", "y", &series).unwrap_err();
+                    refused(e, &fifo);
+                    assert!(is_fifo(), "the plot replaced the FIFO");
+                    let e = rapa_train::analysis::plots::line_plot(&dir, "t", "x", "y", &series).unwrap_err();
+                    refused(e, &dir);
+                }
+                only(&["a-directory", "fifo.bin"]);
+            }
+            other => eprintln!("skipping the FIFO case: mkfifo unavailable ({other:?})"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The per-conv-layer arrays of `[net]` need exactly three values: a fourth (or a missing
+/// third) is an error naming the field and the length, not silently dropped.
+#[test]
+fn per_layer_config_arrays_need_exactly_three_values() {
+    for (field, three) in [("channels", "[8, 8, 8]"), ("tiles", "[16, 4, 1]"), ("lr_scale", "[1.0, 1.0, 1.0]")] {
+        let cfg = TrainConfig::from_toml_str(&format!("[net]\n{field} = {three}\n")).unwrap();
+        cfg.validate().unwrap();
+        for (value, n) in
+            [(format!("{}, 7]", &three[..three.len() - 1]), 4), ("[1, 1]".to_string(), 2), ("[]".into(), 0)]
+        {
+            let e = TrainConfig::from_toml_str(&format!("[net]\n{field} = {value}\n")).unwrap_err();
+            assert!(e.contains(&format!("net.{field}")) && e.contains("exactly 3 values"), "{field}: {e}");
+            assert!(e.contains(&format!("got {n}")), "{field} = {value}: {e}");
+        }
+    }
+    // The arrays still round-trip (TOML, and MessagePack as in checkpoints).
+    let mut cfg = TrainConfig::default();
+    cfg.net.channels = [8, 9, 10];
+    cfg.net.lr_scale = [0.5, 2.0, 1.0];
+    assert_eq!(TrainConfig::from_toml_str(&cfg.to_toml().unwrap()).unwrap(), cfg);
+}
+
+/// Thread counts above MAX_THREADS (machine-independent) are refused by the configuration and
+/// by the compute pool, naming the setting and the value.
+#[test]
+fn thread_counts_are_bounded() {
+    use rapa_train::train::MAX_THREADS;
+    assert_eq!(MAX_THREADS, 1024);
+    TrainConfig { threads: MAX_THREADS, ..TrainConfig::default() }.validate().unwrap();
+    for n in [MAX_THREADS + 1, 100_000] {
+        match (TrainConfig { threads: n, ..TrainConfig::default() }).validate().unwrap_err() {
+            TrainError::Config { field, reason } => {
+                assert_eq!(field, "threads");
+                assert!(reason.contains(&format!("got {n}")) && reason.contains("1024"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match rapa_train::runtime::compute_pool(n, true).map(|_| ()).unwrap_err() {
+            TrainError::Config { field, reason } => {
+                assert_eq!(field, "threads");
+                assert!(reason.contains(&format!("got {n}")), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // An empty synthetic test set is reported as that field, not synthetic_train.
+    match (TrainConfig { synthetic_test: 0, ..TrainConfig::default() }).validate().unwrap_err() {
+        TrainError::Config { field, .. } => assert_eq!(field, "synthetic_test"),
+        other => panic!("{other:?}"),
+    }
+    match (TrainConfig { synthetic_train: 0, ..TrainConfig::default() }).validate().unwrap_err() {
+        TrainError::Config { field, .. } => assert_eq!(field, "synthetic_train"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A checkpoint with bytes after the encoded checkpoint, or with a NaN or infinite weight, is
+/// refused at load, naming the file (and the tensor).
+#[test]
+fn checkpoints_with_trailing_bytes_or_non_finite_weights_are_refused() {
+    use crossbar_sim::{FloatTile, Tile, TileSnapshot};
+    use rapa_train::train::{Checkpoint, write_checkpoint};
+    let cfg = TrainConfig { synthetic_train: 200, synthetic_test: 50, ..small(1) };
+    let dir = std::env::temp_dir().join(format!("rapa-ck-strict-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut t = Trainer::new(cfg.clone(), synthetic(200, 50, cfg.seed)).unwrap();
+    t.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
+    let path = dir.join("checkpoint.bin");
+    let good = read_checkpoint(&path).unwrap();
+    let refused = |file: &std::path::Path, needles: &[&str]| {
+        let e = read_checkpoint(file).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, TrainError::Checkpoint { .. }), "{msg}");
+        assert!(msg.contains(&*file.to_string_lossy()), "{msg}");
+        for n in needles {
+            assert!(msg.contains(n), "`{n}` not in {msg}");
+        }
+    };
+    // Trailing bytes: one MessagePack nil, and a whole second copy.
+    let bytes = std::fs::read(&path).unwrap();
+    let trailing = dir.join("trailing.bin");
+    std::fs::write(&trailing, [&bytes[..], &[0xc0]].concat()).unwrap();
+    refused(&trailing, &["1 trailing bytes"]);
+    std::fs::write(&trailing, [&bytes[..], &bytes[..]].concat()).unwrap();
+    refused(&trailing, &["trailing bytes"]);
+    // Non-finite weights.
+    let poisoned = |f: &dyn Fn(&mut Checkpoint), needles: &[&str]| {
+        let mut ck = good.clone();
+        f(&mut ck);
+        let bad = dir.join("nonfinite.bin");
+        write_checkpoint(&bad, &ck).unwrap();
+        refused(&bad, needles);
+    };
+    let with = |t: &TileSnapshot, v: f32| match t {
+        TileSnapshot::Float(f) => {
+            let mut w = f.weights().to_owned();
+            w[[0, 1]] = v;
+            TileSnapshot::Float(FloatTile::from_weights(w))
+        }
+        TileSnapshot::Analog(_) => panic!("float tiles expected"),
+    };
+    poisoned(
+        &|ck| ck.net.convs[1].tiles[2] = with(&ck.net.convs[1].tiles[2], f32::NAN),
+        &["conv2 tile 3 weights", "NaN"],
+    );
+    poisoned(&|ck| ck.net.fc = with(&ck.net.fc, f32::INFINITY), &["fc weights", "inf"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The checkpoints of the documented Table 2 runs (an earlier build's) still load with every
+/// check of this one.
+#[test]
+fn documented_checkpoints_still_load() {
+    let runs =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/results/runs/table2-cifar10-80ep-full");
+    let Ok(entries) = std::fs::read_dir(&runs) else {
+        eprintln!("skipping: no {}", runs.display());
+        return;
+    };
+    let mut n = 0;
+    for e in entries {
+        let ck = e.unwrap().path().join("checkpoint.bin");
+        if ck.exists() {
+            let c = read_checkpoint(&ck).unwrap_or_else(|e| panic!("{}: {e}", ck.display()));
+            assert!(c.epoch > 0);
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no checkpoints under {}", runs.display());
+}

@@ -79,6 +79,11 @@ pub fn fgsm_perturb(
 /// Accuracy-vs-SNR curve of FGSM on `ds` (evaluation mode, batches of `batch`): only images the
 /// network classifies correctly (with a fresh assignment) are attacked; each attacked image is
 /// classified again with a fresh assignment.
+///
+/// # Errors
+/// [`TrainError::Config`] with the field `model` if the network classifies none of the images
+/// correctly (nothing to attack, no point to report); [`TrainError::NonFiniteOutput`] for a
+/// diverged network; layer errors.
 pub fn fgsm_curve(
     net: &mut Network,
     ds: &Dataset,
@@ -116,13 +121,24 @@ pub fn fgsm_curve(
         }
     }
     net.set_training(true);
+    if attacked == 0 {
+        // No point to report: an accuracy of 0 over 0 images would read as "every attack won".
+        return Err(TrainError::Config {
+            field: "model".into(),
+            reason: format!(
+                "classifies none of the {} {} images correctly, so FGSM has no image to attack",
+                ds.len(),
+                ds.name
+            ),
+        });
+    }
     Ok(eps
         .iter()
         .enumerate()
         .map(|(e, &eps_e)| AttackPoint {
             eps: eps_e,
-            snr_db: snr_sum[e] / attacked.max(1) as f64,
-            accuracy: still[e] as f64 / attacked.max(1) as f64,
+            snr_db: snr_sum[e] / attacked as f64,
+            accuracy: still[e] as f64 / attacked as f64,
             n: attacked,
         })
         .collect())

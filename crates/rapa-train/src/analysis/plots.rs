@@ -22,8 +22,11 @@ fn register_font(path: &Path) -> Result<(), TrainError> {
 }
 
 /// Runs `draw` on a temporary PNG next to `path` (named for this process), then renames it over
-/// `path`: a crash or an error never leaves a torn plot, and a failed one removes its file.
+/// `path`: a crash or an error never leaves a torn plot, and a failed one removes its file. A
+/// `path` that exists but is not a regular file (a directory, symbolic link, FIFO or device) is
+/// refused before anything is drawn ([`check_replaceable`](crate::train::check_replaceable)).
 fn atomically(path: &Path, draw: impl FnOnce(&Path) -> Result<(), TrainError>) -> Result<(), TrainError> {
+    crate::train::check_replaceable(path)?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plot".into());
     // The extension stays .png: plotters picks the image format from it.

@@ -76,8 +76,10 @@ impl FromStr for NetPreset {
 #[serde(default, deny_unknown_fields)]
 pub struct NetConfig {
     /// Output channels of the three conv layers. Default: 32, 32, 64.
+    #[serde(deserialize_with = "three_channels")]
     pub channels: [usize; 3],
     /// Tiles n per conv layer. Default: 16, 4, 1.
+    #[serde(deserialize_with = "three_tiles")]
     pub tiles: [usize; 3],
     /// Tiling scheme of every conv layer with n > 1. Default: random.
     pub scheme: Scheme,
@@ -94,6 +96,7 @@ pub struct NetConfig {
     /// Default: true.
     pub analog_fc: bool,
     /// Learning-rate multiplier per conv layer (applied to each of its tiles). Default: 1, 1, 1.
+    #[serde(deserialize_with = "three_lr_scales")]
     pub lr_scale: [f32; 3],
     /// Multiply each tile's learning rate by its layer's kernel count n as well: a tile sees
     /// only 1/n of the patches, so its gradient is ~1/n of the untiled layer's, and this
@@ -109,6 +112,34 @@ pub struct NetConfig {
     pub init: Init,
     /// Number of classes (set from the dataset).
     pub classes: usize,
+}
+
+/// Reads a per-conv-layer array of exactly three values; any other length is an error naming
+/// `field` and the length (a plain `[T; 3]` would drop extra elements silently).
+fn exactly_three<'de, D, T>(d: D, field: &str) -> Result<[T; 3], D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + fmt::Debug,
+{
+    let v: Vec<T> = Vec::deserialize(d)?;
+    <[T; 3]>::try_from(v).map_err(|v| {
+        serde::de::Error::custom(format!(
+            "net.{field} needs exactly 3 values (one per conv layer), got {}: {v:?}",
+            v.len()
+        ))
+    })
+}
+
+fn three_channels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[usize; 3], D::Error> {
+    exactly_three(d, "channels")
+}
+
+fn three_tiles<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[usize; 3], D::Error> {
+    exactly_three(d, "tiles")
+}
+
+fn three_lr_scales<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[f32; 3], D::Error> {
+    exactly_three(d, "lr_scale")
 }
 
 impl Default for NetConfig {

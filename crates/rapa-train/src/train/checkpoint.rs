@@ -3,9 +3,10 @@
 use std::io::Write;
 use std::path::Path;
 
+use crossbar_sim::{Tile, TileSnapshot};
 use serde::{Deserialize, Serialize};
 
-use super::config::MAX_BATCH;
+use super::config::{MAX_BATCH, MAX_THREADS};
 use super::{EpochMetrics, TrainConfig};
 use crate::error::TrainError;
 use crate::net::NetState;
@@ -35,16 +36,20 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Checks that the parts agree: the configuration is valid, the network is the one it
     /// describes, the normalization is finite with every std at least
-    /// [`Normalizer::MIN_STD`](crate::data::Normalizer::MIN_STD), and there is one metrics
-    /// record per finished epoch. [`read_checkpoint`] calls it, so a damaged or hand-edited
-    /// file is refused before any of it is used.
+    /// [`Normalizer::MIN_STD`](crate::data::Normalizer::MIN_STD), every weight, digital bias,
+    /// mapping scale and pool mixing logit of the network is finite (the error names the
+    /// tensor: `conv2 tile 3 weights`, `fc weights`, …), and there is one metrics record per
+    /// finished epoch. [`read_checkpoint`] calls it, so a damaged or hand-edited file is
+    /// refused before any of it is used.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |reason: String| Err(TrainError::Checkpoint { reason });
-        // The batch sizes do not shape the stored model: a run an older build allowed a larger
-        // batch than MAX_BATCH stays readable (resuming it is refused by the trainer).
+        // The batch sizes and the thread count do not shape the stored model: a run an older
+        // build allowed a larger batch than MAX_BATCH stays readable (resuming it is refused by
+        // the trainer), and so does one recorded with more threads than MAX_THREADS.
         let cfg = TrainConfig {
             batch: self.config.batch.min(MAX_BATCH),
             eval_batch: self.config.eval_batch.min(MAX_BATCH),
+            threads: self.config.threads.min(MAX_THREADS),
             ..self.config.clone()
         };
         cfg.validate()?;
@@ -68,16 +73,109 @@ impl Checkpoint {
         if self.metrics.len() != self.epoch {
             return bad(format!("{} epochs finished but {} metrics records", self.epoch, self.metrics.len()));
         }
+        if let Some((tensor, index, value)) = self.first_non_finite() {
+            return bad(format!(
+                "{tensor} holds a non-finite value ({value} at index {index}): the weights have diverged or the file is damaged"
+            ));
+        }
         Ok(())
     }
+
+    /// The first NaN or infinite number among the network's learned values: (tensor, flat
+    /// index, value). Hidden device bounds may be infinite (ideal devices) and are not looked at.
+    fn first_non_finite(&self) -> Option<(String, usize, f32)> {
+        let bad_in = |name: String, values: &mut dyn Iterator<Item = f32>| {
+            values.enumerate().find(|(_, v)| !v.is_finite()).map(|(i, v)| (name, i, v))
+        };
+        let tile = |name: &str, t: &TileSnapshot| match t {
+            TileSnapshot::Float(f) => bad_in(format!("{name} weights"), &mut f.weights().iter().copied()),
+            TileSnapshot::Analog(a) => bad_in(format!("{name} weights"), &mut a.weights.iter().copied())
+                .or_else(|| bad_in(format!("{name} digital bias"), &mut a.digital_bias.iter().copied()))
+                .or_else(|| bad_in(format!("{name} mapping scales"), &mut a.mapping_scales.iter().copied())),
+        };
+        let net = &self.net;
+        net.convs
+            .iter()
+            .enumerate()
+            .find_map(|(l, c)| {
+                c.tiles
+                    .iter()
+                    .enumerate()
+                    .find_map(|(t, s)| tile(&format!("conv{} tile {}", l + 1, t + 1), s))
+                    .or_else(|| bad_in(format!("conv{} lr scales", l + 1), &mut c.lr_scale.iter().copied()))
+            })
+            .or_else(|| {
+                net.pools
+                    .iter()
+                    .enumerate()
+                    .find_map(|(p, s)| bad_in(format!("pool{} mixing logits", p + 1), &mut s.mix.iter().copied()))
+            })
+            .or_else(|| tile("fc", &net.fc))
+    }
+}
+
+/// Refuses to replace `path` when it exists and is not a regular file (a directory, a symbolic
+/// link, a FIFO, a device, a socket): renaming a new file over it would destroy it (or, for a
+/// device node such as `/dev/null`, replace it for every program). A missing path or a regular
+/// file is fine.
+///
+/// # Errors
+/// [`TrainError::Io`] naming the path, of kind [`InvalidInput`](std::io::ErrorKind::InvalidInput),
+/// "is not a regular file (…); refusing to replace it".
+pub fn check_replaceable(path: &Path) -> Result<(), TrainError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(TrainError::io(path, e)),
+    };
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok(());
+    }
+    let what = if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else {
+        special_kind(&ft)
+    };
+    Err(TrainError::io(
+        path,
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("is not a regular file ({what}); refusing to replace it"),
+        ),
+    ))
+}
+
+#[cfg(unix)]
+fn special_kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> &'static str {
+    "a special file"
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory (named for this
 /// process, so that two processes writing the same file never share one), synced, then renamed
 /// over the target, and the directory synced where the file system allows it (Unix) so that the
 /// rename itself survives a power loss. A crash leaves the old file or the new one, never a torn
-/// one (and possibly a stray `.NAME.PID.tmp`); a failed write removes its temporary file.
+/// one (and possibly a stray `.NAME.PID.tmp`); a failed write removes its temporary file. A
+/// target that exists but is not a regular file (a directory, symbolic link, FIFO or device) is
+/// refused before anything is written ([`check_replaceable`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    check_replaceable(path)?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
@@ -107,11 +205,24 @@ pub fn write_checkpoint(path: &Path, ck: &Checkpoint) -> Result<(), TrainError> 
     write_atomic(path, &bytes)
 }
 
-/// Reads a checkpoint, checking its version and that its parts agree ([`Checkpoint::validate`]).
+/// Reads a checkpoint, checking its version, that nothing follows the encoded checkpoint in the
+/// file, and that its parts agree and its weights are finite ([`Checkpoint::validate`]); every
+/// error names the file.
 pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, TrainError> {
     let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
-    let ck: Checkpoint = rmp_serde::from_slice(&bytes)
+    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(&bytes[..]));
+    let ck = Checkpoint::deserialize(&mut de)
         .map_err(|e| TrainError::Checkpoint { reason: format!("{}: cannot decode: {e}", path.display()) })?;
+    let used = usize::try_from(de.position()).unwrap_or(usize::MAX);
+    if used < bytes.len() {
+        return Err(TrainError::Checkpoint {
+            reason: format!(
+                "{}: {} trailing bytes after the checkpoint's {used} (a damaged or concatenated file)",
+                path.display(),
+                bytes.len() - used
+            ),
+        });
+    }
     if ck.version != CHECKPOINT_VERSION {
         return Err(TrainError::Checkpoint {
             reason: format!("{}: version {} (this build reads {CHECKPOINT_VERSION})", path.display(), ck.version),

@@ -15,6 +15,11 @@ pub const MAX_SYNTHETIC: usize = 1_000_000;
 /// then 1.3 GB).
 pub const MAX_BATCH: usize = 4096;
 
+/// Most compute threads a run, `--threads` or [`compute_pool`](crate::runtime::compute_pool)
+/// accepts (1 024, whatever the machine: more only adds scheduling overhead, and tens of
+/// thousands of OS threads exhaust memory or hang the start).
+pub const MAX_THREADS: usize = 1024;
+
 /// All settings of a training run. Defaults reproduce the paper's best configuration (random
 /// tiling, n = 16, 4, 1, max pooling) on the built-in synthetic dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +37,7 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Master seed of every random draw. Default: 1.
     pub seed: u64,
-    /// Rayon threads (0: rayon's default, all cores). Default: 0.
+    /// Rayon threads (0: rayon's default, all cores; at most [`MAX_THREADS`]). Default: 0.
     pub threads: usize,
     /// Use only N training images, stratified by class (spread evenly within each). Default: all.
     pub limit_train: Option<usize>,
@@ -110,6 +115,9 @@ impl TrainConfig {
                 return bad(field, format!("must be in 1..={MAX_BATCH}, got {n}"));
             }
         }
+        if self.threads > MAX_THREADS {
+            return bad("threads", format!("must be at most {MAX_THREADS} (0: one per core), got {}", self.threads));
+        }
         if self.lr_step == 0 {
             return bad("lr_step", "must be > 0".into());
         }
@@ -150,8 +158,12 @@ impl TrainConfig {
         if self.limit_test == Some(0) {
             return bad("limit_test", "must be > 0".into());
         }
-        if self.dataset == DatasetKind::Synthetic && (self.synthetic_train == 0 || self.synthetic_test == 0) {
-            return bad("synthetic_train", "the synthetic dataset needs > 0 images".into());
+        if self.dataset == DatasetKind::Synthetic {
+            for (field, n) in [("synthetic_train", self.synthetic_train), ("synthetic_test", self.synthetic_test)] {
+                if n == 0 {
+                    return bad(field, "the synthetic dataset needs > 0 images".into());
+                }
+            }
         }
         for (field, n) in [("synthetic_train", self.synthetic_train), ("synthetic_test", self.synthetic_test)] {
             if n > MAX_SYNTHETIC {

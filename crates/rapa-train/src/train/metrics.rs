@@ -39,31 +39,59 @@ pub struct EpochMetrics {
 ///
 /// # Errors
 /// [`TrainError::Io`] if the file cannot be read; [`TrainError::Metrics`], naming the file and
-/// line, for a line that is not an epoch record (nothing is skipped silently).
+/// line, for a line that is not an epoch record (nothing is skipped silently), an epoch that is
+/// 0, repeats or comes before an earlier line's, or an error rate (`train_error`, `test_error`,
+/// `best_train_error`, `best_test_error`) outside [0, 1].
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, TrainError> {
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| TrainError::Metrics {
-                path: path.to_path_buf(),
-                line: i + 1,
-                reason: e.to_string(),
-            })
-        })
-        .collect()
+    let mut out: Vec<EpochMetrics> = Vec::new();
+    for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let bad = |reason: String| TrainError::Metrics { path: path.to_path_buf(), line: i + 1, reason };
+        let m: EpochMetrics = serde_json::from_str(l).map_err(|e| bad(e.to_string()))?;
+        if m.epoch == 0 {
+            return Err(bad("epoch 0 (epochs count from 1)".into()));
+        }
+        if let Some(prev) = out.last().filter(|p| p.epoch >= m.epoch) {
+            let what = if prev.epoch == m.epoch { "repeats" } else { "comes after" };
+            return Err(bad(format!("epoch {} {what} epoch {} of an earlier line", m.epoch, prev.epoch)));
+        }
+        for (field, v) in [
+            ("train_error", m.train_error),
+            ("test_error", m.test_error),
+            ("best_train_error", m.best_train_error),
+            ("best_test_error", m.best_test_error),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(bad(format!("{field} {v} is not a fraction in [0, 1]")));
+            }
+        }
+        out.push(m);
+    }
+    Ok(out)
 }
 
-/// The epochs a run directory has finished: its `metrics.jsonl`, or none if the directory
-/// exists but has no such file yet (a run still in its first epoch).
+/// The epochs a run directory has finished: its `metrics.jsonl`, or none if the directory has
+/// no such file yet but is a run's (it holds `config.toml` or `checkpoint.bin`: a run still in
+/// its first epoch; or `plan.toml`: a run that `rapa experiment --list` planned, not started).
 ///
 /// # Errors
-/// As [`read_metrics`]; [`TrainError::Io`] also if `dir` itself does not exist.
+/// As [`read_metrics`]; [`TrainError::Io`] also if `dir` itself does not exist, and
+/// [`TrainError::Config`] naming `dir` if it holds none of `metrics.jsonl`, `config.toml`,
+/// `checkpoint.bin` and `plan.toml` (not a run directory, e.g. the parent of the runs).
 pub fn read_run_metrics(dir: &Path) -> Result<Vec<EpochMetrics>, TrainError> {
     match read_metrics(&dir.join("metrics.jsonl")) {
         Err(TrainError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && dir.is_dir() => {
-            Ok(Vec::new())
+            if ["config.toml", "checkpoint.bin", "plan.toml"].iter().any(|f| dir.join(f).exists()) {
+                Ok(Vec::new())
+            } else {
+                Err(TrainError::Config {
+                    field: "run directory".into(),
+                    reason: format!(
+                        "{} holds no metrics.jsonl, config.toml, checkpoint.bin or plan.toml: not a run directory",
+                        dir.display()
+                    ),
+                })
+            }
         }
         other => other,
     }
@@ -104,10 +132,42 @@ mod tests {
         assert!(err.to_string().contains("metrics.jsonl, line 2"), "{err}");
         assert!(matches!(read_metrics(&dir.join("absent.jsonl")), Err(TrainError::Io { .. })));
 
-        // A run directory without metrics yet has no epochs; a missing directory is an error.
+        // A run directory without metrics yet (but with its config) has no epochs; a directory
+        // that is no run's, or a missing one, is an error.
         std::fs::remove_file(&path).unwrap();
+        let err = read_run_metrics(&dir).unwrap_err();
+        assert!(
+            matches!(&err, TrainError::Config { .. }) && err.to_string().contains(&*dir.to_string_lossy()),
+            "{err}"
+        );
+        std::fs::write(dir.join("config.toml"), "").unwrap();
         assert_eq!(read_run_metrics(&dir).unwrap(), Vec::new());
         assert!(matches!(read_run_metrics(&dir.join("absent")), Err(TrainError::Io { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn repeated_out_of_order_and_out_of_range_records_are_refused() {
+        let dir = std::env::temp_dir().join(format!("rapa-metrics-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        let line = |m: &EpochMetrics| serde_json::to_string(m).unwrap();
+        let cases: [(Vec<EpochMetrics>, usize, &str); 6] = [
+            (vec![epoch(1), epoch(2), epoch(2)], 3, "epoch 2 repeats"),
+            (vec![epoch(1), epoch(3), epoch(2)], 3, "epoch 2 comes after epoch 3"),
+            (vec![EpochMetrics { epoch: 0, ..epoch(1) }], 1, "epoch 0"),
+            (vec![epoch(1), EpochMetrics { test_error: 1.5, ..epoch(2) }], 2, "test_error 1.5"),
+            (vec![EpochMetrics { train_error: -0.1, ..epoch(1) }], 1, "train_error -0.1"),
+            (vec![EpochMetrics { best_test_error: 2.0, ..epoch(1) }], 1, "best_test_error 2"),
+        ];
+        for (records, bad_line, needle) in cases {
+            let text: Vec<String> = records.iter().map(line).collect();
+            std::fs::write(&path, text.join("\n")).unwrap();
+            let err = read_metrics(&path).unwrap_err();
+            assert!(matches!(&err, TrainError::Metrics { line, .. } if *line == bad_line), "{err}");
+            let msg = err.to_string();
+            assert!(msg.contains("metrics.jsonl") && msg.contains(needle), "{msg}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

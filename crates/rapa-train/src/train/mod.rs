@@ -8,8 +8,10 @@ mod metrics;
 mod schedule;
 mod trainer;
 
-pub use checkpoint::{CHECKPOINT_VERSION, Checkpoint, read_checkpoint, write_atomic, write_checkpoint};
-pub use config::{MAX_BATCH, MAX_SYNTHETIC, TrainConfig};
+pub use checkpoint::{
+    CHECKPOINT_VERSION, Checkpoint, check_replaceable, read_checkpoint, write_atomic, write_checkpoint,
+};
+pub use config::{MAX_BATCH, MAX_SYNTHETIC, MAX_THREADS, TrainConfig};
 pub use eval::{EvalResult, evaluate};
 pub use metrics::{EpochMetrics, read_metrics, read_run_metrics};
 pub use schedule::learning_rate;

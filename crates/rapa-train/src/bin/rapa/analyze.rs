@@ -86,7 +86,12 @@ pub struct AttackArgs {
     #[arg(long, required = true, num_args = 1..)]
     model: Vec<PathBuf>,
     /// Perturbation sizes ε in pixel units [0, 1], comma separated
-    #[arg(long, value_delimiter = ',', default_value = "0.001,0.002,0.004,0.008,0.016,0.032")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_negative_numbers = true,
+        default_value = "0.001,0.002,0.004,0.008,0.016,0.032"
+    )]
     eps: Vec<f32>,
     /// Output directory for attack.csv and attack.png [default: the first model's directory]
     #[arg(long)]
@@ -100,21 +105,28 @@ pub struct AttackArgs {
 }
 
 pub fn attack(a: AttackArgs) -> Result<(), TrainError> {
-    if a.eps.iter().any(|e| !(e.is_finite() && *e > 0.0)) {
+    if let Some(e) = a.eps.iter().find(|e| !(e.is_finite() && (0.0..=1.0).contains(*e))) {
         return Err(TrainError::Config {
             field: "--eps".into(),
-            reason: format!("values must be > 0, got {:?}", a.eps),
+            reason: format!("each value must be a finite fraction of the pixel range in [0, 1], got {e}"),
         });
     }
     let out = a.out.clone().unwrap_or_else(|| a.model[0].clone());
-    std::fs::create_dir_all(&out).map_err(|e| TrainError::io(&out, e))?;
     let mut csv = String::from("model,eps,snr_db,accuracy,n\n");
     let mut series = Vec::new();
     for dir in &a.model {
         let mut m = Model::load(dir)?;
         let data = m.data(a.limit_test)?;
         let batch = m.ck.config.eval_batch;
-        let curve = in_pool(a.threads, || fgsm_curve(&mut m.net, &data.test, &m.norm, &a.eps, batch))?;
+        let curve = in_pool(a.threads, || fgsm_curve(&mut m.net, &data.test, &m.norm, &a.eps, batch)).map_err(|e| {
+            match e {
+                // A model that classifies no test image correctly: name it.
+                TrainError::Config { field, reason } if field == "model" => {
+                    TrainError::Config { field: "--model".into(), reason: format!("{}: {reason}", dir.display()) }
+                }
+                e => e,
+            }
+        })?;
         for p in &curve {
             csv.push_str(&format!("{},{},{:.4},{:.6},{}\n", csv_field(dir), p.eps, p.snr_db, p.accuracy, p.n));
             println!(
@@ -128,6 +140,8 @@ pub fn attack(a: AttackArgs) -> Result<(), TrainError> {
         }
         series.push((m.label(), curve.iter().map(|p| (p.snr_db, p.accuracy)).collect()));
     }
+    // Only now that every model has been loaded and attacked: a failure leaves no empty --out.
+    std::fs::create_dir_all(&out).map_err(|e| TrainError::io(&out, e))?;
     write_atomic(&out.join("attack.csv"), csv.as_bytes())?;
     line_plot(
         &out.join("attack.png"),
@@ -229,18 +243,20 @@ pub struct SimilarityArgs {
     /// Output directory for similarity.png (bar chart over models) [default: the first model's directory]
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Output channels shown in each model's filters_conv1.png
-    #[arg(long, default_value_t = 10)]
+    /// Output channels shown in each model's filters_conv1.png (at least 1)
+    #[arg(long, default_value_t = 10, value_parser = crate::at_least_one)]
     channels: usize,
 }
 
 pub fn similarity(a: SimilarityArgs) -> Result<(), TrainError> {
     let out = a.out.clone().unwrap_or_else(|| a.model[0].clone());
+    // Every model first: a missing or unreadable one leaves no empty --out and no half-written
+    // filter grids behind.
+    let models = a.model.iter().map(|dir| Model::load(dir)).collect::<Result<Vec<_>, _>>()?;
     std::fs::create_dir_all(&out).map_err(|e| TrainError::io(&out, e))?;
     let mut bars = Vec::new();
     let mut csv = String::from("model,layer,tiles,similarity\n");
-    for dir in &a.model {
-        let m = Model::load(dir)?;
+    for (dir, m) in a.model.iter().zip(&models) {
         let mut line = format!("{}:", m.label());
         for (l, conv) in m.net.convs().iter().enumerate() {
             let sim = filter_similarity(conv);
@@ -460,11 +476,31 @@ pub fn curves(a: CurvesArgs) -> Result<(), TrainError> {
             reason: format!("needs one name per --run ({} runs), got {}", a.run.len(), a.label.len()),
         });
     }
-    if a.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+    if !a.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
         return Err(TrainError::Config {
             field: "--out".into(),
-            reason: format!("{} is the PNG; its CSV goes beside it with the extension .csv", a.out.display()),
+            reason: format!(
+                "{} must end in .png (the plot; its CSV goes beside it with the extension .csv)",
+                a.out.display()
+            ),
         });
+    }
+    let csv = a.out.with_extension("csv");
+    // Checked before anything is written: the PNG and the CSV replace only regular files.
+    for path in [&a.out, &csv] {
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && !meta.file_type().is_file()
+        {
+            let kind = match meta.file_type() {
+                t if t.is_dir() => "a directory",
+                t if t.is_symlink() => "a symbolic link",
+                _ => "not a regular file (a FIFO, socket or device)",
+            };
+            return Err(TrainError::Config {
+                field: "--out".into(),
+                reason: format!("{} exists and is {kind}; only a regular file is replaced", path.display()),
+            });
+        }
     }
     check_y_range((a.y_min, a.y_max), "--y-min/--y-max")?;
     let mut runs = Vec::new();
@@ -478,7 +514,6 @@ pub fn curves(a: CurvesArgs) -> Result<(), TrainError> {
     if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
     }
-    let csv = a.out.with_extension("csv");
     write_atomic(&csv, curves_csv(&curves).as_bytes())?;
     let title = a.title.clone().unwrap_or_else(|| a.metric.label().to_string());
     line_plot_in(&a.out, &title, "epoch", a.metric.label(), &curves, (a.y_min, a.y_max))?;

@@ -19,16 +19,16 @@ pub struct BenchArgs {
     /// Tiles per conv layer
     #[arg(long, value_delimiter = ',', default_value = "16,4,1")]
     tiles: Vec<usize>,
-    /// Compute threads, 0 = one per core
+    /// Compute threads, 0 = one per core (at most 1024)
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Tiles: float or an analog preset
     #[arg(long, default_value = "float")]
     device: String,
-    /// Training mini-batch
+    /// Training mini-batch (at most 4096, as for training)
     #[arg(long, default_value_t = 10)]
     batch: usize,
-    /// Inference batch
+    /// Inference batch (at most 4096)
     #[arg(long, default_value_t = 100)]
     infer_batch: usize,
     /// Images timed for training (inference times twice as many)
@@ -56,27 +56,35 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
             });
         }
     };
-    if a.batch == 0 || a.infer_batch == 0 || a.images == 0 {
-        return Err(TrainError::Config {
-            field: "--batch".into(),
-            reason: "batch sizes and --images must be > 0".into(),
-        });
+    // The training's limit on both batch sizes: the im2col buffers grow with the batch.
+    let max_batch = rapa_train::train::MAX_BATCH;
+    for (flag, n) in [("--batch", a.batch), ("--infer-batch", a.infer_batch)] {
+        if !(1..=max_batch).contains(&n) {
+            return Err(TrainError::Config {
+                field: flag.into(),
+                reason: format!("must be in 1..={max_batch}, got {n}"),
+            });
+        }
+    }
+    if a.images == 0 {
+        return Err(TrainError::Config { field: "--images".into(), reason: "must be > 0".into() });
     }
     let most = rapa_train::train::MAX_SYNTHETIC;
     // The synthetic images held in memory for the warm-up, the timed steps and the inference batches.
     let held = a.images.checked_add(a.warmup).map(|n| n.max(a.images.saturating_mul(2)).max(a.infer_batch));
-    let Some(n_data) = held.filter(|&n| a.batch <= most && n <= most) else {
+    let Some(n_data) = held.filter(|&n| n <= most) else {
         return Err(TrainError::Config {
             field: "--images".into(),
             reason: format!(
-                "batch sizes and the images held, max(--images + --warmup, 2·--images, --infer-batch), must be at most {most} (the synthetic images are held in memory)"
+                "the images held, max(--images + --warmup, 2·--images, --infer-batch), must be at most {most} (the synthetic images are held in memory)"
             ),
         });
     };
     let cfg = NetConfig { tiles, scheme: a.scheme, device: a.device.clone(), ..NetConfig::default() };
+    // Before the data: a refused --threads is reported at once.
+    let pool = compute_pool(a.threads, !a.no_ftz)?;
     let data = synthetic(n_data, 10, 1).train;
     let norm = Normalizer::fit(&data);
-    let pool = compute_pool(a.threads, !a.no_ftz)?;
     let ftz = !a.no_ftz;
     let (train_ips, infer_ips, stages) = pool.install(|| -> Result<Measured, TrainError> {
         if ftz {

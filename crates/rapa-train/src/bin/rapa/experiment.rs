@@ -33,12 +33,12 @@ pub struct ExperimentArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Write each run's settings to OUT/RUN/plan.toml and print one self-contained `rapa train --config OUT/RUN/plan.toml --out OUT/RUN --auto-resume` command per run (for a Slurm job array or GNU parallel), then exit
-    #[arg(long)]
+    #[arg(long, conflicts_with = "collect")]
     list: bool,
-    /// Run only this row (run name, e.g. random, image-pad, max-random)
+    /// Run only this row (run name, e.g. random, image-pad, max-random); with --list, list and plan only it
     #[arg(long)]
     only: Option<String>,
-    /// Train nothing: assemble table.md / table.csv from the run directories (finished Table 2 `*-random` runs get their vote of 5 and reduction first)
+    /// Train nothing: assemble table.md / table.csv from the run directories (finished Table 2 `*-random` runs get their vote of 5 and reduction first); an error when OUT holds none of them
     #[arg(long)]
     collect: bool,
 }
@@ -64,20 +64,35 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
             reason: format!("no run `{only}` in {tname}; runs: {}", names.join(", ")),
         });
     }
+    let selected: Vec<_> = specs.iter().filter(|s| a.only.as_ref().is_none_or(|o| *o == s.name)).collect();
+    // A run started with other settings would silently mix two experiments in one table. Every
+    // selected run is checked before anything is written or trained, so that a conflict in a
+    // later run leaves no plans or runs of the earlier ones behind.
+    for s in &selected {
+        check_settings(&out.join(&s.name), &s.cfg)?;
+    }
     if a.list {
         let exe = std::env::args().next().unwrap_or_else(|| "rapa".into());
-        for s in &specs {
+        for s in &selected {
             let dir = out.join(&s.name);
-            check_settings(&dir, &s.cfg)?;
             write_plan(s, &dir)?;
             println!("{}", train_command(&exe, &dir));
         }
         return Ok(());
     }
-    for s in specs.iter().filter(|s| a.only.as_ref().is_none_or(|o| *o == s.name)) {
+    if a.collect && !selected.iter().any(|s| out.join(&s.name).is_dir()) {
+        let names: Vec<&str> = selected.iter().map(|s| s.name.as_str()).collect();
+        return Err(TrainError::Config {
+            field: "--out".into(),
+            reason: format!(
+                "{} holds no run directory of {tname} ({}): nothing to collect; pass the --out the runs were trained into",
+                out.display(),
+                names.join(", ")
+            ),
+        });
+    }
+    for s in selected {
         let dir = out.join(&s.name);
-        // A run started with other settings would silently mix two experiments in one table.
-        check_settings(&dir, &s.cfg)?;
         let status = run_status(&dir, s.cfg.epochs)?;
         if !a.collect {
             match status {

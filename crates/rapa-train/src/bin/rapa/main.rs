@@ -175,7 +175,24 @@ struct EvalArgs {
     threads: usize,
 }
 
+/// Restores the default action of SIGPIPE (end the process), which the Rust runtime sets to
+/// "ignore": a closed output pipe (`rapa timing | head -1`) then ends `rapa` quietly, as it does
+/// other Unix tools, instead of a panic of `println!` on the write error (exit status 101).
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: called first thing in `main`, before any other thread exists; setting the
+    // disposition of SIGPIPE to SIG_DFL touches no memory of this program and is
+    // async-signal-safe. The return value (the previous handler, or SIG_ERR for an invalid
+    // signal number, which SIGPIPE is not) is not needed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => train(a),

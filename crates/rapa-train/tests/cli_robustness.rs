@@ -1,0 +1,124 @@
+//! The `rapa` binary refuses out-of-range sizes and contradictory flags instead of hanging,
+//! running out of memory or silently doing something else:
+//!
+//! - `--threads` above 1024, `bench --batch` / `--infer-batch` above the training's batch limit
+//!   (and `--infer-batch 0` named as itself);
+//! - `experiment --list` honours `--only`, conflicts with `--collect`, and writes no plan when
+//!   any selected run's recorded settings conflict;
+//! - `experiment --collect` on a directory without any run directory is an error naming it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A few images of the built-in synthetic set, on one thread.
+const SMALL: [&str; 8] = ["--dataset", "synthetic", "--limit-train", "200", "--limit-test", "100", "--threads", "1"];
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rapa-robust-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    dir
+}
+
+/// Runs `rapa` with `args` in `dir`; returns (exit code, stdout, stderr).
+fn rapa_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let result =
+        Command::new(env!("CARGO_BIN_EXE_rapa")).current_dir(dir).args(args).output().expect("the rapa binary runs");
+    (
+        result.status.code(),
+        String::from_utf8_lossy(&result.stdout).into_owned(),
+        String::from_utf8_lossy(&result.stderr).into_owned(),
+    )
+}
+
+/// Exit status 1, one error line, every needle in it.
+fn fails(dir: &Path, args: &[&str], needles: &[&str]) {
+    let (code, _, stderr) = rapa_in(dir, args);
+    assert_eq!(code, Some(1), "rapa {args:?}: {stderr}");
+    assert!(stderr.starts_with("error: ") && !stderr.contains("panicked"), "rapa {args:?}: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "rapa {args:?}: `{n}` not in {stderr}");
+    }
+}
+
+#[test]
+fn thread_counts_and_bench_batches_are_bounded() {
+    let dir = fresh_dir("bounds");
+    // Small enough to finish quickly should a bound be missing.
+    let quick = ["bench", "--images", "1", "--warmup", "0"];
+    let cases: [(&[&str], &[&str]); 5] = [
+        (&["--threads", "1025"], &["threads", "1025", "1024"]),
+        (&["--batch", "4097"], &["--batch", "4097", "4096"]),
+        (&["--infer-batch", "5000"], &["--infer-batch", "5000", "4096"]),
+        (&["--infer-batch", "0"], &["--infer-batch", "got 0"]),
+        (&["--batch", "0"], &["--batch", "got 0"]),
+    ];
+    for (extra, needles) in cases {
+        fails(&dir, &[&quick[..], extra].concat(), needles);
+    }
+    let (code, _, stderr) = rapa_in(&dir, &["bench", "--infer-batch", "0", "--images", "1", "--warmup", "0"]);
+    assert!(code == Some(1) && !stderr.contains("setting --batch"), "{stderr}");
+    fails(&dir, &["bench", "--images", "0"], &["--images"]);
+    fails(&dir, &["train", "--threads", "100000", "--epochs", "1", "--out", "r"], &["threads", "100000"]);
+    assert!(!dir.join("r").exists(), "a refused run wrote its directory");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn experiment_list_honours_only_and_checks_every_run_first() {
+    let dir = fresh_dir("list");
+    let args = |out: &str, more: &[&str]| -> Vec<String> {
+        [&["experiment", "table1"][..], &SMALL, &["--epochs", "1", "--out", out], more]
+            .concat()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    };
+    let run = |a: Vec<String>| rapa_in(&dir, &a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // --only with --list: one command, one plan.
+    let (code, stdout, stderr) = run(args("one", &["--list", "--only", "random"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("one/random/plan.toml"), "{stdout}");
+    let listed: Vec<String> = std::fs::read_dir(dir.join("one"))
+        .expect("one/")
+        .map(|e| e.expect("entry").file_name().into_string().expect("UTF-8"))
+        .collect();
+    assert_eq!(listed, ["random"]);
+
+    // --list and --collect contradict each other: a usage error.
+    let (code, _, stderr) = run(args("two", &["--list", "--collect"]));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--list") && stderr.contains("--collect"), "{stderr}");
+    assert!(!dir.join("two").exists());
+
+    // A later run recorded with other settings: refused before any plan is written.
+    let names = rapa_train::experiment::plan(rapa_train::experiment::TableKind::Table1, &Default::default())
+        .into_iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>();
+    let (first, last) = (&names[0], names.last().expect("runs"));
+    std::fs::create_dir_all(dir.join("three").join(last)).expect("run dir");
+    std::fs::write(dir.join("three").join(last).join("config.toml"), "epochs = 1\nlr = 0.5\n").expect("write");
+    let (code, _, stderr) = run(args("three", &["--list"]));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(last.as_str()), "{stderr}");
+    assert!(!dir.join("three").join(first).exists(), "a plan was written for {first} before the conflict in {last}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn collect_without_any_run_directory_is_an_error() {
+    let dir = fresh_dir("collect");
+    std::fs::create_dir_all(dir.join("empty")).expect("empty/");
+    for out in ["missing", "empty"] {
+        fails(
+            &dir,
+            &[&["experiment", "table1"][..], &SMALL, &["--out", out, "--collect"]].concat(),
+            &["--out", out, "no run directory"],
+        );
+        assert!(!dir.join(out).join("table.md").exists(), "{out}: a table was written");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
