@@ -7,7 +7,7 @@
 #[non_exhaustive]
 pub enum ConfigError {
     /// The value must be finite and strictly positive.
-    #[error("{field} must be finite and > 0, got {value}")]
+    #[error("{field} must be finite and > 0, got {}", Num(*.value))]
     NotPositive {
         /// Dotted path of the field.
         field: String,
@@ -15,7 +15,7 @@ pub enum ConfigError {
         value: f64,
     },
     /// The value must be finite and non-negative.
-    #[error("{field} must be finite and >= 0, got {value}")]
+    #[error("{field} must be finite and >= 0, got {}", Num(*.value))]
     Negative {
         /// Dotted path of the field.
         field: String,
@@ -23,7 +23,7 @@ pub enum ConfigError {
         value: f64,
     },
     /// The value lies outside its documented range.
-    #[error("{field} = {value} is outside [{min}, {max}]")]
+    #[error("{field} = {} is outside [{}, {}]", Num(*.value), Num(*.min), Num(*.max))]
     OutOfRange {
         /// Dotted path of the field.
         field: String,
@@ -35,7 +35,7 @@ pub enum ConfigError {
         max: f64,
     },
     /// A lower bound is not below its upper bound.
-    #[error("{min_field} = {min} must be < {max_field} = {max}")]
+    #[error("{min_field} = {} must be < {max_field} = {}", Num(*.min), Num(*.max))]
     BoundsOrder {
         /// Dotted path of the lower bound.
         min_field: String,
@@ -87,6 +87,19 @@ impl ConfigError {
     }
 }
 
+/// Displays an error's value the way the user wrote it. Most configuration fields are `f32`
+/// widened to `f64` for the error, and `{}` on the widened value shows the f32's binary
+/// expansion (`-0.30000001192092896` for `-0.3`); a value that is exactly an `f32` is therefore
+/// shown as that `f32` (its shortest round-trip form), anything else as the `f64`.
+pub(crate) struct Num(pub f64);
+
+impl std::fmt::Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let narrow = self.0 as f32;
+        if f64::from(narrow) == self.0 { write!(f, "{narrow}") } else { write!(f, "{}", self.0) }
+    }
+}
+
 /// Joins a prefix and a field name into a dotted path.
 pub(crate) fn path(prefix: &str, field: &str) -> String {
     if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") }
@@ -112,7 +125,7 @@ pub enum SimError {
         got: Vec<usize>,
     },
     /// A scalar argument is invalid (e.g. a NaN learning rate).
-    #[error("{op}: {name} = {value} is invalid: {reason}")]
+    #[error("{op}: {name} = {} is invalid: {reason}", Num(*.value))]
     InvalidArgument {
         /// The operation that was called.
         op: &'static str,
@@ -142,5 +155,31 @@ pub(crate) fn check_shape(
         Ok(())
     } else {
         Err(SimError::ShapeMismatch { op, what, expected: expected.to_vec(), got: got.to_vec() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widened_f32_values_print_as_written() {
+        let e = ConfigError::check_range(|| "device.up_down".into(), f64::from(-1.3f32), -1.0, 1.0).unwrap_err();
+        assert_eq!(e.to_string(), "device.up_down = -1.3 is outside [-1, 1]");
+        let e = ConfigError::check_non_negative(|| "forward.out_noise".into(), f64::from(-0.3f32)).unwrap_err();
+        assert_eq!(e.to_string(), "forward.out_noise must be finite and >= 0, got -0.3");
+        let e = ConfigError::check_positive(|| "x".into(), -0.2f64).unwrap_err();
+        assert_eq!(e.to_string(), "x must be finite and > 0, got -0.2");
+        let e = ConfigError::check_positive(|| "x".into(), f64::NAN).unwrap_err();
+        assert_eq!(e.to_string(), "x must be finite and > 0, got NaN");
+        let e = ConfigError::BoundsOrder {
+            min_field: "a".into(),
+            min: f64::from(0.7f32),
+            max_field: "b".into(),
+            max: f64::from(0.6f32),
+        };
+        assert_eq!(e.to_string(), "a = 0.7 must be < b = 0.6");
+        let e = SimError::InvalidArgument { op: "op", name: "lr", value: f64::from(-0.01f32), reason: "r" };
+        assert_eq!(e.to_string(), "op: lr = -0.01 is invalid: r");
     }
 }

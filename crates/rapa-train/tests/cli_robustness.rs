@@ -5,7 +5,8 @@
 //!   (and `--infer-batch 0` named as itself);
 //! - `experiment --list` honours `--only`, conflicts with `--collect`, and writes no plan when
 //!   any selected run's recorded settings conflict;
-//! - `experiment --collect` on a directory without any run directory is an error naming it.
+//! - `experiment --collect` on a directory without any run directory is an error naming it;
+//! - an `--out` that is a regular file is refused naming it, and so is a `--config` over 1 MiB.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -120,5 +121,39 @@ fn collect_without_any_run_directory_is_an_error() {
         );
         assert!(!dir.join(out).join("table.md").exists(), "{out}: a table was written");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An `--out` that is an existing regular file is refused with a typed error naming it, not
+/// the bare OS error of creating a directory there, and the file is left alone.
+#[test]
+fn out_pointing_at_a_file_is_refused() {
+    let dir = fresh_dir("out-file");
+    std::fs::write(dir.join("afile"), "keep").expect("write");
+    let cases: [&[&str]; 4] = [
+        &["train", "--epochs", "1", "--out", "afile"],
+        &["attack", "--model", "no-such-run", "--out", "afile"],
+        &["similarity", "--model", "no-such-run", "--out", "afile"],
+        &["reduce", "--model", "no-such-run", "--out", "afile"],
+    ];
+    for args in cases {
+        fails(&dir, args, &["--out", "afile is a file, not a directory"]);
+    }
+    assert_eq!(std::fs::read_to_string(dir.join("afile")).expect("read"), "keep");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A configuration file larger than 1 MiB (or an endless one such as `/dev/zero`) is refused
+/// naming it, instead of being read without bound.
+#[test]
+fn oversized_config_files_are_refused() {
+    let dir = fresh_dir("big-config");
+    let mut text = "# padding\n".repeat((1 << 20) / 10 + 1);
+    text.push_str("epochs = 1\n");
+    std::fs::write(dir.join("big.toml"), text).expect("write");
+    fails(&dir, &["train", "--config", "big.toml", "--out", "r"], &["big.toml", "1 MiB"]);
+    #[cfg(unix)]
+    fails(&dir, &["train", "--config", "/dev/zero", "--out", "r"], &["/dev/zero", "1 MiB"]);
+    assert!(!dir.join("r").exists(), "a refused run wrote its directory");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,7 +10,7 @@ use crossbar_sim::rng::seeded;
 use ndarray::{Array2, Array4, Axis};
 use rapa_train::data::{
     Augment, DataError, Dataset, DatasetKind, InputNorm, MAX_INFLATED, MAX_MAT_BYTES, MAX_RECORDS, Normalizer, Split,
-    fill_batch, load, load_cifar10, load_cifar100, load_svhn, read_cifar_file, read_svhn_mat, synthetic,
+    fill_batch, load, load_cifar10, load_cifar100, load_svhn, load_test, read_cifar_file, read_svhn_mat, synthetic,
 };
 
 /// A fresh temporary directory for one test.
@@ -235,6 +235,26 @@ fn svhn_load_and_single_image() {
     assert_eq!((s.train.labels.clone(), s.test.labels.clone()), (vec![7], vec![2, 0]));
     assert_eq!(s.train.image(0)[1024 + 32 + 2], 1 + 4 + 3);
     assert_eq!(load(&DatasetKind::Svhn, &d, 0).unwrap(), s);
+    assert_eq!(load_test(&DatasetKind::Svhn, &d, 0).unwrap(), s.test);
+}
+
+/// `load_test` (what `rapa eval` reads) needs only the test files, and names the test file
+/// when that is missing.
+#[test]
+fn test_sets_load_without_the_training_files() {
+    let d = tmp("test-only");
+    write(&d.join("test.bin"), &cifar_records(&[vec![0, 5], vec![1, 7]]));
+    write(&d.join("test_batch.bin"), &cifar_records(&[vec![4], vec![5]]));
+    let fine = load_test(&DatasetKind::Cifar100 { fine: true }, &d, 0).unwrap();
+    assert_eq!((fine.labels, fine.n_classes, fine.name.as_str()), (vec![5, 7], 100, "cifar100-test"));
+    let coarse = load_test(&DatasetKind::Cifar100 { fine: false }, &d, 0).unwrap();
+    assert_eq!((coarse.labels, coarse.n_classes), (vec![0, 1], 20));
+    let c10 = load_test(&DatasetKind::Cifar10, &d, 0).unwrap();
+    assert_eq!((c10.labels, c10.name.as_str()), (vec![4, 5], "cifar10-test"));
+    assert!(load(&DatasetKind::Cifar100 { fine: true }, &d, 0).unwrap_err().to_string().contains("train.bin"));
+    assert_eq!(load_test(&DatasetKind::Synthetic, &d, 3).unwrap(), synthetic(10_000, 2_000, 3).test);
+    let e = load_test(&DatasetKind::Svhn, &d, 0).unwrap_err().to_string();
+    assert!(e.contains("test_32x32.mat"), "{e}");
 }
 
 fn svhn_err(d: &Path, file: &str, vars: &[mat::Var], compress: bool) -> DataError {

@@ -646,3 +646,22 @@ fn documented_checkpoints_still_load() {
     }
     assert!(n > 0, "no checkpoints under {}", runs.display());
 }
+
+/// `rapa experiment --collect` checks a run's settings against the plan; a run whose
+/// `config.toml` was lost is checked against the settings stored in its checkpoint instead of
+/// passing unchecked.
+#[test]
+fn settings_are_checked_against_the_checkpoint_without_config_toml() {
+    use rapa_train::experiment::check_settings;
+    let cfg = TrainConfig { synthetic_train: 200, synthetic_test: 50, ..small(1) };
+    let dir = std::env::temp_dir().join(format!("rapa-settings-ck-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut t = Trainer::new(cfg.clone(), synthetic(200, 50, cfg.seed)).unwrap();
+    t.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
+    std::fs::remove_file(dir.join("config.toml")).unwrap();
+    check_settings(&dir, &cfg).unwrap();
+    let other = TrainConfig { lr: 0.01, ..cfg.clone() };
+    let err = check_settings(&dir, &other).unwrap_err();
+    assert!(matches!(&err, TrainError::Config { field, .. } if field == "lr"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

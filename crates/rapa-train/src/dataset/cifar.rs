@@ -81,9 +81,14 @@ pub fn load_cifar10(dir: &Path) -> Result<Split, DataError> {
     for part in parts {
         train.append(part);
     }
+    Ok(Split { train, test: load_cifar10_test(dir)? })
+}
+
+/// The CIFAR-10 test set alone: `test_batch.bin` in `dir`.
+pub(crate) fn load_cifar10_test(dir: &Path) -> Result<Dataset, DataError> {
     let mut test = read_split_file(&dir.join("test_batch.bin"), 1, 0, 10)?;
     test.name = "cifar10-test".into();
-    Ok(Split { train, test })
+    Ok(test)
 }
 
 /// [`read_cifar_file`] for a file of a split, which must hold at least one image.
@@ -100,7 +105,13 @@ pub fn load_cifar100(dir: &Path, fine: bool) -> Result<Split, DataError> {
     let (index, classes) = if fine { (1, 100) } else { (0, 20) };
     let mut train = read_split_file(&dir.join("train.bin"), 2, index, classes)?;
     train.name = "cifar100-train".into();
+    Ok(Split { train, test: load_cifar100_test(dir, fine)? })
+}
+
+/// The CIFAR-100 test set alone: `test.bin` in `dir`.
+pub(crate) fn load_cifar100_test(dir: &Path, fine: bool) -> Result<Dataset, DataError> {
+    let (index, classes) = if fine { (1, 100) } else { (0, 20) };
     let mut test = read_split_file(&dir.join("test.bin"), 2, index, classes)?;
     test.name = "cifar100-test".into();
-    Ok(Split { train, test })
+    Ok(test)
 }

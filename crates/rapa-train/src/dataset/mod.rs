@@ -176,6 +176,17 @@ pub fn load(kind: &DatasetKind, data_dir: &Path, seed: u64) -> Result<Split, Dat
     }
 }
 
+/// Loads only the test set of a dataset from `data_dir` (what evaluation needs: the training
+/// files need not be there). The synthetic test set is that of [`load`].
+pub fn load_test(kind: &DatasetKind, data_dir: &Path, seed: u64) -> Result<Dataset, DataError> {
+    match kind {
+        DatasetKind::Synthetic => Ok(synthetic(10_000, 2_000, seed).test),
+        DatasetKind::Cifar10 => cifar::load_cifar10_test(data_dir),
+        DatasetKind::Cifar100 { fine } => cifar::load_cifar100_test(data_dir, *fine),
+        DatasetKind::Svhn => svhn::load_svhn_test(data_dir),
+    }
+}
+
 /// Reads a whole file after checking its length against `max` (so a bogus huge file is
 /// refused before anything is allocated).
 pub(crate) fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, DataError> {

@@ -110,19 +110,25 @@ fn to_chw(src: &[u8], img: &mut [u8]) {
 
 /// SVHN: `train_32x32.mat` and `test_32x32.mat` in `dir`.
 pub fn load_svhn(dir: &Path) -> Result<Split, DataError> {
-    let read = |name: &str| {
-        let path = dir.join(name);
-        let ds = read_svhn_mat(&path)?;
-        if ds.is_empty() {
-            return Err(DataError::Empty { path });
-        }
-        Ok(ds)
-    };
-    let mut train = read("train_32x32.mat")?;
+    let mut train = read_split_mat(&dir.join("train_32x32.mat"))?;
     train.name = "svhn-train".into();
-    let mut test = read("test_32x32.mat")?;
+    Ok(Split { train, test: load_svhn_test(dir)? })
+}
+
+/// The SVHN test set alone: `test_32x32.mat` in `dir`.
+pub(crate) fn load_svhn_test(dir: &Path) -> Result<Dataset, DataError> {
+    let mut test = read_split_mat(&dir.join("test_32x32.mat"))?;
     test.name = "svhn-test".into();
-    Ok(Split { train, test })
+    Ok(test)
+}
+
+/// [`read_svhn_mat`] for a file of a split, which must hold at least one image.
+fn read_split_mat(path: &Path) -> Result<Dataset, DataError> {
+    let ds = read_svhn_mat(path)?;
+    if ds.is_empty() {
+        return Err(DataError::Empty { path: path.to_path_buf() });
+    }
+    Ok(ds)
 }
 
 fn mat_err(path: &Path, reason: String) -> DataError {

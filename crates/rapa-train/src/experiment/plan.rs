@@ -210,19 +210,25 @@ fn shell_quote(s: &str) -> String {
 /// those that do not change its results or that the run sets itself: `epochs` as long as the
 /// run was planned for at most `planned.epochs` (a run may be extended, but a longer run would
 /// put epochs the table did not ask for into it), `threads`, `data_dir` (the same data may live
-/// elsewhere on another machine) and `net.classes` (taken from the data). A run directory
-/// without `config.toml` passes (nothing was started there).
+/// elsewhere on another machine) and `net.classes` (taken from the data). Without
+/// `config.toml` the settings stored in `checkpoint.bin` are checked instead (a run whose
+/// `config.toml` was lost); a run directory with neither passes (nothing was started there).
 ///
 /// # Errors
 /// [`TrainError::Config`] naming the first differing setting (dotted path as in `config.toml`),
 /// its recorded and planned values and the directory; [`TrainError::Toml`] if the recorded
-/// file does not parse.
+/// file does not parse; the errors of [`read_checkpoint`](crate::train::read_checkpoint) if
+/// the checkpoint is read and cannot be.
 pub fn check_settings(dir: &Path, planned: &TrainConfig) -> Result<(), TrainError> {
     let path = dir.join("config.toml");
-    if !path.exists() {
+    let checkpoint = dir.join("checkpoint.bin");
+    let recorded = if path.exists() {
+        TrainConfig::from_toml_file(&path)?
+    } else if checkpoint.exists() {
+        crate::train::read_checkpoint(&checkpoint)?.config
+    } else {
         return Ok(());
-    }
-    let recorded = TrainConfig::from_toml_file(&path)?;
+    };
     if recorded.epochs > planned.epochs {
         return Err(TrainError::Config {
             field: "epochs".into(),
@@ -298,25 +304,53 @@ pub fn first_difference(
 fn settings(toml_text: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut section = String::new();
-    let mut open: Option<(String, String)> = None;
+    // An open multi-line array: key, the text up to its `[`, the elements so far.
+    let mut open: Option<(String, String, Vec<String>)> = None;
     for line in toml_text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some((key, mut value)) = open.take() {
-            value.push_str(line);
+        if let Some((key, head, mut items)) = open.take() {
             if line.starts_with(']') {
-                out.push((key, value));
+                // One line as an inline array is written: `[16, 4, 1]`, not `[16,4,1,]`.
+                out.push((key, format!("{head}{}{line}", items.join(", "))));
             } else {
-                open = Some((key, value));
+                items.push(line.trim_end_matches(',').trim_end().to_owned());
+                open = Some((key, head, items));
             }
         } else if line.starts_with('[') && !line.contains('=') {
             section = line.trim_matches(|c| c == '[' || c == ']').to_owned();
         } else if let Some((k, v)) = line.split_once(" = ") {
             let key = if section.is_empty() { k.to_owned() } else { format!("{section}.{k}") };
             if v.ends_with('[') {
-                open = Some((key, v.to_owned()));
+                open = Some((key, v.to_owned(), Vec::new()));
             } else {
                 out.push((key, v.to_owned()));
             }
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_line_arrays_read_as_inline_arrays() {
+        let text = "a = 1\n[net]\ntiles = [\n    16,\n    4,\n    1,\n]\nempty = [\n]\n";
+        let got = settings(text);
+        assert_eq!(
+            got,
+            [("a".into(), "1".into()), ("net.tiles".into(), "[16, 4, 1]".into()), ("net.empty".into(), "[]".into())]
+        );
+    }
+
+    #[test]
+    fn differing_tiles_are_named_without_a_trailing_comma() {
+        let recorded = TrainConfig::default();
+        let mut wanted = recorded.clone();
+        wanted.net.tiles = [3, 5, 7];
+        let (field, was, now) = first_difference(&recorded, &wanted).unwrap().unwrap();
+        assert_eq!(field, "net.tiles");
+        assert!(!was.contains(",]") && !now.contains(",]"), "{was} / {now}");
+        assert_eq!(now, "net.tiles = [3, 5, 7]");
+    }
 }

@@ -49,17 +49,26 @@ fn read_json(path: &Path) -> Result<serde_json::Value, TrainError> {
     })
 }
 
-/// The number `field` of the JSON object in `path`: `None` if the file does not exist yet.
+/// The error rate `field` of the JSON object in `path`: `None` if the file does not exist yet.
 ///
 /// # Errors
-/// [`TrainError::Metrics`] if the file is not JSON; [`TrainError::MissingField`] if it lacks a
-/// numeric `field`; [`TrainError::Io`] if it exists but cannot be read.
+/// [`TrainError::Metrics`] if the file is not JSON, or the value is not an error rate in
+/// [0, 1] (a hand-edited file); [`TrainError::MissingField`] if it lacks a numeric `field`;
+/// [`TrainError::Io`] if it exists but cannot be read.
 fn read_json_field(path: &Path, field: &str) -> Result<Option<f64>, TrainError> {
     if !path.exists() {
         return Ok(None);
     }
     let x = read_json(path)?.get(field).and_then(serde_json::Value::as_f64);
-    x.map(Some).ok_or_else(|| TrainError::MissingField { path: path.to_path_buf(), field: field.to_owned() })
+    let x = x.ok_or_else(|| TrainError::MissingField { path: path.to_path_buf(), field: field.to_owned() })?;
+    if !(0.0..=1.0).contains(&x) {
+        return Err(TrainError::Metrics {
+            path: path.to_path_buf(),
+            line: 1,
+            reason: format!("`{field}` must be an error rate in [0, 1], got {x}"),
+        });
+    }
+    Ok(Some(x))
 }
 
 /// The epochs of the model that a `vote.json` or `reduce.json` at `path` evaluated (its
@@ -254,5 +263,29 @@ pub fn collect(
                 rows,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_rates_outside_zero_one_are_refused_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("rapa-table-field-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vote.json");
+        assert_eq!(read_json_field(&path, "vote_error").unwrap(), None);
+        std::fs::write(&path, "{\"vote_error\": 0.25}\n").unwrap();
+        assert_eq!(read_json_field(&path, "vote_error").unwrap(), Some(0.25));
+        for bad in ["7", "-0.5"] {
+            std::fs::write(&path, format!("{{\"vote_error\": {bad}}}\n")).unwrap();
+            let e = read_json_field(&path, "vote_error").unwrap_err();
+            let msg = e.to_string();
+            assert!(matches!(e, TrainError::Metrics { .. }), "{msg}");
+            assert!(msg.contains("vote.json") && msg.contains("vote_error") && msg.contains(bad), "{msg}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -20,6 +20,10 @@ pub const MAX_BATCH: usize = 4096;
 /// thousands of OS threads exhaust memory or hang the start).
 pub const MAX_THREADS: usize = 1024;
 
+/// Largest configuration file [`TrainConfig::from_toml_file`] reads (1 MiB; a full
+/// configuration is a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// All settings of a training run. Defaults reproduce the paper's best configuration (random
 /// tiling, n = 16, 4, 1, max pooling) on the built-in synthetic dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,9 +177,21 @@ impl TrainConfig {
         self.net.validate()
     }
 
-    /// Reads a TOML file; unknown keys and bad values are errors naming the file.
+    /// Reads a TOML file; unknown keys and bad values are errors naming the file, and so is a
+    /// file larger than [`MAX_CONFIG_BYTES`] (`--config /dev/zero` must not read without bound).
     pub fn from_toml_file(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        use std::io::Read;
+        let file = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
+        let mut bytes = Vec::new();
+        file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(|e| TrainError::io(path, e))?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(TrainError::Toml {
+                path: path.to_path_buf(),
+                reason: format!("larger than {} MiB: not a rapa configuration", MAX_CONFIG_BYTES >> 20),
+            });
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|e| TrainError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         Self::from_toml_str(&text).map_err(|reason| TrainError::Toml { path: path.to_path_buf(), reason })
     }
 

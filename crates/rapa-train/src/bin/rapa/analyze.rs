@@ -112,6 +112,7 @@ pub fn attack(a: AttackArgs) -> Result<(), TrainError> {
         });
     }
     let out = a.out.clone().unwrap_or_else(|| a.model[0].clone());
+    crate::check_out_dir(&out)?;
     let mut csv = String::from("model,eps,snr_db,accuracy,n\n");
     let mut series = Vec::new();
     for dir in &a.model {
@@ -177,6 +178,7 @@ pub struct ReduceArgs {
 }
 
 pub fn reduce(a: ReduceArgs) -> Result<(), TrainError> {
+    crate::check_out_dir(&a.out)?;
     let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
     if a.out == a.model || canonical(&a.out).is_some_and(|out| Some(out) == canonical(&a.model)) {
         return Err(TrainError::Config {
@@ -250,6 +252,7 @@ pub struct SimilarityArgs {
 
 pub fn similarity(a: SimilarityArgs) -> Result<(), TrainError> {
     let out = a.out.clone().unwrap_or_else(|| a.model[0].clone());
+    crate::check_out_dir(&out)?;
     // Every model first: a missing or unreadable one leaves no empty --out and no half-written
     // filter grids behind.
     let models = a.model.iter().map(|dir| Model::load(dir)).collect::<Result<Vec<_>, _>>()?;

@@ -50,6 +50,7 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
         Which::Table2 => (TableKind::Table2, "table2"),
     };
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{tname}-{}", base.dataset)));
+    crate::check_out_dir(&out)?;
     let specs = plan(kind, &base);
     // Refused here, before --list writes plans whose every job would fail.
     for s in &specs {

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use rapa_layers::Scheme;
 use rapa_train::TrainError;
-use rapa_train::data::{DatasetKind, InputNorm, Normalizer, Split, load, synthetic};
+use rapa_train::data::{DatasetKind, InputNorm, Normalizer, Split, load, load_test, synthetic};
 use rapa_train::experiment::require_same;
 use rapa_train::layers::PoolKind;
 use rapa_train::net::{NetConfig, NetPreset, Network};
@@ -278,6 +278,7 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
         print!("{}", cfg.to_toml()?);
         return Ok(());
     }
+    check_out_dir(&a.out)?;
     let resume = a.resume || (a.auto_resume && a.out.join("checkpoint.bin").exists());
     let trainer = if resume {
         let mut ck = read_checkpoint(&a.out.join("checkpoint.bin"))?;
@@ -404,14 +405,18 @@ fn eval(a: EvalArgs) -> Result<(), TrainError> {
     if a.limit_test.is_some() {
         cfg.limit_test = a.limit_test;
     }
-    let mut data = load_data(&cfg)?;
+    // Only the test set: a data directory without the training files will do.
+    let mut test = match cfg.dataset {
+        DatasetKind::Synthetic => load_data(&cfg)?.test,
+        ref kind => load_test(kind, &cfg.data_dir, cfg.seed)?,
+    };
     if let Some(n) = cfg.limit_test {
-        keep_spread(&mut data.test, n);
+        keep_spread(&mut test, n);
     }
-    if data.test.n_classes != cfg.net.classes {
+    if test.n_classes != cfg.net.classes {
         return Err(TrainError::Config {
             field: "dataset".into(),
-            reason: format!("{} has {} classes, the model {}", cfg.dataset, data.test.n_classes, cfg.net.classes),
+            reason: format!("{} has {} classes, the model {}", cfg.dataset, test.n_classes, cfg.net.classes),
         });
     }
     let pool = compute_pool(a.threads, cfg.flush_denormals)?;
@@ -422,7 +427,7 @@ fn eval(a: EvalArgs) -> Result<(), TrainError> {
             flush_denormals();
         }
         let mut net = Network::from_state(ck.net, seed)?;
-        evaluate(&mut net, &data.test, &norm, cfg.eval_batch, a.vote)
+        evaluate(&mut net, &test, &norm, cfg.eval_batch, a.vote)
     })?;
     println!(
         "{}: {} test images, error {:.2} % (single pass), {:.2} % (majority vote of {})",
@@ -443,6 +448,18 @@ pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Refuses an `--out` that exists but is not a directory (a regular file), before any work is
+/// done, instead of the bare OS error of creating a directory there.
+pub(crate) fn check_out_dir(out: &Path) -> Result<(), TrainError> {
+    if out.exists() && !out.is_dir() {
+        return Err(TrainError::Config {
+            field: "--out".into(),
+            reason: format!("{} is a file, not a directory", out.display()),
+        });
+    }
+    Ok(())
 }
 
 fn display(p: &Path) -> String {
