@@ -38,6 +38,21 @@ pub enum TrainError {
         /// The loss value.
         loss: f64,
     },
+    /// Training left a NaN or infinite weight (diverged): the run stops before writing that
+    /// epoch's checkpoint, so the run directory keeps the previous epoch's.
+    #[error(
+        "non-finite weight after epoch {epoch}: {tensor} holds {value} at index {index}; the training diverged (try a lower learning rate)"
+    )]
+    NonFiniteWeights {
+        /// Epoch (1-based) after which the weight was found.
+        epoch: usize,
+        /// The tensor (`conv2 tile 3 weights`, `fc weights`, …).
+        tensor: String,
+        /// Flat index in it.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
     /// The network's outputs became NaN or infinite (diverged weights).
     #[error("non-finite network output for {dataset} image {image}: the weights have diverged")]
     NonFiniteOutput {

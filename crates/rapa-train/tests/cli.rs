@@ -442,12 +442,12 @@ fn curves_checks_its_output_and_its_runs() {
 fn attack_and_similarity_check_their_values_and_write_nothing_on_failure() {
     let dir = fresh_dir("attack");
     std::fs::create_dir_all(&dir).expect("temporary directory");
-    for (eps, shown) in [("-0.1", "-0.1"), ("0.01,1.5", "1.5"), ("nan", "NaN"), ("inf", "inf")] {
+    for (eps, shown) in [("-0.1", "-0.1"), ("0.01,1.5", "1.5"), ("nan", "NaN"), ("inf", "inf"), ("0,0.01", "got 0")] {
         let (code, stderr) = rapa_in(&dir, &["attack", "--model", "no-such-run", "--eps", eps, "--out", "a"]);
         assert_eq!(code, Some(1), "--eps {eps}: {stderr}");
-        assert!(stderr.contains("--eps") && stderr.contains(shown) && stderr.contains("[0, 1]"), "{stderr}");
+        assert!(stderr.contains("--eps") && stderr.contains(shown) && stderr.contains("(0, 1]"), "{stderr}");
     }
-    let (code, stderr) = rapa_in(&dir, &["attack", "--model", "no-such-run", "--eps", "0,1", "--out", "a"]);
+    let (code, stderr) = rapa_in(&dir, &["attack", "--model", "no-such-run", "--eps", "0.001,1", "--out", "a"]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("no-such-run/checkpoint.bin"), "{stderr}");
     let (code, stderr) = rapa_in(&dir, &["similarity", "--model", "no-such-run", "--out", "s"]);

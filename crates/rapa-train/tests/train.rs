@@ -665,3 +665,34 @@ fn settings_are_checked_against_the_checkpoint_without_config_toml() {
     assert!(matches!(&err, TrainError::Config { field, .. } if field == "lr"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A NaN weight stops training with a typed error naming the tensor, before that epoch's
+/// checkpoint is written: the run directory keeps the previous, readable checkpoint. (A NaN in
+/// conv1 does not show in the loss: the ReLU maps NaN outputs to 0.)
+#[test]
+fn a_nan_weight_stops_training_and_keeps_the_last_good_checkpoint() {
+    let cfg = TrainConfig { synthetic_train: 200, synthetic_test: 100, ..small(2) };
+    let dir = std::env::temp_dir().join(format!("rapa-nan-weight-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = || synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed);
+    let mut first = Trainer::new(TrainConfig { epochs: 1, ..cfg.clone() }, data()).unwrap();
+    first.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
+    let mut t = Trainer::resume(read_checkpoint(&dir.join("checkpoint.bin")).unwrap(), data(), Some(2)).unwrap();
+    let tile = &mut t.net_mut().convs_mut()[0].tiles_mut()[2];
+    let mut w = tile.weights().to_owned();
+    w[[1, 4]] = f32::NAN;
+    tile.set_weights(w.view()).unwrap();
+    let mut losses = Vec::new();
+    let e = t.fit(Some(&dir), &mut |_| {}, &mut |m| losses.push(m.loss)).unwrap_err();
+    match &e {
+        TrainError::NonFiniteWeights { epoch, tensor, value, .. } => {
+            assert_eq!((*epoch, tensor.as_str()), (2, "conv1 tile 3 weights"), "{e}");
+            assert!(value.is_nan());
+        }
+        other => panic!("expected NonFiniteWeights, got {other}"),
+    }
+    assert!(losses.iter().all(|l| l.is_finite()), "the loss did not show it: {losses:?}");
+    let ck = read_checkpoint(&dir.join("checkpoint.bin")).unwrap();
+    assert_eq!(ck.epoch, 1, "the checkpoint of epoch 1 is kept");
+    let _ = std::fs::remove_dir_all(&dir);
+}

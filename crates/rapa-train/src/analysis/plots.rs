@@ -77,12 +77,14 @@ pub fn line_plot_in(
     atomically(path, |file| line_plot_to(path, file, title, x_label, y_label, series, y_range))
 }
 
-/// Checks a y range for [`line_plot_in`]: finite ends, the lower below the upper; the error
-/// names `field` and the values.
+/// Checks a y range for [`line_plot_in`]: ends finite and within ±10¹⁵, the lower below the
+/// upper; the error names `field` and the values.
 pub fn check_y_range(y_range: (Option<f64>, Option<f64>), field: &str) -> Result<(), TrainError> {
     let bad = |reason: String| Err(TrainError::Config { field: field.into(), reason });
-    if let Some(v) = [y_range.0, y_range.1].into_iter().flatten().find(|v| !v.is_finite()) {
-        return bad(format!("must be finite, got {v}"));
+    // Beyond ±1e15 the axis loses its resolution (a unit-wide default range at 1e20 is empty in
+    // f64) and a span can overflow to infinity, on which plotters' tick search never ends.
+    if let Some(v) = [y_range.0, y_range.1].into_iter().flatten().find(|v| v.is_nan() || v.abs() > 1e15) {
+        return bad(format!("must be finite and within ±1e15, got {v}"));
     }
     match y_range {
         (Some(lo), Some(hi)) if lo >= hi => bad(format!("needs the lower end below the upper, got {lo} to {hi}")),
@@ -341,7 +343,11 @@ mod tests {
     fn empty_or_infinite_ranges_are_config_errors() {
         let path = std::env::temp_dir().join(format!("rapa-range-{}.png", std::process::id()));
         let s = [("a".to_string(), vec![(1.0, 2.0)])];
-        for r in [(Some(3.0), Some(3.0)), (Some(5.0), Some(1.0)), (None, Some(f64::INFINITY)), (Some(f64::NAN), None)] {
+        let huge = [(Some(-1e308), Some(1e308)), (Some(1e20), None)];
+        for r in [(Some(3.0), Some(3.0)), (Some(5.0), Some(1.0)), (None, Some(f64::INFINITY)), (Some(f64::NAN), None)]
+            .into_iter()
+            .chain(huge)
+        {
             match line_plot_in(&path, "t", "x", "y", &s, r) {
                 Err(TrainError::Config { field, .. }) => assert_eq!(field, "y range"),
                 other => panic!("{r:?}: {other:?}"),

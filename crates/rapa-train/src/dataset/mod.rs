@@ -177,7 +177,9 @@ pub fn load(kind: &DatasetKind, data_dir: &Path, seed: u64) -> Result<Split, Dat
 }
 
 /// Loads only the test set of a dataset from `data_dir` (what evaluation needs: the training
-/// files need not be there). The synthetic test set is that of [`load`].
+/// files need not be there). The synthetic test set is that of [`load`], i.e. of the default
+/// sizes; the synthetic test set depends on the training count, so a run trained with other
+/// `synthetic_train`/`synthetic_test` sizes must build its set with [`synthetic`] instead.
 pub fn load_test(kind: &DatasetKind, data_dir: &Path, seed: u64) -> Result<Dataset, DataError> {
     match kind {
         DatasetKind::Synthetic => Ok(synthetic(10_000, 2_000, seed).test),

@@ -83,7 +83,7 @@ impl Checkpoint {
 
     /// The first NaN or infinite number among the network's learned values: (tensor, flat
     /// index, value). Hidden device bounds may be infinite (ideal devices) and are not looked at.
-    fn first_non_finite(&self) -> Option<(String, usize, f32)> {
+    pub(crate) fn first_non_finite(&self) -> Option<(String, usize, f32)> {
         let bad_in = |name: String, values: &mut dyn Iterator<Item = f32>| {
             values.enumerate().find(|(_, v)| !v.is_finite()).map(|(i, v)| (name, i, v))
         };

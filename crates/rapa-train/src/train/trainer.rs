@@ -73,6 +73,9 @@ impl Trainer {
             }
             cfg.epochs = e;
         }
+        // A run recorded with more threads than MAX_THREADS (older builds) resumes; callers set
+        // the thread count they want with `set_threads` (results do not depend on it).
+        cfg.threads = cfg.threads.min(super::MAX_THREADS);
         cfg.validate()?;
         let data = limit(data, &cfg);
         if data.train.n_classes != cfg.net.classes {
@@ -248,12 +251,19 @@ impl Trainer {
         while self.epoch < self.cfg.epochs {
             let m = self.run_epoch(progress)?;
             on_epoch(&m);
+            // A NaN weight need not show in the loss (the ReLU maps NaN to 0, and a dead network
+            // still has the finite loss ln 10), but a checkpoint holding one is refused when
+            // read: stop here, keeping the previous epoch's checkpoint.
+            let ck = self.checkpoint();
+            if let Some((tensor, index, value)) = ck.first_non_finite() {
+                return Err(TrainError::NonFiniteWeights { epoch: self.epoch, tensor, index, value });
+            }
             if let Some(dir) = out {
                 let lines = self.metrics_jsonl()?;
                 // The checkpoint first: a crash between the two leaves metrics.jsonl one epoch
                 // behind (a resumed run rewrites it at its start, see above), never a run that
                 // looks finished with an older checkpoint.
-                write_checkpoint(&dir.join("checkpoint.bin"), &self.checkpoint())?;
+                write_checkpoint(&dir.join("checkpoint.bin"), &ck)?;
                 write_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
             }
         }

@@ -85,7 +85,7 @@ pub struct AttackArgs {
     /// Run directories of trained models (one curve each)
     #[arg(long, required = true, num_args = 1..)]
     model: Vec<PathBuf>,
-    /// Perturbation sizes ε in pixel units [0, 1], comma separated
+    /// Perturbation sizes ε in pixel units, each in (0, 1], comma separated
     #[arg(
         long,
         value_delimiter = ',',
@@ -105,10 +105,11 @@ pub struct AttackArgs {
 }
 
 pub fn attack(a: AttackArgs) -> Result<(), TrainError> {
-    if let Some(e) = a.eps.iter().find(|e| !(e.is_finite() && (0.0..=1.0).contains(*e))) {
+    // ε = 0 would be the clean images, with an infinite SNR that no curve can show.
+    if let Some(e) = a.eps.iter().find(|e| !(e.is_finite() && **e > 0.0 && **e <= 1.0)) {
         return Err(TrainError::Config {
             field: "--eps".into(),
-            reason: format!("each value must be a finite fraction of the pixel range in [0, 1], got {e}"),
+            reason: format!("each value must be a fraction of the pixel range in (0, 1], got {e}"),
         });
     }
     let out = a.out.clone().unwrap_or_else(|| a.model[0].clone());

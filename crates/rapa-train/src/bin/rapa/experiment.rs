@@ -102,7 +102,8 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
                     eprintln!("{}: resuming after epoch {e}", dir.display());
                     let mut ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
                     // The checkpoint's settings are the ones that resume (config.toml was checked
-                    // above; this also covers a run directory that lost it).
+                    // before the first run; this also covers a run directory that lost it, or a
+                    // run another process started in the meantime).
                     require_same(&ck.config, &s.cfg, &format!("the checkpoint in {} has", dir.display()), "")?;
                     ck.config.data_dir.clone_from(&s.cfg.data_dir);
                     let data = load_data(&ck.config)?;
@@ -111,6 +112,10 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
                     run_training(trainer, &dir)?;
                 }
                 RunStatus::Missing => {
+                    // Checked again: while earlier runs trained (hours), another process (an
+                    // `--only` job, a --list command) may have started this one with other
+                    // settings; its config.toml exists before its first checkpoint does.
+                    check_settings(&dir, &s.cfg)?;
                     let data = load_data(&s.cfg)?;
                     run_training(Trainer::new(s.cfg.clone(), data)?, &dir)?;
                 }
