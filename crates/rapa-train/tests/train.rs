@@ -594,13 +594,32 @@ fn checkpoints_with_trailing_bytes_or_non_finite_weights_are_refused() {
             assert!(msg.contains(n), "`{n}` not in {msg}");
         }
     };
-    // Trailing bytes: one MessagePack nil, and a whole second copy.
+    // The file is the MessagePack payload and an 8-byte trailer: b"rck\x01", then the CRC-32
+    // of the payload (little-endian).
     let bytes = std::fs::read(&path).unwrap();
+    let (payload, trailer) = bytes.split_at(bytes.len() - 8);
+    assert_eq!(&trailer[..4], b"rck\x01");
+    assert_eq!(trailer[4..], crc32fast::hash(payload).to_le_bytes());
+    // A file without the trailer (written before it existed) still loads.
+    let legacy = dir.join("legacy.bin");
+    std::fs::write(&legacy, payload).unwrap();
+    assert_eq!(read_checkpoint(&legacy).unwrap(), good);
+    // Any flipped byte of the payload, or of the stored checksum, is a checksum mismatch (CRC-32
+    // detects every single-byte error).
+    for at in [0, payload.len() / 2, payload.len() - 1, bytes.len() - 1] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x10;
+        let file = dir.join("damaged.bin");
+        std::fs::write(&file, &damaged).unwrap();
+        refused(&file, &["checksum mismatch"]);
+    }
+    // Trailing bytes: one MessagePack nil after a trailer-less payload; a second copy appended
+    // to a whole file ends in a trailer whose checksum does not cover what precedes it.
     let trailing = dir.join("trailing.bin");
-    std::fs::write(&trailing, [&bytes[..], &[0xc0]].concat()).unwrap();
+    std::fs::write(&trailing, [payload, &[0xc0]].concat()).unwrap();
     refused(&trailing, &["1 trailing bytes"]);
     std::fs::write(&trailing, [&bytes[..], &bytes[..]].concat()).unwrap();
-    refused(&trailing, &["trailing bytes"]);
+    refused(&trailing, &["checksum mismatch"]);
     // Non-finite weights.
     let poisoned = |f: &dyn Fn(&mut Checkpoint), needles: &[&str]| {
         let mut ck = good.clone();

@@ -197,20 +197,50 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// Serializes (MessagePack, self-describing: floats are stored bit-exactly) and writes a
-/// checkpoint atomically.
+/// Marks the 8-byte trailer of a checkpoint file: these 4 bytes, then the CRC-32 (IEEE) of
+/// everything before the trailer, little-endian.
+const CHECKSUM_MAGIC: &[u8; 4] = b"rck\x01";
+
+/// Serializes (MessagePack, self-describing: floats are stored bit-exactly), appends the
+/// checksum trailer and writes a checkpoint atomically.
 pub fn write_checkpoint(path: &Path, ck: &Checkpoint) -> Result<(), TrainError> {
-    let bytes =
+    let mut bytes =
         rmp_serde::to_vec_named(ck).map_err(|e| TrainError::Internal(format!("serializing checkpoint: {e}")))?;
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(CHECKSUM_MAGIC);
+    bytes.extend_from_slice(&crc.to_le_bytes());
     write_atomic(path, &bytes)
 }
 
-/// Reads a checkpoint, checking its version, that nothing follows the encoded checkpoint in the
-/// file, and that its parts agree and its weights are finite ([`Checkpoint::validate`]); every
-/// error names the file.
+/// The MessagePack part of a checkpoint file: without its checksum trailer after checking it,
+/// or the whole file if it has none (written before 2026-11-27; such files still load, with
+/// only the decoding and [`Checkpoint::validate`] to catch damage).
+fn checked_payload<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8], TrainError> {
+    let Some(split) = bytes.len().checked_sub(8) else { return Ok(bytes) };
+    let (payload, trailer) = bytes.split_at(split);
+    if &trailer[..4] != CHECKSUM_MAGIC {
+        return Ok(bytes);
+    }
+    let stored = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+    let actual = crc32fast::hash(payload);
+    if stored != actual {
+        return Err(TrainError::Checkpoint {
+            reason: format!(
+                "{}: checksum mismatch (stored {stored:08x}, computed {actual:08x}): the file is damaged",
+                path.display()
+            ),
+        });
+    }
+    Ok(payload)
+}
+
+/// Reads a checkpoint, checking its checksum (files written before the checksum have none),
+/// its version, that nothing follows the encoded checkpoint, and that its parts agree and its
+/// weights are finite ([`Checkpoint::validate`]); every error names the file.
 pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, TrainError> {
-    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
-    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(&bytes[..]));
+    let file = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    let bytes = checked_payload(path, &file)?;
+    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
     let ck = Checkpoint::deserialize(&mut de)
         .map_err(|e| TrainError::Checkpoint { reason: format!("{}: cannot decode: {e}", path.display()) })?;
     let used = usize::try_from(de.position()).unwrap_or(usize::MAX);
