@@ -157,3 +157,19 @@ fn oversized_config_files_are_refused() {
     assert!(!dir.join("r").exists(), "a refused run wrote its directory");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A directory written by `rapa reduce` (it holds `reduce.json` and a checkpoint with the tiled
+/// run's settings and metrics) is not a training run: `--resume` and `--auto-resume` refuse it
+/// before reading anything, and leave it alone.
+#[test]
+fn a_reduced_model_is_not_resumed() {
+    let dir = fresh_dir("reduced");
+    std::fs::create_dir_all(dir.join("red")).expect("mkdir");
+    std::fs::write(dir.join("red/reduce.json"), "{}").expect("write");
+    std::fs::write(dir.join("red/checkpoint.bin"), "stand-in").expect("write");
+    for flag in ["--resume", "--auto-resume"] {
+        fails(&dir, &["train", flag, "--out", "red"], &["red", "reduced model", "cannot be resumed"]);
+    }
+    assert_eq!(std::fs::read_to_string(dir.join("red/checkpoint.bin")).expect("read"), "stand-in");
+    let _ = std::fs::remove_dir_all(&dir);
+}

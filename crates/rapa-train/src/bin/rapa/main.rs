@@ -280,6 +280,19 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
     }
     check_out_dir(&a.out)?;
     let resume = a.resume || (a.auto_resume && a.out.join("checkpoint.bin").exists());
+    if resume && a.out.join("reduce.json").exists() && !a.out.join("metrics.jsonl").exists() {
+        // `rapa reduce` saves its model (reduce.json, no metrics.jsonl) with the tiled run's
+        // settings and metrics: training it on would mix the two networks' histories in one
+        // run. (An experiment's random runs hold a reduce.json of their post-processing beside
+        // their metrics.jsonl; they resume.)
+        return Err(TrainError::Config {
+            field: "--out".into(),
+            reason: format!(
+                "{} holds a reduced model (reduce.json), not a training run; it cannot be resumed",
+                a.out.display()
+            ),
+        });
+    }
     let trainer = if resume {
         let mut ck = read_checkpoint(&a.out.join("checkpoint.bin"))?;
         // The run keeps its settings: flags and --config may repeat them (as the commands of
