@@ -140,6 +140,20 @@ fn out_pointing_at_a_file_is_refused() {
         fails(&dir, args, &["--out", "afile is a file, not a directory"]);
     }
     assert_eq!(std::fs::read_to_string(dir.join("afile")).expect("read"), "keep");
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("no-such-target", dir.join("dangling")).expect("symlink");
+        fails(
+            &dir,
+            &["train", "--epochs", "1", "--out", "dangling"],
+            &["dangling is something other than a directory"],
+        );
+        fails(
+            &dir,
+            &["train", "--epochs", "1", "--out", "/dev/null"],
+            &["/dev/null is something other than a directory"],
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -463,16 +463,23 @@ pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Refuses an `--out` that exists but is not a directory (a regular file), before any work is
-/// done, instead of the bare OS error of creating a directory there.
+/// Refuses an `--out` that exists but is not a directory (a regular file, a device, a FIFO, a
+/// dangling symbolic link; a link to a directory is fine), before any work is done, instead of
+/// the bare OS error of creating a directory there.
 pub(crate) fn check_out_dir(out: &Path) -> Result<(), TrainError> {
-    if out.exists() && !out.is_dir() {
-        return Err(TrainError::Config {
-            field: "--out".into(),
-            reason: format!("{} is a file, not a directory", out.display()),
-        });
+    // symlink_metadata: a dangling symbolic link "does not exist" for `exists()`, and creating
+    // the directory through it would fail with a bare OS error.
+    match std::fs::symlink_metadata(out) {
+        Ok(_) if out.is_dir() => Ok(()),
+        Ok(m) => {
+            let what = if m.is_file() { "a file" } else { "something other than a directory" };
+            Err(TrainError::Config {
+                field: "--out".into(),
+                reason: format!("{} is {what}, not a directory", out.display()),
+            })
+        }
+        Err(_) => Ok(()),
     }
-    Ok(())
 }
 
 fn display(p: &Path) -> String {
