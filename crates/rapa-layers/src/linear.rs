@@ -26,6 +26,15 @@ impl TiledLinear {
                 reason: "must be non-empty".into(),
             });
         }
+        // rand_distr accepts a negative or infinite std (mirrored or infinite draws): refuse
+        // them as `RapaConv2d::new` does.
+        if !(init_std.is_finite() && init_std >= 0.0) {
+            return Err(LayerError::Invalid {
+                field: "init_std",
+                value: init_std.to_string(),
+                reason: "must be finite and >= 0".into(),
+            });
+        }
         let normal = Normal::new(0.0f32, init_std).map_err(|e| LayerError::Invalid {
             field: "init_std",
             value: init_std.to_string(),

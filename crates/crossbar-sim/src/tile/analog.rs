@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::merged::{RowScratch, Trains, merged_row};
-use super::{Tile, TileConfig, check_io, check_lr};
+use super::{Tile, TileConfig, check_finite, check_io, check_lr};
 use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
 use crate::error::{SimError, check_shape};
@@ -432,6 +432,8 @@ impl Tile for AnalogTile {
     fn update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) -> Result<(), SimError> {
         check_io("AnalogTile::update", "x", x.dim().into(), self.in_size(), "d", d.dim().into(), self.out_size())?;
         check_lr("AnalogTile::update", lr)?;
+        check_finite("AnalogTile::update", "x", x)?;
+        check_finite("AnalogTile::update", "d", d)?;
         self.counters.update_cycles += x.nrows() as u64;
         // A digital bias follows plain SGD on the unscaled d; the devices get the other columns.
         if self.has_digital_bias() {

@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
-use super::{Tile, check_io, check_lr};
+use super::{Tile, check_finite, check_io, check_lr};
 use crate::cycles::CycleCounters;
 use crate::error::{SimError, check_shape};
 use crate::linalg::sgemm;
@@ -54,6 +54,8 @@ impl Tile for FloatTile {
     fn update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) -> Result<(), SimError> {
         check_io("FloatTile::update", "x", x.dim().into(), self.in_size(), "d", d.dim().into(), self.out_size())?;
         check_lr("FloatTile::update", lr)?;
+        check_finite("FloatTile::update", "x", x)?;
+        check_finite("FloatTile::update", "d", d)?;
         sgemm(-lr, d.t(), x, 1.0, &mut self.w.view_mut());
         self.counters.update_cycles += x.nrows() as u64;
         Ok(())

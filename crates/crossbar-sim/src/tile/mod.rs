@@ -35,7 +35,8 @@ pub trait Tile: Send + fmt::Debug {
     fn forward(&mut self, x: ArrayView2<'_, f32>, y: ArrayViewMut2<'_, f32>) -> Result<(), SimError>;
     /// Backward (transposed) MVMs of a batch, written into `z`.
     fn backward(&mut self, d: ArrayView2<'_, f32>, z: ArrayViewMut2<'_, f32>) -> Result<(), SimError>;
-    /// Update W ← W − lr·dᵀ·x with `lr ≥ 0`.
+    /// Update W ← W − lr·dᵀ·x with `lr ≥ 0`; a NaN or infinite element of `x` or `d` is a
+    /// [`SimError::InvalidArgument`] naming it (the weights are then left unchanged).
     fn update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) -> Result<(), SimError>;
     /// The effective weights W (`[out, in]`) the tile computes with: the stored conductance
     /// weights times the digital output scales of an active weight mapping
@@ -103,6 +104,28 @@ pub(crate) fn check_io(
 ) -> Result<(), SimError> {
     check_shape(op, a_name, &a, [a[0], a_cols])?;
     check_shape(op, b_name, &b, [a[0], b_cols])
+}
+
+/// Checks that every element of an update argument is finite: a NaN or infinite `x` or `d`
+/// would otherwise vanish silently in a pulsed update (its pulse counts saturate) or poison
+/// every weight of its row and column.
+pub(crate) fn check_finite(op: &'static str, name: &'static str, a: ArrayView2<'_, f32>) -> Result<(), SimError> {
+    // The common case, all finite, in one branch-free pass that the compiler vectorizes (even
+    // for the baseline SSE2): a value is NaN or infinite exactly when its exponent bits are all
+    // ones; the flags are OR-ed. (A plain early-exit search runs about one element per cycle,
+    // as long as the float tile's whole update GEMM of conv1.)
+    const EXP: u32 = 0x7f80_0000;
+    if let Some(s) = a.as_slice_memory_order()
+        && s.iter().fold(0u32, |any, v| any | u32::from(v.to_bits() & EXP == EXP)) == 0
+    {
+        return Ok(());
+    }
+    match a.iter().find(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(&v) => {
+            Err(SimError::InvalidArgument { op, name, value: v.into(), reason: "every element must be finite" })
+        }
+    }
 }
 
 /// Checks a learning rate.
