@@ -25,13 +25,7 @@ pub fn flush_denormals() {
 /// [`TrainError::Config`] for field `threads` (the `--threads` flag) above
 /// [`MAX_THREADS`](crate::train::MAX_THREADS), or if rayon cannot start the pool.
 pub fn compute_pool(threads: usize, ftz: bool) -> Result<rayon::ThreadPool, TrainError> {
-    let most = crate::train::MAX_THREADS;
-    if threads > most {
-        return Err(TrainError::Config {
-            field: "threads".into(),
-            reason: format!("must be at most {most} (0: one per core), got {threads}"),
-        });
-    }
+    crate::train::check_threads(threads)?;
     let mut b = rayon::ThreadPoolBuilder::new().num_threads(threads);
     if ftz {
         b = b.start_handler(|_| flush_denormals());

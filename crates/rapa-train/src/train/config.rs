@@ -20,6 +20,18 @@ pub const MAX_BATCH: usize = 4096;
 /// thousands of OS threads exhaust memory or hang the start).
 pub const MAX_THREADS: usize = 1024;
 
+/// Checks a thread count against [`MAX_THREADS`]: the one check behind
+/// [`TrainConfig::validate`] and [`compute_pool`](crate::runtime::compute_pool).
+pub(crate) fn check_threads(threads: usize) -> Result<(), TrainError> {
+    if threads > MAX_THREADS {
+        return Err(TrainError::Config {
+            field: "threads".into(),
+            reason: format!("must be at most {MAX_THREADS} (0: one per core), got {threads}"),
+        });
+    }
+    Ok(())
+}
+
 /// Largest configuration file [`TrainConfig::from_toml_file`] reads (1 MiB; a full
 /// configuration is a few KiB).
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -119,9 +131,7 @@ impl TrainConfig {
                 return bad(field, format!("must be in 1..={MAX_BATCH}, got {n}"));
             }
         }
-        if self.threads > MAX_THREADS {
-            return bad("threads", format!("must be at most {MAX_THREADS} (0: one per core), got {}", self.threads));
-        }
+        check_threads(self.threads)?;
         if self.lr_step == 0 {
             return bad("lr_step", "must be > 0".into());
         }
