@@ -178,21 +178,35 @@ fn empty_batches_are_empty_results() {
     }
 }
 
-/// Non-finite inputs must not panic (they propagate to the outputs, where the network checks
-/// them; see rapa-train's `NonFiniteOutput`). A non-finite update must not be a silent success
-/// with unchanged weights either.
+/// Non-finite inputs must not panic; they propagate to every output of their own vector (where
+/// the network checks them; see rapa-train's `NonFiniteOutput`) and leave the other vectors of
+/// the batch exactly as they are with finite values in their place (same bits, noise included).
+/// A non-finite update must not be a silent success with unchanged weights either.
 #[test]
-fn non_finite_inputs_do_not_panic() {
-    for (kind, mut t) in tiles() {
+fn non_finite_inputs_stay_in_their_vector() {
+    for (kind, t) in tiles() {
         for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            let mut x = Array2::<f32>::from_elem((3, 4), 0.5);
+            let (mut bad, mut good) = (t.snapshot().restore().unwrap(), t.snapshot().restore().unwrap());
+            let finite = Array2::<f32>::from_shape_fn((3, 4), |(i, j)| 0.3 - 0.1 * (i + j) as f32);
+            let mut x = finite.clone();
             x[[1, 2]] = v;
-            let y = no_panic(kind, || t.forward_new(x.view())).unwrap();
-            assert!(y.row(0).iter().all(|v| v.is_finite()), "{kind}: row 0 was finite");
-            let mut d = Array2::<f32>::from_elem((3, 3), 0.5);
+            let y = no_panic(kind, || bad.forward_new(x.view())).unwrap();
+            let y_ok = good.forward_new(finite.view()).unwrap();
+            assert!(y.row(1).iter().all(|o| !o.is_finite()), "{kind} forward, {v}: {y}");
+            for r in [0, 2] {
+                assert_eq!(y.row(r), y_ok.row(r), "{kind} forward, {v}: row {r} changed");
+                assert!(y.row(r).iter().all(|o| o.is_finite()), "{kind} forward, {v}: {y}");
+            }
+            let finite = Array2::<f32>::from_shape_fn((3, 3), |(i, j)| 0.2 * i as f32 - 0.15 * j as f32);
+            let mut d = finite.clone();
             d[[2, 0]] = v;
-            let z = no_panic(kind, || t.backward_new(d.view())).unwrap();
-            assert!(z.row(0).iter().all(|v| v.is_finite()), "{kind}: row 0 was finite");
+            let z = no_panic(kind, || bad.backward_new(d.view())).unwrap();
+            let z_ok = good.backward_new(finite.view()).unwrap();
+            assert!(z.row(2).iter().all(|o| !o.is_finite()), "{kind} backward, {v}: {z}");
+            for r in [0, 1] {
+                assert_eq!(z.row(r), z_ok.row(r), "{kind} backward, {v}: row {r} changed");
+                assert!(z.row(r).iter().all(|o| o.is_finite()), "{kind} backward, {v}: {z}");
+            }
         }
     }
 }

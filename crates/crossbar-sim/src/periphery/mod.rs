@@ -338,7 +338,12 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
         }
     }
     for alpha in alphas.iter_mut() {
-        if *alpha <= 0.0 || !alpha.is_finite() {
+        if *alpha == f32::INFINITY {
+            // An infinite input: the scaled vector is undefined, and every output of the vector
+            // becomes NaN (as in aihwkit, where s = 1/α = 0 turns the infinite element into NaN),
+            // never a silent zero.
+            *alpha = f32::NAN;
+        } else if alpha.is_nan() || *alpha <= 0.0 {
             // aihwkit: an all-zero vector gives a zero output unless there is input noise
             *alpha = if cfg.inp_noise > 0.0 { 1.0 } else { 0.0 };
         }
@@ -861,7 +866,11 @@ mod tests {
                 }
             };
             passes += 1;
-            if !(alpha > 0.0 && alpha.is_finite()) {
+            if alpha == f32::INFINITY {
+                out.push(vec![vec![f32::NAN]; m.ncols()]);
+                continue;
+            }
+            if alpha.is_nan() || alpha <= 0.0 {
                 out.push(vec![vec![0.0]; m.ncols()]);
                 continue;
             }
@@ -905,6 +914,72 @@ mod tests {
             }
         }
         (out, passes)
+    }
+
+    /// Non-finite inputs, on the portable and the AVX-512 paths: a NaN element makes every
+    /// output of its vector NaN under every noise management; an infinite element does so where
+    /// it sets the scale α (absolute maximum without a cap, and +∞ under `Max`), and elsewhere
+    /// (a cap, `Constant`, `None`, −∞ under `Max`) saturates the DAC like any value far beyond
+    /// its bound: the same bits as 10³⁰ in its place. The other vectors are never touched.
+    #[test]
+    fn non_finite_inputs_give_nan_or_saturate() {
+        let paths: &[bool] = if has_avx512() { &[false, true] } else { &[false] };
+        let (n, k, o) = (6, 75, 32);
+        let mut rng = seeded(4);
+        let finite = Array2::from_shape_simple_fn((n, k), || rng.random::<f32>() - 0.5);
+        let m = Array2::from_shape_simple_fn((k, o), || rng.random::<f32>() - 0.5);
+        let packed = PackedRhs::new(m.view());
+        let quiet = IoConfig { out_noise: 0.0, ..IoConfig::default() };
+        let nm = |noise_management, nm_thres| IoConfig { noise_management, nm_thres, ..IoConfig::default() };
+        // (config, whether +∞ and −∞ set α)
+        let configs = [
+            (IoConfig::default(), true, true),
+            (quiet.clone(), true, true),
+            (IoConfig { bound_management: BoundManagement::None, ..IoConfig::default() }, true, true),
+            (nm(NoiseManagement::Max, 0.0), true, false),
+            (nm(NoiseManagement::AbsMax, 0.3), false, false),
+            (nm(NoiseManagement::Max, 0.3), false, false),
+            (nm(NoiseManagement::Constant, 0.5), false, false),
+            (nm(NoiseManagement::None, 0.0), false, false),
+        ];
+        for (i, (cfg, pos_sets, neg_sets)) in configs.iter().enumerate() {
+            let bm = cfg.bound_management == BoundManagement::Iterative;
+            let run = |x: &Array2<f32>, wide: bool| {
+                let mut y = Array2::<f32>::from_elem((n, o), -7.0);
+                let job = Chunk { cfg, m: m.view(), packed: &packed, x: x.view(), y: y.view_mut(), bm };
+                if wide {
+                    mvm_chunk_body::<true>(job, &mut seeded(5));
+                } else {
+                    mvm_chunk_body::<false>(job, &mut seeded(5));
+                }
+                y
+            };
+            for &wide in paths {
+                let base = run(&finite, wide);
+                for (v, sets) in [(f32::NAN, true), (f32::INFINITY, *pos_sets), (f32::NEG_INFINITY, *neg_sets)] {
+                    let mut x = finite.clone();
+                    x[[2, 40]] = v;
+                    let y = run(&x, wide);
+                    let case = format!("config {i}, wide {wide}, {v}");
+                    for r in [0, 1, 3, 4, 5] {
+                        assert_eq!(y.row(r), base.row(r), "{case}: row {r} changed");
+                    }
+                    if sets {
+                        assert!(y.row(2).iter().all(|o| o.is_nan()), "{case}: {}", y.row(2));
+                    } else {
+                        x[[2, 40]] = 1e30 * v.signum();
+                        let huge = run(&x, wide);
+                        assert!(y.row(2).iter().all(|o| o.is_finite()), "{case}: {}", y.row(2));
+                        assert!(
+                            y.row(2).iter().zip(huge.row(2)).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{case}: {} against {}",
+                            y.row(2),
+                            huge.row(2)
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// A whole chunk through the portable path, and on AVX-512 through the chunk-wide row loops

@@ -32,8 +32,15 @@ pub trait Tile: Send + fmt::Debug {
     /// Number of inputs (columns of W).
     fn in_size(&self) -> usize;
     /// Forward MVMs of a batch, written into `y`.
+    ///
+    /// Inputs are not checked for finiteness (that would cost a pass over every batch); a NaN
+    /// element makes every output of its vector NaN, and so does an infinite one on a float
+    /// tile or where it sets an analog tile's noise-management scale; elsewhere an analog DAC
+    /// saturates it like any value beyond its bound (`docs/io.md`, zero-vector rule). The other
+    /// vectors of the batch are unaffected.
     fn forward(&mut self, x: ArrayView2<'_, f32>, y: ArrayViewMut2<'_, f32>) -> Result<(), SimError>;
-    /// Backward (transposed) MVMs of a batch, written into `z`.
+    /// Backward (transposed) MVMs of a batch, written into `z`; non-finite elements of `d`
+    /// behave as in [`forward`](Tile::forward).
     fn backward(&mut self, d: ArrayView2<'_, f32>, z: ArrayViewMut2<'_, f32>) -> Result<(), SimError>;
     /// Update W ← W − lr·dᵀ·x with `lr ≥ 0`; a NaN or infinite element of `x` or `d` is a
     /// [`SimError::InvalidArgument`] naming it (the weights are then left unchanged).
