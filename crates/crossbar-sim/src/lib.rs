@@ -10,7 +10,9 @@
 //! - its update sends stochastic, bit-packed pulse trains whose coincidences (counted by
 //!   popcount) pulse a [`DeviceModel`]: constant step, linear step, soft bounds, exponential
 //!   step, power step, each with device-to-device and cycle-to-cycle variation
-//!   ([`DeviceConfig`], [`UpdateConfig`]);
+//!   ([`DeviceConfig`], [`UpdateConfig`]); or, with the mixed-precision update, the outer
+//!   products accumulate in a digital matrix and only whole device steps are pulsed
+//!   ([`MixedPrecisionConfig`]);
 //! - every operation is counted in constant-time cycles ([`CycleCounters`]) and turned into
 //!   simulated analog time by a [`TimingModel`];
 //! - every random draw comes from a [`SimRng`] derived from the tile's seed; results do not
@@ -64,6 +66,7 @@ mod error;
 pub mod io_config;
 pub mod linalg;
 pub mod mapping;
+pub mod mixed_precision;
 pub mod normal;
 pub mod periphery;
 pub mod pulse;
@@ -76,6 +79,7 @@ pub use device::{DeviceArrays, DeviceConfig, DeviceModel, PulsedParams};
 pub use error::{ConfigError, SimError};
 pub use io_config::{BoundManagement, IoConfig, NoiseManagement, WeightNoise};
 pub use mapping::MappingConfig;
+pub use mixed_precision::MixedPrecisionConfig;
 pub use rng::{SimRng, derive_seed};
 pub use tile::{AnalogTile, AnalogTileState, FloatTile, PRESETS, Tile, TileConfig, TileSnapshot};
 pub use update_config::{PulseType, UpdateConfig};

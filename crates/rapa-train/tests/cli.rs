@@ -388,10 +388,10 @@ fn curves_checks_its_output_and_its_runs() {
         ("plot", "must end in .png"),
         ("plot.csv", "must end in .png"),
         ("dir.png", "a directory"),
-        ("csvdir.png", "csvdir.csv exists and is a directory"),
+        ("csvdir.png", "csvdir.csv: is not a regular file (a directory)"),
     ];
     if cfg!(unix) {
-        refused.extend([("link.png", "a symbolic link"), ("fifo.png", "not a regular file")]);
+        refused.extend([("link.png", "(a symbolic link)"), ("fifo.png", "(a FIFO)")]);
     }
     for (out, needle) in refused {
         let (code, stderr) = rapa_in(&dir, &["curves", "--run", "runs/a", "--out", out]);

@@ -1,7 +1,7 @@
 //! The analog tile: noisy, quantized MVMs and pulsed updates on a device model.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
-use rand::RngCore;
+use rand::{Rng, RngCore};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -9,11 +9,12 @@ use super::merged::{RowScratch, Trains, merged_row};
 use super::{Tile, TileConfig, check_finite, check_io, check_lr};
 use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
-use crate::error::{SimError, check_shape};
+use crate::error::{ConfigError, SimError, check_shape};
+use crate::mixed_precision::{all_finite, quantize_rows, take_steps, transfer_rows};
 use crate::periphery::{CHUNK, abs_max_of, analog_mvm, contiguous};
 use crate::pulse::{SLOT_MASK, TrainScales, TrainStream, coincidences, make_trains};
 use crate::rng::{SimRng, derive_seed, stream};
-use crate::update_config::PulseType;
+use crate::update_config::{PulseType, UpdateConfig};
 
 /// Stream index of the hidden device parameters within a tile's seed.
 const HIDDEN_STREAM: u64 = 0;
@@ -43,6 +44,12 @@ pub struct AnalogTile {
     device: Box<dyn DeviceModel>,
     rng: SimRng,
     counters: CycleCounters,
+    /// The mixed-precision accumulator χ (shape of `w`; `0 × 0` when mixed precision is off).
+    chi: Array2<f32>,
+    /// Update calls since the weights were set (mixed precision: when to transfer).
+    mp_calls: u64,
+    /// The row the next mixed-precision transfer starts at.
+    mp_next_row: usize,
 }
 
 /// Everything needed to restore an [`AnalogTile`] bit-exactly (serde).
@@ -70,6 +77,16 @@ pub struct AnalogTileState {
     pub rng: SimRng,
     /// Operation counters.
     pub counters: CycleCounters,
+    /// The mixed-precision accumulator χ (`[out, in]` of the stored weights; empty when mixed
+    /// precision is off).
+    #[serde(default)]
+    pub chi: Array2<f32>,
+    /// Update calls since the weights were set (mixed precision).
+    #[serde(default)]
+    pub mp_calls: u64,
+    /// The row the next mixed-precision transfer starts at.
+    #[serde(default)]
+    pub mp_next_row: usize,
 }
 
 impl AnalogTile {
@@ -97,6 +114,7 @@ impl AnalogTile {
                 got: vec![out_size, in_size],
             });
         }
+        check_transfer_granularity(cfg, device.as_ref())?;
         // The devices hold the analog columns only.
         let n_analog = in_size - digital;
         let hidden = device.draw(out_size, n_analog, &mut stream(seed, HIDDEN_STREAM));
@@ -111,6 +129,9 @@ impl AnalogTile {
             device,
             rng: stream(seed, RUNTIME_STREAM),
             counters: CycleCounters::default(),
+            chi: if cfg.mixed_precision.enabled { Array2::zeros((out_size, n_analog)) } else { Array2::zeros((0, 0)) },
+            mp_calls: 0,
+            mp_next_row: 0,
         };
         tile.refresh_effective();
         Ok(tile)
@@ -158,6 +179,9 @@ impl AnalogTile {
             hidden: self.hidden.clone(),
             rng: self.rng.clone(),
             counters: self.counters,
+            chi: self.chi.clone(),
+            mp_calls: self.mp_calls,
+            mp_next_row: self.mp_next_row,
         }
     }
 
@@ -171,6 +195,7 @@ impl AnalogTile {
     /// Restores a tile with a user-supplied device model, which must have the saved name.
     pub fn from_state_with_device(state: AnalogTileState, device: Box<dyn DeviceModel>) -> Result<Self, SimError> {
         state.config.validate()?;
+        check_transfer_granularity(&state.config, device.as_ref())?;
         if device.name() != state.device_name {
             return Err(SimError::State {
                 reason: format!("saved device `{}`, restoring with `{}`", state.device_name, device.name()),
@@ -222,6 +247,24 @@ impl AnalogTile {
                 ),
             });
         }
+        let want_chi = if state.config.mixed_precision.enabled { shape } else { [0, 0] };
+        if state.chi.shape() != want_chi {
+            return Err(SimError::State {
+                reason: format!(
+                    "mixed-precision accumulator of shape {:?}, expected {want_chi:?} (mixed_precision.enabled = {})",
+                    state.chi.shape(),
+                    state.config.mixed_precision.enabled
+                ),
+            });
+        }
+        if !all_finite(state.chi.view()) {
+            return Err(SimError::State { reason: "mixed-precision accumulator values must be finite".into() });
+        }
+        if state.mp_next_row >= shape[0] {
+            return Err(SimError::State {
+                reason: format!("mixed-precision transfer row {} of {} rows", state.mp_next_row, shape[0]),
+            });
+        }
         let std_layout = |a: Array2<f32>| if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
         let hidden = DeviceArrays {
             step_up: std_layout(state.hidden.step_up),
@@ -241,6 +284,9 @@ impl AnalogTile {
             device,
             rng: state.rng,
             counters: state.counters,
+            chi: std_layout(state.chi),
+            mp_calls: state.mp_calls,
+            mp_next_row: state.mp_next_row,
         };
         tile.refresh_effective();
         Ok(tile)
@@ -287,11 +333,11 @@ impl AnalogTile {
         }
     }
 
-    fn pulsed_update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) {
+    /// The pulsed update W ← W − lr·dᵀ·x of the stored weights with the update settings `ucfg`.
+    fn pulsed_update(&mut self, ucfg: &UpdateConfig, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) {
         let (batch, n_in, n_out) = (x.nrows(), x.ncols(), d.ncols());
-        let kind = self.cfg.update.pulse_type;
+        let kind = ucfg.pulse_type;
         let eps = self.device.granularity();
-        let ucfg = &self.cfg.update;
         let train_seed = self.rng.next_u64();
         let row_seed = self.rng.next_u64();
 
@@ -375,6 +421,76 @@ impl AnalogTile {
     }
 }
 
+impl AnalogTile {
+    /// Whether updates are exact float products (an ideal device or the float pulse type).
+    fn exact_update(&self) -> bool {
+        self.device.is_ideal() || self.cfg.update.pulse_type == PulseType::Float
+    }
+
+    /// The mixed-precision accumulator χ (`[out, in]` of the stored weights, without a digital
+    /// bias column; empty when `mixed_precision.enabled` is off).
+    pub fn mixed_precision_accumulator(&self) -> ArrayView2<'_, f32> {
+        self.chi.view()
+    }
+
+    /// The granularity ε of a mixed-precision transfer step.
+    fn transfer_granularity(&self) -> f32 {
+        let g = self.cfg.mixed_precision.granularity;
+        if g > 0.0 { g } else { self.device.granularity() }
+    }
+
+    /// χ += lr·dᵀ·x (after the optional quantization of x and d), then a transfer after every
+    /// `transfer_every`-th call (module [`crate::mixed_precision`]).
+    fn mixed_precision_update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) {
+        let mp = self.cfg.mixed_precision.clone();
+        let call_seed = self.rng.next_u64();
+        let quantized = |m: ArrayView2<'_, f32>, bins: u32, stochastic: bool, stream_index: u64| {
+            (bins > 0).then(|| {
+                let mut q = m.to_owned();
+                quantize_rows(q.view_mut(), bins, stochastic, &mut stream(call_seed, stream_index));
+                q
+            })
+        };
+        let qx = quantized(x, mp.n_x_bins, mp.stoc_round_x, 0);
+        let qd = quantized(d, mp.n_d_bins, mp.stoc_round_d, 1);
+        let x = qx.as_ref().map_or(x, |q| q.view());
+        let d = qd.as_ref().map_or(d, |q| q.view());
+        crate::linalg::sgemm(lr, d.t(), x, 1.0, &mut self.chi.view_mut());
+        self.mp_calls += 1;
+        if !self.mp_calls.is_multiple_of(u64::from(mp.transfer_every)) {
+            return;
+        }
+        let n_rows = self.w.nrows();
+        let count = if mp.rows_per_transfer == 0 { n_rows } else { (mp.rows_per_transfer as usize).min(n_rows) };
+        let start = if mp.random_row && count < n_rows {
+            let u: f32 = stream(call_seed, 2).random();
+            ((u * n_rows as f32).floor() as usize).min(n_rows - 1)
+        } else {
+            self.mp_next_row
+        };
+        let rows = transfer_rows(start, count, n_rows);
+        self.mp_next_row = (start + count) % n_rows;
+        let eps = self.transfer_granularity();
+        let steps = take_steps(&mut self.chi.view_mut(), &rows, eps);
+        let lr_t = eps * mp.transfer_lr;
+        self.counters.update_cycles += count as u64;
+        if self.exact_update() {
+            for (k, &i) in rows.iter().enumerate() {
+                self.w.row_mut(i).scaled_add(-lr_t, &steps.row(k));
+            }
+        } else {
+            let mut one_hot = Array2::<f32>::zeros((count, n_rows));
+            for (k, &i) in rows.iter().enumerate() {
+                one_hot[[k, i]] = 1.0;
+            }
+            // aihwkit turns update and BL management on for the transfer: BL = max|n| (up to
+            // desired_bl), so every element gets |n| pulses on average.
+            let ucfg = UpdateConfig { update_management: true, update_bl_management: true, ..self.cfg.update.clone() };
+            self.pulsed_update(&ucfg, steps.view(), one_hot.view(), lr_t);
+        }
+    }
+}
+
 impl Tile for AnalogTile {
     fn out_size(&self) -> usize {
         self.w.nrows()
@@ -434,7 +550,10 @@ impl Tile for AnalogTile {
         check_lr("AnalogTile::update", lr)?;
         check_finite("AnalogTile::update", "x", x)?;
         check_finite("AnalogTile::update", "d", d)?;
-        self.counters.update_cycles += x.nrows() as u64;
+        // (With mixed precision the outer products are digital: only the transfers count.)
+        if !self.cfg.mixed_precision.enabled {
+            self.counters.update_cycles += x.nrows() as u64;
+        }
         // A digital bias follows plain SGD on the unscaled d; the devices get the other columns.
         if self.has_digital_bias() {
             let last = x.column(self.w.ncols());
@@ -448,10 +567,13 @@ impl Tile for AnalogTile {
         // With a mapping, W' = W/α receives ΔW/α: the update runs on d/α (aihwkit `pre_update`).
         let scaled = (!self.scales.is_empty()).then(|| scale_columns(d, &self.scales, true));
         let d = scaled.as_ref().map_or(d, |s| s.view());
-        if self.device.is_ideal() || self.cfg.update.pulse_type == PulseType::Float {
+        if self.cfg.mixed_precision.enabled {
+            self.mixed_precision_update(x, d, lr);
+        } else if self.exact_update() {
             crate::linalg::sgemm(-lr, d.t(), x, 1.0, &mut self.w.view_mut());
         } else {
-            self.pulsed_update(x, d, lr);
+            let ucfg = self.cfg.update.clone();
+            self.pulsed_update(&ucfg, x, d, lr);
         }
         self.refresh_effective();
         Ok(())
@@ -472,6 +594,10 @@ impl Tile for AnalogTile {
             row.mapv_inplace(|v| v / a);
         }
         self.hidden.clip(&mut self.w);
+        // Programming the weights starts the mixed-precision accumulation afresh.
+        self.chi.fill(0.0);
+        self.mp_calls = 0;
+        self.mp_next_row = 0;
         self.refresh_effective();
         Ok(())
     }
@@ -484,6 +610,19 @@ impl Tile for AnalogTile {
     fn snapshot(&self) -> super::TileSnapshot {
         super::TileSnapshot::Analog(Box::new(self.state()))
     }
+}
+
+/// With mixed precision on and `granularity` 0, the device must report a usable granularity.
+fn check_transfer_granularity(cfg: &TileConfig, device: &dyn DeviceModel) -> Result<(), SimError> {
+    let g = device.granularity();
+    if cfg.mixed_precision.enabled && cfg.mixed_precision.granularity == 0.0 && !(g > 0.0 && g.is_finite()) {
+        return Err(ConfigError::Invalid {
+            field: "mixed_precision.granularity".into(),
+            reason: format!("is 0 (the device's), but device `{}` reports granularity {g}; set it > 0", device.name()),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Multiplies column j of `m` by `scales[j]` (or divides, when `divide`).

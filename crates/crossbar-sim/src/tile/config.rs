@@ -7,6 +7,7 @@ use crate::device::{DeviceConfig, PulsedParams, SoftBounds};
 use crate::error::ConfigError;
 use crate::io_config::IoConfig;
 use crate::mapping::MappingConfig;
+use crate::mixed_precision::MixedPrecisionConfig;
 use crate::update_config::{PulseType, UpdateConfig};
 
 /// Complete configuration of an analog tile. `Default` is the aihwkit-like default: constant
@@ -26,6 +27,9 @@ pub struct TileConfig {
     pub timing: TimingModel,
     /// Weight-to-conductance mapping (digital output scales). Default: off.
     pub mapping: MappingConfig,
+    /// Mixed-precision update: digital accumulation, whole device steps transferred. Default:
+    /// off.
+    pub mixed_precision: MixedPrecisionConfig,
 }
 
 /// Names accepted by [`TileConfig::preset`].
@@ -39,7 +43,8 @@ impl TileConfig {
         self.update.validate("update")?;
         self.device.validate("device")?;
         self.timing.validate("timing")?;
-        self.mapping.validate("mapping")
+        self.mapping.validate("mapping")?;
+        self.mixed_precision.validate("mixed_precision")
     }
 
     /// aihwkit's default `SingleRPUConfig`: constant step, dw_min 0.001, ±0.6 bounds, 30 %
@@ -100,6 +105,7 @@ impl TileConfig {
             device: DeviceConfig::Ideal,
             timing: TimingModel::default(),
             mapping: MappingConfig::default(),
+            mixed_precision: MixedPrecisionConfig::default(),
         }
     }
 

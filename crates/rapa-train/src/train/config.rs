@@ -64,7 +64,8 @@ pub struct TrainConfig {
     pub lr_step: usize,
     /// Annealing factor γ. Default: 0.5.
     pub lr_gamma: f32,
-    /// Warm-up epochs at lr/50. Default: 1.
+    /// Warm-up epochs at lr/50, 0 for none. Default: 1. It may cover the whole run (a run of
+    /// `epochs ≤ warmup_epochs` trains at lr/50 throughout, e.g. a one-epoch smoke test).
     pub warmup_epochs: usize,
     /// Weight decay per step, W ← W·(1 − lr·weight_decay) (float tiles; with
     /// `net.decay_with_tile_lr` each conv tile's lr factor multiplies lr). Default: 1e-4.

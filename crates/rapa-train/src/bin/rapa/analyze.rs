@@ -15,7 +15,8 @@ use rapa_train::data::{Normalizer, Split};
 use rapa_train::net::{NetConfig, NetPreset, Network};
 use rapa_train::runtime::{compute_pool, flush_denormals};
 use rapa_train::train::{
-    Checkpoint, evaluate, keep_spread, read_checkpoint, read_run_metrics, write_atomic, write_checkpoint,
+    Checkpoint, check_replaceable, evaluate, keep_spread, read_checkpoint, read_run_metrics, write_atomic,
+    write_checkpoint,
 };
 
 use crate::load_data;
@@ -490,21 +491,10 @@ pub fn curves(a: CurvesArgs) -> Result<(), TrainError> {
         });
     }
     let csv = a.out.with_extension("csv");
-    // Checked before anything is written: the PNG and the CSV replace only regular files.
+    // Checked before anything is written: the PNG and the CSV replace only regular files (the
+    // atomic writers' own check, reported as a problem of --out).
     for path in [&a.out, &csv] {
-        if let Ok(meta) = std::fs::symlink_metadata(path)
-            && !meta.file_type().is_file()
-        {
-            let kind = match meta.file_type() {
-                t if t.is_dir() => "a directory",
-                t if t.is_symlink() => "a symbolic link",
-                _ => "not a regular file (a FIFO, socket or device)",
-            };
-            return Err(TrainError::Config {
-                field: "--out".into(),
-                reason: format!("{} exists and is {kind}; only a regular file is replaced", path.display()),
-            });
-        }
+        check_replaceable(path).map_err(|e| TrainError::Config { field: "--out".into(), reason: e.to_string() })?;
     }
     check_y_range((a.y_min, a.y_max), "--y-min/--y-max")?;
     let mut runs = Vec::new();
