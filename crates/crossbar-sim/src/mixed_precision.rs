@@ -8,9 +8,10 @@
 //! `rows_per_transfer` rows of χ (all by default) are transferred: per element
 //! n = trunc(χ/ε) and χ ← χ − n·ε, where ε is the device's granularity (or `granularity`), and
 //! row i gets a pulsed update with the integer vector n as input, the one-hot vector e_i as
-//! error and learning rate ε·`transfer_lr`, with update and BL management on (so BL = max|n|
-//! up to `desired_bl`, and each element receives |n| pulses on average). The forward and
-//! backward passes see only the analog weights. `docs/devices.md` has the derivation and the
+//! error and learning rate ε·`transfer_lr`, with update and BL management on and
+//! `um_grad_scale` 1 (so with the defaults BL = max|n| up to `desired_bl`, and each element
+//! receives |n| pulses on average). The forward and backward passes see only the analog
+//! weights. `docs/devices.md` has the derivation and the
 //! differences from aihwkit.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -36,12 +37,13 @@ pub struct MixedPrecisionConfig {
     /// row instead of the next one. Default: false.
     pub random_row: bool,
     /// Granularity ε of a transfer step; 0 = the device model's granularity (dw_min for the
-    /// step devices). Default: 0.
+    /// step devices), else at least `f32::MIN_POSITIVE`. Default: 0.
     pub granularity: f32,
     /// Scale λ of the transfer: n·ε·λ is written for n whole steps taken from χ. Default: 1.
     pub transfer_lr: f32,
-    /// Quantize each x vector to this many levels (symmetric, width max|x|/⌊n/2⌋) before the
-    /// outer product; 0 = no quantization, else at least 2. Default: 0.
+    /// Quantize each x vector before the outer product to the 2⌊n/2⌋ + 1 levels −h…h times
+    /// max|x|/h, h = ⌊n/2⌋ (aihwkit's bin count); 0 = no quantization, else at least 2.
+    /// Default: 0.
     pub n_x_bins: u32,
     /// As `n_x_bins`, for d. Default: 0.
     pub n_d_bins: u32,
@@ -77,7 +79,15 @@ impl MixedPrecisionConfig {
             1.0,
             f64::from(u32::MAX),
         )?;
-        ConfigError::check_non_negative(|| path(prefix, "granularity"), self.granularity.into())?;
+        if self.granularity != 0.0 {
+            // (A subnormal ε would overflow χ/ε.)
+            ConfigError::check_range(
+                || path(prefix, "granularity"),
+                self.granularity.into(),
+                f32::MIN_POSITIVE.into(),
+                f32::MAX.into(),
+            )?;
+        }
         ConfigError::check_positive(|| path(prefix, "transfer_lr"), self.transfer_lr.into())?;
         for (name, bins) in [("n_x_bins", self.n_x_bins), ("n_d_bins", self.n_d_bins)] {
             if bins == 1 {
@@ -105,7 +115,9 @@ pub(crate) fn quantize_rows(mut m: ArrayViewMut2<'_, f32>, n_bins: u32, stochast
     let half = (n_bins / 2) as f32;
     for mut row in m.rows_mut() {
         let amax = row.iter().fold(0.0f32, |a, &v| a.max(v.abs()));
-        let width = if amax == 0.0 { 1.0 } else { amax / half };
+        // (Tested after the division, as aihwkit does: a subnormal maximum can underflow.)
+        let w = amax / half;
+        let width = if w == 0.0 { 1.0 } else { w };
         for v in row.iter_mut() {
             let u = if stochastic { rng.random::<f32>() - 0.5 } else { 0.0 };
             *v = (*v / width + u).round_ties_even().clamp(-half, half) * width;

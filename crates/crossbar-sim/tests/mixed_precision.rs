@@ -58,55 +58,122 @@ fn exact_transfers_keep_w_minus_chi_equal_to_sgd() {
     assert!(tile.weights() != w0.view(), "40 calls never transferred a step");
 }
 
-/// One transfer through the pulsed update: with update and BL management, BL = max|n| and the
-/// row's d train is on in every slot (p_d = 1), so element j gets Binomial(BL, |n_j|/BL) pulses
-/// of exactly ε: mean n_j (the element with |n_j| = BL exactly BL), variance n_j·(1 − n_j/BL).
-/// χ keeps the remainder, the same on every repetition.
-#[test]
-fn a_transfer_sends_n_pulses_on_average() {
-    let eps = 0.01f32;
-    let cfg = mp(
-        TileConfig { device: exact_steps(eps), ..TileConfig::default() },
-        MixedPrecisionConfig { ..Default::default() },
-    );
-    // χ = lr·d·xᵀ with lr 1: row 0 asks for 0.0, 1.2, 2.5, 4.9, −6.3 steps, row 1 for half that.
-    let x = array![[0.0f32, 0.012, 0.025, 0.049, -0.063]];
-    let d = array![[1.0f32, 0.5]];
-    let n = array![[0.0f64, 1.0, 2.0, 4.0, -6.0], [0.0, 0.0, 1.0, 2.0, -3.0]];
-    let bl = [6.0f64, 3.0];
-    let reps = 4000;
-    let (mut sum, mut sq) = (Array2::<f64>::zeros((2, 5)), Array2::<f64>::zeros((2, 5)));
-    let mut remainder = None;
+/// Pulse counts of one transfer over `reps` tile seeds: per element the sample mean and
+/// variance of −ΔW/ε (the devices step by exactly ε), and χ after it (asserted to be the same
+/// on every seed).
+fn transfer_pulses(
+    cfg: &TileConfig,
+    x: &Array2<f32>,
+    d: &Array2<f32>,
+    eps: f32,
+    reps: u64,
+) -> (Array2<f64>, Array2<f64>, Array2<f32>) {
+    let dim = (d.ncols(), x.ncols());
+    let (mut sum, mut sq) = (Array2::<f64>::zeros(dim), Array2::<f64>::zeros(dim));
+    let mut remainder: Option<Array2<f32>> = None;
     for seed in 0..reps {
-        let mut tile = AnalogTile::new(2, 5, &cfg, seed).unwrap();
+        let mut tile = AnalogTile::new(dim.0, dim.1, cfg, seed).unwrap();
         tile.update(x.view(), d.view(), 1.0).unwrap();
         let pulses = tile.weights().mapv(|w| f64::from(-w / eps).round());
         sum += &pulses;
         sq += &pulses.mapv(|p| p * p);
         let chi = tile.mixed_precision_accumulator().to_owned();
         assert_eq!(*remainder.get_or_insert_with(|| chi.clone()), chi, "seed {seed}: the remainder is deterministic");
-        assert_eq!(tile.counters().update_cycles, 2, "one cycle per transferred row");
+        assert_eq!(tile.counters().update_cycles, dim.0 as u64, "one cycle per transferred row");
     }
     let r = reps as f64;
-    for ((i, j), &nij) in n.indexed_iter() {
-        let mean = sum[[i, j]] / r;
-        let var = (sq[[i, j]] - mean * sum[[i, j]]) / (r - 1.0);
-        let p = nij.abs() / bl[i];
-        let (want_var, se) = (nij.abs() * (1.0 - p), (nij.abs() * (1.0 - p) / r).sqrt());
-        assert!((mean - nij).abs() <= 4.0 * se + 1e-12, "[{i},{j}]: mean {mean} pulses, want {nij} ± {se}");
-        if p == 0.0 || p == 1.0 {
-            assert_eq!(var, 0.0, "[{i},{j}]: a deterministic count varied");
+    let mean = &sum / r;
+    let var = (&sq - &(&mean * &sum)) / (r - 1.0);
+    (mean, var, remainder.unwrap())
+}
+
+/// Asserts that element (i, j)'s pulse count is Binomial(bl[i], p[i][j]) in mean and variance:
+/// z-tests at 4 standard errors, the variance's from the binomial's fourth central moment
+/// μ₄ = μ₂·(1 + 3(BL − 2)·p·q): SE = √((μ₄ − μ₂²·(r − 3)/(r − 1))/r). Signs follow `sign`.
+fn assert_binomial(
+    case: &str,
+    mean: &Array2<f64>,
+    var: &Array2<f64>,
+    bl: &[f64],
+    p: &Array2<f64>,
+    sign: &Array2<f64>,
+    r: f64,
+) {
+    for ((i, j), &pij) in p.indexed_iter() {
+        let (m, v) = (mean[[i, j]], var[[i, j]]);
+        let mu2 = bl[i] * pij * (1.0 - pij);
+        let want = sign[[i, j]] * bl[i] * pij;
+        assert!((m - want).abs() <= 4.0 * (mu2 / r).sqrt() + 1e-12, "{case} [{i},{j}]: mean {m} pulses, want {want}");
+        if mu2 == 0.0 {
+            assert_eq!(v, 0.0, "{case} [{i},{j}]: a deterministic count varied");
         } else {
-            // SE of the sample variance: √((μ₄ − σ⁴·(r − 3)/(r − 1))/r), with the binomial's
-            // μ₄ = μ₂·(1 + 3(BL − 2)·p·q).
-            let mu4 = want_var * (1.0 + 3.0 * (bl[i] - 2.0) * p * (1.0 - p));
-            let se_var = ((mu4 - want_var * want_var * (r - 3.0) / (r - 1.0)) / r).sqrt();
-            assert!((var - want_var).abs() <= 4.0 * se_var, "[{i},{j}]: var {var}, want {want_var} ± {se_var}");
+            let mu4 = mu2 * (1.0 + 3.0 * (bl[i] - 2.0) * pij * (1.0 - pij));
+            let se = ((mu4 - mu2 * mu2 * (r - 3.0) / (r - 1.0)) / r).sqrt();
+            assert!((v - mu2).abs() <= 4.0 * se, "{case} [{i},{j}]: var {v}, want {mu2} ± {se}");
         }
     }
-    let chi = remainder.unwrap();
-    let want = array![[0.0f32, 0.002, 0.005, 0.009, -0.003], [0.0, 0.006, 0.0025, 0.0045, -0.0015]];
-    assert!(chi.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6), "χ {chi}, want {want}");
+}
+
+/// One transfer through the pulsed update: with update and BL management (forced on, even when
+/// the tile's own update has them off) and um_grad_scale 1 (forced too), BL = max|n| and the
+/// row's d train is on in every slot (p_d = 1), so element j gets Binomial(BL, |n_j|/BL)
+/// pulses: mean n_j (the element with |n_j| = BL exactly BL), variance n_j·(1 − n_j/BL). χ
+/// keeps the remainder, the same on every repetition.
+#[test]
+fn a_transfer_sends_n_pulses_on_average() {
+    let eps = 0.01f32;
+    // χ = lr·d·xᵀ with lr 1: row 0 asks for 0.0, 1.2, 2.5, 4.9, −6.3 steps, row 1 for half that.
+    let x = array![[0.0f32, 0.012, 0.025, 0.049, -0.063]];
+    let d = array![[1.0f32, 0.5]];
+    let n = array![[0.0f64, 1.0, 2.0, 4.0, -6.0], [0.0, 0.0, 1.0, 2.0, -3.0]];
+    let bl = [6.0f64, 3.0];
+    let p = Array2::from_shape_fn((2, 5), |(i, j)| f64::abs(n[[i, j]]) / bl[i]);
+    let sign = n.mapv(f64::signum);
+    let managed = crossbar_sim::UpdateConfig::default();
+    let unmanaged = crossbar_sim::UpdateConfig {
+        update_management: false,
+        update_bl_management: false,
+        um_grad_scale: 0.5,
+        ..managed.clone()
+    };
+    for (case, update) in [("managed", managed), ("UM, UBLM off and g = 0.5 in the tile", unmanaged)] {
+        let cfg = mp(
+            TileConfig { device: exact_steps(eps), update, ..TileConfig::default() },
+            MixedPrecisionConfig::default(),
+        );
+        let reps = 4000;
+        let (mean, var, chi) = transfer_pulses(&cfg, &x, &d, eps, reps);
+        assert_binomial(case, &mean, &var, &bl, &p, &sign, reps as f64);
+        let want = array![[0.0f32, 0.002, 0.005, 0.009, -0.003], [0.0, 0.006, 0.0025, 0.0045, -0.0015]];
+        assert!(chi.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6), "{case}: χ {chi}, want {want}");
+    }
+}
+
+/// `transfer_lr` λ scales what arrives: BL = ⌈λ·max|n|⌉ and element j gets λ·|n_j| pulses on
+/// average (here λ = ½, max|n| = 6: BL 3, p = |n_j|/6). Beyond `desired_bl` the row is scaled
+/// down as a whole, as in aihwkit: n = (40, 10, −20) with BL capped at 31 gives
+/// 31·|n_j|/40 pulses on average (p_d saturates at 1, p_x = |n_j|/40).
+#[test]
+fn transfer_lr_and_the_bl_cap_scale_the_pulses() {
+    let eps = 0.01f32;
+    let reps = 3000;
+    let half = mp(
+        TileConfig { device: exact_steps(eps), ..TileConfig::default() },
+        MixedPrecisionConfig { transfer_lr: 0.5, ..Default::default() },
+    );
+    let x = array![[0.0f32, 0.02, 0.04, -0.06]];
+    let d = array![[1.0f32]];
+    let (mean, var, _) = transfer_pulses(&half, &x, &d, eps, reps);
+    let n = array![[0.0f64, 2.0, 4.0, -6.0]];
+    let p = n.mapv(|v| v.abs() / 6.0);
+    assert_binomial("transfer_lr ½", &mean, &var, &[3.0], &p, &n.mapv(f64::signum), reps as f64);
+    let capped = mp(TileConfig { device: exact_steps(eps), ..TileConfig::default() }, MixedPrecisionConfig::default());
+    let x = array![[0.4f32, 0.1, -0.2]];
+    let (mean, var, chi) = transfer_pulses(&capped, &x, &d, eps, reps);
+    let n = array![[40.0f64, 10.0, -20.0]];
+    let p = n.mapv(|v| v.abs() / 40.0);
+    assert_binomial("BL capped at 31", &mean, &var, &[31.0], &p, &n.mapv(f64::signum), reps as f64);
+    assert!(chi.iter().all(|c| c.abs() < 1e-6), "χ gave up all 40, 10 and 20 steps: {chi}");
 }
 
 /// `transfer_every` counts update calls; `rows_per_transfer` transfers that many rows per
@@ -140,7 +207,9 @@ fn transfers_follow_their_schedule() {
     assert_eq!(tile.counters().update_cycles, 6, "two rows per transfer, three transfers");
 }
 
-/// `random_row` starts each partial transfer at a uniformly drawn row (χ² over the rows).
+/// `random_row` starts each partial transfer at a uniformly drawn row, independently of the
+/// last one: χ² over the 25 (previous row, next row) pairs of 2 500 transfers (the cyclic
+/// order, `random_row` ignored, would fill only 5 of them).
 #[test]
 fn random_rows_are_uniform() {
     let eps = 0.01f32;
@@ -151,19 +220,23 @@ fn random_rows_are_uniform() {
     let rows = 5;
     let mut tile = AnalogTile::new(rows, 1, &cfg, 3).unwrap();
     let (x, d) = (array![[1.0f32]], Array2::from_elem((1, rows), 1.0f32));
-    let n = 2000;
-    let mut hits = vec![0usize; rows];
+    let n = 2500;
+    let mut pairs = vec![0usize; rows * rows];
+    let mut prev = None;
     for _ in 0..n {
         let before = tile.weights().to_owned();
         tile.update(x.view(), d.view(), eps).unwrap();
         let changed: Vec<usize> = (0..rows).filter(|&i| tile.weights()[[i, 0]] != before[[i, 0]]).collect();
         assert_eq!(changed.len(), 1, "one row per transfer");
-        hits[changed[0]] += 1;
+        if let Some(p) = prev {
+            pairs[p * rows + changed[0]] += 1;
+        }
+        prev = Some(changed[0]);
     }
-    let e = n as f64 / rows as f64;
-    let chi2: f64 = hits.iter().map(|&h| (h as f64 - e).powi(2) / e).sum();
-    // 4 degrees of freedom: P(χ² > 18.47) = 0.001.
-    assert!(chi2 < 18.47, "row counts {hits:?}, χ² = {chi2}");
+    let e = (n - 1) as f64 / pairs.len() as f64;
+    let chi2: f64 = pairs.iter().map(|&h| (h as f64 - e).powi(2) / e).sum();
+    // 24 degrees of freedom: P(χ² > 51.18) = 0.001.
+    assert!(chi2 < 51.18, "pair counts {pairs:?}, χ² = {chi2}");
 }
 
 /// Updates that cancel within one step never reach the device: W stays exactly as programmed,
@@ -239,7 +312,11 @@ fn state_round_trip_and_corrupt_states() {
     let mut a = AnalogTile::new(3, 4, &cfg, 11).unwrap();
     let x = Array2::from_shape_fn((5, 4), |(b, j)| ((b + 2 * j) as f32 * 0.3).sin());
     let d = Array2::from_shape_fn((5, 3), |(b, i)| ((b * 3 + i) as f32 * 0.9).cos() * 0.5);
-    a.update(x.view(), d.view(), 0.01).unwrap();
+    // Three calls: one transfer (rows 0, 1) and one call accumulated since.
+    for _ in 0..3 {
+        a.update(x.view(), d.view(), 0.01).unwrap();
+    }
+    assert_eq!((a.state().mp_calls, a.state().mp_next_row), (3, 2));
     let mut b = AnalogTile::from_state(a.state()).unwrap();
     for _ in 0..5 {
         a.update(x.view(), d.view(), 0.01).unwrap();
@@ -267,11 +344,12 @@ fn state_round_trip_and_corrupt_states() {
 /// Bad settings name their field.
 #[test]
 fn invalid_settings_are_named() {
-    let cases: [(MixedPrecisionConfig, &str); 5] = [
+    let cases: [(MixedPrecisionConfig, &str); 6] = [
         (MixedPrecisionConfig { transfer_every: 0, ..Default::default() }, "mixed_precision.transfer_every"),
         (MixedPrecisionConfig { transfer_lr: 0.0, ..Default::default() }, "mixed_precision.transfer_lr"),
         (MixedPrecisionConfig { transfer_lr: f32::NAN, ..Default::default() }, "mixed_precision.transfer_lr"),
         (MixedPrecisionConfig { granularity: -1e-3, ..Default::default() }, "mixed_precision.granularity"),
+        (MixedPrecisionConfig { granularity: 1e-40, ..Default::default() }, "mixed_precision.granularity"),
         (MixedPrecisionConfig { n_d_bins: 1, ..Default::default() }, "mixed_precision.n_d_bins"),
     ];
     for (m, field) in cases {

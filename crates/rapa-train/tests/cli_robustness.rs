@@ -187,3 +187,24 @@ fn a_reduced_model_is_not_resumed() {
     assert_eq!(std::fs::read_to_string(dir.join("red/checkpoint.bin")).expect("read"), "stand-in");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `bench --tile-config FILE` benches the `[net.tile]` of a config file (here with the
+/// mixed-precision update) and names it in the JSON line; a file without that table, or next
+/// to `--device`, is refused.
+#[test]
+fn bench_takes_a_tile_config() {
+    let dir = fresh_dir("bench-tile");
+    std::fs::write(dir.join("mp.toml"), "[net.tile.mixed_precision]\nenabled = true\n").expect("write");
+    std::fs::write(dir.join("float.toml"), "[net]\ninit = \"he\"\n").expect("write");
+    let quick = ["bench", "--images", "20", "--warmup", "0", "--threads", "1", "--infer-batch", "10"];
+    let (code, stdout, stderr) = rapa_in(&dir, &[&quick[..], &["--tile-config", "mp.toml"]].concat());
+    assert_eq!(code, Some(0), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(json["device"], "[net.tile] of mp.toml");
+    assert!(json["train_images_per_s"].as_f64().is_some_and(|v| v > 0.0), "{stdout}");
+    fails(&dir, &[&quick[..], &["--tile-config", "float.toml"]].concat(), &["--tile-config", "no [net.tile]"]);
+    let (code, _, stderr) =
+        rapa_in(&dir, &[&quick[..], &["--tile-config", "mp.toml", "--device", "aihwkit-default"]].concat());
+    assert_eq!(code, Some(2), "clap refuses the pair: {stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

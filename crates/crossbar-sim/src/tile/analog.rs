@@ -484,8 +484,14 @@ impl AnalogTile {
                 one_hot[[k, i]] = 1.0;
             }
             // aihwkit turns update and BL management on for the transfer: BL = max|n| (up to
-            // desired_bl), so every element gets |n| pulses on average.
-            let ucfg = UpdateConfig { update_management: true, update_bl_management: true, ..self.cfg.update.clone() };
+            // desired_bl), so every element gets |n| pulses on average. um_grad_scale is 1 here
+            // (aihwkit keeps the SGD update's: with g < 1 only ~g·|n| pulses would arrive).
+            let ucfg = UpdateConfig {
+                update_management: true,
+                update_bl_management: true,
+                um_grad_scale: 1.0,
+                ..self.cfg.update.clone()
+            };
             self.pulsed_update(&ucfg, steps.view(), one_hot.view(), lr_t);
         }
     }

@@ -1,5 +1,6 @@
 //! `rapa bench`: training and inference throughput of the paper's network on synthetic data.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
@@ -10,6 +11,7 @@ use rapa_train::data::{Normalizer, fill_batch, synthetic};
 use rapa_train::layers::SoftmaxCrossEntropy;
 use rapa_train::net::{NetConfig, Network};
 use rapa_train::runtime::{compute_pool, flush_denormals};
+use rapa_train::train::TrainConfig;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -25,6 +27,10 @@ pub struct BenchArgs {
     /// Tiles: float or an analog preset
     #[arg(long, default_value = "float")]
     device: String,
+    /// A configuration file (the format of a run's config.toml) whose `[net.tile]` table, a full
+    /// analog tile configuration (e.g. with `[net.tile.mixed_precision]`), replaces --device
+    #[arg(long, conflicts_with = "device")]
+    tile_config: Option<PathBuf>,
     /// Training mini-batch (at most 4096, as for training)
     #[arg(long, default_value_t = 10)]
     batch: usize,
@@ -80,7 +86,18 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
             ),
         });
     };
-    let cfg = NetConfig { tiles, scheme: a.scheme, device: a.device.clone(), ..NetConfig::default() };
+    let tile = match &a.tile_config {
+        None => None,
+        Some(path) => Some(TrainConfig::from_toml_file(path)?.net.tile.ok_or_else(|| TrainError::Config {
+            field: "--tile-config".into(),
+            reason: format!("{} has no [net.tile] table", path.display()),
+        })?),
+    };
+    let device = match &a.tile_config {
+        None => a.device.clone(),
+        Some(path) => format!("[net.tile] of {}", path.display()),
+    };
+    let cfg = NetConfig { tiles, scheme: a.scheme, device: a.device.clone(), tile, ..NetConfig::default() };
     // Before the data: a refused --threads is reported at once.
     let pool = compute_pool(a.threads, !a.no_ftz)?;
     let data = synthetic(n_data, 10, 1).train;
@@ -164,7 +181,7 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
         "threads": pool.current_num_threads(),
         "scheme": a.scheme.name(),
         "tiles": tiles,
-        "device": a.device,
+        "device": device,
         "batch": a.batch,
         "infer_batch": a.infer_batch,
         "images": a.images,
