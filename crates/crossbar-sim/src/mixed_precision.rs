@@ -14,7 +14,7 @@
 //! weights. `docs/devices.md` has the derivation and the
 //! differences from aihwkit.
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::ArrayViewMut2;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -142,9 +142,4 @@ pub(crate) fn take_steps(chi: &mut ArrayViewMut2<'_, f32>, rows: &[usize], eps: 
 /// The rows of one transfer: `count` consecutive rows (cyclic) from `start`.
 pub(crate) fn transfer_rows(start: usize, count: usize, n_rows: usize) -> Vec<usize> {
     (0..count).map(|k| (start + k) % n_rows).collect()
-}
-
-/// Whether `m` holds only finite values (for restoring a saved χ).
-pub(crate) fn all_finite(m: ArrayView2<'_, f32>) -> bool {
-    m.iter().all(|v| v.is_finite())
 }

@@ -10,7 +10,7 @@ use super::{Tile, TileConfig, check_finite, check_io, check_lr};
 use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
 use crate::error::{ConfigError, SimError, check_shape};
-use crate::mixed_precision::{all_finite, quantize_rows, take_steps, transfer_rows};
+use crate::mixed_precision::{quantize_rows, take_steps, transfer_rows};
 use crate::periphery::{CHUNK, abs_max_of, analog_mvm, contiguous};
 use crate::pulse::{SLOT_MASK, TrainScales, TrainStream, coincidences, make_trains};
 use crate::rng::{SimRng, derive_seed, stream};
@@ -257,7 +257,7 @@ impl AnalogTile {
                 ),
             });
         }
-        if !all_finite(state.chi.view()) {
+        if state.chi.iter().any(|c| !c.is_finite()) {
             return Err(SimError::State { reason: "mixed-precision accumulator values must be finite".into() });
         }
         if state.mp_next_row >= shape[0] {

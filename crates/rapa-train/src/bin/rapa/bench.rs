@@ -86,16 +86,15 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
             ),
         });
     };
-    let tile = match &a.tile_config {
-        None => None,
-        Some(path) => Some(TrainConfig::from_toml_file(path)?.net.tile.ok_or_else(|| TrainError::Config {
-            field: "--tile-config".into(),
-            reason: format!("{} has no [net.tile] table", path.display()),
-        })?),
-    };
-    let device = match &a.tile_config {
-        None => a.device.clone(),
-        Some(path) => format!("[net.tile] of {}", path.display()),
+    let (tile, device) = match &a.tile_config {
+        None => (None, a.device.clone()),
+        Some(path) => {
+            let tile = TrainConfig::from_toml_file(path)?.net.tile.ok_or_else(|| TrainError::Config {
+                field: "--tile-config".into(),
+                reason: format!("{} has no [net.tile] table", path.display()),
+            })?;
+            (Some(tile), format!("[net.tile] of {}", path.display()))
+        }
     };
     let cfg = NetConfig { tiles, scheme: a.scheme, device: a.device.clone(), tile, ..NetConfig::default() };
     // Before the data: a refused --threads is reported at once.
