@@ -13,6 +13,9 @@
 //!   ([`DeviceConfig`], [`UpdateConfig`]); or, with the mixed-precision update, the outer
 //!   products accumulate in a digital matrix and only whole device steps are pulsed
 //!   ([`MixedPrecisionConfig`]);
+//! - between updates the devices may decay toward per-device reset values, diffuse, be reset,
+//!   or be stuck ([`DynamicsConfig`], aihwkit's `lifetime`, `diffusion`, `reset` and
+//!   `corrupt_devices`);
 //! - every operation is counted in constant-time cycles ([`CycleCounters`]) and turned into
 //!   simulated analog time by a [`TimingModel`];
 //! - every random draw comes from a [`SimRng`] derived from the tile's seed; results do not
@@ -62,6 +65,7 @@
 
 pub mod cycles;
 pub mod device;
+pub mod dynamics;
 mod error;
 pub mod io_config;
 pub mod linalg;
@@ -76,6 +80,7 @@ pub mod update_config;
 
 pub use cycles::{CycleCounters, TimingModel};
 pub use device::{DeviceArrays, DeviceConfig, DeviceModel, PulsedParams};
+pub use dynamics::{DynamicsArrays, DynamicsConfig};
 pub use error::{ConfigError, SimError};
 pub use io_config::{BoundManagement, IoConfig, NoiseManagement, WeightNoise};
 pub use mapping::MappingConfig;

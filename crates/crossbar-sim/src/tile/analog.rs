@@ -9,6 +9,7 @@ use super::merged::{RowScratch, Trains, merged_row};
 use super::{Tile, TileConfig, check_finite, check_io, check_lr};
 use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
+use crate::dynamics::{DynamicsArrays, pin_stuck, stuck_devices};
 use crate::error::{ConfigError, SimError, check_shape};
 use crate::mixed_precision::{quantize_rows, take_steps, transfer_rows};
 use crate::periphery::{CHUNK, abs_max_of, analog_mvm, contiguous};
@@ -20,6 +21,8 @@ use crate::update_config::{PulseType, UpdateConfig};
 const HIDDEN_STREAM: u64 = 0;
 /// Stream index of the runtime generator within a tile's seed.
 const RUNTIME_STREAM: u64 = 1;
+/// Stream index of the hidden values of [`crate::dynamics`] (stuck devices, decay, diffusion).
+const DYNAMICS_STREAM: u64 = 2;
 
 /// An analog crossbar tile (see the crate docs for the model).
 ///
@@ -50,6 +53,10 @@ pub struct AnalogTile {
     mp_calls: u64,
     /// The row the next mixed-precision transfer starts at.
     mp_next_row: usize,
+    /// Per-device values of decay, diffusion and reset.
+    dynamics: DynamicsArrays,
+    /// Flat indices of the stuck devices (both bounds equal).
+    stuck: Vec<usize>,
 }
 
 /// Everything needed to restore an [`AnalogTile`] bit-exactly (serde).
@@ -87,6 +94,9 @@ pub struct AnalogTileState {
     /// The row the next mixed-precision transfer starts at.
     #[serde(default)]
     pub mp_next_row: usize,
+    /// Per-device values of decay, diffusion and reset (empty arrays for effects that are off).
+    #[serde(default)]
+    pub dynamics: DynamicsArrays,
 }
 
 impl AnalogTile {
@@ -117,7 +127,11 @@ impl AnalogTile {
         check_transfer_granularity(cfg, device.as_ref())?;
         // The devices hold the analog columns only.
         let n_analog = in_size - digital;
-        let hidden = device.draw(out_size, n_analog, &mut stream(seed, HIDDEN_STREAM));
+        let mut hidden = device.draw(out_size, n_analog, &mut stream(seed, HIDDEN_STREAM));
+        let dynamics_seed = derive_seed(seed, DYNAMICS_STREAM);
+        cfg.dynamics.corrupt(&mut hidden, dynamics_seed);
+        let dynamics = cfg.dynamics.draw(out_size, n_analog, dynamics_seed);
+        let stuck = stuck_devices(&hidden);
         let mut tile = Self {
             cfg: cfg.clone(),
             seed,
@@ -132,6 +146,8 @@ impl AnalogTile {
             chi: if cfg.mixed_precision.enabled { Array2::zeros((out_size, n_analog)) } else { Array2::zeros((0, 0)) },
             mp_calls: 0,
             mp_next_row: 0,
+            dynamics,
+            stuck,
         };
         tile.refresh_effective();
         Ok(tile)
@@ -182,6 +198,7 @@ impl AnalogTile {
             chi: self.chi.clone(),
             mp_calls: self.mp_calls,
             mp_next_row: self.mp_next_row,
+            dynamics: self.dynamics.clone(),
         }
     }
 
@@ -265,6 +282,7 @@ impl AnalogTile {
                 reason: format!("mixed-precision transfer row {} of {} rows", state.mp_next_row, shape[0]),
             });
         }
+        state.dynamics.check(&state.config.dynamics, shape).map_err(|reason| SimError::State { reason })?;
         let std_layout = |a: Array2<f32>| if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
         let hidden = DeviceArrays {
             step_up: std_layout(state.hidden.step_up),
@@ -287,7 +305,10 @@ impl AnalogTile {
             chi: std_layout(state.chi),
             mp_calls: state.mp_calls,
             mp_next_row: state.mp_next_row,
+            dynamics: state.dynamics.into_standard_layout(),
+            stuck: Vec::new(),
         };
+        tile.stuck = stuck_devices(&tile.hidden);
         tile.refresh_effective();
         Ok(tile)
     }
@@ -497,6 +518,87 @@ impl AnalogTile {
     }
 }
 
+/// Decay, diffusion and reset ([`crate::dynamics`]).
+impl AnalogTile {
+    /// The per-device values of decay, diffusion and reset.
+    pub fn dynamics(&self) -> &DynamicsArrays {
+        &self.dynamics
+    }
+
+    /// Flat (row-major) indices of the stuck devices of the stored weights: those whose two
+    /// bounds coincide, e.g. drawn with `dynamics.corrupt_devices_prob`.
+    pub fn stuck_devices(&self) -> &[usize] {
+        &self.stuck
+    }
+
+    /// One decay step w ← clip((w − b)·max(0, 1 + α(s − 1)) + b) with the tile's per-device
+    /// factors s and reset values b; α = 1 is the step an update call applies with
+    /// `dynamics.per_update` (aihwkit `decay_weights(alpha)`). Does nothing when
+    /// `dynamics.lifetime` is 0. `alpha` must be finite and ≥ 0.
+    pub fn decay_weights(&mut self, alpha: f32) -> Result<(), SimError> {
+        if !(alpha.is_finite() && alpha >= 0.0) {
+            return Err(SimError::InvalidArgument {
+                op: "AnalogTile::decay_weights",
+                name: "alpha",
+                value: alpha.into(),
+                reason: "must be finite and >= 0",
+            });
+        }
+        self.dynamics.decay(&mut self.w, &self.hidden, alpha);
+        self.refresh_effective();
+        Ok(())
+    }
+
+    /// One diffusion step w ← clip(w + ρ·ξ) (aihwkit `diffuse_weights`); does nothing when
+    /// `dynamics.diffusion` is 0.
+    pub fn diffuse_weights(&mut self) {
+        self.diffuse();
+        self.refresh_effective();
+    }
+
+    fn diffuse(&mut self) {
+        if self.cfg.dynamics.diffuses() {
+            let seed = self.rng.next_u64();
+            self.dynamics.diffuse(&mut self.w, &self.hidden, seed);
+        }
+    }
+
+    /// Resets `count` device columns starting at `start` (wrapping around the last one), each
+    /// device with probability `prob`, to clip(b + reset_std·ξ) (aihwkit `reset_columns`).
+    /// Columns index the stored weights: with a digital bias, its column is not a device column.
+    pub fn reset_columns(&mut self, start: usize, count: usize, prob: f32) -> Result<(), SimError> {
+        let n = self.w.ncols();
+        let bad = |name, value: usize, reason| SimError::InvalidArgument {
+            op: "AnalogTile::reset_columns",
+            name,
+            value: value as f64,
+            reason,
+        };
+        if start >= n {
+            return Err(bad("start", start, "must be below the number of device columns"));
+        }
+        if count > n {
+            return Err(bad("count", count, "must be at most the number of device columns"));
+        }
+        if !(prob.is_finite() && (0.0..=1.0).contains(&prob)) {
+            return Err(SimError::InvalidArgument {
+                op: "AnalogTile::reset_columns",
+                name: "prob",
+                value: prob.into(),
+                reason: "must be in [0, 1]",
+            });
+        }
+        let mut cols = vec![false; n];
+        for k in 0..count {
+            cols[(start + k) % n] = true;
+        }
+        let seed = self.rng.next_u64();
+        self.dynamics.reset(&mut self.w, &self.hidden, &cols, prob, self.cfg.dynamics.reset_std, seed);
+        self.refresh_effective();
+        Ok(())
+    }
+}
+
 impl Tile for AnalogTile {
     fn out_size(&self) -> usize {
         self.w.nrows()
@@ -580,6 +682,12 @@ impl Tile for AnalogTile {
         } else {
             let ucfg = self.cfg.update.clone();
             self.pulsed_update(&ucfg, x, d, lr);
+        }
+        pin_stuck(&mut self.w, &self.hidden, &self.stuck);
+        if self.cfg.dynamics.per_update {
+            // aihwkit's post_update_step order: diffusion, then decay.
+            self.diffuse();
+            self.dynamics.decay(&mut self.w, &self.hidden, 1.0);
         }
         self.refresh_effective();
         Ok(())

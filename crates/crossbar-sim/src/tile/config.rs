@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cycles::TimingModel;
-use crate::device::{DeviceConfig, PulsedParams, SoftBounds};
+use crate::device::{DeviceConfig, LinearStep, PulsedParams, SoftBounds};
+use crate::dynamics::DynamicsConfig;
 use crate::error::ConfigError;
 use crate::io_config::IoConfig;
 use crate::mapping::MappingConfig;
@@ -30,10 +31,12 @@ pub struct TileConfig {
     /// Mixed-precision update: digital accumulation, whole device steps transferred. Default:
     /// off.
     pub mixed_precision: MixedPrecisionConfig,
+    /// Decay, diffusion, reset and stuck devices ([`crate::dynamics`]). Default: all off.
+    pub dynamics: DynamicsConfig,
 }
 
 /// Names accepted by [`TileConfig::preset`].
-pub const PRESETS: [&str; 5] = ["aihwkit-default", "gokmen-vlasov", "idealized", "reram-sb", "perfect"];
+pub const PRESETS: [&str; 6] = ["aihwkit-default", "gokmen-vlasov", "idealized", "reram-sb", "capacitor", "perfect"];
 
 impl TileConfig {
     /// Checks every field, naming the offending one in the error.
@@ -44,7 +47,8 @@ impl TileConfig {
         self.device.validate("device")?;
         self.timing.validate("timing")?;
         self.mapping.validate("mapping")?;
-        self.mixed_precision.validate("mixed_precision")
+        self.mixed_precision.validate("mixed_precision")?;
+        self.dynamics.validate("dynamics")
     }
 
     /// aihwkit's default `SingleRPUConfig`: constant step, dw_min 0.001, ±0.6 bounds, 30 %
@@ -86,6 +90,38 @@ impl TileConfig {
         Self::with_preset_io(DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: false }))
     }
 
+    /// Capacitor-based cell (aihwkit `CapacitorPresetDevice`, a linear-step fit to Li et al.,
+    /// VLSI 2018, with leakage): dw_min 0.005, bounds ±1 with 7 % spread, slopes γ 0.05 (d2d
+    /// 0.01), step d2d 10 %, up/down d2d 6 %, additive c2c noise 30 %, and a decay lifetime of
+    /// 10⁶ update calls with 30 % d2d spread; preset IO. The lifetime counts mini-batches: how
+    /// many a real capacitor holds depends on the time a training step takes, so set
+    /// `dynamics.lifetime` for your system.
+    pub fn capacitor() -> Self {
+        let params = PulsedParams {
+            dw_min: 0.005,
+            dw_min_dtod: 0.1,
+            dw_min_std: 0.3,
+            w_max: 1.0,
+            w_min: -1.0,
+            w_max_dtod: 0.07,
+            w_min_dtod: 0.07,
+            up_down: 0.0,
+            up_down_dtod: 0.06,
+            ..PulsedParams::default()
+        };
+        let device = DeviceConfig::LinearStep(LinearStep {
+            params,
+            gamma_up: 0.05,
+            gamma_down: 0.05,
+            gamma_up_dtod: 0.01,
+            gamma_down_dtod: 0.01,
+            mean_bound_reference: true,
+            mult_noise: false,
+        });
+        let dynamics = DynamicsConfig { lifetime: 1e6, lifetime_dtod: 0.3, ..DynamicsConfig::default() };
+        Self { dynamics, ..Self::with_preset_io(device) }
+    }
+
     /// aihwkit's `PresetIOParameters` in both directions: 7-bit DAC, 9-bit ADC, out_bound 20,
     /// out_noise 0.1, iterative bound management, abs-max noise management.
     pub fn preset_io() -> IoConfig {
@@ -106,6 +142,7 @@ impl TileConfig {
             timing: TimingModel::default(),
             mapping: MappingConfig::default(),
             mixed_precision: MixedPrecisionConfig::default(),
+            dynamics: DynamicsConfig::default(),
         }
     }
 
@@ -116,6 +153,7 @@ impl TileConfig {
             "gokmen-vlasov" => Ok(Self::gokmen_vlasov()),
             "idealized" => Ok(Self::idealized()),
             "reram-sb" => Ok(Self::reram_soft_bounds()),
+            "capacitor" => Ok(Self::capacitor()),
             "perfect" => Ok(Self::perfect()),
             _ => Err(ConfigError::UnknownName { what: "tile preset", name: name.into(), known: PRESETS.join(", ") }),
         }

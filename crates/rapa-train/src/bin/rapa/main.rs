@@ -68,7 +68,7 @@ struct TrainArgs {
     /// Mini-batch size [default: 10]
     #[arg(long)]
     batch: Option<usize>,
-    /// Tiles: float, or an analog preset (aihwkit-default, gokmen-vlasov, idealized, reram-sb, perfect) [default: float]
+    /// Tiles: float, or an analog preset (aihwkit-default, gokmen-vlasov, idealized, reram-sb, capacitor, perfect) [default: float]
     #[arg(long)]
     device: Option<String>,
     /// Output directory
