@@ -719,3 +719,30 @@ fn a_nan_weight_stops_training_and_keeps_the_last_good_checkpoint() {
     assert_eq!(ck.epoch, 1, "the checkpoint of epoch 1 is kept");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every configuration shipped in `examples/configs` (the documented runs start from them)
+/// parses and passes validation with the current code, including its tile settings.
+#[test]
+fn shipped_example_configs_are_valid() {
+    fn walk(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                found.push(path);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/configs");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    assert!(files.len() >= 30, "only {} configs under {}", files.len(), root.display());
+    for file in files {
+        let cfg = TrainConfig::from_toml_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        cfg.validate().unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        if let Some(tile) = &cfg.net.tile {
+            tile.validate().unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        }
+    }
+}
