@@ -305,6 +305,116 @@ fn filter_grid_to(path: &Path, file: &Path, rows: &[Vec<ndarray::Array3<f32>>], 
     root.present().map_err(|e| perr(path, e))
 }
 
+/// The pulse response of a device ([`super::PulseResponse`]) in two panels, written atomically
+/// to `path`: the weight of every trace against the pulse number, with dashed lines at each
+/// trace's bounds; and the step Δw = w_after − w_before of every pulse against the weight before
+/// it, up pulses in blue and down pulses in orange, with their mean in 40 weight bins as a line
+/// (without the pulses into a bound the device sits at).
+pub fn device_response(path: &Path, title: &str, response: &super::PulseResponse) -> Result<(), TrainError> {
+    atomically(path, |file| device_response_to(path, file, title, response))
+}
+
+fn device_response_to(path: &Path, file: &Path, title: &str, r: &super::PulseResponse) -> Result<(), TrainError> {
+    let span = |v: &mut dyn Iterator<Item = f64>| {
+        let (lo, hi) = v.filter(|x| x.is_finite()).fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+        if lo > hi {
+            (-1.0, 1.0)
+        } else if hi - lo < 1e-12 {
+            (lo - 0.5, hi + 0.5)
+        } else {
+            (lo - 0.04 * (hi - lo), hi + 0.04 * (hi - lo))
+        }
+    };
+    let finite_bounds = r.bounds.iter().flat_map(|&(a, b)| [a, b]).filter(|v| v.is_finite());
+    let (w0, w1) = span(&mut r.pulses.iter().map(|p| f64::from(p.after)).chain(finite_bounds.map(f64::from)));
+    let n = r.pulses.iter().map(|p| p.index).max().unwrap_or(1) as f64;
+    let (d0, d1) = span(&mut r.pulses.iter().map(|p| f64::from(p.after - p.before)).chain([0.0]));
+    register_font(path)?;
+    let root = BitMapBackend::new(file, (1200, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| perr(path, e))?;
+    let root = root.titled(title, ("sans-serif", 22)).map_err(|e| perr(path, e))?;
+    let (left, right) = root.split_horizontally(600);
+    let mut chart = ChartBuilder::on(&left)
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..n, w0..w1)
+        .map_err(|e| perr(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("pulse number (up, then down, per cycle)")
+        .y_desc("weight")
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .draw()
+        .map_err(|e| perr(path, e))?;
+    for (t, &(lo, hi)) in r.bounds.iter().enumerate() {
+        let color = COLORS[t % COLORS.len()];
+        let trace = r.pulses.iter().filter(|p| p.trace == t).map(|p| (p.index as f64, f64::from(p.after)));
+        let start = (0.0, f64::from(r.pulses.iter().find(|p| p.trace == t).map_or(0.0, |p| p.before)));
+        chart
+            .draw_series(LineSeries::new(std::iter::once(start).chain(trace), color.stroke_width(1)))
+            .map_err(|e| perr(path, e))?;
+        for b in [lo, hi].into_iter().filter(|b| b.is_finite()) {
+            let b = f64::from(b);
+            chart
+                .draw_series(DashedLineSeries::new([(0.0, b), (n, b)], 4, 4, color.mix(0.6).stroke_width(1)))
+                .map_err(|e| perr(path, e))?;
+        }
+    }
+    let mut chart = ChartBuilder::on(&right)
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(w0..w1, d0..d1)
+        .map_err(|e| perr(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("weight before the pulse")
+        .y_desc("step Δw")
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .draw()
+        .map_err(|e| perr(path, e))?;
+    for (up, color, name) in [(true, COLORS[0], "up pulses"), (false, COLORS[1], "down pulses")] {
+        let pts =
+            r.pulses.iter().filter(move |p| p.up == up).map(|p| (f64::from(p.before), f64::from(p.after - p.before)));
+        chart
+            .draw_series(pts.map(move |p| Circle::new(p, 1, color.mix(0.5).filled())))
+            .map_err(|e| perr(path, e))?
+            .label(name)
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+        // The mean step in 40 weight bins (bins with at least 5 pulses), which shows the step's
+        // dependence on the weight through the cycle-to-cycle noise; pulses into a bound the
+        // device already sits at (which do nothing) are left out of it.
+        let bins = 40;
+        let mut sums = vec![(0.0f64, 0usize); bins];
+        let free = r.pulses.iter().filter(|p| {
+            let (lo, hi) = r.bounds[p.trace];
+            p.up == up && if p.up { p.before < hi } else { p.before > lo }
+        });
+        for (w, d) in free.map(|p| (f64::from(p.before), f64::from(p.after - p.before))) {
+            let k = (((w - w0) / (w1 - w0)) * bins as f64).floor().clamp(0.0, (bins - 1) as f64) as usize;
+            sums[k].0 += d;
+            sums[k].1 += 1;
+        }
+        let means = sums
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.1 >= 5)
+            .map(|(k, s)| (w0 + (k as f64 + 0.5) * (w1 - w0) / bins as f64, s.0 / s.1 as f64));
+        chart.draw_series(LineSeries::new(means, color.stroke_width(3))).map_err(|e| perr(path, e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| perr(path, e))?;
+    root.present().map_err(|e| perr(path, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

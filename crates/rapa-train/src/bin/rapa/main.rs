@@ -16,6 +16,7 @@ use rapa_train::train::{TrainConfig, Trainer, evaluate, keep_spread, read_checkp
 
 mod analyze;
 mod bench;
+mod device;
 mod experiment;
 
 /// Train and evaluate RAPA ConvNets (Replicated Arrays with Permuted Assignment) on simulated
@@ -47,6 +48,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Learning curves of runs (test/train error or loss per epoch): PNG and CSV.
     Curves(analyze::CurvesArgs),
+    /// Pulse response of a device preset or configuration: weight per pulse, step per weight (PNG + CSV).
+    Device(device::DeviceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +207,7 @@ fn main() -> ExitCode {
         Command::Experiment(a) => experiment::run(a),
         Command::Bench(a) => bench::bench(a),
         Command::Curves(a) => analyze::curves(a),
+        Command::Device(a) => device::device(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
