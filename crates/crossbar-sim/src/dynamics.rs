@@ -151,9 +151,11 @@ impl DynamicsConfig {
         let DeviceArrays { step_up, step_down, w_min, w_max, .. } = hidden;
         Zip::from(step_up).and(step_down).and(w_min).and(w_max).for_each(|su, sd, lo, hi| {
             if rng.random::<f32>() < self.corrupt_devices_prob {
-                let mn = lo.min(*hi).max(-r);
-                let mx = lo.max(*hi).min(r);
-                let v = mn + (mx - mn) * rng.random::<f32>();
+                // (In f64: with the ideal device's ±∞ bounds and a range near f32::MAX, mx − mn
+                // would overflow in f32.)
+                let mn = f64::from(lo.min(*hi).max(-r));
+                let mx = f64::from(lo.max(*hi).min(r));
+                let v = (mn + (mx - mn) * f64::from(rng.random::<f32>())) as f32;
                 (*su, *sd, *lo, *hi) = (0.0, 0.0, v, v);
             }
         });

@@ -6,8 +6,8 @@ mod common;
 use common::uniform;
 use crossbar_sim::device::{ExpStep, LinearStep, PowStep, PulsedParams, SoftBounds};
 use crossbar_sim::{
-    AnalogTile, AnalogTileState, ConfigError, DeviceConfig, DynamicsConfig, FloatTile, MixedPrecisionConfig, PulseType,
-    SimError, Tile, TileConfig, UpdateConfig,
+    AnalogTile, AnalogTileState, ConfigError, DeviceConfig, DynamicsConfig, FloatTile, MappingConfig,
+    MixedPrecisionConfig, PulseType, SimError, Tile, TileConfig, UpdateConfig,
 };
 use ndarray::Array2;
 
@@ -246,9 +246,9 @@ fn stuck_devices_never_move() {
         DeviceConfig::Ideal,
     ];
     let (rows, cols) = (48, 40);
-    for (device, dynamics) in
-        devices.iter().flat_map(|d| [(d.clone(), alone.clone()), (d.clone(), with_others.clone())])
-    {
+    let diffusion_only = DynamicsConfig { diffusion: 0.002, ..alone.clone() };
+    let variants = [alone.clone(), with_others, diffusion_only];
+    for (device, dynamics) in devices.iter().flat_map(|d| variants.iter().map(move |v| (d.clone(), v.clone()))) {
         for (name, cfg) in [
             ("pulsed", with(device.clone(), dynamics.clone())),
             (
@@ -266,7 +266,7 @@ fn stuck_devices_never_move() {
                 },
             ),
         ] {
-            let what = format!("{device:?} / {name} / decay {}", dynamics.lifetime);
+            let what = format!("{device:?} / {name} / decay {} / diffusion {}", dynamics.lifetime, dynamics.diffusion);
             let mut tile = AnalogTile::new(rows, cols, &cfg, 9).unwrap();
             let stuck = tile.stuck_devices().to_vec();
             let n = (rows * cols) as f64;
@@ -310,6 +310,7 @@ fn stuck_devices_never_move() {
                     assert_eq!(w.as_slice().unwrap()[i], v, "{what}: stuck device {i} moved after {when}");
                 }
             };
+            check(&tile, "construction");
             tile.set_weights(uniform(rows, cols, 0.5, 1).view()).unwrap();
             check(&tile, "set_weights");
             let before = tile.stored_weights().to_owned();
@@ -376,7 +377,7 @@ fn reset_columns_sets_the_reset_values() {
     }
 
     let sigma = 0.01f64;
-    let cfg = with(plain_device(), DynamicsConfig { reset_std: sigma as f32, ..base });
+    let cfg = with(plain_device(), DynamicsConfig { reset_std: sigma as f32, ..base.clone() });
     let mut tile = AnalogTile::new(rows, cols, &cfg, 3).unwrap();
     tile.set_weights(w0.view()).unwrap();
     tile.reset_columns(0, cols, 1.0).unwrap();
@@ -391,7 +392,13 @@ fn reset_columns_sets_the_reset_values() {
     let n = (rows * cols) as f64;
     assert!((reset - n * q).abs() < 5.0 * (n * q * (1.0 - q)).sqrt(), "{reset} of {n} reset");
 
-    for (start, count, prob, name) in [(cols, 1, 1.0, "start"), (0, cols + 1, 1.0, "count"), (0, 1, 1.5, "prob")] {
+    // A count beyond the column count resets every column once (as aihwkit's −1 for all).
+    let exact = with(plain_device(), DynamicsConfig { reset_std: 0.0, ..base });
+    let mut all = AnalogTile::new(rows, cols, &exact, 3).unwrap();
+    all.set_weights(w0.view()).unwrap();
+    all.reset_columns(5, 3 * cols, 1.0).unwrap();
+    assert_eq!(all.weights(), b.view());
+    for (start, count, prob, name) in [(cols, 1, 1.0, "start"), (0, 1, 1.5, "prob"), (0, 1, f32::NAN, "prob")] {
         match tile.reset_columns(start, count, prob) {
             Err(SimError::InvalidArgument { name: got, .. }) => assert_eq!(got, name),
             other => panic!("{start}, {count}, {prob}: {other:?}"),
@@ -504,4 +511,96 @@ fn invalid_dynamics_are_refused() {
         };
         assert_eq!(got, field);
     }
+}
+
+/// With device-to-device spreads on, each device decays with its own factor and toward its own
+/// reset value: w ← clip((w − b_ij)·(1 + α(s_ij − 1)) + b_ij), element by element, for α = 1
+/// (an update call's step) and α = 0.5.
+#[test]
+fn decay_uses_each_devices_own_factor_and_reset_value() {
+    let dynamics = DynamicsConfig {
+        lifetime: 30.0,
+        lifetime_dtod: 0.3,
+        reset: 0.05,
+        reset_dtod: 0.03,
+        ..DynamicsConfig::default()
+    };
+    let cfg = with(DeviceConfig::ConstantStep(PulsedParams::default()), dynamics);
+    let mut tile = AnalogTile::new(12, 10, &cfg, 8).unwrap();
+    tile.set_weights(uniform(12, 10, 0.8, 4).view()).unwrap();
+    let (s, b) = (tile.dynamics().decay_scale.clone(), tile.dynamics().reset_value.clone());
+    let (lo, hi) = (tile.hidden().w_min.clone(), tile.hidden().w_max.clone());
+    assert!(s.iter().any(|&v| v != s[[0, 0]]) && b.iter().any(|&v| v != b[[0, 0]]), "spreads drawn");
+    for alpha in [1.0f32, 0.5] {
+        let w = tile.weights().to_owned();
+        tile.decay_weights(alpha).unwrap();
+        for ((idx, &got), &w) in tile.weights().indexed_iter().zip(&w) {
+            let f = if alpha == 1.0 { s[idx] } else { 1.0 + alpha * (s[idx] - 1.0) };
+            let want = ((w - b[idx]) * f + b[idx]).clamp(lo[idx], hi[idx]);
+            assert_eq!(got, want, "alpha {alpha}, device {idx:?}");
+        }
+    }
+}
+
+/// Diffusion clips to each device's bounds: a rate far above the range puts many devices on a
+/// bound and none beyond it.
+#[test]
+fn diffusion_stays_within_the_bounds() {
+    let cfg = with(
+        DeviceConfig::ConstantStep(PulsedParams::default()),
+        DynamicsConfig { diffusion: 2.0, ..DynamicsConfig::default() },
+    );
+    let mut tile = AnalogTile::new(16, 16, &cfg, 2).unwrap();
+    tile.diffuse_weights();
+    let h = tile.hidden();
+    let mut on_bound = 0;
+    for ((w, lo), hi) in tile.weights().iter().zip(&h.w_min).zip(&h.w_max) {
+        assert!(lo <= w && w <= hi, "{w} outside [{lo}, {hi}]");
+        on_bound += usize::from(w == lo || w == hi);
+    }
+    // P(|N(0, 4)| > 0.6) ≈ 0.76 for bounds near ±0.6: most of the 256 devices sit on one.
+    assert!(on_bound > 100, "{on_bound} devices on a bound");
+}
+
+/// With a weight mapping and a digital bias, decay acts on the stored weights W' (the devices)
+/// and leaves the digital bias alone; the effective weights are α·W'.
+#[test]
+fn decay_acts_on_the_devices_not_the_digital_bias() {
+    let tau = 4.0f32;
+    let cfg = TileConfig {
+        mapping: MappingConfig { weight_scaling_omega: 0.3, columnwise: true, digital_bias: true },
+        ..with(plain_device(), DynamicsConfig { lifetime: tau, ..DynamicsConfig::default() })
+    };
+    let mut tile = AnalogTile::new(5, 7, &cfg, 1).unwrap();
+    tile.set_weights(uniform(5, 7, 0.1, 2).view()).unwrap();
+    let stored = tile.stored_weights().to_owned();
+    let bias = tile.digital_bias().to_vec();
+    let alpha = tile.mapping_scales().to_vec();
+    tile.decay_weights(1.0).unwrap();
+    let s = 1.0 - 1.0 / tau;
+    assert_eq!(tile.stored_weights(), stored.mapv(|w| w * s).view());
+    assert_eq!(tile.digital_bias(), &bias[..]);
+    for ((i, j), &w) in tile.weights().indexed_iter() {
+        let want = if j == 6 { bias[i] } else { alpha[i] * tile.stored_weights()[[i, j]] };
+        assert_eq!(w, want, "({i}, {j})");
+    }
+}
+
+/// Settings that are each valid but overflow together are refused when the tile is built (its
+/// state could not be restored), and an enormous stuck range on the unbounded ideal device gives
+/// finite stuck values.
+#[test]
+fn overflowing_dynamics_are_refused_or_stay_finite() {
+    let cfg = with(plain_device(), DynamicsConfig { reset: 3e38, reset_dtod: 1e38, ..DynamicsConfig::default() });
+    match AnalogTile::new(8, 8, &cfg, 1) {
+        Err(SimError::Config(ConfigError::Invalid { field, .. })) => assert_eq!(field, "dynamics"),
+        other => panic!("{other:?}"),
+    }
+    let cfg = with(
+        DeviceConfig::Ideal,
+        DynamicsConfig { corrupt_devices_prob: 0.5, corrupt_devices_range: f32::MAX, ..DynamicsConfig::default() },
+    );
+    let tile = AnalogTile::new(8, 8, &cfg, 1).unwrap();
+    assert!(!tile.stuck_devices().is_empty());
+    assert!(tile.weights().iter().all(|w| w.is_finite()), "{}", tile.weights());
 }
