@@ -1,6 +1,7 @@
 //! What happens to the devices besides the pulsed update (aihwkit's `PulsedDevice` parameters
-//! `lifetime`, `diffusion`, `reset` and `corrupt_devices`): decay toward a per-device reset
-//! value, random-walk diffusion, explicit resets, and devices stuck at a fixed value.
+//! `lifetime`, `diffusion`, `reset`, `corrupt_devices` and `write_noise_std`): decay toward a
+//! per-device reset value, random-walk diffusion, explicit resets, devices stuck at a fixed
+//! value, and write noise.
 //!
 //! - **Decay** (`lifetime` τ > 0): w_ij ← (w_ij − b_ij)·s_ij + b_ij, then clipped to the
 //!   device's bounds, with s_ij = 1 − 1/τ_ij, τ_ij = τ·(1 + `lifetime_dtod`·ξ) (s_ij = 0 where
@@ -16,6 +17,13 @@
 //!   with probability p at a value drawn uniformly from its bounds intersected with
 //!   ±`corrupt_devices_range`; its steps become 0 and both bounds that value, so no update,
 //!   decay, diffusion or reset moves it.
+//! - **Write noise** (`write_noise_std` σ > 0): the devices hold a persistent weight, which
+//!   every update acts on, and the forward and backward passes see an apparent weight
+//!   persistent + σ·ε·ξ, ε the device's granularity. The noise is drawn afresh for every device
+//!   an update pulses (at least one coincidence) and for all devices after an exact (float)
+//!   update, decay, diffusion, reset and, with `apply_write_noise_on_set`, programming; the
+//!   other devices keep theirs. It has its own generator, so it never changes the persistent
+//!   weights' course.
 //!
 //! Decay and diffusion run once per [`Tile::update`](crate::Tile::update) call — one call per
 //! mini-batch, like aihwkit's `post_update_step` — diffusion first (unless `per_update` is
@@ -58,6 +66,11 @@ pub struct DynamicsConfig {
     pub corrupt_devices_prob: f32,
     /// Stuck values lie in ±corrupt_devices_range (within the device's bounds). Default: 0.1.
     pub corrupt_devices_range: f32,
+    /// Write noise σ in units of the device's granularity ε (aihwkit's `write_noise_std`, in
+    /// units of dw_min): the passes see persistent + σ·ε·ξ; 0 = none. Default: 0.
+    pub write_noise_std: f32,
+    /// Draw write noise when the weights are programmed (`set_weights`). Default: true.
+    pub apply_write_noise_on_set: bool,
     /// Apply decay and diffusion at the end of every update call (aihwkit applies them once per
     /// mini-batch in `post_update_step`); false: only through
     /// [`AnalogTile::decay_weights`](crate::AnalogTile::decay_weights) and
@@ -77,6 +90,8 @@ impl Default for DynamicsConfig {
             diffusion_dtod: 0.0,
             corrupt_devices_prob: 0.0,
             corrupt_devices_range: 0.1,
+            write_noise_std: 0.0,
+            apply_write_noise_on_set: true,
             per_update: true,
         }
     }
@@ -100,7 +115,13 @@ impl DynamicsConfig {
         ConfigError::check_non_negative(p("diffusion"), self.diffusion.into())?;
         ConfigError::check_non_negative(p("diffusion_dtod"), self.diffusion_dtod.into())?;
         ConfigError::check_range(p("corrupt_devices_prob"), self.corrupt_devices_prob.into(), 0.0, 1.0)?;
-        ConfigError::check_non_negative(p("corrupt_devices_range"), self.corrupt_devices_range.into())
+        ConfigError::check_non_negative(p("corrupt_devices_range"), self.corrupt_devices_range.into())?;
+        ConfigError::check_non_negative(p("write_noise_std"), self.write_noise_std.into())
+    }
+
+    /// Whether the passes see write noise on the persistent weights.
+    pub fn has_write_noise(&self) -> bool {
+        self.write_noise_std > 0.0
     }
 
     /// Whether the weights decay.
@@ -286,4 +307,27 @@ pub(crate) fn pin_stuck(w: &mut Array2<f32>, hidden: &DeviceArrays, stuck: &[usi
     for &k in stuck {
         w[k] = v[k];
     }
+}
+
+/// Sets the apparent weights of the devices marked in `mask` (all with `None`) to
+/// persistent + σ·ξ; row i draws from stream i of `seed`, one normal per marked device.
+pub(crate) fn draw_write_noise(
+    apparent: &mut Array2<f32>,
+    persistent: &Array2<f32>,
+    sigma: f32,
+    mask: Option<&[bool]>,
+    seed: u64,
+) {
+    let cols = apparent.ncols();
+    let a = apparent.as_slice_mut().expect("tile weights are in standard layout");
+    let p = persistent.as_slice().expect("standard layout");
+    a.par_chunks_mut(cols).enumerate().for_each(|(i, row)| {
+        let mut rng = stream(seed, i as u64);
+        let k = i * cols;
+        for (j, a) in row.iter_mut().enumerate() {
+            if mask.is_none_or(|m| m[k + j]) {
+                *a = p[k + j] + sigma * standard_normal(&mut rng);
+            }
+        }
+    });
 }

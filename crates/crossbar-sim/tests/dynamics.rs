@@ -604,3 +604,155 @@ fn overflowing_dynamics_are_refused_or_stay_finite() {
     assert!(!tile.stuck_devices().is_empty());
     assert!(tile.weights().iter().all(|w| w.is_finite()), "{}", tile.weights());
 }
+
+fn write_noise(sigma: f32) -> DynamicsConfig {
+    DynamicsConfig { write_noise_std: sigma, ..DynamicsConfig::default() }
+}
+
+/// Write noise never changes the course of the persistent weights: with the same seed, inputs
+/// and per-update decay and diffusion, they equal the weights of a tile without write noise,
+/// bit for bit, through pulsed updates, explicit decay and resets.
+#[test]
+fn write_noise_leaves_the_device_state_alone() {
+    let base = DynamicsConfig { lifetime: 40.0, diffusion: 1e-3, reset_std: 0.02, ..DynamicsConfig::default() };
+    let device = DeviceConfig::SoftBounds(SoftBounds::default());
+    let plain = with(device.clone(), base.clone());
+    let noisy = with(device, DynamicsConfig { write_noise_std: 5.0, ..base });
+    let (mut a, mut b) = (AnalogTile::new(9, 11, &plain, 4).unwrap(), AnalogTile::new(9, 11, &noisy, 4).unwrap());
+    let w0 = uniform(9, 11, 0.4, 1);
+    a.set_weights(w0.view()).unwrap();
+    b.set_weights(w0.view()).unwrap();
+    assert_eq!(b.persistent_weights(), a.weights());
+    assert!(b.weights() != a.weights(), "noise drawn on set");
+    for call in 0..6 {
+        let (x, d) = (uniform(8, 11, 1.0, 10 + call), uniform(8, 9, 1.0, 20 + call));
+        a.update(x.view(), d.view(), 0.2).unwrap();
+        b.update(x.view(), d.view(), 0.2).unwrap();
+        assert_eq!(b.persistent_weights(), a.weights(), "call {call}");
+    }
+    a.decay_weights(0.5).unwrap();
+    b.decay_weights(0.5).unwrap();
+    a.reset_columns(2, 3, 0.5).unwrap();
+    b.reset_columns(2, 3, 0.5).unwrap();
+    assert_eq!(b.persistent_weights(), a.weights());
+}
+
+/// The apparent weights are persistent + σ·ε·ξ with a fresh ξ: after programming, their
+/// deviation over 4 096 devices has mean 0 and variance (σε)² within 5 standard errors; without
+/// `apply_write_noise_on_set` they equal the persistent ones. The forward pass computes with the
+/// apparent weights.
+#[test]
+fn apparent_weights_carry_fresh_write_noise() {
+    let (sigma, eps) = (3.0f64, 0.001f64);
+    let cfg = TileConfig {
+        forward: crossbar_sim::IoConfig::perfect(),
+        ..with(DeviceConfig::ConstantStep(PulsedParams::default()), write_noise(sigma as f32))
+    };
+    let mut tile = AnalogTile::new(64, 64, &cfg, 3).unwrap();
+    tile.set_weights(uniform(64, 64, 0.3, 2).view()).unwrap();
+    let (apparent, persistent) = (tile.stored_weights(), tile.persistent_weights());
+    let (mean, var, n) = moments(apparent.iter().zip(persistent).map(|(&a, &p)| f64::from(a) - f64::from(p)));
+    let want = (sigma * eps).powi(2);
+    assert!(mean.abs() < 5.0 * (want / n as f64).sqrt(), "mean {mean}");
+    // (The f32 rounding of the weights, ~3e-8, is far below σε = 3e-3.)
+    assert!((var - want).abs() < 5.0 * want * (2.0 / (n - 1) as f64).sqrt(), "variance {var} vs {want}");
+    let x = uniform(5, 64, 1.0, 3);
+    let want_y = FloatTile::from_weights(tile.weights().to_owned()).forward_new(x.view()).unwrap();
+    assert_eq!(tile.forward_new(x.view()).unwrap(), want_y);
+
+    let quiet = with(
+        DeviceConfig::ConstantStep(PulsedParams::default()),
+        DynamicsConfig { apply_write_noise_on_set: false, ..write_noise(sigma as f32) },
+    );
+    let mut tile = AnalogTile::new(8, 8, &quiet, 3).unwrap();
+    tile.set_weights(uniform(8, 8, 0.3, 2).view()).unwrap();
+    assert_eq!(tile.stored_weights(), tile.persistent_weights());
+}
+
+/// A pulsed update draws new noise only for the devices it pulses: devices in columns whose
+/// input is 0 or rows whose error is 0 keep their apparent weight bit for bit, and so does any
+/// device that got no coincidence; every device whose persistent weight moved has new noise. An
+/// exact (float) update redraws every device.
+#[test]
+fn only_pulsed_devices_get_new_write_noise() {
+    let device = DeviceConfig::ConstantStep(PulsedParams::default().without_variation());
+    let cfg = with(device.clone(), write_noise(2.0));
+    let mut tile = AnalogTile::new(20, 30, &cfg, 6).unwrap();
+    tile.set_weights(uniform(20, 30, 0.3, 1).view()).unwrap();
+    let mut x = uniform(4, 30, 1.0, 2);
+    let mut d = uniform(4, 20, 1.0, 3);
+    x.column_mut(7).fill(0.0);
+    d.column_mut(4).fill(0.0);
+    let (apparent, persistent) = (tile.stored_weights().to_owned(), tile.persistent_weights().to_owned());
+    tile.update(x.view(), d.view(), 0.05).unwrap();
+    let (mut redrawn, mut moved) = (0, 0);
+    for ((i, j), &a) in tile.stored_weights().indexed_iter() {
+        let p_moved = tile.persistent_weights()[[i, j]] != persistent[[i, j]];
+        let new_noise = a != apparent[[i, j]];
+        if j == 7 || i == 4 {
+            assert!(!p_moved && !new_noise, "({i}, {j}) has no coincidence but changed");
+        }
+        // A device that moved was pulsed, so its noise is new.
+        assert!(!p_moved || new_noise, "({i}, {j}) moved without new noise");
+        if !p_moved && !new_noise {
+            assert_eq!(a, apparent[[i, j]]);
+        }
+        redrawn += usize::from(new_noise);
+        moved += usize::from(p_moved);
+    }
+    assert!(moved > 200 && redrawn >= moved && redrawn <= 19 * 29, "moved {moved}, redrawn {redrawn}");
+
+    let exact = TileConfig {
+        update: UpdateConfig { pulse_type: PulseType::Float, ..UpdateConfig::default() },
+        ..with(device, write_noise(2.0))
+    };
+    let mut tile = AnalogTile::new(20, 30, &exact, 6).unwrap();
+    tile.set_weights(uniform(20, 30, 0.3, 1).view()).unwrap();
+    let apparent = tile.stored_weights().to_owned();
+    tile.update(x.view(), d.view(), 0.05).unwrap();
+    assert!(tile.stored_weights().iter().zip(&apparent).all(|(a, b)| a != b), "an exact update redraws all");
+}
+
+/// Write noise: the same for any number of threads, kept in the state (a restored tile goes on
+/// identically), and a state whose persistent weights do not fit its configuration is refused.
+#[test]
+fn write_noise_state_and_threads() {
+    let cfg = with(
+        DeviceConfig::ConstantStep(PulsedParams::default()),
+        DynamicsConfig { write_noise_std: 4.0, diffusion: 1e-3, ..DynamicsConfig::default() },
+    );
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut t = AnalogTile::new(70, 30, &cfg, 5).unwrap();
+            t.set_weights(uniform(70, 30, 0.3, 1).view()).unwrap();
+            for call in 0..2 {
+                let (x, d) = (uniform(150, 30, 1.0, 2 + call), uniform(150, 70, 0.5, 9 + call));
+                t.update(x.view(), d.view(), 0.05).unwrap();
+            }
+            (t.weights().to_owned(), t.persistent_weights().to_owned())
+        })
+    };
+    let one = run(1);
+    assert!(run(3) == one, "3 threads differ from 1");
+
+    let (x, d) = (uniform(6, 30, 1.0, 1), uniform(6, 70, 1.0, 2));
+    let mut a = AnalogTile::new(70, 30, &cfg, 5).unwrap();
+    a.set_weights(uniform(70, 30, 0.3, 1).view()).unwrap();
+    a.update(x.view(), d.view(), 0.1).unwrap();
+    let json = serde_json::to_string(&a.state()).unwrap();
+    let mut b = AnalogTile::from_state(serde_json::from_str(&json).unwrap()).unwrap();
+    for _ in 0..2 {
+        a.update(x.view(), d.view(), 0.1).unwrap();
+        b.update(x.view(), d.view(), 0.1).unwrap();
+        assert_eq!(a.weights(), b.weights());
+        assert_eq!(a.persistent_weights(), b.persistent_weights());
+    }
+    let mut s = a.state();
+    s.persistent_weights = Array2::zeros((0, 0));
+    let err = AnalogTile::from_state(s).unwrap_err().to_string();
+    assert!(err.contains("persistent weights of shape [0, 0]"), "{err}");
+    let mut s = a.state();
+    s.write_noise_rng = None;
+    assert!(AnalogTile::from_state(s).is_err());
+}

@@ -9,7 +9,7 @@ use super::merged::{RowScratch, Trains, merged_row};
 use super::{Tile, TileConfig, check_finite, check_io, check_lr};
 use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
-use crate::dynamics::{DynamicsArrays, pin_stuck, stuck_devices};
+use crate::dynamics::{DynamicsArrays, draw_write_noise, pin_stuck, stuck_devices};
 use crate::error::{ConfigError, SimError, check_shape};
 use crate::mixed_precision::{quantize_rows, take_steps, transfer_rows};
 use crate::periphery::{CHUNK, abs_max_of, analog_mvm, contiguous};
@@ -23,6 +23,8 @@ const HIDDEN_STREAM: u64 = 0;
 const RUNTIME_STREAM: u64 = 1;
 /// Stream index of the hidden values of [`crate::dynamics`] (stuck devices, decay, diffusion).
 const DYNAMICS_STREAM: u64 = 2;
+/// Stream index of the write-noise generator within a tile's seed.
+const WRITE_NOISE_STREAM: u64 = 3;
 
 /// An analog crossbar tile (see the crate docs for the model).
 ///
@@ -57,6 +59,14 @@ pub struct AnalogTile {
     dynamics: DynamicsArrays,
     /// Flat indices of the stuck devices (both bounds equal).
     stuck: Vec<usize>,
+    /// With write noise: the persistent device weights (`w` then holds the apparent ones the
+    /// passes see); `0 × 0` without.
+    persistent: Array2<f32>,
+    /// The write-noise generator (its own, so that write noise never changes the course of the
+    /// persistent weights).
+    wn_rng: SimRng,
+    /// With write noise, during an update: the devices pulsed so far (row-major).
+    wn_touched: Vec<bool>,
 }
 
 /// Everything needed to restore an [`AnalogTile`] bit-exactly (serde).
@@ -97,6 +107,13 @@ pub struct AnalogTileState {
     /// Per-device values of decay, diffusion and reset (empty arrays for effects that are off).
     #[serde(default)]
     pub dynamics: DynamicsArrays,
+    /// With write noise: the persistent device weights (`weights` are then the apparent ones);
+    /// empty without.
+    #[serde(default)]
+    pub persistent_weights: Array2<f32>,
+    /// With write noise: the state of its generator.
+    #[serde(default)]
+    pub write_noise_rng: Option<SimRng>,
 }
 
 impl AnalogTile {
@@ -154,9 +171,15 @@ impl AnalogTile {
             mp_next_row: 0,
             dynamics,
             stuck,
+            persistent: Array2::zeros((0, 0)),
+            wn_rng: stream(seed, WRITE_NOISE_STREAM),
+            wn_touched: Vec::new(),
         };
         // A stuck device shows its value from the start.
         pin_stuck(&mut tile.w, &tile.hidden, &tile.stuck);
+        if cfg.dynamics.has_write_noise() {
+            tile.persistent = tile.w.clone();
+        }
         tile.refresh_effective();
         Ok(tile)
     }
@@ -207,6 +230,8 @@ impl AnalogTile {
             mp_calls: self.mp_calls,
             mp_next_row: self.mp_next_row,
             dynamics: self.dynamics.clone(),
+            persistent_weights: self.persistent.clone(),
+            write_noise_rng: self.write_noise_on().then(|| self.wn_rng.clone()),
         }
     }
 
@@ -291,6 +316,22 @@ impl AnalogTile {
             });
         }
         state.dynamics.check(&state.config.dynamics, shape).map_err(|reason| SimError::State { reason })?;
+        let wn = state.config.dynamics.has_write_noise();
+        let want_persistent = if wn { shape } else { [0, 0] };
+        if state.persistent_weights.shape() != want_persistent || state.write_noise_rng.is_some() != wn {
+            return Err(SimError::State {
+                reason: format!(
+                    "persistent weights of shape {:?} and {} write-noise generator, expected {want_persistent:?} and {} (dynamics.write_noise_std = {})",
+                    state.persistent_weights.shape(),
+                    if state.write_noise_rng.is_some() { "a" } else { "no" },
+                    if wn { "one" } else { "none" },
+                    state.config.dynamics.write_noise_std
+                ),
+            });
+        }
+        if state.persistent_weights.iter().any(|w| !w.is_finite()) {
+            return Err(SimError::State { reason: "persistent weights must be finite".into() });
+        }
         let std_layout = |a: Array2<f32>| if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
         let hidden = DeviceArrays {
             step_up: std_layout(state.hidden.step_up),
@@ -315,6 +356,9 @@ impl AnalogTile {
             mp_next_row: state.mp_next_row,
             dynamics: state.dynamics.into_standard_layout(),
             stuck: Vec::new(),
+            persistent: std_layout(state.persistent_weights),
+            wn_rng: state.write_noise_rng.unwrap_or_else(|| stream(state.seed, WRITE_NOISE_STREAM)),
+            wn_touched: Vec::new(),
         };
         tile.stuck = stuck_devices(&tile.hidden);
         tile.refresh_effective();
@@ -322,7 +366,9 @@ impl AnalogTile {
     }
 
     /// The weights as stored on the devices, W' = W/α (equal to [`Tile::weights`] when no
-    /// mapping is active and there is no digital bias; without its last column with one).
+    /// mapping is active and there is no digital bias; without its last column with one). With
+    /// write noise these are the apparent weights the passes see
+    /// ([`persistent_weights`](Self::persistent_weights) are the ones updates act on).
     pub fn stored_weights(&self) -> ArrayView2<'_, f32> {
         self.w.view()
     }
@@ -394,6 +440,20 @@ impl AnalogTile {
                 }
             });
         self.counters.update_slots += scales.iter().map(|s| u64::from(s.bl)).sum::<u64>();
+
+        // With write noise: mark every device that gets at least one coincidence (per device,
+        // the vectors of the batch until the first one that pulses it).
+        if !self.wn_touched.is_empty() {
+            self.wn_touched.par_chunks_mut(n_in).enumerate().for_each(|(i, touched)| {
+                let active: Vec<usize> =
+                    (0..batch).filter(|&b| scales[b].bl != 0 && d_words[b * n_out + i] & SLOT_MASK != 0).collect();
+                for (j, t) in touched.iter_mut().enumerate().filter(|(_, t)| !**t) {
+                    *t = active
+                        .iter()
+                        .any(|&b| coincidences(kind, x_words[b * n_in + j], d_words[b * n_out + i], scales[b].bl) != 0);
+                }
+            });
+        }
 
         // 2. Coincidences and device pulses, one row of W at a time (rows are independent).
         let device = self.device.as_ref();
@@ -552,16 +612,54 @@ impl AnalogTile {
                 reason: "must be finite and >= 0",
             });
         }
-        self.dynamics.decay(&mut self.w, &self.hidden, alpha);
-        self.refresh_effective();
+        if self.cfg.dynamics.decays() {
+            self.on_persistent(|t| t.dynamics.decay(&mut t.w, &t.hidden, alpha));
+        }
         Ok(())
     }
 
     /// One diffusion step w ← clip(w + ρ·ξ) (aihwkit `diffuse_weights`); does nothing when
     /// `dynamics.diffusion` is 0.
     pub fn diffuse_weights(&mut self) {
-        self.diffuse();
+        if self.cfg.dynamics.diffuses() {
+            self.on_persistent(Self::diffuse);
+        }
+    }
+
+    /// Runs `op` on the device weights (the persistent ones with write noise, followed by fresh
+    /// noise on every device), then refreshes the effective weights.
+    fn on_persistent(&mut self, op: impl FnOnce(&mut Self)) {
+        let write_noise = self.write_noise_on();
+        if write_noise {
+            std::mem::swap(&mut self.w, &mut self.persistent);
+        }
+        op(self);
+        if write_noise {
+            std::mem::swap(&mut self.w, &mut self.persistent);
+            self.redraw_write_noise(false);
+        }
         self.refresh_effective();
+    }
+
+    /// Whether the tile has write noise (persistent and apparent weights).
+    fn write_noise_on(&self) -> bool {
+        !self.persistent.is_empty()
+    }
+
+    /// Apparent = persistent + σ·ε·ξ on the devices pulsed in this update (`only_touched`) or
+    /// on all.
+    fn redraw_write_noise(&mut self, only_touched: bool) {
+        let sigma = self.cfg.dynamics.write_noise_std * self.device.granularity();
+        let seed = self.wn_rng.next_u64();
+        let mask = only_touched.then_some(&self.wn_touched[..]);
+        draw_write_noise(&mut self.w, &self.persistent, sigma, mask, seed);
+    }
+
+    /// The persistent device weights (stored units, without a digital bias column): with write
+    /// noise those the updates act on, of which [`stored_weights`](Self::stored_weights) are the
+    /// noisy apparent version; without, the stored weights themselves.
+    pub fn persistent_weights(&self) -> ArrayView2<'_, f32> {
+        if self.write_noise_on() { self.persistent.view() } else { self.w.view() }
     }
 
     fn diffuse(&mut self) {
@@ -599,8 +697,8 @@ impl AnalogTile {
             cols[(start + k) % n] = true;
         }
         let seed = self.rng.next_u64();
-        self.dynamics.reset(&mut self.w, &self.hidden, &cols, prob, self.cfg.dynamics.reset_std, seed);
-        self.refresh_effective();
+        let std = self.cfg.dynamics.reset_std;
+        self.on_persistent(|t| t.dynamics.reset(&mut t.w, &t.hidden, &cols, prob, std, seed));
         Ok(())
     }
 }
@@ -681,6 +779,13 @@ impl Tile for AnalogTile {
         // With a mapping, W' = W/α receives ΔW/α: the update runs on d/α (aihwkit `pre_update`).
         let scaled = (!self.scales.is_empty()).then(|| scale_columns(d, &self.scales, true));
         let d = scaled.as_ref().map_or(d, |s| s.view());
+        // With write noise everything below acts on the persistent weights.
+        let write_noise = self.write_noise_on();
+        if write_noise {
+            std::mem::swap(&mut self.w, &mut self.persistent);
+            self.wn_touched.clear();
+            self.wn_touched.resize(self.w.len(), false);
+        }
         if self.cfg.mixed_precision.enabled {
             self.mixed_precision_update(x, d, lr);
         } else if self.exact_update() {
@@ -690,10 +795,19 @@ impl Tile for AnalogTile {
             self.pulsed_update(&ucfg, x, d, lr);
         }
         pin_stuck(&mut self.w, &self.hidden, &self.stuck);
+        let dyn_cfg = &self.cfg.dynamics;
+        let post_step = dyn_cfg.per_update && (dyn_cfg.diffuses() || dyn_cfg.decays());
         if self.cfg.dynamics.per_update {
             // aihwkit's post_update_step order: diffusion, then decay.
             self.diffuse();
             self.dynamics.decay(&mut self.w, &self.hidden, 1.0);
+        }
+        if write_noise {
+            std::mem::swap(&mut self.w, &mut self.persistent);
+            // Fresh noise on the pulsed devices; on all after an exact update, decay or diffusion.
+            let all = post_step || self.exact_update();
+            self.redraw_write_noise(!all);
+            self.wn_touched.clear();
         }
         self.refresh_effective();
         Ok(())
@@ -714,6 +828,12 @@ impl Tile for AnalogTile {
             row.mapv_inplace(|v| v / a);
         }
         self.hidden.clip(&mut self.w);
+        if self.write_noise_on() {
+            self.persistent.assign(&self.w);
+            if self.cfg.dynamics.apply_write_noise_on_set {
+                self.redraw_write_noise(false);
+            }
+        }
         // Programming the weights starts the mixed-precision accumulation afresh.
         self.chi.fill(0.0);
         self.mp_calls = 0;

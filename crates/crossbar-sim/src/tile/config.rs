@@ -73,9 +73,9 @@ impl TileConfig {
     }
 
     /// Soft-bounds ReRAM-like, after aihwkit's `ReRamSBPreset` (which uses a soft-bounds
-    /// *reference* device with write noise, neither of which is modelled here): soft bounds with
-    /// dw_min 0.002, bounds −0.75…1.25 with 24 % / 40 % d2d spread, up/down d2d 1 %, additive
-    /// cycle-to-cycle noise of 3.75·dw_min per pulse; preset IO.
+    /// *reference* device, not modelled here): soft bounds with dw_min 0.002, bounds
+    /// −0.75…1.25 with 24 % / 40 % d2d spread, up/down d2d 1 %, additive cycle-to-cycle noise of
+    /// 3.75·dw_min per pulse, write noise of 56·dw_min (`dynamics.write_noise_std`); preset IO.
     pub fn reram_soft_bounds() -> Self {
         let params = PulsedParams {
             dw_min: 0.002,
@@ -87,7 +87,8 @@ impl TileConfig {
             up_down_dtod: 0.01,
             ..PulsedParams::default()
         };
-        Self::with_preset_io(DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: false }))
+        let dynamics = DynamicsConfig { write_noise_std: 56.0, ..DynamicsConfig::default() };
+        Self { dynamics, ..Self::with_preset_io(DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: false })) }
     }
 
     /// Capacitor-based cell (aihwkit `CapacitorPresetDevice`, a linear-step fit to Li et al.,

@@ -4,9 +4,10 @@
 //! cycle-to-cycle noise), starting from weight 0 clipped to each device's bounds.
 //!
 //! The pulses go straight to the device model ([`crossbar_sim::DeviceModel::apply_row`]), so
-//! the response shows the device alone: no pulse trains, periphery, update management or
-//! per-update decay. Stuck devices (`dynamics.corrupt_devices_prob`) are in the tile's drawn
-//! parameters and show as flat traces.
+//! the response shows the device alone: no pulse trains, periphery, update management,
+//! per-update decay or write noise (the traces are the persistent weights). Stuck devices
+//! (`dynamics.corrupt_devices_prob`) are in the tile's drawn parameters and show as flat
+//! traces.
 
 use crossbar_sim::rng::{derive_seed, stream};
 use crossbar_sim::{AnalogTile, DeviceConfig, TileConfig};
