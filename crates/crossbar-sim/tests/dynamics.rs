@@ -614,27 +614,39 @@ fn write_noise(sigma: f32) -> DynamicsConfig {
 /// bit for bit, through pulsed updates, explicit decay and resets.
 #[test]
 fn write_noise_leaves_the_device_state_alone() {
-    let base = DynamicsConfig { lifetime: 40.0, diffusion: 1e-3, reset_std: 0.02, ..DynamicsConfig::default() };
+    let post_step = DynamicsConfig { lifetime: 40.0, diffusion: 1e-3, reset_std: 0.02, ..DynamicsConfig::default() };
     let device = DeviceConfig::SoftBounds(SoftBounds::default());
-    let plain = with(device.clone(), base.clone());
-    let noisy = with(device, DynamicsConfig { write_noise_std: 5.0, ..base });
+    let mapped_mp = TileConfig {
+        mapping: MappingConfig { weight_scaling_omega: 0.3, columnwise: true, digital_bias: true },
+        mixed_precision: MixedPrecisionConfig { enabled: true, ..Default::default() },
+        ..with(device.clone(), DynamicsConfig::default())
+    };
+    for base in [with(device.clone(), post_step), with(device, DynamicsConfig::default()), mapped_mp] {
+        same_course_with_and_without_write_noise(base);
+    }
+}
+
+fn same_course_with_and_without_write_noise(plain: TileConfig) {
+    let noisy =
+        TileConfig { dynamics: DynamicsConfig { write_noise_std: 5.0, ..plain.dynamics.clone() }, ..plain.clone() };
     let (mut a, mut b) = (AnalogTile::new(9, 11, &plain, 4).unwrap(), AnalogTile::new(9, 11, &noisy, 4).unwrap());
     let w0 = uniform(9, 11, 0.4, 1);
     a.set_weights(w0.view()).unwrap();
     b.set_weights(w0.view()).unwrap();
-    assert_eq!(b.persistent_weights(), a.weights());
+    assert_eq!(b.persistent_weights(), a.stored_weights());
     assert!(b.weights() != a.weights(), "noise drawn on set");
     for call in 0..6 {
         let (x, d) = (uniform(8, 11, 1.0, 10 + call), uniform(8, 9, 1.0, 20 + call));
         a.update(x.view(), d.view(), 0.2).unwrap();
         b.update(x.view(), d.view(), 0.2).unwrap();
-        assert_eq!(b.persistent_weights(), a.weights(), "call {call}");
+        assert_eq!(b.persistent_weights(), a.stored_weights(), "call {call}");
+        assert_eq!(b.digital_bias(), a.digital_bias());
     }
     a.decay_weights(0.5).unwrap();
     b.decay_weights(0.5).unwrap();
     a.reset_columns(2, 3, 0.5).unwrap();
     b.reset_columns(2, 3, 0.5).unwrap();
-    assert_eq!(b.persistent_weights(), a.weights());
+    assert_eq!(b.persistent_weights(), a.stored_weights());
 }
 
 /// The apparent weights are persistent + σ·ε·ξ with a fresh ξ: after programming, their
@@ -649,6 +661,8 @@ fn apparent_weights_carry_fresh_write_noise() {
         ..with(DeviceConfig::ConstantStep(PulsedParams::default()), write_noise(sigma as f32))
     };
     let mut tile = AnalogTile::new(64, 64, &cfg, 3).unwrap();
+    // (aihwkit programs the initial zeros with noise, too.)
+    assert!(tile.stored_weights().iter().all(|&w| w != 0.0) && tile.persistent_weights().iter().all(|&w| w == 0.0));
     tile.set_weights(uniform(64, 64, 0.3, 2).view()).unwrap();
     let (apparent, persistent) = (tile.stored_weights(), tile.persistent_weights());
     let (mean, var, n) = moments(apparent.iter().zip(persistent).map(|(&a, &p)| f64::from(a) - f64::from(p)));
@@ -669,57 +683,65 @@ fn apparent_weights_carry_fresh_write_noise() {
     assert_eq!(tile.stored_weights(), tile.persistent_weights());
 }
 
-/// A pulsed update draws new noise only for the devices it pulses: devices in columns whose
-/// input is 0 or rows whose error is 0 keep their apparent weight bit for bit, and so does any
-/// device that got no coincidence; every device whose persistent weight moved has new noise. An
-/// exact (float) update redraws every device.
+/// A pulsed update draws new noise exactly for the devices it pulses. With one vector per call,
+/// every coincidence of a device has the same sign, and a device with exact steps (no
+/// variation, bounds far away) moves if and only if it is pulsed: so the devices with new noise
+/// must be exactly those whose persistent weight moved. Small inputs leave many devices of
+/// active rows and columns unpulsed, which must keep their noise bit for bit. (σε = 0.1: a
+/// fresh draw repeats the old apparent value to the bit with probability ~ulp(w)/σε ≈ 3e-7 per
+/// device, negligible over the 4 800 compared here; at σε = 0.002 it happens about once.)
 #[test]
 fn only_pulsed_devices_get_new_write_noise() {
-    let device = DeviceConfig::ConstantStep(PulsedParams::default().without_variation());
-    let cfg = with(device.clone(), write_noise(2.0));
+    let exact_steps = DeviceConfig::ConstantStep(PulsedParams {
+        w_max: 100.0,
+        w_min: -100.0,
+        ..PulsedParams::default().without_variation()
+    });
+    let cfg = with(exact_steps, write_noise(100.0));
     let mut tile = AnalogTile::new(20, 30, &cfg, 6).unwrap();
     tile.set_weights(uniform(20, 30, 0.3, 1).view()).unwrap();
-    let mut x = uniform(4, 30, 1.0, 2);
-    let mut d = uniform(4, 20, 1.0, 3);
-    x.column_mut(7).fill(0.0);
-    d.column_mut(4).fill(0.0);
-    let (apparent, persistent) = (tile.stored_weights().to_owned(), tile.persistent_weights().to_owned());
-    tile.update(x.view(), d.view(), 0.05).unwrap();
-    let (mut redrawn, mut moved) = (0, 0);
-    for ((i, j), &a) in tile.stored_weights().indexed_iter() {
-        let p_moved = tile.persistent_weights()[[i, j]] != persistent[[i, j]];
-        let new_noise = a != apparent[[i, j]];
-        if j == 7 || i == 4 {
-            assert!(!p_moved && !new_noise, "({i}, {j}) has no coincidence but changed");
-        }
-        // A device that moved was pulsed, so its noise is new.
-        assert!(!p_moved || new_noise, "({i}, {j}) moved without new noise");
-        if !p_moved && !new_noise {
-            assert_eq!(a, apparent[[i, j]]);
-        }
-        redrawn += usize::from(new_noise);
-        moved += usize::from(p_moved);
+    let (mut partly, mut total) = (0, 0);
+    for call in 0..8 {
+        let x = uniform(1, 30, 1.0, 40 + call);
+        let d = uniform(1, 20, 1.0, 50 + call);
+        let (apparent, persistent) = (tile.stored_weights().to_owned(), tile.persistent_weights().to_owned());
+        tile.update(x.view(), d.view(), 0.001).unwrap();
+        let moved: Vec<bool> = tile.persistent_weights().iter().zip(&persistent).map(|(a, b)| a != b).collect();
+        let redrawn: Vec<bool> = tile.stored_weights().iter().zip(&apparent).map(|(a, b)| a != b).collect();
+        assert_eq!(moved, redrawn, "call {call}: new noise exactly on the pulsed devices");
+        let n = moved.iter().filter(|&&m| m).count();
+        total += n;
+        partly += usize::from(n > 0 && n < 600);
     }
-    assert!(moved > 200 && redrawn >= moved && redrawn <= 19 * 29, "moved {moved}, redrawn {redrawn}");
+    assert!(partly >= 6 && total > 500, "{partly} calls pulsed some but not all devices, {total} pulsed in all");
+}
 
-    let exact = TileConfig {
+/// Write noise needs a pulsed update on a pulsed device (aihwkit has none for the ideal device
+/// or the float update), and a noise level that does not overflow.
+#[test]
+fn write_noise_needs_pulses() {
+    let float_update = TileConfig {
         update: UpdateConfig { pulse_type: PulseType::Float, ..UpdateConfig::default() },
-        ..with(device, write_noise(2.0))
+        ..with(plain_device(), write_noise(2.0))
     };
-    let mut tile = AnalogTile::new(20, 30, &exact, 6).unwrap();
-    tile.set_weights(uniform(20, 30, 0.3, 1).view()).unwrap();
-    let apparent = tile.stored_weights().to_owned();
-    tile.update(x.view(), d.view(), 0.05).unwrap();
-    assert!(tile.stored_weights().iter().zip(&apparent).all(|(a, b)| a != b), "an exact update redraws all");
+    let coarse =
+        DeviceConfig::ConstantStep(PulsedParams { dw_min: 2.0, ..PulsedParams::default().without_variation() });
+    for cfg in [float_update, with(DeviceConfig::Ideal, write_noise(2.0)), with(coarse, write_noise(f32::MAX))] {
+        match AnalogTile::new(4, 4, &cfg, 1) {
+            Err(SimError::Config(ConfigError::Invalid { field, .. })) => assert_eq!(field, "dynamics.write_noise_std"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 /// Write noise: the same for any number of threads, kept in the state (a restored tile goes on
 /// identically), and a state whose persistent weights do not fit its configuration is refused.
+/// (No decay or diffusion: the noise is redrawn on the pulsed devices only.)
 #[test]
 fn write_noise_state_and_threads() {
     let cfg = with(
         DeviceConfig::ConstantStep(PulsedParams::default()),
-        DynamicsConfig { write_noise_std: 4.0, diffusion: 1e-3, ..DynamicsConfig::default() },
+        DynamicsConfig { write_noise_std: 4.0, ..DynamicsConfig::default() },
     );
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();

@@ -39,7 +39,9 @@ fn constant_step_climbs_and_saturates_at_its_bounds() {
 }
 
 /// Soft bounds without variation: every up pulse moves w by s(1 − w/b_max) and every down
-/// pulse by −s(1 − w/b_min), to f32 rounding (a few ulps of the step).
+/// pulse by −s(1 − w/b_min), to f32 rounding: the step's own rounding is below ε·s, and w_after
+/// and w_before are each rounded to half an ulp of |w| ≤ 0.6, so the difference errs by less
+/// than 2ε.
 #[test]
 fn soft_bounds_steps_shrink_linearly_toward_the_bounds() {
     let device = DeviceConfig::SoftBounds(SoftBounds { params: noise_free(), ..SoftBounds::default() });
@@ -69,6 +71,12 @@ fn stuck_devices_are_flat_and_seeds_reproduce() {
         let (lo, hi) = r.bounds[p.trace];
         assert!(lo == hi && p.after == lo && p.before == lo, "{p:?}");
     }
+    // A configuration with a digital bias works (its tile gets the bias input beside the device).
+    let biased = TileConfig {
+        mapping: crossbar_sim::MappingConfig { digital_bias: true, ..Default::default() },
+        ..TileConfig::default()
+    };
+    assert_eq!(pulse_response(&biased, 2, 10, 1, 1).unwrap().pulses.len(), 40);
     let cfg = TileConfig::default();
     let a = pulse_response(&cfg, 2, 50, 1, 7).unwrap();
     assert_eq!(a, pulse_response(&cfg, 2, 50, 1, 7).unwrap());

@@ -141,12 +141,18 @@ impl AnalogTile {
                 got: vec![out_size, in_size],
             });
         }
-        check_transfer_granularity(cfg, device.as_ref())?;
+        check_device_settings(cfg, device.as_ref())?;
         // The devices hold the analog columns only.
         let n_analog = in_size - digital;
         let mut hidden = device.draw(out_size, n_analog, &mut stream(seed, HIDDEN_STREAM));
         let dynamics_seed = derive_seed(seed, DYNAMICS_STREAM);
         cfg.dynamics.corrupt(&mut hidden, dynamics_seed);
+        // Parameters that are valid one by one can still draw unusable values together (e.g. a
+        // bound of 0 times an enormous spread is NaN).
+        check_hidden(&hidden).map_err(|what| ConfigError::Invalid {
+            field: "device".into(),
+            reason: format!("the drawn device parameters are unusable: {what}"),
+        })?;
         let dynamics = cfg.dynamics.draw(out_size, n_analog, dynamics_seed);
         // Parameters that pass validation one by one can still overflow together (e.g. a reset
         // value near f32::MAX plus its spread): refuse what the state check would refuse.
@@ -179,6 +185,10 @@ impl AnalogTile {
         pin_stuck(&mut tile.w, &tile.hidden, &tile.stuck);
         if cfg.dynamics.has_write_noise() {
             tile.persistent = tile.w.clone();
+            // aihwkit programs the initial weights through onSetWeights.
+            if cfg.dynamics.apply_write_noise_on_set {
+                tile.redraw_write_noise(false);
+            }
         }
         tile.refresh_effective();
         Ok(tile)
@@ -245,7 +255,7 @@ impl AnalogTile {
     /// Restores a tile with a user-supplied device model, which must have the saved name.
     pub fn from_state_with_device(state: AnalogTileState, device: Box<dyn DeviceModel>) -> Result<Self, SimError> {
         state.config.validate()?;
-        check_transfer_granularity(&state.config, device.as_ref())?;
+        check_device_settings(&state.config, device.as_ref())?;
         if device.name() != state.device_name {
             return Err(SimError::State {
                 reason: format!("saved device `{}`, restoring with `{}`", state.device_name, device.name()),
@@ -270,12 +280,7 @@ impl AnalogTile {
         if want != got {
             return Err(bad(&format!("device `{}` needs the arrays {want:?}, the state has {got:?}", device.name())));
         }
-        if state.hidden.step_up.iter().chain(&state.hidden.step_down).any(|s| !(s.is_finite() && *s >= 0.0)) {
-            return Err(bad("steps must be finite and >= 0"));
-        }
-        if state.hidden.w_min.iter().zip(&state.hidden.w_max).any(|(lo, hi)| lo.is_nan() || hi.is_nan() || lo > hi) {
-            return Err(bad("bounds must be ordered, w_min <= w_max, and not NaN"));
-        }
+        check_hidden(&state.hidden).map_err(bad)?;
         if !(state.mapping_scales.is_empty() || state.mapping_scales.len() == shape[0]) {
             return Err(SimError::State {
                 reason: format!("{} mapping scales for {} outputs", state.mapping_scales.len(), shape[0]),
@@ -781,10 +786,15 @@ impl Tile for AnalogTile {
         let d = scaled.as_ref().map_or(d, |s| s.view());
         // With write noise everything below acts on the persistent weights.
         let write_noise = self.write_noise_on();
+        let dyn_cfg = &self.cfg.dynamics;
+        // Decay or diffusion after the update redraws every device's noise.
+        let post_step = dyn_cfg.per_update && (dyn_cfg.diffuses() || dyn_cfg.decays());
         if write_noise {
             std::mem::swap(&mut self.w, &mut self.persistent);
             self.wn_touched.clear();
-            self.wn_touched.resize(self.w.len(), false);
+            if !post_step {
+                self.wn_touched.resize(self.w.len(), false);
+            }
         }
         if self.cfg.mixed_precision.enabled {
             self.mixed_precision_update(x, d, lr);
@@ -795,8 +805,6 @@ impl Tile for AnalogTile {
             self.pulsed_update(&ucfg, x, d, lr);
         }
         pin_stuck(&mut self.w, &self.hidden, &self.stuck);
-        let dyn_cfg = &self.cfg.dynamics;
-        let post_step = dyn_cfg.per_update && (dyn_cfg.diffuses() || dyn_cfg.decays());
         if self.cfg.dynamics.per_update {
             // aihwkit's post_update_step order: diffusion, then decay.
             self.diffuse();
@@ -804,9 +812,9 @@ impl Tile for AnalogTile {
         }
         if write_noise {
             std::mem::swap(&mut self.w, &mut self.persistent);
-            // Fresh noise on the pulsed devices; on all after an exact update, decay or diffusion.
-            let all = post_step || self.exact_update();
-            self.redraw_write_noise(!all);
+            // Fresh noise on the pulsed devices, or on all after decay or diffusion. (Write noise
+            // is refused with exact updates.)
+            self.redraw_write_noise(!post_step);
             self.wn_touched.clear();
         }
         self.refresh_effective();
@@ -852,15 +860,47 @@ impl Tile for AnalogTile {
     }
 }
 
-/// With mixed precision on and `granularity` 0, the device must report a usable granularity.
-fn check_transfer_granularity(cfg: &TileConfig, device: &dyn DeviceModel) -> Result<(), SimError> {
+/// Settings that depend on the device model: with mixed precision on and `granularity` 0, the
+/// device must report a usable granularity; write noise needs a pulsed update on a pulsed device
+/// (aihwkit has none for the ideal device or `PulseType.NONE`) and a finite σ·ε.
+fn check_device_settings(cfg: &TileConfig, device: &dyn DeviceModel) -> Result<(), SimError> {
     let g = device.granularity();
+    if cfg.dynamics.has_write_noise() {
+        let exact = device.is_ideal() || cfg.update.pulse_type == PulseType::Float;
+        let sigma = cfg.dynamics.write_noise_std * g;
+        let reason = if exact {
+            Some(format!(
+                "needs a pulsed update on a pulsed device, got device `{}` with pulse type {:?}",
+                device.name(),
+                cfg.update.pulse_type
+            ))
+        } else if !sigma.is_finite() {
+            Some(format!("times the granularity {g} of device `{}` overflows", device.name()))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(ConfigError::Invalid { field: "dynamics.write_noise_std".into(), reason }.into());
+        }
+    }
     if cfg.mixed_precision.enabled && cfg.mixed_precision.granularity == 0.0 && !(g > 0.0 && g.is_finite()) {
         return Err(ConfigError::Invalid {
             field: "mixed_precision.granularity".into(),
             reason: format!("is 0 (the device's), but device `{}` reports granularity {g}; set it > 0", device.name()),
         }
         .into());
+    }
+    Ok(())
+}
+
+/// What is wrong with hidden device parameters, if anything: steps must be finite and ≥ 0,
+/// bounds ordered and not NaN.
+fn check_hidden(h: &DeviceArrays) -> Result<(), &'static str> {
+    if h.step_up.iter().chain(&h.step_down).any(|s| !(s.is_finite() && *s >= 0.0)) {
+        return Err("steps must be finite and >= 0");
+    }
+    if h.w_min.iter().zip(&h.w_max).any(|(lo, hi)| lo.is_nan() || hi.is_nan() || lo > hi) {
+        return Err("bounds must be ordered, w_min <= w_max, and not NaN");
     }
     Ok(())
 }

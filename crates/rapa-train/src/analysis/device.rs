@@ -89,7 +89,9 @@ pub fn pulse_response(
     if matches!(cfg.device, DeviceConfig::Ideal) {
         return Err(bad("device", "the ideal device takes exact float updates, not pulses".into()));
     }
-    let tile = AnalogTile::new(traces, 1, cfg, seed).map_err(|e| bad("device", e.to_string()))?;
+    // One device column (a digital bias needs its own input beside it).
+    let inputs = 1 + usize::from(cfg.mapping.digital_bias);
+    let tile = AnalogTile::new(traces, inputs, cfg, seed).map_err(|e| bad("device", e.to_string()))?;
     let (device, hidden) = (tile.device(), tile.hidden());
     let noise_seed = derive_seed(seed, 0x7075_6c73_6573);
     let mut out = Vec::with_capacity(total);
