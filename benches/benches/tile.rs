@@ -79,6 +79,15 @@ fn bench_tiles(c: &mut Criterion) {
         let mut per_pulse_cfg = TileConfig::default();
         per_pulse_cfg.update.merge_pulses = false;
         let mut per_pulse = AnalogTile::new(n_out, n_in, &per_pulse_cfg, 2).unwrap();
+        // The default tile with write noise (marks the pulsed devices, redraws their noise), and
+        // with per-update decay and diffusion (one pass each over the weights, noise redrawn).
+        let mut noisy_cfg = TileConfig::default();
+        noisy_cfg.dynamics.write_noise_std = 5.0;
+        let mut write_noise = AnalogTile::new(n_out, n_in, &noisy_cfg, 2).unwrap();
+        let mut leaky_cfg = TileConfig::default();
+        leaky_cfg.dynamics.lifetime = 1e4;
+        leaky_cfg.dynamics.diffusion = 1e-4;
+        let mut leaky = AnalogTile::new(n_out, n_in, &leaky_cfg, 2).unwrap();
         let mut y = Array2::zeros((BATCH, n_out));
         let mut z = Array2::zeros((BATCH, n_in));
 
@@ -107,13 +116,21 @@ fn bench_tiles(c: &mut Criterion) {
             b.iter_custom(|n| in_pool(&pool, n, || float.update(black_box(inp.x.view()), inp.d5.view(), LR).unwrap()))
         });
         // Re-set the weights now and then so that they do not drift into the bounds.
-        // `_per_pulse`: the same update with merged pulses switched off (the reference path).
-        for (name, d, merge) in [
-            ("update_pulsed_bl5", &inp.d5, true),
-            ("update_pulsed_bl31", &inp.d31, true),
-            ("update_pulsed_bl31_per_pulse", &inp.d31, false),
+        // `_per_pulse`: the same update with merged pulses switched off (the reference path);
+        // `_write_noise`, `_decay_diffusion`: with those dynamics on.
+        for (name, d, which) in [
+            ("update_pulsed_bl5", &inp.d5, 0),
+            ("update_pulsed_bl31", &inp.d31, 0),
+            ("update_pulsed_bl31_per_pulse", &inp.d31, 1),
+            ("update_pulsed_bl31_write_noise", &inp.d31, 2),
+            ("update_pulsed_bl31_decay_diffusion", &inp.d31, 3),
         ] {
-            let tile = if merge { &mut analog } else { &mut per_pulse };
+            let tile = match which {
+                0 => &mut analog,
+                1 => &mut per_pulse,
+                2 => &mut write_noise,
+                _ => &mut leaky,
+            };
             g.bench_function(id(name), |b| {
                 b.iter_custom(|iters| {
                     pool.install(|| {
