@@ -321,16 +321,32 @@ fn limits_keep_every_class_of_a_sorted_set() {
     }
 }
 
-/// With ω mapping, with the bias kept digital too, and with the mixed-precision update (its χ
-/// and transfer position are in the checkpoint): the run ignores the thread count, its
-/// config.toml keeps the settings, and a resumed run continues bit-exactly.
+/// With ω mapping, with the bias kept digital too, with the mixed-precision update (its χ
+/// and transfer position are in the checkpoint), and with device dynamics (decay, diffusion,
+/// stuck devices and write noise: their per-device values, persistent weights and write-noise
+/// generator are in the checkpoint): the run ignores the thread count, its config.toml keeps
+/// the settings, and a resumed run continues bit-exactly.
 #[test]
 fn mapped_analog_run_resumes_bit_exactly_and_ignores_thread_count() {
-    use crossbar_sim::{MappingConfig, MixedPrecisionConfig, TileConfig};
-    for (digital_bias, mixed) in [(false, false), (true, false), (false, true)] {
+    use crossbar_sim::{DynamicsConfig, MappingConfig, MixedPrecisionConfig, TileConfig};
+    for (digital_bias, mixed, dynamic) in
+        [(false, false, false), (true, false, false), (false, true, false), (false, false, true)]
+    {
+        let dynamics = if dynamic {
+            DynamicsConfig {
+                lifetime: 500.0,
+                diffusion: 1e-4,
+                corrupt_devices_prob: 0.05,
+                write_noise_std: 3.0,
+                ..DynamicsConfig::default()
+            }
+        } else {
+            DynamicsConfig::default()
+        };
         let tile = TileConfig {
             mapping: MappingConfig { weight_scaling_omega: 0.3, columnwise: true, digital_bias },
             mixed_precision: MixedPrecisionConfig { enabled: mixed, rows_per_transfer: 5, ..Default::default() },
+            dynamics,
             ..TileConfig::aihwkit_default()
         };
         let mut cfg = TrainConfig { synthetic_train: 300, synthetic_test: 100, ..small(2) };
@@ -340,8 +356,8 @@ fn mapped_analog_run_resumes_bit_exactly_and_ignores_thread_count() {
         assert_eq!(comparable(&full), comparable(&one_thread));
         assert_eq!(full_state, one_state);
 
-        let dir =
-            std::env::temp_dir().join(format!("rapa-mapped-resume-{}-{digital_bias}-{mixed}", std::process::id()));
+        let dir = std::env::temp_dir()
+            .join(format!("rapa-mapped-resume-{}-{digital_bias}-{mixed}-{dynamic}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let data = || synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed);
         let mut first = Trainer::new(TrainConfig { epochs: 1, ..cfg.clone() }, data()).unwrap();
@@ -350,6 +366,8 @@ fn mapped_analog_run_resumes_bit_exactly_and_ignores_thread_count() {
         assert!(toml.contains("weight_scaling_omega = 0.3") && toml.contains("columnwise = true"), "{toml}");
         assert!(toml.contains(&format!("digital_bias = {digital_bias}")), "{toml}");
         assert!(toml.contains(&format!("enabled = {mixed}")) && toml.contains("rows_per_transfer = 5"), "{toml}");
+        let noise = if dynamic { "write_noise_std = 3.0" } else { "write_noise_std = 0.0" };
+        assert!(toml.contains(noise), "{toml}");
         let ck = read_checkpoint(&dir.join("checkpoint.bin")).unwrap();
         let mut resumed = Trainer::resume(ck, data(), Some(2)).unwrap();
         resumed.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
