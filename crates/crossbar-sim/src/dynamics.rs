@@ -38,6 +38,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceArrays;
+use crate::drift::DriftConfig;
 use crate::error::{ConfigError, path};
 use crate::normal::standard_normal;
 use crate::rng::{SimRng, stream};
@@ -71,6 +72,9 @@ pub struct DynamicsConfig {
     pub write_noise_std: f32,
     /// Draw write noise when the weights are programmed (`set_weights`). Default: true.
     pub apply_write_noise_on_set: bool,
+    /// Power-law drift, applied by [`AnalogTile::drift_weights`](crate::AnalogTile::drift_weights)
+    /// ([`crate::drift`]). Default: off.
+    pub drift: DriftConfig,
     /// Apply decay and diffusion at the end of every update call (aihwkit applies them once per
     /// mini-batch in `post_update_step`); false: only through
     /// [`AnalogTile::decay_weights`](crate::AnalogTile::decay_weights) and
@@ -92,6 +96,7 @@ impl Default for DynamicsConfig {
             corrupt_devices_range: 0.1,
             write_noise_std: 0.0,
             apply_write_noise_on_set: true,
+            drift: DriftConfig::default(),
             per_update: true,
         }
     }
@@ -116,7 +121,8 @@ impl DynamicsConfig {
         ConfigError::check_non_negative(p("diffusion_dtod"), self.diffusion_dtod.into())?;
         ConfigError::check_range(p("corrupt_devices_prob"), self.corrupt_devices_prob.into(), 0.0, 1.0)?;
         ConfigError::check_non_negative(p("corrupt_devices_range"), self.corrupt_devices_range.into())?;
-        ConfigError::check_non_negative(p("write_noise_std"), self.write_noise_std.into())
+        ConfigError::check_non_negative(p("write_noise_std"), self.write_noise_std.into())?;
+        self.drift.validate(&path(prefix, "drift"))
     }
 
     /// Whether the passes see write noise on the persistent weights.

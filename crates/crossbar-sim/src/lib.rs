@@ -14,8 +14,8 @@
 //!   products accumulate in a digital matrix and only whole device steps are pulsed
 //!   ([`MixedPrecisionConfig`]);
 //! - between updates the devices may decay toward per-device reset values, diffuse, be reset,
-//!   or be stuck ([`DynamicsConfig`], aihwkit's `lifetime`, `diffusion`, `reset` and
-//!   `corrupt_devices`);
+//!   be stuck, carry write noise or drift ([`DynamicsConfig`], aihwkit's `lifetime`,
+//!   `diffusion`, `reset`, `corrupt_devices`, `write_noise_std` and `drift`);
 //! - every operation is counted in constant-time cycles ([`CycleCounters`]) and turned into
 //!   simulated analog time by a [`TimingModel`];
 //! - every random draw comes from a [`SimRng`] derived from the tile's seed; results do not
@@ -65,6 +65,7 @@
 
 pub mod cycles;
 pub mod device;
+pub mod drift;
 pub mod dynamics;
 mod error;
 pub mod io_config;
@@ -80,6 +81,7 @@ pub mod update_config;
 
 pub use cycles::{CycleCounters, TimingModel};
 pub use device::{DeviceArrays, DeviceConfig, DeviceModel, PulsedParams};
+pub use drift::{DriftConfig, DriftState};
 pub use dynamics::{DynamicsArrays, DynamicsConfig};
 pub use error::{ConfigError, SimError};
 pub use io_config::{BoundManagement, IoConfig, NoiseManagement, WeightNoise};

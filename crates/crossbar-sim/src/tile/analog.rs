@@ -9,6 +9,7 @@ use super::merged::{RowScratch, Trains, merged_row};
 use super::{Tile, TileConfig, check_finite, check_io, check_lr};
 use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
+use crate::drift::DriftState;
 use crate::dynamics::{DynamicsArrays, draw_write_noise, pin_stuck, stuck_devices};
 use crate::error::{ConfigError, SimError, check_shape};
 use crate::mixed_precision::{quantize_rows, take_steps, transfer_rows};
@@ -67,6 +68,8 @@ pub struct AnalogTile {
     wn_rng: SimRng,
     /// With write noise, during an update: the devices pulsed so far (row-major).
     wn_touched: Vec<bool>,
+    /// Drift exponents and clock.
+    drift: DriftState,
 }
 
 /// Everything needed to restore an [`AnalogTile`] bit-exactly (serde).
@@ -114,6 +117,9 @@ pub struct AnalogTileState {
     /// With write noise: the state of its generator.
     #[serde(default)]
     pub write_noise_rng: Option<SimRng>,
+    /// Drift exponents and clock (empty arrays when drift is off or has not run).
+    #[serde(default)]
+    pub drift: DriftState,
 }
 
 impl AnalogTile {
@@ -180,6 +186,10 @@ impl AnalogTile {
             persistent: Array2::zeros((0, 0)),
             wn_rng: stream(seed, WRITE_NOISE_STREAM),
             wn_touched: Vec::new(),
+            drift: DriftState {
+                nu: cfg.dynamics.drift.draw_nu(out_size, n_analog, derive_seed(dynamics_seed, 4)),
+                ..DriftState::default()
+            },
         };
         // A stuck device shows its value from the start.
         pin_stuck(&mut tile.w, &tile.hidden, &tile.stuck);
@@ -242,6 +252,7 @@ impl AnalogTile {
             dynamics: self.dynamics.clone(),
             persistent_weights: self.persistent.clone(),
             write_noise_rng: self.write_noise_on().then(|| self.wn_rng.clone()),
+            drift: self.drift.clone(),
         }
     }
 
@@ -334,6 +345,7 @@ impl AnalogTile {
                 ),
             });
         }
+        state.drift.check(&state.config.dynamics.drift, shape).map_err(|reason| SimError::State { reason })?;
         if state.persistent_weights.iter().any(|w| !w.is_finite()) {
             return Err(SimError::State { reason: "persistent weights must be finite".into() });
         }
@@ -364,6 +376,13 @@ impl AnalogTile {
             persistent: std_layout(state.persistent_weights),
             wn_rng: state.write_noise_rng.unwrap_or_else(|| stream(state.seed, WRITE_NOISE_STREAM)),
             wn_touched: Vec::new(),
+            drift: DriftState {
+                nu: std_layout(state.drift.nu),
+                start: std_layout(state.drift.start),
+                w0: std_layout(state.drift.w0),
+                previous: std_layout(state.drift.previous),
+                time: state.drift.time,
+            },
         };
         tile.stuck = stuck_devices(&tile.hidden);
         tile.refresh_effective();
@@ -644,6 +663,31 @@ impl AnalogTile {
             self.redraw_write_noise(false);
         }
         self.refresh_effective();
+    }
+
+    /// One drift step of Δt = `dt` (in the units of `dynamics.drift.t_0`) on the device weights
+    /// (aihwkit `drift_weights`; [`crate::drift`]); does nothing when `dynamics.drift.nu` is 0.
+    /// `dt` must be finite and ≥ 0.
+    pub fn drift_weights(&mut self, dt: f32) -> Result<(), SimError> {
+        if !(dt.is_finite() && dt >= 0.0) {
+            return Err(SimError::InvalidArgument {
+                op: "AnalogTile::drift_weights",
+                name: "dt",
+                value: dt.into(),
+                reason: "must be finite and >= 0",
+            });
+        }
+        if self.cfg.dynamics.drift.drifts() {
+            let cfg = self.cfg.dynamics.drift.clone();
+            let seed = self.rng.next_u64();
+            self.on_persistent(|t| t.drift.apply(&cfg, &mut t.w, &t.hidden, dt, seed));
+        }
+        Ok(())
+    }
+
+    /// The drift exponents and clock.
+    pub fn drift_state(&self) -> &DriftState {
+        &self.drift
     }
 
     /// Whether the tile has write noise (persistent and apparent weights).
