@@ -11,7 +11,12 @@
 //! with ν = ν_ij (1 + `nu_std`·ξ) − ν_k·ln((w − w_off)/r_wg + g_off) + ν_k·ln G₀,
 //! ν_ij = ν + `nu_dtod`·ν·ξ drawn once, and a = g_off·r_wg + w_off (0 when below `reset_tol`).
 //! Then `w_noise_std`·ξ is added to every device, and the weights are clipped to the device
-//! bounds.
+//! bounds; a NaN (a conductance ≤ 0 in the logarithm) becomes the upper bound, as aihwkit's
+//! MIN/MAX clipping makes it. Keep (w − w_off)/r_wg + g_off > 0 over the weight range when
+//! ν_k ≠ 0.
+//!
+//! `rapa train` never calls `drift_weights`: drift is for library users who model the time
+//! between training steps or after training.
 
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -26,11 +31,11 @@ use crate::rng::stream;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DriftConfig {
-    /// Mean drift exponent ν; 0 = no drift. Default: 0.
+    /// Mean drift exponent ν ≥ 0; 0 = no drift (aihwkit drifts only for ν > 0). Default: 0.
     pub nu: f32,
     /// Device-to-device spread: ν_ij = ν + nu_dtod·ν·ξ. Default: 0.
     pub nu_dtod: f32,
-    /// Cycle-to-cycle spread of ν per call, relative to ν. Default: 0.
+    /// Cycle-to-cycle spread of ν per call, relative to ν_ij. Default: 0.
     pub nu_std: f32,
     /// Time between programming and the first read, the unit of Δt (> 0). Default: 1.
     pub t_0: f32,
@@ -75,7 +80,7 @@ impl DriftConfig {
         let p = |f: &'static str| move || path(prefix, f);
         let finite =
             |f: &'static str, v: f32| ConfigError::check_range(p(f), v.into(), f32::MIN.into(), f32::MAX.into());
-        finite("nu", self.nu)?;
+        ConfigError::check_non_negative(p("nu"), self.nu.into())?;
         ConfigError::check_non_negative(p("nu_dtod"), self.nu_dtod.into())?;
         ConfigError::check_non_negative(p("nu_std"), self.nu_std.into())?;
         ConfigError::check_positive(p("t_0"), self.t_0.into())?;
@@ -90,7 +95,12 @@ impl DriftConfig {
 
     /// Whether drift is on.
     pub fn drifts(&self) -> bool {
-        self.nu != 0.0
+        self.nu > 0.0
+    }
+
+    /// Whether a drift step draws random numbers (`nu_std` or `w_noise_std` > 0).
+    pub(crate) fn draws(&self) -> bool {
+        self.nu_std > 0.0 || self.w_noise_std > 0.0
     }
 
     /// Draws ν_ij for a `rows × cols` tile (empty when drift is off).
@@ -182,9 +192,7 @@ impl DriftState {
                             nu += cfg.nu_std * nu * standard_normal(&mut rng);
                         }
                         if cfg.nu_k != 0.0 {
-                            // (The conductance is floored at the smallest positive f32: aihwkit
-                            // takes the logarithm of whatever it is.)
-                            let g = ((v - cfg.w_offset) / cfg.wg_ratio + cfg.g_offset).max(f32::MIN_POSITIVE);
+                            let g = (v - cfg.w_offset) / cfg.wg_ratio + cfg.g_offset;
                             nu = nu - cfg.nu_k * g.ln() + cfg.nu_k * cfg.log_g0;
                         }
                         let s = (now - start[j]).max(1.0).powf(-nu);
@@ -196,8 +204,9 @@ impl DriftState {
                     if cfg.w_noise_std > 0.0 {
                         v += cfg.w_noise_std * standard_normal(&mut rng);
                     }
-                    // aihwkit clips both the weights and the remembered ones to the bounds.
-                    v = v.clamp(lo[k], hi[k]);
+                    // aihwkit clips both the weights and the remembered ones to the bounds; its
+                    // MIN/MAX turn a NaN into the upper bound.
+                    v = if v.is_nan() { hi[k] } else { v.clamp(lo[k], hi[k]) };
                     prev[j] = v;
                     w[j] = v;
                 }

@@ -116,7 +116,7 @@ fn drift_bounds_threads_state_and_write_noise() {
     let cfg = TileConfig {
         device: DeviceConfig::ConstantStep(PulsedParams::default()),
         dynamics: DynamicsConfig {
-            drift: DriftConfig { nu: -0.5, nu_dtod: 0.3, nu_std: 0.2, w_noise_std: 0.001, ..DriftConfig::default() },
+            drift: DriftConfig { nu: 0.05, nu_dtod: 0.3, nu_std: 0.2, w_noise_std: 0.5, ..DriftConfig::default() },
             ..DynamicsConfig::default()
         },
         ..TileConfig::default()
@@ -134,7 +134,9 @@ fn drift_bounds_threads_state_and_write_noise() {
     };
     let one = run(1);
     assert!(run(3) == one, "3 threads differ from 1");
-    // ν < 0 grows the weights: many reach their bound, none passes it.
+    // Read noise of σ = 0.5 per call against bounds near ±0.6 (30 % spread): a weight lands
+    // beyond its bound with probability ≳ P(|N(0, 0.25)| > 0.8) ≈ 0.11 on the last call alone,
+    // i.e. ≳ 230 of the 2 100 devices; at least 100 must sit exactly on one, none beyond.
     let t = AnalogTile::new(70, 30, &cfg, 5).unwrap();
     let h = t.hidden();
     let at_bound = one.iter().zip(&h.w_min).zip(&h.w_max).filter(|((w, lo), hi)| w == lo || w == hi).count();
@@ -173,6 +175,12 @@ fn bad_drift_arguments_are_refused() {
     for dt in [-1.0, f32::NAN, f32::INFINITY] {
         assert!(matches!(tile.drift_weights(dt), Err(SimError::InvalidArgument { name: "dt", .. })));
     }
+    // A clock that would overflow: t_0 tiny, Δt huge.
+    let mut fast =
+        AnalogTile::new(2, 2, &drifting(DriftConfig { nu: 0.1, t_0: 1e-30, ..DriftConfig::default() }), 1).unwrap();
+    assert!(matches!(fast.drift_weights(1e10), Err(SimError::InvalidArgument { name: "dt", .. })));
+    let negative = drifting(DriftConfig { nu: -0.1, ..DriftConfig::default() });
+    assert!(matches!(AnalogTile::new(2, 2, &negative, 1), Err(SimError::Config(ConfigError::Negative { .. }))));
     let bad = drifting(DriftConfig { nu: 0.1, t_0: 0.0, ..DriftConfig::default() });
     match AnalogTile::new(2, 2, &bad, 1) {
         Err(SimError::Config(ConfigError::NotPositive { field, .. })) => assert_eq!(field, "dynamics.drift.t_0"),
@@ -184,4 +192,51 @@ fn bad_drift_arguments_are_refused() {
     let before = plain.weights().to_owned();
     plain.drift_weights(100.0).unwrap();
     assert_eq!(plain.weights(), before.view());
+}
+
+/// The offset term and the conductance dependence: the first drift step of a device gives
+/// w₀·s + a·(s − 1) with s = t^(−ν), ν = ν₀ − ν_k·ln((w₀ − w_off)/r_wg + g_off) + ν_k·ln G₀ and
+/// a = g_off·r_wg + w_off, computed here in f64 (the tile's f32 logarithm and power agree to
+/// ~1e-6 relative).
+#[test]
+fn offsets_and_conductance_dependence() {
+    let drift = DriftConfig {
+        nu: 0.1,
+        g_offset: 0.5,
+        w_offset: 0.1,
+        wg_ratio: 2.0,
+        nu_k: 0.05,
+        log_g0: 0.2,
+        ..DriftConfig::default()
+    };
+    let mut tile = AnalogTile::new(3, 5, &drifting(drift), 1).unwrap();
+    let w0 = uniform(3, 5, 0.5, 4);
+    tile.set_weights(w0.view()).unwrap();
+    tile.drift_weights(7.0).unwrap();
+    let (t, a) = (7f64, 0.5 * 2.0 + 0.1);
+    for (&w, &w0) in tile.weights().iter().zip(&w0) {
+        let w0 = f64::from(w0);
+        let nu = 0.1 - 0.05 * ((w0 - 0.1) / 2.0 + 0.5).ln() + 0.05 * 0.2;
+        let s = t.powf(-nu);
+        let want = w0 * s + a * (s - 1.0);
+        assert!((f64::from(w) - want).abs() < 1e-5, "{w} vs {want}");
+    }
+}
+
+/// A change below `reset_tol` does not restart a device: nudged by one ulp (~3e-8 < 1e-7)
+/// after a step, the weights go on drifting from their programmed values.
+#[test]
+fn changes_below_the_tolerance_do_not_restart() {
+    let nu = 0.1f64;
+    let mut tile =
+        AnalogTile::new(3, 4, &drifting(DriftConfig { nu: nu as f32, ..DriftConfig::default() }), 1).unwrap();
+    let w0 = uniform(3, 4, 0.5, 3).mapv(|w| w.abs() + 0.1);
+    tile.set_weights(w0.view()).unwrap();
+    tile.drift_weights(2.0).unwrap();
+    let nudged = tile.weights().mapv(|w| f32::from_bits(w.to_bits() + 1));
+    tile.set_weights(nudged.view()).unwrap();
+    tile.drift_weights(3.0).unwrap();
+    for (&w, &w0) in tile.weights().iter().zip(&w0) {
+        rel_close(w, f64::from(w0) * 5f64.powf(-nu), "after a nudge");
+    }
 }

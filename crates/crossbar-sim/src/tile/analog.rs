@@ -667,7 +667,7 @@ impl AnalogTile {
 
     /// One drift step of Δt = `dt` (in the units of `dynamics.drift.t_0`) on the device weights
     /// (aihwkit `drift_weights`; [`crate::drift`]); does nothing when `dynamics.drift.nu` is 0.
-    /// `dt` must be finite and ≥ 0.
+    /// `dt` must be finite and ≥ 0, and the clock must stay finite.
     pub fn drift_weights(&mut self, dt: f32) -> Result<(), SimError> {
         if !(dt.is_finite() && dt >= 0.0) {
             return Err(SimError::InvalidArgument {
@@ -679,7 +679,16 @@ impl AnalogTile {
         }
         if self.cfg.dynamics.drift.drifts() {
             let cfg = self.cfg.dynamics.drift.clone();
-            let seed = self.rng.next_u64();
+            if !(self.drift.time + dt / cfg.t_0).is_finite() {
+                return Err(SimError::InvalidArgument {
+                    op: "AnalogTile::drift_weights",
+                    name: "dt",
+                    value: dt.into(),
+                    reason: "would overflow the drift clock (time + dt/t_0)",
+                });
+            }
+            // (A seed only when the step draws: switching drift on leaves the other noise alone.)
+            let seed = if cfg.draws() { self.rng.next_u64() } else { 0 };
             self.on_persistent(|t| t.drift.apply(&cfg, &mut t.w, &t.hidden, dt, seed));
         }
         Ok(())
