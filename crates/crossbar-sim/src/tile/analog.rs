@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::merged::{RowScratch, Trains, merged_row};
-use super::{Tile, TileConfig, check_finite, check_io, check_lr};
+use super::{Tile, TileConfig, check_finite, check_io, check_lr, check_non_negative};
 use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
 use crate::drift::DriftState;
@@ -628,14 +628,7 @@ impl AnalogTile {
     /// `dynamics.per_update` (aihwkit `decay_weights(alpha)`). Does nothing when
     /// `dynamics.lifetime` is 0. `alpha` must be finite and ≥ 0.
     pub fn decay_weights(&mut self, alpha: f32) -> Result<(), SimError> {
-        if !(alpha.is_finite() && alpha >= 0.0) {
-            return Err(SimError::InvalidArgument {
-                op: "AnalogTile::decay_weights",
-                name: "alpha",
-                value: alpha.into(),
-                reason: "must be finite and >= 0",
-            });
-        }
+        check_non_negative("AnalogTile::decay_weights", "alpha", alpha)?;
         if self.cfg.dynamics.decays() {
             self.on_persistent(|t| t.dynamics.decay(&mut t.w, &t.hidden, alpha));
         }
@@ -669,14 +662,7 @@ impl AnalogTile {
     /// (aihwkit `drift_weights`; [`crate::drift`]); does nothing when `dynamics.drift.nu` is 0.
     /// `dt` must be finite and ≥ 0, and the clock must stay finite.
     pub fn drift_weights(&mut self, dt: f32) -> Result<(), SimError> {
-        if !(dt.is_finite() && dt >= 0.0) {
-            return Err(SimError::InvalidArgument {
-                op: "AnalogTile::drift_weights",
-                name: "dt",
-                value: dt.into(),
-                reason: "must be finite and >= 0",
-            });
-        }
+        check_non_negative("AnalogTile::drift_weights", "dt", dt)?;
         if self.cfg.dynamics.drift.drifts() {
             let cfg = self.cfg.dynamics.drift.clone();
             if !(self.drift.time + dt / cfg.t_0).is_finite() {

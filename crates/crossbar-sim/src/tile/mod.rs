@@ -137,9 +137,14 @@ pub(crate) fn check_finite(op: &'static str, name: &'static str, a: ArrayView2<'
 
 /// Checks a learning rate.
 pub(crate) fn check_lr(op: &'static str, lr: f32) -> Result<(), SimError> {
-    if lr.is_finite() && lr >= 0.0 {
+    check_non_negative(op, "lr", lr)
+}
+
+/// Checks that a scalar argument is finite and ≥ 0.
+pub(crate) fn check_non_negative(op: &'static str, name: &'static str, v: f32) -> Result<(), SimError> {
+    if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
-        Err(SimError::InvalidArgument { op, name: "lr", value: lr.into(), reason: "must be finite and >= 0" })
+        Err(SimError::InvalidArgument { op, name, value: v.into(), reason: "must be finite and >= 0" })
     }
 }
