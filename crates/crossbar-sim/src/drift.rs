@@ -130,6 +130,12 @@ pub struct DriftState {
 }
 
 impl DriftState {
+    /// The same state with its arrays in standard layout.
+    pub(crate) fn into_standard_layout(self) -> Self {
+        let s = crate::linalg::standard_layout;
+        Self { nu: s(self.nu), time: self.time, start: s(self.start), w0: s(self.w0), previous: s(self.previous) }
+    }
+
     /// Checks a restored state against the configuration and the tile's shape.
     pub(crate) fn check(&self, cfg: &DriftConfig, shape: [usize; 2]) -> Result<(), String> {
         let want = if cfg.drifts() { shape } else { [0, 0] };

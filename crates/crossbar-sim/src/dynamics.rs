@@ -224,7 +224,7 @@ impl DynamicsArrays {
 
     /// The same arrays in standard layout.
     pub(crate) fn into_standard_layout(self) -> Self {
-        let s = |a: Array2<f32>| if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
+        let s = crate::linalg::standard_layout;
         Self {
             reset_value: s(self.reset_value),
             decay_scale: s(self.decay_scale),

@@ -214,6 +214,12 @@ fn packed_row_major(alpha: f32, a: &ArrayView2<'_, f32>, b: &PackedRhs, beta: f3
         .expect("sgemm_packed: shapes were checked by the caller, and b was packed by this machine's kernel");
 }
 
+/// `a` in standard (row-major, contiguous) layout, moved when it already is, copied otherwise:
+/// restored states may hold arrays in any layout, and the tile's row loops take slices.
+pub(crate) fn standard_layout(a: Array2<f32>) -> Array2<f32> {
+    if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::uniform;
+use common::{on_threads, uniform};
 use crossbar_sim::device::PulsedParams;
 use crossbar_sim::{AnalogTile, ConfigError, DeviceConfig, DriftConfig, DynamicsConfig, SimError, Tile, TileConfig};
 
@@ -122,8 +122,7 @@ fn drift_bounds_threads_state_and_write_noise() {
         ..TileConfig::default()
     };
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let mut t = AnalogTile::new(70, 30, &cfg, 5).unwrap();
             t.set_weights(uniform(70, 30, 0.5, 1).view()).unwrap();
             for _ in 0..3 {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::uniform;
+use common::{on_threads, uniform};
 use crossbar_sim::device::{ExpStep, LinearStep, PowStep, PulsedParams, SoftBounds};
 use crossbar_sim::{
     AnalogTile, AnalogTileState, ConfigError, DeviceConfig, DynamicsConfig, FloatTile, MappingConfig,
@@ -421,8 +421,7 @@ fn dynamics_are_independent_of_the_thread_count() {
         },
     );
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let mut t = AnalogTile::new(70, 30, &cfg, 5).unwrap();
             t.set_weights(uniform(70, 30, 0.3, 1).view()).unwrap();
             for call in 0..3 {
@@ -744,8 +743,7 @@ fn write_noise_state_and_threads() {
         DynamicsConfig { write_noise_std: 4.0, ..DynamicsConfig::default() },
     );
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let mut t = AnalogTile::new(70, 30, &cfg, 5).unwrap();
             t.set_weights(uniform(70, 30, 0.3, 1).view()).unwrap();
             for call in 0..2 {

@@ -349,7 +349,7 @@ impl AnalogTile {
         if state.persistent_weights.iter().any(|w| !w.is_finite()) {
             return Err(SimError::State { reason: "persistent weights must be finite".into() });
         }
-        let std_layout = |a: Array2<f32>| if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
+        let std_layout = crate::linalg::standard_layout;
         let hidden = DeviceArrays {
             step_up: std_layout(state.hidden.step_up),
             step_down: std_layout(state.hidden.step_down),
@@ -376,13 +376,7 @@ impl AnalogTile {
             persistent: std_layout(state.persistent_weights),
             wn_rng: state.write_noise_rng.unwrap_or_else(|| stream(state.seed, WRITE_NOISE_STREAM)),
             wn_touched: Vec::new(),
-            drift: DriftState {
-                nu: std_layout(state.drift.nu),
-                start: std_layout(state.drift.start),
-                w0: std_layout(state.drift.w0),
-                previous: std_layout(state.drift.previous),
-                time: state.drift.time,
-            },
+            drift: state.drift.into_standard_layout(),
         };
         tile.stuck = stuck_devices(&tile.hidden);
         tile.refresh_effective();
@@ -537,7 +531,7 @@ impl AnalogTile {
 impl AnalogTile {
     /// Whether updates are exact float products (an ideal device or the float pulse type).
     fn exact_update(&self) -> bool {
-        self.device.is_ideal() || self.cfg.update.pulse_type == PulseType::Float
+        exact_update(self.device.as_ref(), &self.cfg)
     }
 
     /// The mixed-precision accumulator χ (`[out, in]` of the stored weights, without a digital
@@ -646,14 +640,25 @@ impl AnalogTile {
     /// Runs `op` on the device weights (the persistent ones with write noise, followed by fresh
     /// noise on every device), then refreshes the effective weights.
     fn on_persistent(&mut self, op: impl FnOnce(&mut Self)) {
+        self.on_persistent_marking(false, op);
+    }
+
+    /// [`on_persistent`](Self::on_persistent), with fresh noise only on the devices `op` pulses
+    /// when `only_pulsed` (the pulsed update marks them in `wn_touched`).
+    fn on_persistent_marking(&mut self, only_pulsed: bool, op: impl FnOnce(&mut Self)) {
         let write_noise = self.write_noise_on();
         if write_noise {
             std::mem::swap(&mut self.w, &mut self.persistent);
+            self.wn_touched.clear();
+            if only_pulsed {
+                self.wn_touched.resize(self.w.len(), false);
+            }
         }
         op(self);
         if write_noise {
             std::mem::swap(&mut self.w, &mut self.persistent);
-            self.redraw_write_noise(false);
+            self.redraw_write_noise(only_pulsed);
+            self.wn_touched.clear();
         }
         self.refresh_effective();
     }
@@ -823,40 +828,27 @@ impl Tile for AnalogTile {
         // With a mapping, W' = W/α receives ΔW/α: the update runs on d/α (aihwkit `pre_update`).
         let scaled = (!self.scales.is_empty()).then(|| scale_columns(d, &self.scales, true));
         let d = scaled.as_ref().map_or(d, |s| s.view());
-        // With write noise everything below acts on the persistent weights.
-        let write_noise = self.write_noise_on();
+        // With write noise everything below acts on the persistent weights, and the pulsed
+        // devices get fresh noise; all do after decay or diffusion. (Write noise is refused with
+        // exact updates.)
         let dyn_cfg = &self.cfg.dynamics;
-        // Decay or diffusion after the update redraws every device's noise.
         let post_step = dyn_cfg.per_update && (dyn_cfg.diffuses() || dyn_cfg.decays());
-        if write_noise {
-            std::mem::swap(&mut self.w, &mut self.persistent);
-            self.wn_touched.clear();
-            if !post_step {
-                self.wn_touched.resize(self.w.len(), false);
+        self.on_persistent_marking(!post_step, |t| {
+            if t.cfg.mixed_precision.enabled {
+                t.mixed_precision_update(x, d, lr);
+            } else if t.exact_update() {
+                crate::linalg::sgemm(-lr, d.t(), x, 1.0, &mut t.w.view_mut());
+            } else {
+                let ucfg = t.cfg.update.clone();
+                t.pulsed_update(&ucfg, x, d, lr);
             }
-        }
-        if self.cfg.mixed_precision.enabled {
-            self.mixed_precision_update(x, d, lr);
-        } else if self.exact_update() {
-            crate::linalg::sgemm(-lr, d.t(), x, 1.0, &mut self.w.view_mut());
-        } else {
-            let ucfg = self.cfg.update.clone();
-            self.pulsed_update(&ucfg, x, d, lr);
-        }
-        pin_stuck(&mut self.w, &self.hidden, &self.stuck);
-        if self.cfg.dynamics.per_update {
-            // aihwkit's post_update_step order: diffusion, then decay.
-            self.diffuse();
-            self.dynamics.decay(&mut self.w, &self.hidden, 1.0);
-        }
-        if write_noise {
-            std::mem::swap(&mut self.w, &mut self.persistent);
-            // Fresh noise on the pulsed devices, or on all after decay or diffusion. (Write noise
-            // is refused with exact updates.)
-            self.redraw_write_noise(!post_step);
-            self.wn_touched.clear();
-        }
-        self.refresh_effective();
+            pin_stuck(&mut t.w, &t.hidden, &t.stuck);
+            if t.cfg.dynamics.per_update {
+                // aihwkit's post_update_step order: diffusion, then decay.
+                t.diffuse();
+                t.dynamics.decay(&mut t.w, &t.hidden, 1.0);
+            }
+        });
         Ok(())
     }
     fn weights(&self) -> ArrayView2<'_, f32> {
@@ -905,7 +897,7 @@ impl Tile for AnalogTile {
 fn check_device_settings(cfg: &TileConfig, device: &dyn DeviceModel) -> Result<(), SimError> {
     let g = device.granularity();
     if cfg.dynamics.has_write_noise() {
-        let exact = device.is_ideal() || cfg.update.pulse_type == PulseType::Float;
+        let exact = exact_update(device, cfg);
         let sigma = cfg.dynamics.write_noise_std * g;
         let reason = if exact {
             Some(format!(
@@ -930,6 +922,12 @@ fn check_device_settings(cfg: &TileConfig, device: &dyn DeviceModel) -> Result<(
         .into());
     }
     Ok(())
+}
+
+/// Whether `device` under `cfg` takes exact float updates (an ideal device or the float pulse
+/// type) instead of pulses.
+fn exact_update(device: &dyn DeviceModel, cfg: &TileConfig) -> bool {
+    device.is_ideal() || cfg.update.pulse_type == PulseType::Float
 }
 
 /// What is wrong with hidden device parameters, if anything: steps must be finite and ≥ 0,

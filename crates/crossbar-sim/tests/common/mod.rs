@@ -29,3 +29,8 @@ pub fn transparent_io() -> IoConfig {
 pub fn ideal_with_forward(forward: IoConfig) -> TileConfig {
     TileConfig { forward, backward: IoConfig::perfect(), device: DeviceConfig::Ideal, ..TileConfig::default() }
 }
+
+/// Runs `f` in a rayon pool of `threads` threads (for thread-count independence checks).
+pub fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool").install(f)
+}
