@@ -73,6 +73,7 @@ pub mod linalg;
 pub mod mapping;
 pub mod mixed_precision;
 pub mod normal;
+pub mod pcm;
 pub mod periphery;
 pub mod pulse;
 pub mod rng;
@@ -87,8 +88,12 @@ pub use error::{ConfigError, SimError};
 pub use io_config::{BoundManagement, IoConfig, NoiseManagement, WeightNoise};
 pub use mapping::MappingConfig;
 pub use mixed_precision::MixedPrecisionConfig;
+pub use pcm::{PcmDevices, PcmNoiseModel};
 pub use rng::{SimRng, derive_seed};
-pub use tile::{AnalogTile, AnalogTileState, FloatTile, PRESETS, Tile, TileConfig, TileSnapshot};
+pub use tile::{
+    AnalogTile, AnalogTileState, DriftCompensation, FloatTile, InferenceConfig, InferenceTile, PRESETS, Tile,
+    TileConfig, TileSnapshot,
+};
 pub use update_config::{PulseType, UpdateConfig};
 
 /// Re-exported so users implementing [`DeviceModel`] use the same `rand` as this crate.

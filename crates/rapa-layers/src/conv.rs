@@ -265,6 +265,26 @@ impl RapaConv2d {
         &mut self.tiles
     }
 
+    /// Replaces tile `t` by `tile`, which must have the same shape (`C_out × (K + 1)`), and
+    /// returns the old one: e.g. to read a trained layer through
+    /// [`InferenceTile`](crossbar_sim::InferenceTile)s with that tile's
+    /// [`weights`](Tile::weights).
+    pub fn replace_tile(&mut self, t: usize, tile: Box<dyn Tile>) -> Result<Box<dyn Tile>, LayerError> {
+        let n = self.tiles.len();
+        let old = self.tiles.get_mut(t).ok_or_else(|| LayerError::Invalid {
+            field: "tile index",
+            value: t.to_string(),
+            reason: format!("the layer has {n} tiles"),
+        })?;
+        check_shape(
+            "RapaConv2d::replace_tile",
+            "tile",
+            &[tile.out_size(), tile.in_size()],
+            &[old.out_size(), old.in_size()],
+        )?;
+        Ok(std::mem::replace(old, tile))
+    }
+
     /// The patch assigner.
     pub fn assigner(&self) -> &Assigner {
         &self.assigner

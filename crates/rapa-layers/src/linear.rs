@@ -51,6 +51,15 @@ impl TiledLinear {
         Ok(Self { tile, in_size, cache: None })
     }
 
+    /// Replaces the tile by `tile`, which must have the same shape (`out × (in + 1)`), and
+    /// returns the old one (see [`RapaConv2d::replace_tile`](crate::RapaConv2d::replace_tile)).
+    pub fn replace_tile(&mut self, tile: Box<dyn Tile>) -> Result<Box<dyn Tile>, LayerError> {
+        let (old, new) = ([self.tile.out_size(), self.tile.in_size()], [tile.out_size(), tile.in_size()]);
+        check_shape("TiledLinear::replace_tile", "tile", &new, &old)?;
+        self.cache = None;
+        Ok(std::mem::replace(&mut self.tile, tile))
+    }
+
     /// The tile's state (for checkpoints).
     pub fn state(&self) -> TileSnapshot {
         self.tile.snapshot()

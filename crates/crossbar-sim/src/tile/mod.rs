@@ -4,11 +4,13 @@
 mod analog;
 mod config;
 mod float;
+mod inference;
 mod merged;
 
 pub use analog::{AnalogTile, AnalogTileState};
 pub use config::{PRESETS, TileConfig};
 pub use float::FloatTile;
+pub use inference::{DriftCompensation, InferenceConfig, InferenceTile};
 
 use std::fmt;
 
@@ -83,6 +85,8 @@ pub enum TileSnapshot {
     Float(FloatTile),
     /// An [`AnalogTile`] with a built-in device model.
     Analog(Box<AnalogTileState>),
+    /// An [`InferenceTile`].
+    Inference(Box<InferenceTile>),
 }
 
 impl TileSnapshot {
@@ -92,6 +96,7 @@ impl TileSnapshot {
         match self {
             TileSnapshot::Float(t) => Ok(Box::new(t)),
             TileSnapshot::Analog(s) => Ok(Box::new(AnalogTile::from_state(*s)?)),
+            TileSnapshot::Inference(t) => Ok(Box::new((*t).check_restored()?)),
         }
     }
 }

@@ -133,6 +133,11 @@ impl Network {
         &self.fc
     }
 
+    /// The mutable fully connected layer (e.g. to replace its tile).
+    pub fn fc_mut(&mut self) -> &mut TiledLinear {
+        &mut self.fc
+    }
+
     /// The pool layers.
     pub fn pools(&self) -> &[Pool] {
         &self.pools

@@ -92,6 +92,7 @@ impl Checkpoint {
             TileSnapshot::Analog(a) => bad_in(format!("{name} weights"), &mut a.weights.iter().copied())
                 .or_else(|| bad_in(format!("{name} digital bias"), &mut a.digital_bias.iter().copied()))
                 .or_else(|| bad_in(format!("{name} mapping scales"), &mut a.mapping_scales.iter().copied())),
+            TileSnapshot::Inference(t) => bad_in(format!("{name} weights"), &mut t.weights().iter().copied()),
         };
         let net = &self.net;
         net.convs

@@ -191,19 +191,7 @@ impl TrainConfig {
     /// Reads a TOML file; unknown keys and bad values are errors naming the file, and so is a
     /// file larger than [`MAX_CONFIG_BYTES`] (`--config /dev/zero` must not read without bound).
     pub fn from_toml_file(path: &Path) -> Result<Self, TrainError> {
-        use std::io::Read;
-        let file = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
-        let mut bytes = Vec::new();
-        file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(|e| TrainError::io(path, e))?;
-        if bytes.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(TrainError::Toml {
-                path: path.to_path_buf(),
-                reason: format!("larger than {} MiB: not a rapa configuration", MAX_CONFIG_BYTES >> 20),
-            });
-        }
-        let text = String::from_utf8(bytes)
-            .map_err(|e| TrainError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-        Self::from_toml_str(&text).map_err(|reason| TrainError::Toml { path: path.to_path_buf(), reason })
+        read_toml(path)
     }
 
     /// Parses TOML text (the error is the parser's message).
@@ -215,4 +203,22 @@ impl TrainConfig {
     pub fn to_toml(&self) -> Result<String, TrainError> {
         toml::to_string_pretty(self).map_err(|e| TrainError::Internal(e.to_string()))
     }
+}
+
+/// Reads a TOML file of at most [`MAX_CONFIG_BYTES`] into `T`; errors name the file (and the
+/// parser's message the field).
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(|e| TrainError::io(path, e))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(TrainError::Toml {
+            path: path.to_path_buf(),
+            reason: format!("larger than {} MiB: not a rapa configuration", MAX_CONFIG_BYTES >> 20),
+        });
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| TrainError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    toml::from_str(&text).map_err(|e| TrainError::Toml { path: path.to_path_buf(), reason: e.to_string() })
 }

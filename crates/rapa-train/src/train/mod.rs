@@ -12,7 +12,7 @@ pub use checkpoint::{
     CHECKPOINT_VERSION, Checkpoint, check_replaceable, read_checkpoint, write_atomic, write_checkpoint,
 };
 pub(crate) use config::check_threads;
-pub use config::{MAX_BATCH, MAX_CONFIG_BYTES, MAX_SYNTHETIC, MAX_THREADS, TrainConfig};
+pub use config::{MAX_BATCH, MAX_CONFIG_BYTES, MAX_SYNTHETIC, MAX_THREADS, TrainConfig, read_toml};
 pub use eval::{EvalResult, evaluate};
 pub use metrics::{EpochMetrics, read_metrics, read_run_metrics};
 pub use schedule::learning_rate;

@@ -54,7 +54,7 @@ impl Model {
         )
     }
 
-    fn data(&self, limit_test: Option<usize>) -> Result<Split, TrainError> {
+    pub fn data(&self, limit_test: Option<usize>) -> Result<Split, TrainError> {
         let mut d = load_data(&self.ck.config)?;
         if let Some(n) = limit_test.or(self.ck.config.limit_test) {
             keep_spread(&mut d.test, n);
@@ -65,12 +65,12 @@ impl Model {
 
 /// A path as one CSV field: quoted (with `"` doubled) if it holds a comma, a quote or a line
 /// break (RFC 4180).
-fn csv_field(p: &Path) -> String {
+pub fn csv_field(p: &Path) -> String {
     let s = p.display().to_string();
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
-fn in_pool<T>(threads: usize, f: impl FnOnce() -> Result<T, TrainError> + Send) -> Result<T, TrainError>
+pub fn in_pool<T>(threads: usize, f: impl FnOnce() -> Result<T, TrainError> + Send) -> Result<T, TrainError>
 where
     T: Send,
 {

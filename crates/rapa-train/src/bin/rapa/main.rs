@@ -18,6 +18,7 @@ mod analyze;
 mod bench;
 mod device;
 mod experiment;
+mod inference;
 
 /// Train and evaluate RAPA ConvNets (Replicated Arrays with Permuted Assignment) on simulated
 /// analog crossbar arrays.
@@ -50,6 +51,8 @@ enum Command {
     Curves(analyze::CurvesArgs),
     /// Pulse response of a device preset or configuration: weight per pulse, step per weight (PNG + CSV).
     Device(device::DeviceArgs),
+    /// Analog inference on PCM: test error against the time since programming (drift, read noise, drift compensation; CSV + PNG).
+    Inference(inference::InferenceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +211,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::bench(a),
         Command::Curves(a) => analyze::curves(a),
         Command::Device(a) => device::device(a),
+        Command::Inference(a) => inference::inference(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,476 @@
+//! The inference tile: trained weights programmed onto PCM devices, read through the analog
+//! forward periphery at a chosen time after programming, with drift compensation.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::{Tile, check_finite, check_io, check_lr};
+use crate::cycles::CycleCounters;
+use crate::error::{ConfigError, SimError, check_shape};
+use crate::io_config::IoConfig;
+use crate::linalg::sgemm;
+use crate::mapping::MappingConfig;
+use crate::pcm::{PcmDevices, PcmNoiseModel};
+use crate::periphery::analog_mvm;
+use crate::rng::{SimRng, stream};
+
+/// How the outputs are corrected for the conductance lost to drift (aihwkit's
+/// `inference/compensation/drift.py`).
+///
+/// At programming the tile reads the identity matrix through its analog forward pass (one
+/// one-hot input per analog column, without mapping scales or bias) and keeps the readout
+/// r₀ = mean|y|, clamped to ≥ 10⁻⁴; after each drift it reads again and multiplies its outputs
+/// digitally by α = r₀/r(t).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftCompensation {
+    /// No correction (α = 1).
+    None,
+    /// One factor per tile: the mean over all outputs of the readout. The default, as in
+    /// aihwkit (`GlobalDriftCompensation`).
+    #[default]
+    Global,
+    /// One factor per output (row of W): the mean over that output's readouts
+    /// (`PerColumnDriftCompensation`).
+    PerColumn,
+}
+
+impl DriftCompensation {
+    /// The accepted names.
+    pub const NAMES: [&'static str; 3] = ["none", "global", "per-column"];
+}
+
+impl FromStr for DriftCompensation {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "global" => Ok(Self::Global),
+            "per-column" => Ok(Self::PerColumn),
+            _ => Err(ConfigError::UnknownName {
+                what: "drift compensation",
+                name: s.to_string(),
+                known: Self::NAMES.join(", "),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for DriftCompensation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Global => "global",
+            Self::PerColumn => "per-column",
+        })
+    }
+}
+
+/// Configuration of an [`InferenceTile`]. `Default`: aihwkit's `InferenceRPUConfig` (default
+/// forward IO, digital bias, PCM model, global drift compensation) except for the weight
+/// mapping, which here maps the largest |weight| of each tile to 1 (ω = 1; aihwkit's default is
+/// ω = 0, no scaling, and its hardware-aware presets use ω = 1): the output noise 0.06 and the
+/// ADC range ±12 are defined for weights of order 1, and the conductance scale s makes the
+/// device noise independent of the weight scale anyway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InferenceConfig {
+    /// Periphery of the forward pass (the backward pass is exact).
+    pub forward: IoConfig,
+    /// Weight mapping and digital bias. Default: ω = 1 per tile, digital bias on.
+    pub mapping: MappingConfig,
+    /// The PCM device model.
+    pub pcm: PcmNoiseModel,
+    /// Drift compensation. Default: global.
+    pub compensation: DriftCompensation,
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        Self {
+            forward: IoConfig::default(),
+            mapping: MappingConfig { weight_scaling_omega: 1.0, columnwise: false, digital_bias: true },
+            pcm: PcmNoiseModel::default(),
+            compensation: DriftCompensation::Global,
+        }
+    }
+}
+
+impl InferenceConfig {
+    /// Checks every field, naming the offending one in the error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.forward.validate("forward")?;
+        self.mapping.validate("mapping")?;
+        self.pcm.validate("pcm")
+    }
+}
+
+/// Stream index of the runtime generator within a tile's seed.
+const RUNTIME_STREAM: u64 = 1;
+
+/// A tile for analog inference on PCM (aihwkit's `InferenceTile` with `InferenceRPUConfig`).
+///
+/// - [`set_weights`](Tile::set_weights) takes trained weights (the target); with the mapping
+///   they are stored as W' = W/α (`crate::mapping`), a digital bias stays digital.
+/// - [`program`](Self::program) writes W' onto a (g⁺, g⁻) pair of PCM devices per weight with
+///   programming noise and draws each device's drift exponent ([`crate::pcm`]), then reads the
+///   drift-compensation reference.
+/// - [`drift_to`](Self::drift_to)`(t)` reads the devices `t` seconds after programming (drift and
+///   fresh 1/f read noise; programming first if that has not happened) and computes the
+///   compensation factors.
+/// - [`forward`](Tile::forward) runs the analog MVM of the weights read last (the target
+///   weights before programming) through the forward periphery, then multiplies by the mapping
+///   scales and the compensation factors and adds the digital bias.
+/// - [`backward`](Tile::backward) is exact: z = d·W with W = [`weights`](Tile::weights), the
+///   effective weights of the forward pass (aihwkit leaves out the compensation factor there).
+/// - [`update`](Tile::update) is exact SGD on the target weights (hardware-aware training on the
+///   noisy forward pass) and discards the programming: the changed weights must be programmed
+///   again (aihwkit keeps the stale programmed state and overwrites the trained weights at the
+///   next drift).
+///
+/// Randomness: one runtime generator (stream 1 of the seed) gives each forward pass its call
+/// seed and draws the programming and read noise, so results do not depend on the thread count
+/// and a clone continues the same stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceTile {
+    cfg: InferenceConfig,
+    seed: u64,
+    /// Target stored weights W' (`[out, n_analog]`).
+    target: Array2<f32>,
+    /// The digital bias (empty without).
+    bias: Vec<f32>,
+    /// Mapping scales α, one per output (empty when mapping is off).
+    scales: Vec<f32>,
+    /// The stored weights the analog MVM uses now.
+    current: Array2<f32>,
+    /// The programmed devices, after [`program`](Self::program).
+    devices: Option<PcmDevices>,
+    /// Compensation reference r₀ (one value, or one per output), after programming.
+    reference: Vec<f32>,
+    /// Compensation factors applied to the outputs (empty: 1).
+    factors: Vec<f32>,
+    /// Seconds since programming of the last read (None before the first).
+    t_inference: Option<f64>,
+    rng: SimRng,
+    counters: CycleCounters,
+    /// The effective weights of [`Tile::weights`].
+    w_eff: Array2<f32>,
+}
+
+impl InferenceTile {
+    /// A tile of `out × in` zero weights (with a digital bias the last input is the bias).
+    pub fn new(out_size: usize, in_size: usize, cfg: &InferenceConfig, seed: u64) -> Result<Self, SimError> {
+        cfg.validate()?;
+        let digital = usize::from(cfg.mapping.digital_bias);
+        if out_size == 0 || in_size <= digital {
+            return Err(SimError::ShapeMismatch {
+                op: "InferenceTile::new",
+                what: if digital == 1 { "tile (a digital bias needs one more input)" } else { "tile" },
+                expected: vec![1, 1 + digital],
+                got: vec![out_size, in_size],
+            });
+        }
+        let n_analog = in_size - digital;
+        let mut tile = Self {
+            cfg: cfg.clone(),
+            seed,
+            target: Array2::zeros((out_size, n_analog)),
+            bias: vec![0.0; out_size * digital],
+            scales: Vec::new(),
+            current: Array2::zeros((out_size, n_analog)),
+            devices: None,
+            reference: Vec::new(),
+            factors: Vec::new(),
+            t_inference: None,
+            rng: stream(seed, RUNTIME_STREAM),
+            counters: CycleCounters::default(),
+            w_eff: Array2::zeros((out_size, in_size)),
+        };
+        tile.refresh_effective();
+        Ok(tile)
+    }
+
+    /// A tile holding the trained weights `w` (`[out, in]`, the last column the bias with a
+    /// digital bias).
+    pub fn from_weights(w: ArrayView2<'_, f32>, cfg: &InferenceConfig, seed: u64) -> Result<Self, SimError> {
+        let mut tile = Self::new(w.nrows(), w.ncols(), cfg, seed)?;
+        tile.set_weights(w)?;
+        Ok(tile)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &InferenceConfig {
+        &self.cfg
+    }
+
+    /// The target stored weights W' (without the digital bias, divided by the mapping scales).
+    pub fn target_weights(&self) -> ArrayView2<'_, f32> {
+        self.target.view()
+    }
+
+    /// The stored weights the analog MVM uses now: the target before programming, else the
+    /// weights of the last read.
+    pub fn current_weights(&self) -> ArrayView2<'_, f32> {
+        self.current.view()
+    }
+
+    /// The mapping scales α (empty when mapping is off).
+    pub fn mapping_scales(&self) -> &[f32] {
+        &self.scales
+    }
+
+    /// The programmed devices (None before [`program`](Self::program)).
+    pub fn devices(&self) -> Option<&PcmDevices> {
+        self.devices.as_ref()
+    }
+
+    /// The drift-compensation factors applied to the outputs: empty before the first read or
+    /// without compensation, one value (global) or one per output (per column).
+    pub fn compensation_factors(&self) -> &[f32] {
+        &self.factors
+    }
+
+    /// Seconds since programming of the weights read last (None before the first read).
+    pub fn t_inference(&self) -> Option<f64> {
+        self.t_inference
+    }
+
+    /// Programs the target weights onto the devices (programming noise, drift exponents) and
+    /// reads the compensation reference r₀ through the forward pass of the programmed weights
+    /// (no drift, no read noise). The tile then computes with the programmed weights and no
+    /// compensation factor until [`drift_to`](Self::drift_to). Programming again draws a new
+    /// chip.
+    pub fn program(&mut self) {
+        let devices = PcmDevices::program(&self.cfg.pcm, self.target.view(), &mut self.rng);
+        self.current = devices.programmed_weights();
+        self.devices = Some(devices);
+        self.reference = match self.cfg.compensation {
+            DriftCompensation::None => Vec::new(),
+            c => self.readout(c),
+        };
+        self.factors.clear();
+        self.t_inference = None;
+        self.refresh_effective();
+    }
+
+    /// Reads the devices `t_inference` seconds after programming (programming first if the
+    /// tile is not programmed): drift, fresh read noise, and new compensation factors
+    /// α = r₀/r(t) from a fresh readout. `t_inference` must be finite and ≥ 0.
+    pub fn drift_to(&mut self, t_inference: f64) -> Result<(), SimError> {
+        if !(t_inference.is_finite() && t_inference >= 0.0) {
+            return Err(SimError::InvalidArgument {
+                op: "InferenceTile::drift_to",
+                name: "t_inference",
+                value: t_inference,
+                reason: "must be finite and >= 0 (seconds since programming)",
+            });
+        }
+        if self.devices.is_none() {
+            self.program();
+        }
+        let devices = self.devices.as_ref().expect("programmed just above");
+        devices.read(&self.cfg.pcm, t_inference, &mut self.rng, &mut self.current);
+        self.t_inference = Some(t_inference);
+        self.factors = match self.cfg.compensation {
+            DriftCompensation::None => Vec::new(),
+            c => {
+                let now = self.readout(c);
+                self.reference.iter().zip(&now).map(|(r0, r)| r0 / r).collect()
+            }
+        };
+        self.refresh_effective();
+        Ok(())
+    }
+
+    /// The compensation readout of the current weights: the analog forward pass of the
+    /// identity, mean |y| over all outputs (global) or per output, clamped to ≥ 10⁻⁴.
+    fn readout(&mut self, c: DriftCompensation) -> Vec<f32> {
+        let n = self.current.ncols();
+        let eye = Array2::<f32>::eye(n);
+        let mut y = Array2::<f32>::zeros((n, self.current.nrows()));
+        let seed = self.rng.next_u64();
+        let passes = analog_mvm(&self.cfg.forward, self.current.t(), eye.view(), y.view_mut(), true, seed);
+        self.counters.forward_cycles += n as u64;
+        self.counters.forward_passes += passes;
+        let per_output: Array1<f32> = y.mapv(f32::abs).mean_axis(Axis(0)).expect("n ≥ 1 analog inputs");
+        let clamp = |v: f32| v.max(1e-4);
+        match c {
+            DriftCompensation::PerColumn => per_output.iter().map(|&v| clamp(v)).collect(),
+            _ => vec![clamp(per_output.mean().expect("n ≥ 1 outputs"))],
+        }
+    }
+
+    /// The digital factor of output `i`: mapping scale × compensation factor.
+    fn out_factor(&self, i: usize) -> f32 {
+        let a = self.scales.get(i).copied().unwrap_or(1.0);
+        let c = match self.factors.len() {
+            0 => 1.0,
+            1 => self.factors[0],
+            _ => self.factors[i],
+        };
+        a * c
+    }
+
+    /// Recomputes the effective weights after the current weights, the scales, the factors
+    /// or the bias changed.
+    fn refresh_effective(&mut self) {
+        let n_analog = self.current.ncols();
+        let factors: Vec<f32> = (0..self.current.nrows()).map(|i| self.out_factor(i)).collect();
+        for ((mut e, w), f) in self.w_eff.rows_mut().into_iter().zip(self.current.rows()).zip(factors) {
+            e.slice_mut(s![..n_analog]).zip_mut_with(&w, |e, &w| *e = f * w);
+        }
+        if !self.bias.is_empty() {
+            self.w_eff.column_mut(n_analog).assign(&ndarray::ArrayView1::from(&self.bias));
+        }
+    }
+
+    /// Checks the internal consistency of a deserialized tile (used by
+    /// [`TileSnapshot::restore`](super::TileSnapshot::restore)).
+    pub(crate) fn check_restored(mut self) -> Result<Self, SimError> {
+        let bad = |reason: String| SimError::State { reason };
+        self.cfg.validate()?;
+        let (out, n_analog) = self.target.dim();
+        let digital = usize::from(self.cfg.mapping.digital_bias);
+        if out == 0 || n_analog == 0 || self.current.dim() != (out, n_analog) {
+            return Err(bad(format!("target {:?} and current {:?} weights", self.target.dim(), self.current.dim())));
+        }
+        if self.bias.len() != out * digital || !(self.scales.is_empty() || self.scales.len() == out) {
+            return Err(bad(format!(
+                "{} bias values, {} scales for {out} outputs",
+                self.bias.len(),
+                self.scales.len()
+            )));
+        }
+        let factors_ok = |v: &[f32]| v.len() <= 1 || v.len() == out;
+        if !factors_ok(&self.reference) || !factors_ok(&self.factors) {
+            return Err(bad(format!("{} compensation factors for {out} outputs", self.factors.len())));
+        }
+        if let Some(d) = self.devices.take() {
+            d.check([out, n_analog]).map_err(bad)?;
+            self.devices = Some(d.into_standard_layout());
+        }
+        let std = crate::linalg::standard_layout;
+        self.target = std(self.target);
+        self.current = std(self.current);
+        self.w_eff = Array2::zeros((out, n_analog + digital));
+        self.refresh_effective();
+        Ok(self)
+    }
+}
+
+impl Tile for InferenceTile {
+    fn out_size(&self) -> usize {
+        self.w_eff.nrows()
+    }
+    fn in_size(&self) -> usize {
+        self.w_eff.ncols()
+    }
+    fn forward(&mut self, x: ArrayView2<'_, f32>, mut y: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
+        check_io("InferenceTile::forward", "x", x.dim().into(), self.in_size(), "y", y.dim().into(), self.out_size())?;
+        let seed = self.rng.next_u64();
+        let n_analog = self.current.ncols();
+        let x_analog = (!self.bias.is_empty()).then(|| x.slice(s![.., ..n_analog]).as_standard_layout().into_owned());
+        let xa = x_analog.as_ref().map_or(x, |a| a.view());
+        let passes = analog_mvm(&self.cfg.forward, self.current.t(), xa, y.view_mut(), true, seed);
+        let factors: Vec<f32> = (0..self.out_size()).map(|i| self.out_factor(i)).collect();
+        if factors.iter().any(|&f| f != 1.0) {
+            for mut row in y.rows_mut() {
+                row.zip_mut_with(&ndarray::ArrayView1::from(&factors), |v, &f| *v *= f);
+            }
+        }
+        if !self.bias.is_empty() {
+            let bias = ndarray::ArrayView1::from(&self.bias);
+            for (mut yr, &xl) in y.rows_mut().into_iter().zip(x.column(n_analog)) {
+                yr.zip_mut_with(&bias, |y, &b| *y += b * xl);
+            }
+        }
+        self.counters.forward_cycles += x.nrows() as u64;
+        self.counters.forward_passes += passes;
+        Ok(())
+    }
+    fn backward(&mut self, d: ArrayView2<'_, f32>, mut z: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
+        check_io("InferenceTile::backward", "d", d.dim().into(), self.out_size(), "z", z.dim().into(), self.in_size())?;
+        sgemm(1.0, d, self.w_eff.view(), 0.0, &mut z);
+        let n = d.nrows() as u64;
+        self.counters.backward_cycles += n;
+        self.counters.backward_passes += n;
+        Ok(())
+    }
+    fn update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) -> Result<(), SimError> {
+        check_io("InferenceTile::update", "x", x.dim().into(), self.in_size(), "d", d.dim().into(), self.out_size())?;
+        check_lr("InferenceTile::update", lr)?;
+        check_finite("InferenceTile::update", "x", x)?;
+        check_finite("InferenceTile::update", "d", d)?;
+        // SGD on the effective target weights W = α ⊙ W' (+ bias): W' receives ΔW/α.
+        let n_analog = self.target.ncols();
+        let mut w = self.target_effective();
+        sgemm(-lr, d.t(), x, 1.0, &mut w.view_mut());
+        if !self.bias.is_empty() {
+            self.bias = w.column(n_analog).to_vec();
+        }
+        for (i, (mut t, wr)) in self.target.rows_mut().into_iter().zip(w.rows()).enumerate() {
+            let a = self.scales.get(i).copied().unwrap_or(1.0);
+            t.zip_mut_with(&wr.slice(s![..n_analog]), |t, &w| *t = w / a);
+        }
+        self.counters.update_cycles += x.nrows() as u64;
+        self.discard_programming();
+        Ok(())
+    }
+    fn weights(&self) -> ArrayView2<'_, f32> {
+        self.w_eff.view()
+    }
+    fn set_weights(&mut self, w: ArrayView2<'_, f32>) -> Result<(), SimError> {
+        check_shape("InferenceTile::set_weights", "w", w.shape(), [self.out_size(), self.in_size()])?;
+        let n_analog = self.target.ncols();
+        if !self.bias.is_empty() {
+            self.bias = w.column(n_analog).to_vec();
+        }
+        let analog = w.slice(s![.., ..n_analog]);
+        self.scales = self.cfg.mapping.scales(analog);
+        self.target.assign(&analog);
+        for (mut row, &a) in self.target.rows_mut().into_iter().zip(&self.scales) {
+            row.mapv_inplace(|v| v / a);
+        }
+        self.discard_programming();
+        Ok(())
+    }
+    fn counters(&self) -> CycleCounters {
+        self.counters
+    }
+    fn reset_counters(&mut self) {
+        self.counters = CycleCounters::default();
+    }
+    fn snapshot(&self) -> super::TileSnapshot {
+        super::TileSnapshot::Inference(Box::new(self.clone()))
+    }
+}
+
+impl InferenceTile {
+    /// The effective target weights α ⊙ W' with the bias column.
+    fn target_effective(&self) -> Array2<f32> {
+        let n_analog = self.target.ncols();
+        let mut w = Array2::zeros(self.w_eff.dim());
+        for (i, (mut e, t)) in w.rows_mut().into_iter().zip(self.target.rows()).enumerate() {
+            let a = self.scales.get(i).copied().unwrap_or(1.0);
+            e.slice_mut(s![..n_analog]).zip_mut_with(&t, |e, &t| *e = a * t);
+        }
+        if !self.bias.is_empty() {
+            w.column_mut(n_analog).assign(&ndarray::ArrayView1::from(&self.bias));
+        }
+        w
+    }
+
+    /// Back to the unprogrammed state: the tile computes with the target weights.
+    fn discard_programming(&mut self) {
+        self.devices = None;
+        self.reference.clear();
+        self.factors.clear();
+        self.t_inference = None;
+        self.current.assign(&self.target);
+        self.refresh_effective();
+    }
+}
