@@ -11,11 +11,14 @@
 //! pool would also time rayon's hand-over to the pool and back (two thread wake-ups, ~5–10 µs
 //! here), which training never pays.
 //!
+//! PCM inference tiles (`bench_inference`): programming, a read after a day, and the forward
+//! pass.
+//!
 //! `cargo bench -p rapa-benches --bench tile`
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use crossbar_sim::rng::seeded;
-use crossbar_sim::{AnalogTile, FloatTile, Tile, TileConfig};
+use crossbar_sim::{AnalogTile, FloatTile, InferenceConfig, InferenceTile, MappingConfig, Tile, TileConfig};
 use ndarray::Array2;
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -150,5 +153,33 @@ fn bench_tiles(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_tiles);
+/// PCM inference (`InferenceTile`, default model and forward IO, ω = 1, no digital bias so that
+/// the shapes match the training tiles'): programming a chip (programming noise, ν, the
+/// compensation readout of the identity), one read a day after programming (drift, read noise,
+/// readout), and the forward pass of 640 vectors.
+fn bench_inference(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tile");
+    g.sample_size(20);
+    let pool = rayon::ThreadPoolBuilder::new().build().expect("rayon pool");
+    let cfg = InferenceConfig {
+        mapping: MappingConfig { weight_scaling_omega: 1.0, ..MappingConfig::default() },
+        ..InferenceConfig::default()
+    };
+    for (n_in, n_out) in SHAPES {
+        let inp = inputs(n_in, n_out);
+        let id = |op: &str| BenchmarkId::new(op, format!("{n_in}x{n_out}"));
+        let mut tile = InferenceTile::from_weights(inp.w.view(), &cfg, 2).unwrap();
+        let mut y = Array2::zeros((BATCH, n_out));
+        g.bench_function(id("inference_program"), |b| b.iter_custom(|n| in_pool(&pool, n, || tile.program())));
+        g.bench_function(id("inference_read_1d"), |b| {
+            b.iter_custom(|n| in_pool(&pool, n, || tile.drift_to(black_box(86_400.0)).unwrap()))
+        });
+        g.bench_function(id("forward_inference"), |b| {
+            b.iter_custom(|n| in_pool(&pool, n, || tile.forward(black_box(inp.x.view()), y.view_mut()).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_tiles, bench_inference);
 criterion_main!(benches);

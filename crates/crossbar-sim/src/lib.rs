@@ -16,6 +16,10 @@
 //! - between updates the devices may decay toward per-device reset values, diffuse, be reset,
 //!   be stuck, carry write noise or drift ([`DynamicsConfig`], aihwkit's `lifetime`,
 //!   `diffusion`, `reset`, `corrupt_devices`, `write_noise_std` and `drift`);
+//! - for inference, trained weights are programmed onto pairs of PCM devices with programming
+//!   noise, read after a chosen time with power-law drift and 1/f read noise, and corrected by
+//!   drift compensation ([`InferenceTile`], [`PcmNoiseModel`], aihwkit's `InferenceRPUConfig`
+//!   and `PCMLikeNoiseModel`);
 //! - every operation is counted in constant-time cycles ([`CycleCounters`]) and turned into
 //!   simulated analog time by a [`TimingModel`];
 //! - every random draw comes from a [`SimRng`] derived from the tile's seed; results do not

@@ -10,7 +10,8 @@
 //! **Programming** (once per [`PcmDevices::program`]) draws, for every device independently,
 //!
 //! - the programmed conductance g_P = max(0, g_T + `prog_noise_scale`·σ_P(ĝ_T)·ξ) with
-//!   σ_P(ĝ) = (c₀ + c₁ĝ + c₂ĝ²)·g_max/25 µS and ĝ = g_T/g_max (`prog_coeff` c, fitted at 25 µS);
+//!   σ_P(ĝ) = (c₀ + c₁ĝ + c₂ĝ²)·g_max/g_ref µS and ĝ = g_T/g_max (`prog_coeff` c, fitted at
+//!   g_ref = `prog_coeff_g_max_reference`, 25 µS);
 //! - the drift exponent ν = |μ_ν + σ_ν·ξ|·`drift_scale` with
 //!   μ_ν = clip(−0.0155·ln ĝ_T + 0.0244, 0.049, 0.1) and
 //!   σ_ν = clip(−0.0125·ln ĝ_T − 0.0059, 0.008, 0.045) (ĝ_T clamped to ≥ 10⁻⁷).
@@ -22,12 +23,14 @@
 //!   with Q_s = min(0.0088/max(ĝ_P^0.65, 10⁻³), 0.2), drawn afresh at every read;
 //! - the weight w = (g⁺ − g⁻)/s, with the scale of programming.
 //!
-//! Differences from aihwkit (1.1): aihwkit converts the programmed weights back into *one* new
-//! conductance pair before drifting (a weight then lives on a single device, and the scale is
-//! recomputed from max|W_P|), so the programming noise of the device that targeted zero and its
-//! own ν are lost, and a weight whose sign flipped by programming noise drifts with the other
-//! device's ν. Here both devices keep their programmed conductance and their own ν, and drift
-//! and read noise act on each, as on a chip. The formulas themselves are aihwkit's.
+//! Differences from aihwkit (1.1): aihwkit converts the programmed weights back into a new
+//! conductance pair before drifting, with the scale recomputed from max|W_P| (with g_min = 0 a
+//! weight then lives on a single device). The programming noise of the device that targeted
+//! g_min is kept in W_P but folded into the other device, so it drifts and gets read noise with
+//! that device's ν and conductance instead of its own, and a weight whose sign flipped by
+//! programming noise drifts with the ν drawn for the device that targeted g_min. Here both
+//! devices keep their programmed conductance and their own ν, and drift and read noise act on
+//! each, as on a chip. The formulas themselves are aihwkit's.
 
 use ndarray::{Array2, ArrayView2, Zip};
 use serde::{Deserialize, Serialize};
@@ -45,9 +48,14 @@ pub struct PcmNoiseModel {
     pub g_max: f32,
     /// Conductance added to both devices of a pair, in µS (≥ 0, < g_max). Default: 0.
     pub g_min: f32,
-    /// Programming-noise polynomial c₀ + c₁ĝ + c₂ĝ² in µS, fitted at g_max = 25 µS and scaled by
-    /// g_max/25. Default: [0.26348, 1.9650, −1.1731] (aihwkit's `prog_coeff`).
+    /// Programming-noise polynomial c₀ + c₁ĝ + c₂ĝ² in µS, fitted at
+    /// `prog_coeff_g_max_reference` and scaled by g_max over it. Default:
+    /// [0.26348, 1.9650, −1.1731] (aihwkit's `prog_coeff`).
     pub prog_coeff: [f32; 3],
+    /// The g_max (µS, > 0) at which `prog_coeff` was fitted. Default: 25. (aihwkit takes the
+    /// converter's g_max when `prog_coeff` is given without it; set it here to your g_max for
+    /// coefficients fitted there.)
+    pub prog_coeff_g_max_reference: f32,
     /// Multiplier of the programming noise (≥ 0; 0 programs exactly). Default: 1.
     pub prog_noise_scale: f32,
     /// Multiplier of the read noise (≥ 0). Default: 1.
@@ -68,6 +76,7 @@ impl Default for PcmNoiseModel {
             g_max: 25.0,
             g_min: 0.0,
             prog_coeff: [0.26348, 1.9650, -1.1731],
+            prog_coeff_g_max_reference: 25.0,
             prog_noise_scale: 1.0,
             read_noise_scale: 1.0,
             drift_scale: 1.0,
@@ -77,8 +86,12 @@ impl Default for PcmNoiseModel {
     }
 }
 
-/// The conductance at which `prog_coeff` was fitted, in µS.
-const PROG_COEFF_G_MAX: f32 = 25.0;
+/// Largest accepted noise and drift scale: far beyond any device, and small enough that the
+/// noise of a conductance stays finite in f32.
+pub const MAX_SCALE: f32 = 1e3;
+
+/// Longest accepted read time after programming, in seconds (about 30 000 years).
+pub const MAX_T_INFERENCE: f64 = 1e12;
 
 impl PcmNoiseModel {
     /// Checks every field; `prefix` is prepended to field names in errors.
@@ -102,9 +115,11 @@ impl PcmNoiseModel {
                 });
             }
         }
-        ConfigError::check_non_negative(p("prog_noise_scale"), self.prog_noise_scale.into())?;
-        ConfigError::check_non_negative(p("read_noise_scale"), self.read_noise_scale.into())?;
-        ConfigError::check_non_negative(p("drift_scale"), self.drift_scale.into())?;
+        ConfigError::check_positive(p("prog_coeff_g_max_reference"), self.prog_coeff_g_max_reference.into())?;
+        let scale = |f: &'static str, v: f32| ConfigError::check_range(p(f), v.into(), 0.0, MAX_SCALE.into());
+        scale("prog_noise_scale", self.prog_noise_scale)?;
+        scale("read_noise_scale", self.read_noise_scale)?;
+        scale("drift_scale", self.drift_scale)?;
         ConfigError::check_positive(p("t_read"), self.t_read)?;
         // t₀ ≥ t_read keeps ln((t + t_read)/(2·t_read)) ≥ 0 for every t ≥ t₀.
         ConfigError::check_range(p("t_0"), self.t_0, self.t_read, f64::MAX)
@@ -114,7 +129,7 @@ impl PcmNoiseModel {
     pub fn prog_std(&self, g: f32) -> f32 {
         let [c0, c1, c2] = self.prog_coeff;
         let r = g / self.g_max;
-        (c0 + c1 * r + c2 * r * r) * self.g_max / PROG_COEFF_G_MAX
+        (c0 + c1 * r + c2 * r * r) * self.g_max / self.prog_coeff_g_max_reference
     }
 
     /// Mean and standard deviation (μ_ν, σ_ν) of the drift exponent at target conductance `g`
@@ -166,6 +181,7 @@ impl PcmDevices {
     /// and drift exponents, drawn from `rng` in a fixed order (g⁺ devices row by row, then
     /// g⁻, then their ν), so a seed gives the same chip whatever the thread count.
     pub fn program(model: &PcmNoiseModel, w: ArrayView2<'_, f32>, rng: &mut SimRng) -> Self {
+        let w = w.as_standard_layout();
         let range = model.g_max - model.g_min;
         let w_max = w.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-7);
         let scale = range / w_max;
@@ -220,6 +236,9 @@ impl PcmDevices {
         for (name, a) in arrays {
             if a.shape() != shape {
                 return Err(format!("PCM {name} has shape {:?}, the tile {shape:?}", a.shape()));
+            }
+            if let Some(v) = a.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+                return Err(format!("PCM {name} holds {v} (conductances and exponents are finite and >= 0)"));
             }
         }
         if !(self.scale.is_finite() && self.scale > 0.0) {

@@ -164,6 +164,8 @@ fn the_inference_command_writes_its_table_and_refuses_bad_input() {
     std::fs::write(dir.join("range.toml"), "[pcm]\nt_0 = 1e-9\n").expect("write");
     for (extra, needles) in [
         (&["--t-inference", "-5"][..], &["--t-inference", "-5"][..]),
+        (&["--t-inference", "1e13"], &["--t-inference", "10000000000000", "1e12"]),
+        (&["--t-inference", "60,1,60"], &["--t-inference", "60 twice", "entries 1 and 3"]),
         (&["--compensation", "mean"], &["mean", "per-column"]),
         (&["--config", "bad.toml"], &["bad.toml", "g_maximum"]),
         (&["--config", "range.toml"], &["range.toml", "pcm.t_0"]),
@@ -177,4 +179,16 @@ fn the_inference_command_writes_its_table_and_refuses_bad_input() {
     }
     assert!(!dir.join("x").exists(), "an output directory was left behind");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The shipped example inference configuration parses, validates and sets what it says.
+#[test]
+fn the_example_inference_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/inference/pcm-half-drift.toml");
+    let cfg: InferenceConfig = rapa_train::train::read_toml(&path).unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.compensation, crossbar_sim::DriftCompensation::PerColumn);
+    assert_eq!(cfg.pcm.drift_scale, 0.5);
+    assert_eq!(cfg.forward.out_noise, 0.04);
+    assert_eq!(cfg.pcm.t_0, PcmNoiseModel::default().t_0);
 }

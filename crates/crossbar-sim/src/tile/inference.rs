@@ -14,7 +14,7 @@ use crate::error::{ConfigError, SimError, check_shape};
 use crate::io_config::IoConfig;
 use crate::linalg::sgemm;
 use crate::mapping::MappingConfig;
-use crate::pcm::{PcmDevices, PcmNoiseModel};
+use crate::pcm::{MAX_T_INFERENCE, PcmDevices, PcmNoiseModel};
 use crate::periphery::analog_mvm;
 use crate::rng::{SimRng, stream};
 
@@ -248,10 +248,7 @@ impl InferenceTile {
         let devices = PcmDevices::program(&self.cfg.pcm, self.target.view(), &mut self.rng);
         self.current = devices.programmed_weights();
         self.devices = Some(devices);
-        self.reference = match self.cfg.compensation {
-            DriftCompensation::None => Vec::new(),
-            c => self.readout(c),
-        };
+        self.reference = self.readout();
         self.factors.clear();
         self.t_inference = None;
         self.refresh_effective();
@@ -259,14 +256,15 @@ impl InferenceTile {
 
     /// Reads the devices `t_inference` seconds after programming (programming first if the
     /// tile is not programmed): drift, fresh read noise, and new compensation factors
-    /// α = r₀/r(t) from a fresh readout. `t_inference` must be finite and ≥ 0.
+    /// α = r₀/r(t) from a fresh readout. `t_inference` must be in [0, 10¹²] seconds
+    /// ([`MAX_T_INFERENCE`](crate::pcm::MAX_T_INFERENCE)).
     pub fn drift_to(&mut self, t_inference: f64) -> Result<(), SimError> {
-        if !(t_inference.is_finite() && t_inference >= 0.0) {
+        if !(0.0..=MAX_T_INFERENCE).contains(&t_inference) {
             return Err(SimError::InvalidArgument {
                 op: "InferenceTile::drift_to",
                 name: "t_inference",
                 value: t_inference,
-                reason: "must be finite and >= 0 (seconds since programming)",
+                reason: "must be in [0, 1e12] seconds since programming",
             });
         }
         if self.devices.is_none() {
@@ -275,24 +273,25 @@ impl InferenceTile {
         let devices = self.devices.as_ref().expect("programmed just above");
         devices.read(&self.cfg.pcm, t_inference, &mut self.rng, &mut self.current);
         self.t_inference = Some(t_inference);
-        self.factors = match self.cfg.compensation {
-            DriftCompensation::None => Vec::new(),
-            c => {
-                let now = self.readout(c);
-                self.reference.iter().zip(&now).map(|(r0, r)| r0 / r).collect()
-            }
-        };
+        let now = self.readout();
+        self.factors = self.reference.iter().zip(&now).map(|(r0, r)| r0 / r).collect();
         self.refresh_effective();
         Ok(())
     }
 
     /// The compensation readout of the current weights: the analog forward pass of the
-    /// identity, mean |y| over all outputs (global) or per output, clamped to ≥ 10⁻⁴.
-    fn readout(&mut self, c: DriftCompensation) -> Vec<f32> {
+    /// identity, mean |y| over all outputs (global) or per output, clamped to ≥ 10⁻⁴; empty
+    /// without compensation. The call seed is drawn either way, so tiles that differ only in
+    /// their compensation draw the same noise everywhere else.
+    fn readout(&mut self) -> Vec<f32> {
+        let seed = self.rng.next_u64();
+        let c = self.cfg.compensation;
+        if c == DriftCompensation::None {
+            return Vec::new();
+        }
         let n = self.current.ncols();
         let eye = Array2::<f32>::eye(n);
         let mut y = Array2::<f32>::zeros((n, self.current.nrows()));
-        let seed = self.rng.next_u64();
         let passes = analog_mvm(&self.cfg.forward, self.current.t(), eye.view(), y.view_mut(), true, seed);
         self.counters.forward_cycles += n as u64;
         self.counters.forward_passes += passes;
@@ -345,9 +344,47 @@ impl InferenceTile {
                 self.scales.len()
             )));
         }
-        let factors_ok = |v: &[f32]| v.len() <= 1 || v.len() == out;
-        if !factors_ok(&self.reference) || !factors_ok(&self.factors) {
-            return Err(bad(format!("{} compensation factors for {out} outputs", self.factors.len())));
+        // The compensation reference exists once programmed (one value, or one per output), and
+        // the factors once read.
+        let want = match (self.devices.is_some(), self.cfg.compensation) {
+            (false, _) | (_, DriftCompensation::None) => 0,
+            (true, DriftCompensation::Global) => 1,
+            (true, DriftCompensation::PerColumn) => out,
+        };
+        let read = self.t_inference.is_some();
+        if self.reference.len() != want || self.factors.len() != if read { want } else { 0 } {
+            return Err(bad(format!(
+                "{} compensation references and {} factors for {} compensation of {out} outputs",
+                self.reference.len(),
+                self.factors.len(),
+                self.cfg.compensation
+            )));
+        }
+        if read && self.devices.is_none() {
+            return Err(bad("a read time without programmed devices".into()));
+        }
+        if let Some(t) = self.t_inference.filter(|t| !(0.0..=MAX_T_INFERENCE).contains(t)) {
+            return Err(bad(format!("read time {t} s is outside [0, 1e12]")));
+        }
+        let arrays: [(&str, &[f32]); 4] = [
+            ("bias", &self.bias),
+            ("reference", &self.reference),
+            ("factors", &self.factors),
+            ("scales", &self.scales),
+        ];
+        let finite = |v: &f32| v.is_finite();
+        for (name, a) in arrays {
+            if let Some(v) = a.iter().find(|v| !finite(v)) {
+                return Err(bad(format!("{name} holds {v}")));
+            }
+        }
+        if let Some(v) = self.scales.iter().chain(&self.reference).find(|v| **v <= 0.0) {
+            return Err(bad(format!("mapping scales and compensation references must be > 0, got {v}")));
+        }
+        for (name, a) in [("target", &self.target), ("current", &self.current)] {
+            if let Some(v) = a.iter().find(|v| !finite(v)) {
+                return Err(bad(format!("{name} weights hold {v}")));
+            }
         }
         if let Some(d) = self.devices.take() {
             d.check([out, n_analog]).map_err(bad)?;
@@ -425,6 +462,7 @@ impl Tile for InferenceTile {
     }
     fn set_weights(&mut self, w: ArrayView2<'_, f32>) -> Result<(), SimError> {
         check_shape("InferenceTile::set_weights", "w", w.shape(), [self.out_size(), self.in_size()])?;
+        check_finite("InferenceTile::set_weights", "w", w)?;
         let n_analog = self.target.ncols();
         if !self.bias.is_empty() {
             self.bias = w.column(n_analog).to_vec();

@@ -91,7 +91,7 @@ pub struct InferencePoint {
 pub struct PcmEval {
     /// The inference tiles' configuration.
     pub cfg: InferenceConfig,
-    /// Read times, seconds since programming (each finite and ≥ 0).
+    /// Read times, seconds since programming (each in [0, 10¹²]).
     pub times: Vec<f64>,
     /// Chips (independent programmings), ≥ 1.
     pub repeats: usize,
@@ -117,10 +117,11 @@ pub fn pcm_curve(
     if repeats == 0 {
         return Err(TrainError::Config { field: "repeats".into(), reason: "must be >= 1".into() });
     }
-    if let Some(t) = times.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
+    let max = crossbar_sim::pcm::MAX_T_INFERENCE;
+    if let Some(t) = times.iter().find(|t| !(0.0..=max).contains(*t)) {
         return Err(TrainError::Config {
             field: "t_inference".into(),
-            reason: format!("times must be finite and >= 0 seconds, got {t}"),
+            reason: format!("times must be in [0, {max:e}] seconds, got {t}"),
         });
     }
     let mut points = Vec::with_capacity(times.len() * repeats);

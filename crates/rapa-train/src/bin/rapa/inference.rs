@@ -17,7 +17,7 @@ pub struct InferenceArgs {
     /// Run directories of trained models (float or analog)
     #[arg(long, required = true, num_args = 1..)]
     model: Vec<PathBuf>,
-    /// Read times in seconds since programming, comma separated (each >= 0)
+    /// Read times in seconds since programming, comma separated (each in [0, 1e12], no repeats)
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true, default_value = "1,3600,86400,2592000,31536000")]
     t_inference: Vec<f64>,
     /// Independent programmings (chips) per model
@@ -52,10 +52,21 @@ pub fn inference(a: InferenceArgs) -> Result<(), TrainError> {
         field: a.config.as_ref().map_or("inference".into(), |p| p.display().to_string()),
         reason: e.to_string(),
     })?;
-    if let Some(t) = a.t_inference.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
+    let max = crossbar_sim::pcm::MAX_T_INFERENCE;
+    if let Some(t) = a.t_inference.iter().find(|t| !(0.0..=max).contains(*t)) {
         return Err(TrainError::Config {
             field: "--t-inference".into(),
-            reason: format!("each time must be finite and >= 0 seconds, got {t}"),
+            reason: format!("each time must be in [0, {max:e}] seconds, got {t}"),
+        });
+    }
+    if let Some((k, t)) = a.t_inference.iter().enumerate().find(|(k, t)| a.t_inference[..*k].contains(t)) {
+        return Err(TrainError::Config {
+            field: "--t-inference".into(),
+            reason: format!(
+                "lists {t} twice (entries {} and {})",
+                a.t_inference.iter().position(|u| u == t).unwrap_or(0) + 1,
+                k + 1
+            ),
         });
     }
     let comps = if a.compensation.is_empty() { vec![cfg.compensation] } else { a.compensation.clone() };
