@@ -87,7 +87,14 @@ fn chips_are_reproducible_on_any_thread_count() {
     let state = tiny().state();
     let data = synthetic(20, 40, 2);
     let norm = Normalizer::fit(&data.train);
-    let eval = PcmEval { cfg: InferenceConfig::default(), times: vec![0.0, 3600.0], repeats: 2, seed: 5, batch: 16 };
+    let eval = PcmEval {
+        cfg: InferenceConfig::default(),
+        times: vec![0.0, 3600.0],
+        repeats: 2,
+        seed: 5,
+        batch: 16,
+        layers: vec![],
+    };
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| pcm_curve(&state, 3, &data.test, &norm, &eval).unwrap())
@@ -112,7 +119,7 @@ fn bad_arguments_are_named_errors() {
     let data = synthetic(10, 10, 3);
     let norm = Normalizer::fit(&data.train);
     for (times, repeats, needle) in [(vec![-1.0], 1, "-1"), (vec![f64::NAN], 1, "NaN"), (vec![1.0], 0, "repeats")] {
-        let eval = PcmEval { cfg: InferenceConfig::default(), times, repeats, seed: 1, batch: 8 };
+        let eval = PcmEval { cfg: InferenceConfig::default(), times, repeats, seed: 1, batch: 8, layers: vec![] };
         let e = pcm_curve(&state, 3, &data.test, &norm, &eval).unwrap_err();
         assert!(e.to_string().contains(needle), "{e}");
     }
@@ -154,10 +161,10 @@ fn the_inference_command_writes_its_table_and_refuses_bad_input() {
     assert!(stdout.contains("digital test error"), "{stdout}");
     let csv = std::fs::read_to_string(dir.join("o/inference.csv")).expect("inference.csv");
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "model,compensation,t_inference_s,repeat,test_error");
+    assert_eq!(lines[0], "model,compensation,t_inference_s,repeat,test_error,layers");
     assert_eq!(lines.len(), 1 + 1 + 2 * 2 * 2, "{csv}");
     assert!(lines[1].starts_with("m,digital,,,"), "{csv}");
-    assert_eq!(lines.iter().filter(|l| l.starts_with("m,none,3600,1,")).count(), 1, "{csv}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("m,none,3600,1,") && l.ends_with(",all")).count(), 1, "{csv}");
     assert!(dir.join("o/inference.png").metadata().expect("inference.png").len() > 1000);
 
     std::fs::write(dir.join("bad.toml"), "[pcm]\ng_maximum = 3\n").expect("write");
@@ -166,6 +173,8 @@ fn the_inference_command_writes_its_table_and_refuses_bad_input() {
         (&["--t-inference", "-5"][..], &["--t-inference", "-5"][..]),
         (&["--t-inference", "1e13"], &["--t-inference", "10000000000000", "1e12"]),
         (&["--t-inference", "60,1,60"], &["--t-inference", "60 twice", "entries 1 and 3"]),
+        (&["--layers", "conv4"], &["--layers", "conv4", "conv1, conv2, conv3, fc"]),
+        (&["--layers", "fc,fc"], &["--layers", "fc twice"]),
         (&["--compensation", "mean"], &["mean", "per-column"]),
         (&["--config", "bad.toml"], &["bad.toml", "g_maximum"]),
         (&["--config", "range.toml"], &["range.toml", "pcm.t_0"]),
@@ -191,4 +200,28 @@ fn the_example_inference_config_is_valid() {
     assert_eq!(cfg.pcm.drift_scale, 0.5);
     assert_eq!(cfg.forward.out_noise, 0.04);
     assert_eq!(cfg.pcm.t_0, PcmNoiseModel::default().t_0);
+}
+
+/// A chip of some layers holds only their tiles, with the devices those tiles get on a whole
+/// chip of the same seed; the other layers keep their digital tiles; a layer that does not exist
+/// is a named error.
+#[test]
+fn single_layers_go_on_pcm_with_the_devices_of_the_whole_chip() {
+    let base = tiny();
+    let cfg = InferenceConfig::default();
+    let whole = PcmChip::program(&base, &cfg, 9).unwrap();
+    let part = PcmChip::program_layers(&base, &cfg, 9, &[1, 3]).unwrap();
+    let locs: Vec<(usize, usize)> = part.tiles().iter().map(|(l, _)| (l.layer, l.tile)).collect();
+    assert_eq!(locs, [(1, 0), (1, 1), (3, 0)]);
+    for (loc, t) in part.tiles() {
+        let (_, w) = whole.tiles().iter().find(|(l, _)| l == loc).unwrap();
+        assert_eq!(w.devices(), t.devices());
+    }
+    let mut net = Network::from_state(base.state(), 3).unwrap();
+    part.read_into(&mut net, 60.0).unwrap();
+    assert!(matches!(net.convs()[0].tiles()[0].snapshot(), crossbar_sim::TileSnapshot::Float(_)));
+    assert!(matches!(net.convs()[1].tiles()[0].snapshot(), crossbar_sim::TileSnapshot::Inference(_)));
+    assert!(matches!(net.fc().tile().snapshot(), crossbar_sim::TileSnapshot::Inference(_)));
+    let e = PcmChip::program_layers(&base, &cfg, 9, &[4]).unwrap_err();
+    assert!(e.to_string().contains("layer 4 does not exist"), "{e}");
 }

@@ -32,9 +32,32 @@ impl PcmChip {
     /// ([`Tile::weights`], so analog-trained tiles bring their mapping scales and digital
     /// bias); tile `k` of layer `l` is seeded with `derive_seed(derive_seed(seed, l), k)`.
     pub fn program(net: &Network, cfg: &InferenceConfig, seed: u64) -> Result<Self, TrainError> {
+        Self::program_layers(net, cfg, seed, &[])
+    }
+
+    /// [`program`](Self::program) restricted to the layers in `layers` (0-based; the number of
+    /// conv layers is the fully connected layer; empty: all): the other layers stay digital. A
+    /// layer is seeded as in a whole chip, so it gets the same devices either way.
+    pub fn program_layers(
+        net: &Network,
+        cfg: &InferenceConfig,
+        seed: u64,
+        layers: &[usize],
+    ) -> Result<Self, TrainError> {
         cfg.validate().map_err(|e| TrainError::Config { field: "inference".into(), reason: e.to_string() })?;
+        let n_layers = net.convs().len() + 1;
+        if let Some(l) = layers.iter().find(|&&l| l >= n_layers) {
+            return Err(TrainError::Config {
+                field: "layers".into(),
+                reason: format!("layer {l} does not exist (the network has {n_layers} layers, 0-based)"),
+            });
+        }
+        let chosen = |l: usize| layers.is_empty() || layers.contains(&l);
         let mut tiles = Vec::new();
         let mut add = |layer: usize, k: usize, t: &dyn Tile| -> Result<(), TrainError> {
+            if !chosen(layer) {
+                return Ok(());
+            }
             let s = derive_seed(derive_seed(seed, layer as u64), k as u64);
             let mut tile = InferenceTile::from_weights(t.weights(), cfg, s)?;
             tile.program();
@@ -99,6 +122,8 @@ pub struct PcmEval {
     pub seed: u64,
     /// Evaluation batch size.
     pub batch: usize,
+    /// The layers put on PCM (see [`PcmChip::program_layers`]; empty: all).
+    pub layers: Vec<usize>,
 }
 
 /// Test error of the network `state` (built with `net_seed`) on `ds`, programmed on
@@ -112,7 +137,7 @@ pub fn pcm_curve(
     norm: &Normalizer,
     eval: &PcmEval,
 ) -> Result<Vec<InferencePoint>, TrainError> {
-    let PcmEval { cfg, times, repeats, seed, batch } = eval;
+    let PcmEval { cfg, times, repeats, seed, batch, layers } = eval;
     let (repeats, seed, batch) = (*repeats, *seed, *batch);
     if repeats == 0 {
         return Err(TrainError::Config { field: "repeats".into(), reason: "must be >= 1".into() });
@@ -127,7 +152,7 @@ pub fn pcm_curve(
     let mut points = Vec::with_capacity(times.len() * repeats);
     let base = Network::from_state(state.clone(), net_seed)?;
     for repeat in 0..repeats {
-        let chip = PcmChip::program(&base, cfg, derive_seed(seed, repeat as u64))?;
+        let chip = PcmChip::program_layers(&base, cfg, derive_seed(seed, repeat as u64), layers)?;
         for &t_inference in times {
             let mut net = Network::from_state(state.clone(), net_seed)?;
             chip.read_into(&mut net, t_inference)?;

@@ -29,6 +29,9 @@ pub struct InferenceArgs {
     /// Inference tile configuration (TOML: tables forward, mapping, pcm and the key compensation) [default: aihwkit's InferenceRPUConfig with weight_scaling_omega 1]
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Put only these layers on PCM, comma separated (conv1, conv2, …, fc); the others stay digital [default: all]
+    #[arg(long, value_delimiter = ',')]
+    layers: Vec<String>,
     /// Seed of the chips (programming and read noise)
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -72,24 +75,38 @@ pub fn inference(a: InferenceArgs) -> Result<(), TrainError> {
     let comps = if a.compensation.is_empty() { vec![cfg.compensation] } else { a.compensation.clone() };
     let out = a.out.clone().unwrap_or_else(|| a.model[0].clone());
     crate::check_out_dir(&out)?;
-    let mut csv = String::from("model,compensation,t_inference_s,repeat,test_error\n");
+    let mut csv = String::from("model,compensation,t_inference_s,repeat,test_error,layers\n");
+    let on_pcm = if a.layers.is_empty() { "all".to_string() } else { a.layers.join("+") };
     let mut series = Vec::new();
     for dir in &a.model {
         let mut m = Model::load(dir)?;
+        let layers = layer_indices(&a.layers, m.net.convs().len())?;
         let data = m.data(a.limit_test)?;
         let batch = m.ck.config.eval_batch;
         let state = m.ck.net.clone();
         let net_seed = m.ck.config.seed;
         let digital = in_pool(a.threads, || evaluate(&mut m.net, &data.test, &m.norm, batch, 1))?.error;
-        csv.push_str(&format!("{},digital,,,{digital:.6}\n", csv_field(dir)));
+        csv.push_str(&format!("{},digital,,,{digital:.6},\n", csv_field(dir)));
         println!("{}: digital test error {:.2} % ({} images)", m.label(), 100.0 * digital, data.test.len());
         for &comp in &comps {
             cfg.compensation = comp;
-            let eval =
-                PcmEval { cfg: cfg.clone(), times: a.t_inference.clone(), repeats: a.repeats, seed: a.seed, batch };
+            let eval = PcmEval {
+                cfg: cfg.clone(),
+                times: a.t_inference.clone(),
+                repeats: a.repeats,
+                seed: a.seed,
+                batch,
+                layers: layers.clone(),
+            };
             let points = in_pool(a.threads, || pcm_curve(&state, net_seed, &data.test, &m.norm, &eval))?;
             for p in &points {
-                csv.push_str(&format!("{},{comp},{},{},{:.6}\n", csv_field(dir), p.t_inference, p.repeat, p.error));
+                csv.push_str(&format!(
+                    "{},{comp},{},{},{:.6},{on_pcm}\n",
+                    csv_field(dir),
+                    p.t_inference,
+                    p.repeat,
+                    p.error
+                ));
             }
             let mut curve = Vec::new();
             for &t in &a.t_inference {
@@ -111,7 +128,8 @@ pub fn inference(a: InferenceArgs) -> Result<(), TrainError> {
                     curve.push((t.log10(), 100.0 * mean));
                 }
             }
-            series.push((format!("{} {comp} (digital {:.1} %)", m.short_label(), 100.0 * digital), curve));
+            let which = if a.layers.is_empty() { String::new() } else { format!(" {on_pcm} on PCM") };
+            series.push((format!("{} {comp}{which} (digital {:.1} %)", m.short_label(), 100.0 * digital), curve));
         }
     }
     // Only now that every model has been evaluated: a failure leaves no empty --out.
@@ -126,4 +144,33 @@ pub fn inference(a: InferenceArgs) -> Result<(), TrainError> {
     )?;
     println!("wrote {} and {}", out.join("inference.csv").display(), out.join("inference.png").display());
     Ok(())
+}
+
+/// The 0-based layer indices of `names` (`conv1` … `conv{n_convs}`, `fc` = `n_convs`).
+fn layer_indices(names: &[String], n_convs: usize) -> Result<Vec<usize>, TrainError> {
+    let known = || (1..=n_convs).map(|k| format!("conv{k}")).chain(["fc".to_string()]).collect::<Vec<_>>().join(", ");
+    let mut out = Vec::new();
+    for name in names {
+        let l = match name.as_str() {
+            "fc" => Some(n_convs),
+            s => s
+                .strip_prefix("conv")
+                .and_then(|k| k.parse::<usize>().ok())
+                .filter(|k| (1..=n_convs).contains(k))
+                .map(|k| k - 1),
+        };
+        match l {
+            Some(l) if !out.contains(&l) => out.push(l),
+            Some(_) => {
+                return Err(TrainError::Config { field: "--layers".into(), reason: format!("lists {name} twice") });
+            }
+            None => {
+                return Err(TrainError::Config {
+                    field: "--layers".into(),
+                    reason: format!("unknown layer `{name}`; the network has {}", known()),
+                });
+            }
+        }
+    }
+    Ok(out)
 }
