@@ -225,3 +225,35 @@ fn single_layers_go_on_pcm_with_the_devices_of_the_whole_chip() {
     let e = PcmChip::program_layers(&base, &cfg, 9, &[4]).unwrap_err();
     assert!(e.to_string().contains("layer 4 does not exist"), "{e}");
 }
+
+/// An analog-trained network (analog tiles with a weight mapping and a digital bias, here with an
+/// exact periphery) goes onto the chip with its effective weights: a noise-free chip computes
+/// what the analog network computes.
+#[test]
+fn analog_tiles_go_on_the_chip_with_their_effective_weights() {
+    let tile = crossbar_sim::TileConfig {
+        forward: IoConfig::perfect(),
+        backward: IoConfig::perfect(),
+        device: crossbar_sim::DeviceConfig::Ideal,
+        mapping: crossbar_sim::MappingConfig { weight_scaling_omega: 0.8, columnwise: true, digital_bias: true },
+        ..crossbar_sim::TileConfig::default()
+    };
+    let cfg = NetConfig { tile: Some(tile), ..tiny().config().clone() };
+    let state = Network::new(&cfg, 4).unwrap().state();
+    let data = synthetic(20, 10, 1);
+    let norm = Normalizer::fit(&data.train);
+    let mut x = Array4::zeros((10, 3, 32, 32));
+    fill_batch(&data.test, &(0..10).collect::<Vec<_>>(), &norm, None, &mut x);
+    let mut analog = Network::from_state(state.clone(), 4).unwrap();
+    assert!(matches!(analog.convs()[0].tiles()[0].snapshot(), crossbar_sim::TileSnapshot::Analog(_)));
+    analog.set_training(false);
+    let want = analog.forward(x.view()).unwrap();
+    let mut net = Network::from_state(state.clone(), 4).unwrap();
+    let base = Network::from_state(state, 4).unwrap();
+    PcmChip::program(&base, &noise_free(), 8).unwrap().read_into(&mut net, 10.0).unwrap();
+    net.set_training(false);
+    let got = net.forward(x.view()).unwrap();
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let err = (&want - &got).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+    assert!(err <= 1e-4 * scale, "differs by {err} (logits up to {scale})");
+}

@@ -135,6 +135,32 @@ const RUNTIME_STREAM: u64 = 1;
 /// Randomness: one runtime generator (stream 1 of the seed) gives each forward pass its call
 /// seed and draws the programming and read noise, so results do not depend on the thread count
 /// and a clone continues the same stream.
+///
+/// ```
+/// use crossbar_sim::{InferenceConfig, InferenceTile, Tile};
+/// use ndarray::Array2;
+///
+/// # fn main() -> Result<(), crossbar_sim::SimError> {
+/// // Trained weights with the bias in the last column (kept digital by default).
+/// let w = Array2::from_shape_fn((8, 17), |(i, j)| 0.02 * ((3 * i + 5 * j) % 11) as f32 - 0.1);
+/// let x = Array2::from_shape_fn((64, 17), |(b, j)| if j == 16 { 1.0 } else { ((b * 17 + j) as f32).sin() });
+///
+/// let mut tile = InferenceTile::from_weights(w.view(), &InferenceConfig::default(), 7)?;
+/// tile.program();
+/// let mut errors = Vec::new();
+/// for t in [1.0, 86_400.0, 3.15e7] {
+///     tile.drift_to(t)?; // seconds after programming
+///     // Global drift compensation: one factor > 1 restores the readout lost to drift.
+///     assert_eq!(tile.compensation_factors().len(), 1);
+///     let y = tile.forward_new(x.view())?;
+///     let exact = x.dot(&w.t());
+///     errors.push((&y - &exact).mapv(f32::abs).mean().unwrap_or(0.0));
+/// }
+/// // Programming, read noise and the periphery's noise leave an error that grows with time.
+/// assert!(errors.iter().all(|&e| e > 0.0) && errors[2] > errors[0]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InferenceTile {
     cfg: InferenceConfig,
