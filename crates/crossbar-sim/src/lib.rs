@@ -95,8 +95,8 @@ pub use mixed_precision::MixedPrecisionConfig;
 pub use pcm::{PcmDevices, PcmNoiseModel};
 pub use rng::{SimRng, derive_seed};
 pub use tile::{
-    AnalogTile, AnalogTileState, DriftCompensation, FloatTile, InferenceConfig, InferenceTile, PRESETS, Tile,
-    TileConfig, TileSnapshot,
+    AnalogTile, AnalogTileState, DriftCompensation, FloatTile, InferenceConfig, InferenceTile, ModifierKind, PRESETS,
+    Tile, TileConfig, TileSnapshot, WeightModifier,
 };
 pub use update_config::{PulseType, UpdateConfig};
 

@@ -6,14 +6,14 @@ mod common;
 
 use common::{on_threads, transparent_io, uniform};
 use crossbar_sim::{
-    ConfigError, DriftCompensation, FloatTile, InferenceConfig, InferenceTile, IoConfig, MappingConfig, PcmNoiseModel,
-    SimError, Tile, TileSnapshot,
+    ConfigError, DriftCompensation, FloatTile, InferenceConfig, InferenceTile, IoConfig, MappingConfig, ModifierKind,
+    PcmNoiseModel, SimError, Tile, TileSnapshot, WeightModifier,
 };
 use ndarray::{Array2, ArrayView2};
 
 /// No mapping, no digital bias: the stored weights are the given ones.
 fn plain(pcm: PcmNoiseModel, forward: IoConfig, compensation: DriftCompensation) -> InferenceConfig {
-    InferenceConfig { forward, mapping: MappingConfig::default(), pcm, compensation }
+    InferenceConfig { forward, mapping: MappingConfig::default(), pcm, compensation, ..InferenceConfig::default() }
 }
 
 /// 200 × 250 weights of 0.5, one of 1 (so s = g_max: w = 0.5 targets g⁺ = 12.5 µS, g⁻ = 0).
@@ -385,4 +385,79 @@ fn invalid_settings_are_named() {
     assert!(e.contains("compensation references"), "{e}");
     let e = tampered("/Inference/t_inference", serde_json::json!(1e14));
     assert!(e.contains("read time"), "{e}");
+}
+
+/// Weight-modifier noise (hardware-aware training) against its definitions, read through an
+/// exact forward pass of the identity (which returns the modified weights): add-normal σ·a,
+/// mult-normal |w|·σ·a, poly a·σ·(c₀ + c₁|w|/a + c₂(w/a)²), here with a = max|W| = 1 and w = 0.5.
+/// 5-standard-error bounds on 49 999 weights.
+#[test]
+fn weight_modifier_noise_follows_its_definition() {
+    let c = crossbar_sim::WeightModifier::default().coeffs;
+    let poly = f64::from(c[0]) + f64::from(c[1]) * 0.5 + f64::from(c[2]) * 0.25;
+    for (kind, std_dev, want) in [
+        (ModifierKind::AddNormal, 0.1f32, 0.1f64),
+        (ModifierKind::MultNormal, 0.1, 0.05),
+        (ModifierKind::Poly, 1.0, poly),
+    ] {
+        let modifier = WeightModifier { kind, std_dev, ..WeightModifier::default() };
+        let cfg = InferenceConfig {
+            modifier,
+            ..plain(PcmNoiseModel::default(), IoConfig::perfect(), DriftCompensation::None)
+        };
+        let w = half_weights();
+        let mut tile = InferenceTile::from_weights(w.view(), &cfg, 30).unwrap();
+        let y = tile.forward_new(Array2::eye(250).view()).unwrap();
+        let delta = Array2::from_shape_fn(w.dim(), |(i, j)| y[[j, i]] - w[[i, j]]);
+        let (mean, std, n) = moments(delta.view());
+        assert!(mean.abs() < 5.0 * want / n.sqrt(), "{kind:?}: mean {mean}");
+        assert!((std - want).abs() < 5.0 * want / (2.0 * n).sqrt(), "{kind:?}: std {std} vs {want}");
+    }
+}
+
+/// The modifier acts while training (fresh weights every forward pass, the backward pass on the
+/// same ones), not in evaluation unless `enable_during_test`; updates go to the unmodified
+/// weights.
+#[test]
+fn weight_modifier_acts_while_training_only() {
+    let modifier = WeightModifier { kind: ModifierKind::AddNormal, std_dev: 0.05, ..WeightModifier::default() };
+    let cfg =
+        InferenceConfig { modifier, ..plain(PcmNoiseModel::default(), IoConfig::perfect(), DriftCompensation::None) };
+    let w = uniform(6, 9, 0.5, 31);
+    let eye = Array2::<f32>::eye(9);
+    let mut tile = InferenceTile::from_weights(w.view(), &cfg, 32).unwrap();
+    let exact = w.t().to_owned();
+    let first = tile.forward_new(eye.view()).unwrap();
+    assert!(first.iter().zip(&exact).any(|(a, b)| (a - b).abs() > 1e-3));
+    // The backward pass is the transpose of the forward pass's (modified) weights.
+    let z = tile.backward_new(Array2::<f32>::eye(6).view()).unwrap();
+    for (a, b) in z.iter().zip(first.t()) {
+        assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
+    }
+    let second = tile.forward_new(eye.view()).unwrap();
+    assert_ne!(first, second);
+    tile.set_training(false);
+    assert_eq!(tile.forward_new(eye.view()).unwrap(), exact);
+    let mut during_test = cfg.clone();
+    during_test.modifier.enable_during_test = true;
+    let mut t2 = InferenceTile::from_weights(w.view(), &during_test, 32).unwrap();
+    t2.set_training(false);
+    assert_ne!(t2.forward_new(eye.view()).unwrap(), exact);
+
+    tile.set_training(true);
+    let (x, d) = (uniform(4, 9, 1.0, 33), uniform(4, 6, 1.0, 34));
+    tile.forward_new(x.view()).unwrap();
+    tile.update(x.view(), d.view(), 0.1).unwrap();
+    let mut float = FloatTile::from_weights(w);
+    float.update(x.view(), d.view(), 0.1).unwrap();
+    for (a, b) in tile.weights().iter().zip(float.weights()) {
+        assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
+    }
+    let e = InferenceConfig {
+        modifier: WeightModifier { std_dev: 20.0, ..WeightModifier::default() },
+        ..InferenceConfig::default()
+    }
+    .validate()
+    .unwrap_err();
+    assert!(e.to_string().contains("modifier.std_dev"), "{e}");
 }

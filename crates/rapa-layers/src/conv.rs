@@ -1,7 +1,7 @@
 //! The RAPA convolution: one conv layer over n replicated tiles with permuted patch assignment.
 
 use crossbar_sim::rng::{derive_seed, stream};
-use crossbar_sim::{AnalogTile, FloatTile, Tile, TileConfig, TileSnapshot};
+use crossbar_sim::{AnalogTile, FloatTile, InferenceConfig, InferenceTile, Tile, TileConfig, TileSnapshot};
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
@@ -20,6 +20,9 @@ pub enum TileKind {
     Float,
     /// Analog tiles with this configuration.
     Analog(Box<TileConfig>),
+    /// Inference tiles (noisy analog forward pass with an optional weight modifier, exact
+    /// backward pass and SGD: hardware-aware training) with this configuration.
+    Inference(Box<InferenceConfig>),
 }
 
 /// Configuration of a RAPA conv layer.
@@ -163,6 +166,7 @@ impl RapaConv2d {
             let mut tile: Box<dyn Tile> = match &cfg.tile {
                 TileKind::Float => Box::new(FloatTile::new(cfg.out_channels, k1)),
                 TileKind::Analog(tc) => Box::new(AnalogTile::new(cfg.out_channels, k1, tc, tile_seed)?),
+                TileKind::Inference(ic) => Box::new(InferenceTile::new(cfg.out_channels, k1, ic, tile_seed)?),
             };
             tile.set_weights(w.view())?;
             tiles.push(tile);
@@ -293,6 +297,9 @@ impl RapaConv2d {
     /// Training (true) or evaluation mode: perforated computes all patches only in evaluation.
     pub fn set_training(&mut self, training: bool) {
         self.training = training;
+        for t in &mut self.tiles {
+            t.set_training(training);
+        }
     }
 
     /// While held, every forward pass reuses the assignment of the next draw instead of drawing

@@ -1,7 +1,7 @@
 //! A fully connected layer on one tile, with the bias as an extra input column.
 
 use crossbar_sim::rng::stream;
-use crossbar_sim::{AnalogTile, FloatTile, Tile, TileSnapshot};
+use crossbar_sim::{AnalogTile, FloatTile, InferenceTile, Tile, TileSnapshot};
 use ndarray::{Array2, ArrayView2, s};
 use rand_distr::{Distribution, Normal};
 
@@ -46,9 +46,15 @@ impl TiledLinear {
         let mut tile: Box<dyn Tile> = match tile {
             TileKind::Float => Box::new(FloatTile::new(out_size, in_size + 1)),
             TileKind::Analog(cfg) => Box::new(AnalogTile::new(out_size, in_size + 1, cfg, seed)?),
+            TileKind::Inference(cfg) => Box::new(InferenceTile::new(out_size, in_size + 1, cfg, seed)?),
         };
         tile.set_weights(w.view())?;
         Ok(Self { tile, in_size, cache: None })
+    }
+
+    /// Training or evaluation mode of the tile ([`Tile::set_training`]).
+    pub fn set_training(&mut self, training: bool) {
+        self.tile.set_training(training);
     }
 
     /// Replaces the tile by `tile`, which must have the same shape (`out × (in + 1)`), and

@@ -30,6 +30,25 @@ fn comparable(m: &[EpochMetrics]) -> Vec<(usize, f64, f64, f64, f32, u64)> {
     m.iter().map(|m| (m.epoch, m.train_error, m.test_error, m.loss, m.lr, m.analog_cycles)).collect()
 }
 
+/// Trains `cfg` (2 epochs) for 1 epoch into a fresh directory named `name`, resumes it to 2,
+/// and checks that it ends where the straight run did (`full`, `full_state`). Returns the first
+/// epoch's config.toml.
+fn resumes_to(cfg: &TrainConfig, name: &str, full: &[EpochMetrics], full_state: &rapa_train::net::NetState) -> String {
+    let dir = std::env::temp_dir().join(format!("rapa-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = || synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed);
+    let mut first = Trainer::new(TrainConfig { epochs: 1, ..cfg.clone() }, data()).unwrap();
+    first.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
+    let toml = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    let ck = read_checkpoint(&dir.join("checkpoint.bin")).unwrap();
+    let mut resumed = Trainer::resume(ck, data(), Some(2)).unwrap();
+    resumed.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
+    assert_eq!(comparable(resumed.metrics()), comparable(full));
+    assert_eq!(&resumed.net().state(), full_state);
+    let _ = std::fs::remove_dir_all(&dir);
+    toml
+}
+
 #[test]
 fn short_synthetic_run_learns() {
     // The paper's network with Caffe's initialization and random tiling (16, 4, 1) at the
@@ -356,25 +375,40 @@ fn mapped_analog_run_resumes_bit_exactly_and_ignores_thread_count() {
         assert_eq!(comparable(&full), comparable(&one_thread));
         assert_eq!(full_state, one_state);
 
-        let dir = std::env::temp_dir()
-            .join(format!("rapa-mapped-resume-{}-{digital_bias}-{mixed}-{dynamic}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let data = || synthetic(cfg.synthetic_train, cfg.synthetic_test, cfg.seed);
-        let mut first = Trainer::new(TrainConfig { epochs: 1, ..cfg.clone() }, data()).unwrap();
-        first.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
-        let toml = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        let toml = resumes_to(&cfg, &format!("mapped-resume-{digital_bias}-{mixed}-{dynamic}"), &full, &full_state);
         assert!(toml.contains("weight_scaling_omega = 0.3") && toml.contains("columnwise = true"), "{toml}");
         assert!(toml.contains(&format!("digital_bias = {digital_bias}")), "{toml}");
         assert!(toml.contains(&format!("enabled = {mixed}")) && toml.contains("rows_per_transfer = 5"), "{toml}");
         let noise = if dynamic { "write_noise_std = 3.0" } else { "write_noise_std = 0.0" };
         assert!(toml.contains(noise), "{toml}");
-        let ck = read_checkpoint(&dir.join("checkpoint.bin")).unwrap();
-        let mut resumed = Trainer::resume(ck, data(), Some(2)).unwrap();
-        resumed.fit(Some(&dir), &mut |_| {}, &mut |_| {}).unwrap();
-        assert_eq!(comparable(resumed.metrics()), comparable(&full));
-        assert_eq!(resumed.net().state(), full_state);
-        let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// Hardware-aware training on inference tiles (`[net.inference]`, weight modifier on): the run
+/// ignores the thread count, config.toml keeps the settings, a resumed run continues bit-exactly
+/// (the modifier's generator is in the checkpoint), and the modifier changes the run. With
+/// `[net.tile]` or an analog `net.device` it is refused, naming it.
+#[test]
+fn hardware_aware_run_resumes_bit_exactly_and_ignores_thread_count() {
+    use crossbar_sim::{InferenceConfig, ModifierKind, WeightModifier};
+    let modifier = WeightModifier { kind: ModifierKind::AddNormal, std_dev: 0.05, ..WeightModifier::default() };
+    let mut cfg = TrainConfig { synthetic_train: 300, synthetic_test: 100, ..small(2) };
+    cfg.net.inference = Some(InferenceConfig { modifier, ..InferenceConfig::default() });
+    let (full, full_state) = run(&cfg, 2);
+    let (one_thread, one_state) = run(&cfg, 1);
+    assert_eq!(comparable(&full), comparable(&one_thread));
+    assert_eq!(full_state, one_state);
+    let mut plain = cfg.clone();
+    plain.net.inference = Some(InferenceConfig::default());
+    assert_ne!(run(&plain, 2).1, full_state, "the modifier changed nothing");
+
+    let toml = resumes_to(&cfg, "hwa-resume", &full, &full_state);
+    assert!(toml.contains("[net.inference.modifier]") && toml.contains("kind = \"add-normal\""), "{toml}");
+
+    let mut both = cfg.clone();
+    both.net.device = "aihwkit-default".into();
+    let e = both.validate().unwrap_err().to_string();
+    assert!(e.contains("net.inference") && e.contains("net.device"), "{e}");
 }
 
 /// A checkpoint whose parts disagree is refused when read, naming the file and the part,

@@ -14,6 +14,7 @@ use crate::error::{ConfigError, SimError, check_shape};
 use crate::io_config::IoConfig;
 use crate::linalg::sgemm;
 use crate::mapping::MappingConfig;
+use crate::normal::standard_normal;
 use crate::pcm::{MAX_T_INFERENCE, PcmDevices, PcmNoiseModel};
 use crate::periphery::analog_mvm;
 use crate::rng::{SimRng, stream};
@@ -87,6 +88,106 @@ pub struct InferenceConfig {
     pub pcm: PcmNoiseModel,
     /// Drift compensation. Default: global.
     pub compensation: DriftCompensation,
+    /// Weight noise injected into the forward and backward passes while training
+    /// (hardware-aware training). Default: none.
+    pub modifier: WeightModifier,
+}
+
+/// The kind of [`WeightModifier`] noise (aihwkit's `WeightModifierType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModifierKind {
+    /// No modification. The default.
+    #[default]
+    None,
+    /// w + σ·a·ξ (aihwkit `ADD_NORMAL`).
+    AddNormal,
+    /// w + w·σ·a·ξ (aihwkit `MULT_NORMAL`, with its factor a).
+    MultNormal,
+    /// w + a·σ·(c₀ + c₁|w|/a + c₂(w/a)²)·ξ (aihwkit `POLY`): with the default coefficients,
+    /// PCM-like programming noise relative to the largest weight.
+    Poly,
+}
+
+/// Weight noise for hardware-aware training (aihwkit's `WeightModifierParameter`). While the
+/// tile trains (and in evaluation with `enable_during_test`), every forward pass draws modified
+/// weights from the stored ones, and the forward pass and the following backward pass use them;
+/// updates go to the unmodified weights. a = max|W'| of the tile's stored weights (without the
+/// digital bias) with `rel_to_actual_wmax`, else `assumed_wmax`. `Default`: aihwkit's (no
+/// modification, σ = 0, relative to the actual max, PCM-like polynomial).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WeightModifier {
+    /// The noise. Default: none.
+    pub kind: ModifierKind,
+    /// σ (≥ 0, ≤ 10). Default: 0.
+    pub std_dev: f32,
+    /// a = max|W'| of the tile (else `assumed_wmax`). Default: true.
+    pub rel_to_actual_wmax: bool,
+    /// a when `rel_to_actual_wmax` is off (> 0). Default: 1.
+    pub assumed_wmax: f32,
+    /// Coefficients c of `poly`. Default: [0.26348/25, 0.0768, −0.001877·25] (aihwkit's).
+    pub coeffs: [f32; 3],
+    /// Modify in evaluation too. Default: false.
+    pub enable_during_test: bool,
+}
+
+impl Default for WeightModifier {
+    fn default() -> Self {
+        Self {
+            kind: ModifierKind::None,
+            std_dev: 0.0,
+            rel_to_actual_wmax: true,
+            assumed_wmax: 1.0,
+            coeffs: [0.26348 / 25.0, 0.0768, -0.001877 * 25.0],
+            enable_during_test: false,
+        }
+    }
+}
+
+impl WeightModifier {
+    /// Checks every field; `prefix` is prepended to field names in errors.
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let p = |f: &'static str| move || crate::error::path(prefix, f);
+        ConfigError::check_range(p("std_dev"), self.std_dev.into(), 0.0, 10.0)?;
+        ConfigError::check_positive(p("assumed_wmax"), self.assumed_wmax.into())?;
+        if let Some(c) = self.coeffs.iter().find(|c| !c.is_finite()) {
+            return Err(ConfigError::Invalid {
+                field: crate::error::path(prefix, "coeffs"),
+                reason: format!("must be finite, got {c}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether it modifies anything.
+    pub fn is_active(&self) -> bool {
+        self.kind != ModifierKind::None && self.std_dev > 0.0
+    }
+
+    /// The modified weights of `w`, drawn from `rng` row by row.
+    pub fn apply(&self, w: ArrayView2<'_, f32>, rng: &mut SimRng) -> Array2<f32> {
+        let a = if self.rel_to_actual_wmax {
+            let m = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            if m > 0.0 { m } else { 1.0 }
+        } else {
+            self.assumed_wmax
+        };
+        let s = self.std_dev;
+        let [c0, c1, c2] = self.coeffs;
+        w.as_standard_layout().mapv(|v| {
+            let xi = standard_normal(rng);
+            match self.kind {
+                ModifierKind::None => v,
+                ModifierKind::AddNormal => v + s * a * xi,
+                ModifierKind::MultNormal => v + v * s * a * xi,
+                ModifierKind::Poly => {
+                    let r = v.abs() / a;
+                    v + a * s * (c0 + c1 * r + c2 * r * r) * xi
+                }
+            }
+        })
+    }
 }
 
 impl Default for InferenceConfig {
@@ -96,6 +197,7 @@ impl Default for InferenceConfig {
             mapping: MappingConfig { weight_scaling_omega: 1.0, columnwise: false, digital_bias: true },
             pcm: PcmNoiseModel::default(),
             compensation: DriftCompensation::Global,
+            modifier: WeightModifier::default(),
         }
     }
 }
@@ -105,12 +207,15 @@ impl InferenceConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.forward.validate("forward")?;
         self.mapping.validate("mapping")?;
-        self.pcm.validate("pcm")
+        self.pcm.validate("pcm")?;
+        self.modifier.validate("modifier")
     }
 }
 
 /// Stream index of the runtime generator within a tile's seed.
 const RUNTIME_STREAM: u64 = 1;
+/// Stream index of the weight modifier's generator within a tile's seed.
+const MODIFIER_STREAM: u64 = 2;
 
 /// A tile for analog inference on PCM (aihwkit's `InferenceTile` with `InferenceRPUConfig`).
 ///
@@ -185,6 +290,20 @@ pub struct InferenceTile {
     counters: CycleCounters,
     /// The effective weights of [`Tile::weights`].
     w_eff: Array2<f32>,
+    /// Training mode (the weight modifier acts only then, unless `enable_during_test`).
+    #[serde(default = "yes")]
+    training: bool,
+    /// The weight modifier's generator.
+    #[serde(default)]
+    modifier_rng: Option<SimRng>,
+    /// The modified stored weights of the last forward pass, for the backward pass (empty when
+    /// none; not saved: the next forward pass draws new ones).
+    #[serde(skip)]
+    modified: Array2<f32>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl InferenceTile {
@@ -215,6 +334,9 @@ impl InferenceTile {
             rng: stream(seed, RUNTIME_STREAM),
             counters: CycleCounters::default(),
             w_eff: Array2::zeros((out_size, in_size)),
+            training: true,
+            modifier_rng: cfg.modifier.is_active().then(|| stream(seed, MODIFIER_STREAM)),
+            modified: Array2::zeros((0, 0)),
         };
         tile.refresh_effective();
         Ok(tile)
@@ -412,6 +534,9 @@ impl InferenceTile {
                 return Err(bad(format!("{name} weights hold {v}")));
             }
         }
+        if self.cfg.modifier.is_active() != self.modifier_rng.is_some() {
+            return Err(bad("a weight modifier without its generator state (or the reverse)".into()));
+        }
         if let Some(d) = self.devices.take() {
             d.check([out, n_analog]).map_err(bad)?;
             self.devices = Some(d.into_standard_layout());
@@ -438,7 +563,13 @@ impl Tile for InferenceTile {
         let n_analog = self.current.ncols();
         let x_analog = (!self.bias.is_empty()).then(|| x.slice(s![.., ..n_analog]).as_standard_layout().into_owned());
         let xa = x_analog.as_ref().map_or(x, |a| a.view());
-        let passes = analog_mvm(&self.cfg.forward, self.current.t(), xa, y.view_mut(), true, seed);
+        let m = &self.cfg.modifier;
+        self.modified = match self.modifier_rng.as_mut() {
+            Some(rng) if m.is_active() && (self.training || m.enable_during_test) => m.apply(self.current.view(), rng),
+            _ => Array2::zeros((0, 0)),
+        };
+        let stored = if self.modified.is_empty() { self.current.t() } else { self.modified.t() };
+        let passes = analog_mvm(&self.cfg.forward, stored, xa, y.view_mut(), true, seed);
         let factors: Vec<f32> = (0..self.out_size()).map(|i| self.out_factor(i)).collect();
         if factors.iter().any(|&f| f != 1.0) {
             for mut row in y.rows_mut() {
@@ -457,7 +588,18 @@ impl Tile for InferenceTile {
     }
     fn backward(&mut self, d: ArrayView2<'_, f32>, mut z: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
         check_io("InferenceTile::backward", "d", d.dim().into(), self.out_size(), "z", z.dim().into(), self.in_size())?;
-        sgemm(1.0, d, self.w_eff.view(), 0.0, &mut z);
+        if self.modified.is_empty() {
+            sgemm(1.0, d, self.w_eff.view(), 0.0, &mut z);
+        } else {
+            // The transpose of the modified weights of the last forward pass.
+            let n_analog = self.current.ncols();
+            let mut w = self.w_eff.clone();
+            for (i, (mut e, m)) in w.rows_mut().into_iter().zip(self.modified.rows()).enumerate() {
+                let f = self.out_factor(i);
+                e.slice_mut(s![..n_analog]).zip_mut_with(&m, |e, &m| *e = f * m);
+            }
+            sgemm(1.0, d, w.view(), 0.0, &mut z);
+        }
         let n = d.nrows() as u64;
         self.counters.backward_cycles += n;
         self.counters.backward_passes += n;
@@ -501,6 +643,9 @@ impl Tile for InferenceTile {
         }
         self.discard_programming();
         Ok(())
+    }
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
     }
     fn counters(&self) -> CycleCounters {
         self.counters

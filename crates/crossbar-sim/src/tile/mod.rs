@@ -10,7 +10,7 @@ mod merged;
 pub use analog::{AnalogTile, AnalogTileState};
 pub use config::{PRESETS, TileConfig};
 pub use float::FloatTile;
-pub use inference::{DriftCompensation, InferenceConfig, InferenceTile};
+pub use inference::{DriftCompensation, InferenceConfig, InferenceTile, ModifierKind, WeightModifier};
 
 use std::fmt;
 
@@ -56,6 +56,9 @@ pub trait Tile: Send + fmt::Debug {
     /// from `w`, then clips the stored weights to each device's bounds; a digital bias column
     /// is kept as given).
     fn set_weights(&mut self, w: ArrayView2<'_, f32>) -> Result<(), SimError>;
+    /// Training or evaluation mode, for tiles whose passes differ between the two (the weight
+    /// modifier of an [`InferenceTile`]); the default ignores it.
+    fn set_training(&mut self, _training: bool) {}
     /// Operation counters since construction or the last reset.
     fn counters(&self) -> CycleCounters;
     /// Sets all counters to zero.

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crossbar_sim::TileConfig;
+use crossbar_sim::{InferenceConfig, TileConfig};
 use rapa_layers::{Scheme, TileKind};
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +92,11 @@ pub struct NetConfig {
     pub device: String,
     /// A full analog tile configuration; overrides the preset named by `device` when set.
     pub tile: Option<TileConfig>,
+    /// Inference tiles instead (`crossbar_sim::InferenceTile`, `docs/inference.md`): the
+    /// forward pass through the analog periphery with an optional weight modifier, an exact
+    /// backward pass and digital SGD, i.e. hardware-aware training for later inference on PCM.
+    /// Exclusive with `tile` and an analog `device`. Default: none.
+    pub inference: Option<InferenceConfig>,
     /// Put the fully connected layer on the same kind of tile as the convs (else float).
     /// Default: true.
     pub analog_fc: bool,
@@ -152,6 +157,7 @@ impl Default for NetConfig {
             lrn: true,
             device: "float".into(),
             tile: None,
+            inference: None,
             analog_fc: true,
             lr_scale: [1.0; 3],
             scale_lr_by_tiles: true,
@@ -176,6 +182,18 @@ impl NetConfig {
 
     /// The tile kind of the conv layers.
     pub fn tile_kind(&self) -> Result<TileKind, TrainError> {
+        if let Some(ic) = &self.inference {
+            if self.tile.is_some() || self.device != "float" {
+                return Err(TrainError::Config {
+                    field: "net.inference".into(),
+                    reason: "cannot be combined with [net.tile] or an analog net.device: those train on pulsed \
+                             devices, inference tiles train digitally through a noisy forward pass"
+                        .into(),
+                });
+            }
+            ic.validate().map_err(|e| TrainError::Config { field: "net.inference".into(), reason: e.to_string() })?;
+            return Ok(TileKind::Inference(Box::new(ic.clone())));
+        }
         if let Some(cfg) = &self.tile {
             cfg.validate().map_err(|e| TrainError::Config { field: "net.tile".into(), reason: e.to_string() })?;
             return Ok(TileKind::Analog(Box::new(cfg.clone())));

@@ -153,6 +153,7 @@ impl Network {
         for c in &mut self.convs {
             c.set_training(training);
         }
+        self.fc.set_training(training);
         for p in &mut self.pools {
             p.set_training(training);
         }
@@ -268,7 +269,7 @@ impl Network {
         if weight_decay > 0.0 {
             let f = 1.0 - lr * weight_decay;
             // The tile kind follows from the configuration (see `NetConfig::tile_kind`).
-            let float_convs = self.cfg.tile.is_none() && self.cfg.device == "float";
+            let float_convs = self.cfg.tile.is_none() && self.cfg.device == "float"; // float or inference tiles
             if float_convs {
                 for c in &mut self.convs {
                     for i in 0..c.tiles().len() {

@@ -58,6 +58,15 @@ pub fn device(a: DeviceArgs) -> Result<(), TrainError> {
                         reason: format!("{} has float tiles (net.device = \"float\", no [net.tile])", path.display()),
                     });
                 }
+                TileKind::Inference(_) => {
+                    return Err(TrainError::Config {
+                        field: "--config".into(),
+                        reason: format!(
+                            "{} has inference tiles ([net.inference]): they have no pulsed device",
+                            path.display()
+                        ),
+                    });
+                }
             }
         }
         None => {

@@ -358,7 +358,13 @@ pub(crate) fn run_training(mut trainer: Trainer, out: &Path) -> Result<Trainer, 
         cfg.net.tiles,
         cfg.net.scheme,
         cfg.net.pool,
-        if cfg.net.tile.is_some() { "analog, custom [net.tile]" } else { cfg.net.device.as_str() },
+        if cfg.net.inference.is_some() {
+            "inference tiles, [net.inference]"
+        } else if cfg.net.tile.is_some() {
+            "analog, custom [net.tile]"
+        } else {
+            cfg.net.device.as_str()
+        },
         cfg.epochs,
         pool.current_num_threads(),
         out.display()
