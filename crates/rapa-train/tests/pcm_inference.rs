@@ -8,7 +8,7 @@ use std::process::Command;
 use crossbar_sim::{BoundManagement, InferenceConfig, IoConfig, NoiseManagement, PcmNoiseModel, Tile};
 use ndarray::Array4;
 use rapa_layers::Scheme;
-use rapa_train::analysis::{PcmChip, PcmEval, TileLoc, pcm_curve};
+use rapa_train::analysis::{PcmChip, PcmEval, TileLoc, make_digital, pcm_curve};
 use rapa_train::data::{Normalizer, fill_batch, synthetic};
 use rapa_train::net::{Init, NetConfig, Network};
 
@@ -249,11 +249,20 @@ fn analog_tiles_go_on_the_chip_with_their_effective_weights() {
     analog.set_training(false);
     let want = analog.forward(x.view()).unwrap();
     let mut net = Network::from_state(state.clone(), 4).unwrap();
-    let base = Network::from_state(state, 4).unwrap();
+    let base = Network::from_state(state.clone(), 4).unwrap();
     PcmChip::program(&base, &noise_free(), 8).unwrap().read_into(&mut net, 10.0).unwrap();
     net.set_training(false);
     let got = net.forward(x.view()).unwrap();
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let err = (&want - &got).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
     assert!(err <= 1e-4 * scale, "differs by {err} (logits up to {scale})");
+    // Its digital copy: float tiles with the same effective weights, the same outputs.
+    let mut digital = Network::from_state(state, 4).unwrap();
+    make_digital(&mut digital).unwrap();
+    assert!(matches!(digital.convs()[0].tiles()[0].snapshot(), crossbar_sim::TileSnapshot::Float(_)));
+    assert!(matches!(digital.fc().tile().snapshot(), crossbar_sim::TileSnapshot::Float(_)));
+    digital.set_training(false);
+    let got = digital.forward(x.view()).unwrap();
+    let err = (&want - &got).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+    assert!(err <= 1e-4 * scale, "digital copy differs by {err}");
 }

@@ -4,7 +4,7 @@
 //! network is evaluated through the noisy forward periphery with drift compensation.
 
 use crossbar_sim::rng::derive_seed;
-use crossbar_sim::{InferenceConfig, InferenceTile, Tile};
+use crossbar_sim::{FloatTile, InferenceConfig, InferenceTile, Tile};
 
 use crate::data::{Dataset, Normalizer};
 use crate::error::TrainError;
@@ -96,6 +96,21 @@ impl PcmChip {
         }
         Ok(())
     }
+}
+
+/// Replaces every tile of `net` by a [`FloatTile`] holding its effective weights
+/// ([`Tile::weights`]): the exact digital network that a chip approximates, whatever tiles the
+/// network was trained on (float, analog or inference tiles).
+pub fn make_digital(net: &mut Network) -> Result<(), TrainError> {
+    for conv in net.convs_mut() {
+        for k in 0..conv.tiles().len() {
+            let w = conv.tiles()[k].weights().to_owned();
+            conv.replace_tile(k, Box::new(FloatTile::from_weights(w)))?;
+        }
+    }
+    let w = net.fc().tile().weights().to_owned();
+    net.fc_mut().replace_tile(Box::new(FloatTile::from_weights(w)))?;
+    Ok(())
 }
 
 /// One evaluation of a programmed network.

@@ -13,5 +13,5 @@ mod reduce;
 pub use attack::{AttackPoint, fgsm_curve, fgsm_perturb, snr_db};
 pub use curves::{CurveMetric, curves_csv, learning_curves};
 pub use device::{MAX_PULSES, Pulse, PulseResponse, default_pulses, pulse_response};
-pub use inference::{InferencePoint, PcmChip, PcmEval, TileLoc, pcm_curve};
+pub use inference::{InferencePoint, PcmChip, PcmEval, TileLoc, make_digital, pcm_curve};
 pub use reduce::{ReduceBy, count_pool_wins, reduce_network};

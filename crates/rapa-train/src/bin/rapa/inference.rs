@@ -7,7 +7,7 @@ use clap::Args;
 use crossbar_sim::{DriftCompensation, InferenceConfig};
 use rapa_train::TrainError;
 use rapa_train::analysis::plots::line_plot;
-use rapa_train::analysis::{PcmEval, pcm_curve};
+use rapa_train::analysis::{PcmEval, make_digital, pcm_curve};
 use rapa_train::train::{evaluate, read_toml, write_atomic};
 
 use crate::analyze::{Model, csv_field, in_pool};
@@ -85,6 +85,9 @@ pub fn inference(a: InferenceArgs) -> Result<(), TrainError> {
         let batch = m.ck.config.eval_batch;
         let state = m.ck.net.clone();
         let net_seed = m.ck.config.seed;
+        // The digital reference: the same weights on exact float tiles (an analog- or
+        // hardware-aware-trained model would otherwise be evaluated through its noisy tiles).
+        make_digital(&mut m.net)?;
         let digital = in_pool(a.threads, || evaluate(&mut m.net, &data.test, &m.norm, batch, 1))?.error;
         csv.push_str(&format!("{},digital,,,{digital:.6},\n", csv_field(dir)));
         println!("{}: digital test error {:.2} % ({} images)", m.label(), 100.0 * digital, data.test.len());
