@@ -274,7 +274,7 @@ impl RapaConv2d {
     /// [`InferenceTile`](crossbar_sim::InferenceTile)s with that tile's
     /// [`weights`](Tile::weights).
     pub fn replace_tile(&mut self, t: usize, tile: Box<dyn Tile>) -> Result<Box<dyn Tile>, LayerError> {
-        let n = self.tiles.len();
+        let (n, training) = (self.tiles.len(), self.training);
         let old = self.tiles.get_mut(t).ok_or_else(|| LayerError::Invalid {
             field: "tile index",
             value: t.to_string(),
@@ -286,6 +286,9 @@ impl RapaConv2d {
             &[tile.out_size(), tile.in_size()],
             &[old.out_size(), old.in_size()],
         )?;
+        // The new tile follows the layer's mode.
+        let mut tile = tile;
+        tile.set_training(training);
         Ok(std::mem::replace(old, tile))
     }
 

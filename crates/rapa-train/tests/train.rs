@@ -400,7 +400,8 @@ fn hardware_aware_run_resumes_bit_exactly_and_ignores_thread_count() {
     assert_eq!(full_state, one_state);
     let mut plain = cfg.clone();
     plain.net.inference = Some(InferenceConfig::default());
-    assert_ne!(run(&plain, 2).1, full_state, "the modifier changed nothing");
+    // (The states differ in their configurations anyway: compare what was learned.)
+    assert_ne!(comparable(&run(&plain, 2).0), comparable(&full), "the modifier changed nothing");
 
     let toml = resumes_to(&cfg, "hwa-resume", &full, &full_state);
     assert!(toml.contains("[net.inference.modifier]") && toml.contains("kind = \"add-normal\""), "{toml}");

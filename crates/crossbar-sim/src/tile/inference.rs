@@ -214,8 +214,9 @@ impl InferenceConfig {
 
 /// Stream index of the runtime generator within a tile's seed.
 const RUNTIME_STREAM: u64 = 1;
-/// Stream index of the weight modifier's generator within a tile's seed.
-const MODIFIER_STREAM: u64 = 2;
+/// Stream index of the weight modifier's generator within a tile's seed (the layers draw a
+/// tile's initial weights from stream 2).
+const MODIFIER_STREAM: u64 = 3;
 
 /// A tile for analog inference on PCM (aihwkit's `InferenceTile` with `InferenceRPUConfig`).
 ///
@@ -465,14 +466,22 @@ impl InferenceTile {
     /// Recomputes the effective weights after the current weights, the scales, the factors
     /// or the bias changed.
     fn refresh_effective(&mut self) {
-        let n_analog = self.current.ncols();
-        let factors: Vec<f32> = (0..self.current.nrows()).map(|i| self.out_factor(i)).collect();
-        for ((mut e, w), f) in self.w_eff.rows_mut().into_iter().zip(self.current.rows()).zip(factors) {
-            e.slice_mut(s![..n_analog]).zip_mut_with(&w, |e, &w| *e = f * w);
+        self.w_eff = self.effective(self.current.view(), true);
+    }
+
+    /// The effective weights of the stored weights `stored`: row i times output i's mapping
+    /// scale (and, when `compensated`, its compensation factor), with the digital bias column.
+    fn effective(&self, stored: ArrayView2<'_, f32>, compensated: bool) -> Array2<f32> {
+        let n_analog = stored.ncols();
+        let mut w = Array2::zeros((stored.nrows(), n_analog + usize::from(!self.bias.is_empty())));
+        for (i, (mut e, r)) in w.rows_mut().into_iter().zip(stored.rows()).enumerate() {
+            let f = if compensated { self.out_factor(i) } else { self.scales.get(i).copied().unwrap_or(1.0) };
+            e.slice_mut(s![..n_analog]).zip_mut_with(&r, |e, &v| *e = f * v);
         }
         if !self.bias.is_empty() {
-            self.w_eff.column_mut(n_analog).assign(&ndarray::ArrayView1::from(&self.bias));
+            w.column_mut(n_analog).assign(&ndarray::ArrayView1::from(&self.bias));
         }
+        w
     }
 
     /// Checks the internal consistency of a deserialized tile (used by
@@ -544,7 +553,6 @@ impl InferenceTile {
         let std = crate::linalg::standard_layout;
         self.target = std(self.target);
         self.current = std(self.current);
-        self.w_eff = Array2::zeros((out, n_analog + digital));
         self.refresh_effective();
         Ok(self)
     }
@@ -592,12 +600,7 @@ impl Tile for InferenceTile {
             sgemm(1.0, d, self.w_eff.view(), 0.0, &mut z);
         } else {
             // The transpose of the modified weights of the last forward pass.
-            let n_analog = self.current.ncols();
-            let mut w = self.w_eff.clone();
-            for (i, (mut e, m)) in w.rows_mut().into_iter().zip(self.modified.rows()).enumerate() {
-                let f = self.out_factor(i);
-                e.slice_mut(s![..n_analog]).zip_mut_with(&m, |e, &m| *e = f * m);
-            }
+            let w = self.effective(self.modified.view(), true);
             sgemm(1.0, d, w.view(), 0.0, &mut z);
         }
         let n = d.nrows() as u64;
@@ -612,7 +615,7 @@ impl Tile for InferenceTile {
         check_finite("InferenceTile::update", "d", d)?;
         // SGD on the effective target weights W = α ⊙ W' (+ bias): W' receives ΔW/α.
         let n_analog = self.target.ncols();
-        let mut w = self.target_effective();
+        let mut w = self.effective(self.target.view(), false);
         sgemm(-lr, d.t(), x, 1.0, &mut w.view_mut());
         if !self.bias.is_empty() {
             self.bias = w.column(n_analog).to_vec();
@@ -659,20 +662,6 @@ impl Tile for InferenceTile {
 }
 
 impl InferenceTile {
-    /// The effective target weights α ⊙ W' with the bias column.
-    fn target_effective(&self) -> Array2<f32> {
-        let n_analog = self.target.ncols();
-        let mut w = Array2::zeros(self.w_eff.dim());
-        for (i, (mut e, t)) in w.rows_mut().into_iter().zip(self.target.rows()).enumerate() {
-            let a = self.scales.get(i).copied().unwrap_or(1.0);
-            e.slice_mut(s![..n_analog]).zip_mut_with(&t, |e, &t| *e = a * t);
-        }
-        if !self.bias.is_empty() {
-            w.column_mut(n_analog).assign(&ndarray::ArrayView1::from(&self.bias));
-        }
-        w
-    }
-
     /// Back to the unprogrammed state: the tile computes with the target weights.
     fn discard_programming(&mut self) {
         self.devices = None;

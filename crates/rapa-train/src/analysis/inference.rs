@@ -170,6 +170,9 @@ pub fn pcm_curve(
         let chip = PcmChip::program_layers(&base, cfg, derive_seed(seed, repeat as u64), layers)?;
         for &t_inference in times {
             let mut net = Network::from_state(state.clone(), net_seed)?;
+            // Layers left off the chip are exact (a model trained on analog or inference tiles
+            // would otherwise keep its noisy tiles there).
+            make_digital(&mut net)?;
             chip.read_into(&mut net, t_inference)?;
             let r = evaluate(&mut net, ds, norm, batch, 1)?;
             points.push(InferencePoint { t_inference, repeat, error: r.error });
