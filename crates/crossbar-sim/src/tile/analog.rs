@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::merged::{RowScratch, Trains, merged_row};
-use super::{Tile, TileConfig, check_finite, check_io, check_lr, check_non_negative};
+use super::{Tile, TileConfig, add_digital_bias, check_finite, check_io, check_lr, check_non_negative};
 use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
 use crate::drift::DriftState;
@@ -770,10 +770,7 @@ impl Tile for AnalogTile {
             scale_columns_in_place(y.view_mut(), &self.scales, false);
         }
         if self.has_digital_bias() {
-            let last = x.column(self.w.ncols());
-            for (mut yr, &xl) in y.rows_mut().into_iter().zip(last) {
-                yr.zip_mut_with(&ndarray::ArrayView1::from(&self.bias), |y, &b| *y += b * xl);
-            }
+            add_digital_bias(y.view_mut(), x.column(self.w.ncols()), &self.bias);
         }
         self.counters.forward_cycles += x.nrows() as u64;
         self.counters.forward_passes += passes;
@@ -943,7 +940,7 @@ fn check_hidden(h: &DeviceArrays) -> Result<(), &'static str> {
 }
 
 /// Multiplies column j of `m` by `scales[j]` (or divides, when `divide`).
-fn scale_columns_in_place(mut m: ArrayViewMut2<'_, f32>, scales: &[f32], divide: bool) {
+pub(super) fn scale_columns_in_place(mut m: ArrayViewMut2<'_, f32>, scales: &[f32], divide: bool) {
     for mut row in m.rows_mut() {
         for (v, &a) in row.iter_mut().zip(scales) {
             *v = if divide { *v / a } else { *v * a };

@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::{Tile, check_finite, check_io, check_lr};
+use super::{Tile, add_digital_bias, check_finite, check_io, check_lr};
 use crate::cycles::CycleCounters;
 use crate::error::{ConfigError, SimError, check_shape};
 use crate::io_config::IoConfig;
@@ -580,15 +580,10 @@ impl Tile for InferenceTile {
         let passes = analog_mvm(&self.cfg.forward, stored, xa, y.view_mut(), true, seed);
         let factors: Vec<f32> = (0..self.out_size()).map(|i| self.out_factor(i)).collect();
         if factors.iter().any(|&f| f != 1.0) {
-            for mut row in y.rows_mut() {
-                row.zip_mut_with(&ndarray::ArrayView1::from(&factors), |v, &f| *v *= f);
-            }
+            super::analog::scale_columns_in_place(y.view_mut(), &factors, false);
         }
         if !self.bias.is_empty() {
-            let bias = ndarray::ArrayView1::from(&self.bias);
-            for (mut yr, &xl) in y.rows_mut().into_iter().zip(x.column(n_analog)) {
-                yr.zip_mut_with(&bias, |y, &b| *y += b * xl);
-            }
+            add_digital_bias(y.view_mut(), x.column(n_analog), &self.bias);
         }
         self.counters.forward_cycles += x.nrows() as u64;
         self.counters.forward_passes += passes;

@@ -143,6 +143,15 @@ pub(crate) fn check_finite(op: &'static str, name: &'static str, a: ArrayView2<'
     }
 }
 
+/// Adds a digital bias after the ADC: `y[b] += bias · x_last[b]` (the last input column of each
+/// vector, normally the constant 1).
+pub(crate) fn add_digital_bias(mut y: ArrayViewMut2<'_, f32>, x_last: ndarray::ArrayView1<'_, f32>, bias: &[f32]) {
+    let bias = ndarray::ArrayView1::from(bias);
+    for (mut yr, &xl) in y.rows_mut().into_iter().zip(x_last) {
+        yr.zip_mut_with(&bias, |y, &b| *y += b * xl);
+    }
+}
+
 /// Checks a learning rate.
 pub(crate) fn check_lr(op: &'static str, lr: f32) -> Result<(), SimError> {
     check_non_negative(op, "lr", lr)
