@@ -91,6 +91,7 @@ fn bench_tiles(c: &mut Criterion) {
         leaky_cfg.dynamics.lifetime = 1e4;
         leaky_cfg.dynamics.diffusion = 1e-4;
         let mut leaky = AnalogTile::new(n_out, n_in, &leaky_cfg, 2).unwrap();
+        let mut tiki_taka = AnalogTile::new(n_out, n_in, &TileConfig::tiki_taka(), 2).unwrap();
         let mut y = Array2::zeros((BATCH, n_out));
         let mut z = Array2::zeros((BATCH, n_in));
 
@@ -120,19 +121,23 @@ fn bench_tiles(c: &mut Criterion) {
         });
         // Re-set the weights now and then so that they do not drift into the bounds.
         // `_per_pulse`: the same update with merged pulses switched off (the reference path);
-        // `_write_noise`, `_decay_diffusion`: with those dynamics on.
+        // `_write_noise`, `_decay_diffusion`: with those dynamics on. `update_tiki_taka_bl31`:
+        // the `tiki-taka` preset, i.e. the same pulses onto its fast device plus one transfer
+        // (one column read and written to the visible device at BL ≤ 31).
         for (name, d, which) in [
             ("update_pulsed_bl5", &inp.d5, 0),
             ("update_pulsed_bl31", &inp.d31, 0),
             ("update_pulsed_bl31_per_pulse", &inp.d31, 1),
             ("update_pulsed_bl31_write_noise", &inp.d31, 2),
             ("update_pulsed_bl31_decay_diffusion", &inp.d31, 3),
+            ("update_tiki_taka_bl31", &inp.d31, 4),
         ] {
             let tile = match which {
                 0 => &mut analog,
                 1 => &mut per_pulse,
                 2 => &mut write_noise,
-                _ => &mut leaky,
+                3 => &mut leaky,
+                _ => &mut tiki_taka,
             };
             g.bench_function(id(name), |b| {
                 b.iter_custom(|iters| {

@@ -67,6 +67,21 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// The same error with every field path passed through `f` (e.g. to place a nested
+    /// configuration's fields under their parent's path).
+    pub(crate) fn map_fields(self, f: impl Fn(&str) -> String) -> Self {
+        match self {
+            Self::NotPositive { field, value } => Self::NotPositive { field: f(&field), value },
+            Self::Negative { field, value } => Self::Negative { field: f(&field), value },
+            Self::OutOfRange { field, value, min, max } => Self::OutOfRange { field: f(&field), value, min, max },
+            Self::BoundsOrder { min_field, min, max_field, max } => {
+                Self::BoundsOrder { min_field: f(&min_field), min, max_field: f(&max_field), max }
+            }
+            Self::Invalid { field, reason } => Self::Invalid { field: f(&field), reason },
+            other => other,
+        }
+    }
+
     /// Checks that `value` is finite and > 0.
     pub fn check_positive(field: impl Fn() -> String, value: f64) -> Result<(), Self> {
         if value.is_finite() && value > 0.0 { Ok(()) } else { Err(Self::NotPositive { field: field(), value }) }

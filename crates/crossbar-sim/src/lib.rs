@@ -12,7 +12,8 @@
 //!   step, power step, each with device-to-device and cycle-to-cycle variation
 //!   ([`DeviceConfig`], [`UpdateConfig`]); or, with the mixed-precision update, the outer
 //!   products accumulate in a digital matrix and only whole device steps are pulsed
-//!   ([`MixedPrecisionConfig`]);
+//!   ([`MixedPrecisionConfig`]); or, with Tiki-Taka, a second (fast) device per weight takes the
+//!   pulses and is transferred column by column into the visible one ([`TransferConfig`]);
 //! - between updates the devices may decay toward per-device reset values, diffuse, be reset,
 //!   be stuck, carry write noise or drift ([`DynamicsConfig`], aihwkit's `lifetime`,
 //!   `diffusion`, `reset`, `corrupt_devices`, `write_noise_std` and `drift`);
@@ -82,6 +83,7 @@ pub mod periphery;
 pub mod pulse;
 pub mod rng;
 mod tile;
+pub mod transfer;
 pub mod update_config;
 
 pub use cycles::{CycleCounters, TimingModel};
@@ -96,8 +98,9 @@ pub use pcm::{PcmDevices, PcmNoiseModel};
 pub use rng::{SimRng, derive_seed};
 pub use tile::{
     AnalogTile, AnalogTileState, DriftCompensation, FloatTile, InferenceConfig, InferenceTile, ModifierKind, PRESETS,
-    Tile, TileConfig, TileSnapshot, WeightModifier,
+    Tile, TileConfig, TileSnapshot, TransferState, WeightModifier,
 };
+pub use transfer::{TransferAlgorithm, TransferConfig};
 pub use update_config::{PulseType, UpdateConfig};
 
 /// Re-exported so users implementing [`DeviceModel`] use the same `rand` as this crate.

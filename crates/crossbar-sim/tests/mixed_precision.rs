@@ -1,27 +1,14 @@
 //! The mixed-precision update (`MixedPrecisionConfig`): digital accumulation in χ, transfer of
 //! whole device steps, and its state.
 
+mod common;
+
+use common::exact_steps;
 use crossbar_sim::device::PulsedParams;
 use crossbar_sim::{
     AnalogTile, ConfigError, DeviceConfig, FloatTile, MixedPrecisionConfig, SimError, Tile, TileConfig, TileSnapshot,
 };
 use ndarray::{Array2, array};
-
-/// A constant-step device without any variation (every pulse moves a weight by exactly ±ε) and
-/// with bounds far away, so that the pulse count of a device is ΔW/ε.
-fn exact_steps(eps: f32) -> DeviceConfig {
-    DeviceConfig::ConstantStep(PulsedParams {
-        dw_min: eps,
-        dw_min_dtod: 0.0,
-        dw_min_std: 0.0,
-        up_down_dtod: 0.0,
-        w_max: 100.0,
-        w_min: -100.0,
-        w_max_dtod: 0.0,
-        w_min_dtod: 0.0,
-        ..PulsedParams::default()
-    })
-}
 
 fn mp(cfg: TileConfig, mp: MixedPrecisionConfig) -> TileConfig {
     TileConfig { mixed_precision: MixedPrecisionConfig { enabled: true, ..mp }, ..cfg }

@@ -412,6 +412,49 @@ fn hardware_aware_run_resumes_bit_exactly_and_ignores_thread_count() {
     assert!(e.contains("net.inference") && e.contains("net.device"), "{e}");
 }
 
+/// A network on Tiki-Taka tiles (the `tiki-taka` preset: two devices per weight, transfers
+/// after every mini-batch) trains through the same loop: a checkpoint written after epoch 1
+/// resumes to the same bits as the uninterrupted run (fast devices, transfer pointers and all),
+/// and one thread gives the same run as two; the transfers change the run.
+#[test]
+fn tiki_taka_run_resumes_bit_exactly_and_ignores_thread_count() {
+    let mut cfg = TrainConfig { synthetic_train: 300, synthetic_test: 100, ..small(2) };
+    cfg.net.device = "tiki-taka".into();
+    let (full, full_state) = run(&cfg, 2);
+    let (one_thread, one_state) = run(&cfg, 1);
+    assert_eq!(comparable(&full), comparable(&one_thread));
+    assert_eq!(full_state, one_state);
+    // The same tiles without transfers (the visible devices never move) train differently.
+    let mut frozen = cfg.clone();
+    frozen.net.write_out_device().unwrap();
+    if let Some(t) = frozen.net.tile.as_mut() {
+        t.transfer.transfer_every = 0.0;
+    }
+    assert_ne!(comparable(&run(&frozen, 2).0), comparable(&full), "the transfers changed nothing");
+    let toml = resumes_to(&cfg, "tt-resume", &full, &full_state);
+    assert!(toml.contains("device = \"tiki-taka\""), "{toml}");
+}
+
+/// A `[net.tile.transfer]` table with an explicit write update and fast device reads back as
+/// written and survives a write-out; a misspelt field in it is an error naming the field.
+#[test]
+fn transfer_tables_read_and_round_trip() {
+    let text = "[net.tile.transfer]\nenabled = true\nalgorithm = \"buffered\"\nmomentum = 0.2\n\
+                [net.tile.transfer.transfer_update]\ndesired_bl = 5\n\
+                [net.tile.transfer.fast_device]\nmodel = \"soft-bounds\"\n";
+    let cfg = TrainConfig::from_toml_str(text).unwrap();
+    cfg.validate().unwrap();
+    let t = &cfg.net.tile.as_ref().unwrap().transfer;
+    assert!(t.enabled && t.algorithm == crossbar_sim::TransferAlgorithm::Buffered && t.momentum == 0.2);
+    assert_eq!(t.transfer_update.as_ref().map(|u| u.desired_bl), Some(5));
+    assert_eq!(t.write_update().desired_bl, 5);
+    assert!(matches!(t.fast_device, crossbar_sim::DeviceConfig::SoftBounds(_)));
+    let again = TrainConfig::from_toml_str(&toml::to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(again, cfg);
+    let e = TrainConfig::from_toml_str("[net.tile.transfer]\nenabeld = true\n").unwrap_err().to_string();
+    assert!(e.contains("enabeld"), "{e}");
+}
+
 /// A checkpoint whose parts disagree is refused when read, naming the file and the part,
 /// before anything is built from it: another network than its [net] says, a normalization
 /// with a zero or NaN std, metrics that do not match the finished epochs, a conv layer whose

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::merged::{RowScratch, Trains, merged_row};
+use super::transfer::{TransferParts, TransferState};
 use super::{Tile, TileConfig, add_digital_bias, check_finite, check_io, check_lr, check_non_negative};
 use crate::cycles::CycleCounters;
 use crate::device::{DeviceArrays, DeviceModel};
@@ -35,10 +36,10 @@ const WRITE_NOISE_STREAM: u64 = 3;
 /// derived from that call seed. Results are therefore identical for any number of threads.
 #[derive(Debug)]
 pub struct AnalogTile {
-    cfg: TileConfig,
+    pub(super) cfg: TileConfig,
     seed: u64,
     /// The weights on the devices: every input column, or with a digital bias all but the last.
-    w: Array2<f32>,
+    pub(super) w: Array2<f32>,
     /// The digital bias (the last input column's weights), one per output; empty without.
     bias: Vec<f32>,
     /// Digital output scales α of the weight mapping (empty when mapping is off).
@@ -47,9 +48,9 @@ pub struct AnalogTile {
     /// column (`0 × 0` when they are `w` itself: no mapping, no digital bias).
     w_eff: Array2<f32>,
     hidden: DeviceArrays,
-    device: Box<dyn DeviceModel>,
-    rng: SimRng,
-    counters: CycleCounters,
+    pub(super) device: Box<dyn DeviceModel>,
+    pub(super) rng: SimRng,
+    pub(super) counters: CycleCounters,
     /// The mixed-precision accumulator χ (shape of `w`; `0 × 0` when mixed precision is off).
     chi: Array2<f32>,
     /// Update calls since the weights were set (mixed precision: when to transfer).
@@ -70,6 +71,10 @@ pub struct AnalogTile {
     wn_touched: Vec<bool>,
     /// Drift exponents and clock.
     drift: DriftState,
+    /// Tiki-Taka: the fast device and the transfer state (`None` when transfer is off).
+    pub(super) tt: Option<Box<TransferParts>>,
+    /// Tiki-Taka with γ ≠ 0: the weights the passes see, C + γ·A (`0 × 0` otherwise).
+    w_vis: Array2<f32>,
 }
 
 /// Everything needed to restore an [`AnalogTile`] bit-exactly (serde).
@@ -120,6 +125,9 @@ pub struct AnalogTileState {
     /// Drift exponents and clock (empty arrays when drift is off or has not run).
     #[serde(default)]
     pub drift: DriftState,
+    /// Tiki-Taka: the fast device and the transfer state (`None` when transfer is off).
+    #[serde(default)]
+    pub transfer: Option<Box<TransferState>>,
 }
 
 impl AnalogTile {
@@ -190,7 +198,12 @@ impl AnalogTile {
                 nu: cfg.dynamics.drift.draw_nu(out_size, n_analog, derive_seed(dynamics_seed, 4)),
                 ..DriftState::default()
             },
+            tt: None,
+            w_vis: Array2::zeros((0, 0)),
         };
+        if cfg.transfer.enabled {
+            tile.tt = Some(Box::new(TransferParts::new(cfg, out_size, n_analog, seed)?));
+        }
         // A stuck device shows its value from the start.
         pin_stuck(&mut tile.w, &tile.hidden, &tile.stuck);
         if cfg.dynamics.has_write_noise() {
@@ -202,6 +215,37 @@ impl AnalogTile {
         }
         tile.refresh_effective();
         Ok(tile)
+    }
+
+    /// The analog weights the passes see: the stored ones, or C + γ·A with Tiki-Taka and γ ≠ 0.
+    fn pass_weights(&self) -> ArrayView2<'_, f32> {
+        if self.w_vis.is_empty() { self.w.view() } else { self.w_vis.view() }
+    }
+
+    /// The SGD pulses of a fast device (a Tiki-Taka fast tile) for a chunk of vectors: the
+    /// update of the stored weights without the per-call decay and diffusion
+    /// ([`post_update_dynamics`](Self::post_update_dynamics)).
+    pub(super) fn sgd_pulses(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) {
+        self.on_persistent_marking(true, |t| {
+            if t.exact_update() {
+                crate::linalg::sgemm(-lr, d.t(), x, 1.0, &mut t.w.view_mut());
+            } else {
+                let ucfg = t.cfg.update.clone();
+                t.pulsed_update(&ucfg, x, d, lr);
+            }
+            pin_stuck(&mut t.w, &t.hidden, &t.stuck);
+        });
+    }
+
+    /// The per-call decay and diffusion (`dynamics.per_update`) of a fast device.
+    pub(super) fn post_update_dynamics(&mut self) {
+        let dyn_cfg = &self.cfg.dynamics;
+        if dyn_cfg.per_update && (dyn_cfg.diffuses() || dyn_cfg.decays()) {
+            self.on_persistent(|t| {
+                t.diffuse();
+                t.dynamics.decay(&mut t.w, &t.hidden, 1.0);
+            });
+        }
     }
 
     /// Whether the last input column is a digital bias.
@@ -253,6 +297,7 @@ impl AnalogTile {
             persistent_weights: self.persistent.clone(),
             write_noise_rng: self.write_noise_on().then(|| self.wn_rng.clone()),
             drift: self.drift.clone(),
+            transfer: self.tt.as_ref().map(|t| Box::new(t.state())),
         }
     }
 
@@ -346,6 +391,19 @@ impl AnalogTile {
             });
         }
         state.drift.check(&state.config.dynamics.drift, shape).map_err(|reason| SimError::State { reason })?;
+        if state.transfer.is_some() != state.config.transfer.enabled {
+            return Err(SimError::State {
+                reason: format!(
+                    "{} transfer state with transfer.enabled = {}",
+                    if state.transfer.is_some() { "a" } else { "no" },
+                    state.config.transfer.enabled
+                ),
+            });
+        }
+        let tt = match state.transfer {
+            Some(t) => Some(Box::new(TransferParts::from_state(*t, &state.config, shape)?)),
+            None => None,
+        };
         if state.persistent_weights.iter().any(|w| !w.is_finite()) {
             return Err(SimError::State { reason: "persistent weights must be finite".into() });
         }
@@ -377,6 +435,8 @@ impl AnalogTile {
             wn_rng: state.write_noise_rng.unwrap_or_else(|| stream(state.seed, WRITE_NOISE_STREAM)),
             wn_touched: Vec::new(),
             drift: state.drift.into_standard_layout(),
+            tt,
+            w_vis: Array2::zeros((0, 0)),
         };
         tile.stuck = stuck_devices(&tile.hidden);
         tile.refresh_effective();
@@ -404,6 +464,15 @@ impl AnalogTile {
 
     /// Recomputes the weights that [`Tile::weights`] shows after W', α or the bias changed.
     fn refresh_effective(&mut self) {
+        if let Some(tt) = self.tt.as_ref().filter(|_| self.cfg.transfer.gamma != 0.0) {
+            let gamma = self.cfg.transfer.gamma;
+            if self.w_vis.dim() != self.w.dim() {
+                self.w_vis = Array2::zeros(self.w.dim());
+            }
+            ndarray::Zip::from(&mut self.w_vis).and(&self.w).and(tt.fast.stored_weights()).for_each(|v, &c, &a| {
+                *v = c + gamma * a;
+            });
+        }
         if self.scales.is_empty() && !self.has_digital_bias() {
             self.w_eff = Array2::zeros((0, 0));
             return;
@@ -414,10 +483,11 @@ impl AnalogTile {
             self.w_eff = Array2::zeros(dim);
         }
         let mut analog = self.w_eff.slice_mut(s![.., ..n_analog]);
+        let pass = if self.w_vis.is_empty() { self.w.view() } else { self.w_vis.view() };
         if self.scales.is_empty() {
-            analog.assign(&self.w);
+            analog.assign(&pass);
         } else {
-            for ((mut e, w), &a) in analog.rows_mut().into_iter().zip(self.w.rows()).zip(&self.scales) {
+            for ((mut e, w), &a) in analog.rows_mut().into_iter().zip(pass.rows()).zip(&self.scales) {
                 e.zip_mut_with(&w, |e, &w| *e = a * w);
             }
         }
@@ -427,7 +497,13 @@ impl AnalogTile {
     }
 
     /// The pulsed update W ← W − lr·dᵀ·x of the stored weights with the update settings `ucfg`.
-    fn pulsed_update(&mut self, ucfg: &UpdateConfig, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) {
+    pub(super) fn pulsed_update(
+        &mut self,
+        ucfg: &UpdateConfig,
+        x: ArrayView2<'_, f32>,
+        d: ArrayView2<'_, f32>,
+        lr: f32,
+    ) {
         let (batch, n_in, n_out) = (x.nrows(), x.ncols(), d.ncols());
         let kind = ucfg.pulse_type;
         let eps = self.device.granularity();
@@ -765,7 +841,7 @@ impl Tile for AnalogTile {
         let mut y = y;
         let x_analog = self.has_digital_bias().then(|| self.analog_inputs(x));
         let xa = x_analog.as_ref().map_or(x, |a| a.view());
-        let passes = analog_mvm(&self.cfg.forward, self.w.t(), xa, y.view_mut(), true, seed);
+        let passes = analog_mvm(&self.cfg.forward, self.pass_weights().t(), xa, y.view_mut(), true, seed);
         if !self.scales.is_empty() {
             scale_columns_in_place(y.view_mut(), &self.scales, false);
         }
@@ -788,10 +864,10 @@ impl Tile for AnalogTile {
             None => z.view_mut(),
         };
         let passes = if self.scales.is_empty() {
-            analog_mvm(&self.cfg.backward, self.w.view(), d, za, false, seed)
+            analog_mvm(&self.cfg.backward, self.pass_weights(), d, za, false, seed)
         } else {
             let ds = scale_columns(d, &self.scales, false);
-            analog_mvm(&self.cfg.backward, self.w.view(), ds.view(), za, false, seed)
+            analog_mvm(&self.cfg.backward, self.pass_weights(), ds.view(), za, false, seed)
         };
         if let Some(a) = z_analog {
             z.slice_mut(s![.., ..n_analog]).assign(&a);
@@ -833,6 +909,8 @@ impl Tile for AnalogTile {
         self.on_persistent_marking(!post_step, |t| {
             if t.cfg.mixed_precision.enabled {
                 t.mixed_precision_update(x, d, lr);
+            } else if t.tt.is_some() {
+                t.transfer_update(x, d, lr);
             } else if t.exact_update() {
                 crate::linalg::sgemm(-lr, d.t(), x, 1.0, &mut t.w.view_mut());
             } else {
@@ -849,7 +927,7 @@ impl Tile for AnalogTile {
         Ok(())
     }
     fn weights(&self) -> ArrayView2<'_, f32> {
-        if self.w_eff.is_empty() { self.w.view() } else { self.w_eff.view() }
+        if self.w_eff.is_empty() { self.pass_weights() } else { self.w_eff.view() }
     }
     fn set_weights(&mut self, w: ArrayView2<'_, f32>) -> Result<(), SimError> {
         check_shape("AnalogTile::set_weights", "w", w.shape(), [self.out_size(), self.in_size()])?;
@@ -874,6 +952,10 @@ impl Tile for AnalogTile {
         self.chi.fill(0.0);
         self.mp_calls = 0;
         self.mp_next_row = 0;
+        // And the transfer's: A = 0, so that the passes see W.
+        if let Some(tt) = self.tt.as_mut() {
+            tt.restart(&self.cfg)?;
+        }
         self.refresh_effective();
         Ok(())
     }
@@ -898,9 +980,10 @@ fn check_device_settings(cfg: &TileConfig, device: &dyn DeviceModel) -> Result<(
         let sigma = cfg.dynamics.write_noise_std * g;
         let reason = if exact {
             Some(format!(
-                "needs a pulsed update on a pulsed device, got device `{}` with pulse type {:?}",
+                "needs a pulsed update on a pulsed device, got device `{}` with pulse type {:?}{}",
                 device.name(),
-                cfg.update.pulse_type
+                if cfg.transfer.enabled { cfg.transfer.write_update().pulse_type } else { cfg.update.pulse_type },
+                if cfg.transfer.enabled { " (transfer.transfer_update)" } else { "" }
             ))
         } else if !sigma.is_finite() {
             Some(format!("times the granularity {g} of device `{}` overflows", device.name()))
@@ -910,6 +993,20 @@ fn check_device_settings(cfg: &TileConfig, device: &dyn DeviceModel) -> Result<(
         if let Some(reason) = reason {
             return Err(ConfigError::Invalid { field: "dynamics.write_noise_std".into(), reason }.into());
         }
+    }
+    if cfg.transfer.enabled
+        && cfg.transfer.algorithm == crate::TransferAlgorithm::Buffered
+        && !(g > 0.0 && (cfg.transfer.thres_scale * g).is_finite() && (cfg.transfer.step * g).is_finite())
+    {
+        return Err(ConfigError::Invalid {
+            field: "transfer.algorithm".into(),
+            reason: format!(
+                "the buffered transfer counts steps of the visible device's granularity, but device `{}` reports {g} \
+                 (or thres_scale or step times it overflows)",
+                device.name()
+            ),
+        }
+        .into());
     }
     if cfg.mixed_precision.enabled && cfg.mixed_precision.granularity == 0.0 && !(g > 0.0 && g.is_finite()) {
         return Err(ConfigError::Invalid {
@@ -924,7 +1021,9 @@ fn check_device_settings(cfg: &TileConfig, device: &dyn DeviceModel) -> Result<(
 /// Whether `device` under `cfg` takes exact float updates (an ideal device or the float pulse
 /// type) instead of pulses.
 fn exact_update(device: &dyn DeviceModel, cfg: &TileConfig) -> bool {
-    device.is_ideal() || cfg.update.pulse_type == PulseType::Float
+    // With Tiki-Taka the visible device is written by the transfer's update.
+    let kind = if cfg.transfer.enabled { cfg.transfer.write_update().pulse_type } else { cfg.update.pulse_type };
+    device.is_ideal() || kind == PulseType::Float
 }
 
 /// What is wrong with hidden device parameters, if anything: steps must be finite and ≥ 0,

@@ -6,9 +6,10 @@ use crate::cycles::TimingModel;
 use crate::device::{DeviceConfig, LinearStep, PulsedParams, SoftBounds};
 use crate::dynamics::DynamicsConfig;
 use crate::error::ConfigError;
-use crate::io_config::IoConfig;
+use crate::io_config::{BoundManagement, IoConfig, NoiseManagement};
 use crate::mapping::MappingConfig;
 use crate::mixed_precision::MixedPrecisionConfig;
+use crate::transfer::TransferConfig;
 use crate::update_config::{PulseType, UpdateConfig};
 
 /// Complete configuration of an analog tile. `Default` is the aihwkit-like default: constant
@@ -33,10 +34,22 @@ pub struct TileConfig {
     pub mixed_precision: MixedPrecisionConfig,
     /// Decay, diffusion, reset and stuck devices ([`crate::dynamics`]). Default: all off.
     pub dynamics: DynamicsConfig,
+    /// Tiki-Taka: a fast device per weight takes the SGD pulses and is transferred into the
+    /// visible one ([`crate::transfer`]). Default: off.
+    pub transfer: TransferConfig,
 }
 
 /// Names accepted by [`TileConfig::preset`].
-pub const PRESETS: [&str; 6] = ["aihwkit-default", "gokmen-vlasov", "idealized", "reram-sb", "capacitor", "perfect"];
+pub const PRESETS: [&str; 8] = [
+    "aihwkit-default",
+    "gokmen-vlasov",
+    "idealized",
+    "reram-sb",
+    "capacitor",
+    "tiki-taka",
+    "tiki-taka-idealized",
+    "perfect",
+];
 
 impl TileConfig {
     /// Checks every field, naming the offending one in the error.
@@ -48,7 +61,15 @@ impl TileConfig {
         self.timing.validate("timing")?;
         self.mapping.validate("mapping")?;
         self.mixed_precision.validate("mixed_precision")?;
-        self.dynamics.validate("dynamics")
+        self.dynamics.validate("dynamics")?;
+        self.transfer.validate("transfer")?;
+        if self.transfer.enabled && self.mixed_precision.enabled {
+            return Err(ConfigError::Invalid {
+                field: "transfer.enabled".into(),
+                reason: "cannot be combined with mixed_precision.enabled: both replace the pulsed update".into(),
+            });
+        }
+        Ok(())
     }
 
     /// aihwkit's default `SingleRPUConfig`: constant step, dw_min 0.001, ±0.6 bounds, 30 %
@@ -123,6 +144,34 @@ impl TileConfig {
         Self { dynamics, ..Self::with_preset_io(device) }
     }
 
+    /// Tiki-Taka on aihwkit's default devices: the [`aihwkit_default`](Self::aihwkit_default)
+    /// tile with a second, identical device per weight that takes the SGD pulses, and aihwkit's
+    /// `TransferCompound` defaults (one column read per batch with the default periphery
+    /// without noise and bound management, written at λ = lr with BL 31; γ = 0).
+    pub fn tiki_taka() -> Self {
+        let transfer =
+            TransferConfig { enabled: true, fast_device: DeviceConfig::default(), ..TransferConfig::default() };
+        Self { transfer, ..Self::default() }
+    }
+
+    /// aihwkit's `TikiTakaIdealizedPreset`: two [`idealized`](Self::idealized) devices per
+    /// weight, preset IO for the passes and for the reads of the fast device (without noise
+    /// and bound management), the transfer's defaults otherwise.
+    pub fn tiki_taka_idealized() -> Self {
+        let base = Self::idealized();
+        let transfer = TransferConfig {
+            enabled: true,
+            fast_device: base.device.clone(),
+            transfer_forward: IoConfig {
+                noise_management: NoiseManagement::None,
+                bound_management: BoundManagement::None,
+                ..Self::preset_io()
+            },
+            ..TransferConfig::default()
+        };
+        Self { transfer, ..base }
+    }
+
     /// aihwkit's `PresetIOParameters` in both directions: 7-bit DAC, 9-bit ADC, out_bound 20,
     /// out_noise 0.1, iterative bound management, abs-max noise management.
     pub fn preset_io() -> IoConfig {
@@ -144,6 +193,7 @@ impl TileConfig {
             mapping: MappingConfig::default(),
             mixed_precision: MixedPrecisionConfig::default(),
             dynamics: DynamicsConfig::default(),
+            transfer: TransferConfig::default(),
         }
     }
 
@@ -155,6 +205,8 @@ impl TileConfig {
             "idealized" => Ok(Self::idealized()),
             "reram-sb" => Ok(Self::reram_soft_bounds()),
             "capacitor" => Ok(Self::capacitor()),
+            "tiki-taka" => Ok(Self::tiki_taka()),
+            "tiki-taka-idealized" => Ok(Self::tiki_taka_idealized()),
             "perfect" => Ok(Self::perfect()),
             _ => Err(ConfigError::UnknownName { what: "tile preset", name: name.into(), known: PRESETS.join(", ") }),
         }

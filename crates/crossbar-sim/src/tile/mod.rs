@@ -6,11 +6,13 @@ mod config;
 mod float;
 mod inference;
 mod merged;
+mod transfer;
 
 pub use analog::{AnalogTile, AnalogTileState};
 pub use config::{PRESETS, TileConfig};
 pub use float::FloatTile;
 pub use inference::{DriftCompensation, InferenceConfig, InferenceTile, ModifierKind, WeightModifier};
+pub use transfer::TransferState;
 
 use std::fmt;
 

@@ -91,7 +91,12 @@ impl Checkpoint {
             TileSnapshot::Float(f) => bad_in(format!("{name} weights"), &mut f.weights().iter().copied()),
             TileSnapshot::Analog(a) => bad_in(format!("{name} weights"), &mut a.weights.iter().copied())
                 .or_else(|| bad_in(format!("{name} digital bias"), &mut a.digital_bias.iter().copied()))
-                .or_else(|| bad_in(format!("{name} mapping scales"), &mut a.mapping_scales.iter().copied())),
+                .or_else(|| bad_in(format!("{name} mapping scales"), &mut a.mapping_scales.iter().copied()))
+                .or_else(|| {
+                    let t = a.transfer.as_ref()?;
+                    bad_in(format!("{name} fast-device weights"), &mut t.fast.weights.iter().copied())
+                        .or_else(|| bad_in(format!("{name} transfer buffer"), &mut t.buffer.iter().copied()))
+                }),
             TileSnapshot::Inference(t) => bad_in(format!("{name} weights"), &mut t.weights().iter().copied()),
         };
         let net = &self.net;

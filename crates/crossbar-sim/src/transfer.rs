@@ -1,0 +1,341 @@
+//! Tiki-Taka transfer learning (aihwkit `TransferCompound`, Gokmen & Haensch, Front. Neurosci.
+//! 2020; and its buffered variant `BufferedTransferCompound`, TTv2, Gokmen 2021): each weight
+//! is held by two devices, a fast device A that receives the SGD pulses and a slow device C
+//! that the forward and backward passes see (W = γ·A + C; γ = 0 by default, so W = C).
+//!
+//! An update call sends the pulsed SGD update of every vector pair to A (learning rate
+//! `fast_lr`·lr). After every `transfer_every` vectors (times the batch size with
+//! `units_in_mbatch`), `n_reads_per_transfer` columns of A are read (forward passes with one-hot
+//! inputs through the `transfer_forward` periphery, cycling through the columns) and written to
+//! C with a pulsed update on `transfer_update`:
+//!
+//! - **Tiki-Taka** (TTv1): C[:, j] += λ·v_j for the read column v_j = A[:, j] + noise, with
+//!   λ = `transfer_lr` (times lr with `scale_transfer_lr`).
+//! - **Buffered** (TTv2): the read is accumulated in a digital buffer H per weight,
+//!   ω = H + λ·v; n = trunc(ω/θ) clipped to ±BL of `transfer_update` with θ = `thres_scale`
+//!   times C's granularity; where n ≠ 0, H ← ω·`momentum` (`forget_buffer`) or
+//!   H ← ω − (1 − `momentum`)·n·θ, else H ← ω; C[:, j] receives a pulsed update of n steps
+//!   (learning rate `step`·θ/`thres_scale`, i.e. `step` device steps per unit of n).
+//!
+//! With `transfer_columns` off, rows are read instead (backward passes with one-hot errors)
+//! and written row by row. The order within an update call follows aihwkit's per-vector loop:
+//! the SGD pulses of the vectors up to a transfer point, then the transfer, then the next
+//! vectors. `docs/devices.md` has the details and the differences from aihwkit.
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceConfig;
+use crate::dynamics::DynamicsConfig;
+use crate::error::{ConfigError, path};
+use crate::io_config::{BoundManagement, IoConfig, NoiseManagement};
+use crate::update_config::UpdateConfig;
+
+/// Which transfer rule moves A into C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransferAlgorithm {
+    /// Tiki-Taka v1 (aihwkit `TransferCompound`): the read column is written to C directly
+    /// with a stochastic pulsed update. The default.
+    #[default]
+    TikiTaka,
+    /// Tiki-Taka v2 (aihwkit `BufferedTransferCompound`): the reads accumulate in a digital
+    /// buffer and only whole thresholds are written.
+    Buffered,
+}
+
+/// Settings of the transfer (Tiki-Taka) update. Off by default; the other defaults are
+/// aihwkit's Python defaults of `TransferCompound` / `BufferedTransferCompound`.
+///
+/// The tile's own [`TileConfig`](crate::TileConfig) fields describe the slow, visible device C
+/// (`device`, `dynamics`), the passes (`forward`, `backward`, `mapping`) and the SGD pulses
+/// onto A (`update`); the fields here describe A and the transfer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransferConfig {
+    /// Use two devices per weight with transfers from A to C. Default: false.
+    pub enabled: bool,
+    /// Transfer rule. Default: [`TransferAlgorithm::TikiTaka`].
+    pub algorithm: TransferAlgorithm,
+    /// Device model of the fast device A. Default: the constant step device with aihwkit's
+    /// defaults.
+    pub fast_device: DeviceConfig,
+    /// Decay, diffusion, reset and stuck devices of A (drift is not supported here; the visible
+    /// device's are `dynamics` of the tile). Decay and diffusion run once per update call, after
+    /// the last transfer, so they need `per_update`. Default: all off.
+    pub fast_dynamics: DynamicsConfig,
+    /// Weight of A in what the passes see, W = γ·A + C. Finite. Default: 0 (W = C).
+    pub gamma: f32,
+    /// Transfer after every this many update vectors (in units of the batch size with
+    /// `units_in_mbatch`: every ⌈`transfer_every`·batch⌉ vectors; else every
+    /// round(`transfer_every`) vectors); 0 = never. Finite, ≥ 0. Default: 1.
+    pub transfer_every: f32,
+    /// Count `transfer_every` in batches (update calls) instead of single vectors. Default:
+    /// true.
+    pub units_in_mbatch: bool,
+    /// Columns (or rows) of A read and written per transfer, consecutive and wrapping around;
+    /// at most the column count is used. At least 1. Default: 1.
+    pub n_reads_per_transfer: u32,
+    /// Read columns of A (forward passes with one-hot inputs); `false` reads rows (backward
+    /// passes with one-hot errors). Default: true.
+    pub transfer_columns: bool,
+    /// Start each transfer at a uniformly drawn column (row) instead of the one after the last
+    /// transfer. Default: false.
+    pub random_selection: bool,
+    /// Tiki-Taka with columns only: each read of a transfer draws, and if any draw falls below
+    /// this probability the transfer's columns of A are reset after all its reads (to `fast_dynamics.reset` + `reset_std`·ξ, as
+    /// [`AnalogTile::reset_columns`](crate::AnalogTile::reset_columns)). In [0, 1]. Default: 0.
+    pub with_reset_prob: f32,
+    /// Learning rate of the SGD pulses onto A: `fast_lr`·lr with `scale_fast_lr`, else
+    /// `fast_lr` itself. Finite, > 0. Default: 1.
+    pub fast_lr: f32,
+    /// Multiply `fast_lr` by the learning rate of the update call. Default: true.
+    pub scale_fast_lr: bool,
+    /// Learning rate λ of a transfer: `transfer_lr`·lr with `scale_transfer_lr`, else
+    /// `transfer_lr` itself; a λ of 0 skips the transfers. Finite, ≥ 0. Default: 1.
+    pub transfer_lr: f32,
+    /// Multiply `transfer_lr` by the learning rate of the update call. Default: true.
+    pub scale_transfer_lr: bool,
+    /// Periphery of the reads of A. aihwkit reads without noise or bound management, so both
+    /// must be `none`. Default: the default periphery with both off.
+    pub transfer_forward: IoConfig,
+    /// The pulsed update that writes C; unset = the algorithm's default: for Tiki-Taka the
+    /// default [`UpdateConfig`] (BL 31 with update and BL management), for buffered BL 1
+    /// without either (aihwkit's defaults). Default: unset.
+    pub transfer_update: Option<UpdateConfig>,
+    /// Buffered: the threshold θ in units of C's granularity. Finite, > 0. Default: 1.
+    pub thres_scale: f32,
+    /// Buffered: device steps written per unit of n. Finite, > 0. Default: 1.
+    pub step: f32,
+    /// Buffered: the share of the buffer kept after a write (see the module docs). In [0, 1].
+    /// Default: 0.1.
+    pub momentum: f32,
+    /// Buffered: after a write keep `momentum`·ω (true) or subtract (1 − `momentum`)·n·θ
+    /// (false). Default: true.
+    pub forget_buffer: bool,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            algorithm: TransferAlgorithm::TikiTaka,
+            fast_device: DeviceConfig::default(),
+            fast_dynamics: DynamicsConfig::default(),
+            gamma: 0.0,
+            transfer_every: 1.0,
+            units_in_mbatch: true,
+            n_reads_per_transfer: 1,
+            transfer_columns: true,
+            random_selection: false,
+            with_reset_prob: 0.0,
+            fast_lr: 1.0,
+            scale_fast_lr: true,
+            transfer_lr: 1.0,
+            scale_transfer_lr: true,
+            transfer_forward: Self::read_io(),
+            transfer_update: None,
+            thres_scale: 1.0,
+            step: 1.0,
+            momentum: 0.1,
+            forget_buffer: true,
+        }
+    }
+}
+
+impl TransferConfig {
+    /// The default periphery without noise and bound management: aihwkit's `transfer_forward`.
+    pub fn read_io() -> IoConfig {
+        IoConfig {
+            noise_management: NoiseManagement::None,
+            bound_management: BoundManagement::None,
+            ..IoConfig::default()
+        }
+    }
+
+    /// The update that writes C: `transfer_update`, or the algorithm's default.
+    pub fn write_update(&self) -> UpdateConfig {
+        self.transfer_update.clone().unwrap_or_else(|| match self.algorithm {
+            TransferAlgorithm::TikiTaka => UpdateConfig::default(),
+            TransferAlgorithm::Buffered => UpdateConfig {
+                desired_bl: 1,
+                update_management: false,
+                update_bl_management: false,
+                ..UpdateConfig::default()
+            },
+        })
+    }
+
+    /// Vectors between transfers for an update call of `batch` vectors; 0 = no transfer.
+    pub fn period(&self, batch: usize) -> u64 {
+        // (In f32, as aihwkit: the f64 product of the f32 0.1 and 10 is just above 1.)
+        let every = if self.units_in_mbatch {
+            (self.transfer_every * batch as f32).ceil()
+        } else {
+            self.transfer_every.round()
+        };
+        if every >= 1.0 { every as u64 } else { 0 }
+    }
+
+    /// The learning rate of the SGD pulses onto A for an update call at `lr`.
+    pub fn fast_rate(&self, lr: f32) -> f32 {
+        if self.scale_fast_lr { self.fast_lr * lr } else { self.fast_lr }
+    }
+
+    /// The transfer learning rate λ for an update call at `lr`.
+    pub fn transfer_rate(&self, lr: f32) -> f32 {
+        if self.scale_transfer_lr { self.transfer_lr * lr } else { self.transfer_lr }
+    }
+
+    /// Checks every field; `prefix` is prepended to field names in errors.
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let p = |f: &'static str| move || path(prefix, f);
+        self.fast_device.validate(&path(prefix, "fast_device"))?;
+        self.fast_dynamics.validate(&path(prefix, "fast_dynamics"))?;
+        if self.fast_dynamics.drift.drifts() {
+            return Err(ConfigError::Invalid {
+                field: path(prefix, "fast_dynamics.drift.nu"),
+                reason: "drift of the fast device is not supported (drift the visible device with `dynamics.drift`)"
+                    .into(),
+            });
+        }
+        let fd = &self.fast_dynamics;
+        if (fd.decays() || fd.diffuses()) && !fd.per_update {
+            return Err(ConfigError::Invalid {
+                field: path(prefix, "fast_dynamics.per_update"),
+                reason: "the fast device decays and diffuses only after update calls: set per_update = true".into(),
+            });
+        }
+        ConfigError::check_range(p("gamma"), self.gamma.into(), f32::MIN.into(), f32::MAX.into())?;
+        ConfigError::check_non_negative(p("transfer_every"), self.transfer_every.into())?;
+        ConfigError::check_range(p("n_reads_per_transfer"), self.n_reads_per_transfer.into(), 1.0, u32::MAX.into())?;
+        ConfigError::check_range(p("with_reset_prob"), self.with_reset_prob.into(), 0.0, 1.0)?;
+        ConfigError::check_positive(p("fast_lr"), self.fast_lr.into())?;
+        ConfigError::check_non_negative(p("transfer_lr"), self.transfer_lr.into())?;
+        self.transfer_forward.validate(&path(prefix, "transfer_forward"))?;
+        let io = &self.transfer_forward;
+        if !io.is_perfect
+            && (io.noise_management != NoiseManagement::None || io.bound_management != BoundManagement::None)
+        {
+            return Err(ConfigError::Invalid {
+                field: path(prefix, "transfer_forward"),
+                reason: "the reads of the fast device run without noise and bound management (as aihwkit's): \
+                         set noise_management and bound_management to \"none\""
+                    .into(),
+            });
+        }
+        if let Some(u) = &self.transfer_update {
+            u.validate(&path(prefix, "transfer_update"))?;
+        }
+        ConfigError::check_positive(p("thres_scale"), self.thres_scale.into())?;
+        ConfigError::check_positive(p("step"), self.step.into())?;
+        ConfigError::check_range(p("momentum"), self.momentum.into(), 0.0, 1.0)?;
+        if self.with_reset_prob > 0.0 && !(self.algorithm == TransferAlgorithm::TikiTaka && self.transfer_columns) {
+            return Err(ConfigError::Invalid {
+                field: path(prefix, "with_reset_prob"),
+                reason: "resets after a read need the Tiki-Taka algorithm with transfer_columns (as in aihwkit)".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The constants of one buffered (TTv2) transfer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BufferRule {
+    /// The transfer rate λ.
+    pub lr: f32,
+    /// The threshold θ.
+    pub thres: f32,
+    /// The largest |n| (the write's BL).
+    pub max_n: f32,
+    /// `momentum`.
+    pub momentum: f32,
+    /// `forget_buffer`.
+    pub forget: bool,
+}
+
+impl BufferRule {
+    /// One read vector `v` into its buffer slice `h`, writing the signed step counts to `n`
+    /// (module docs): ω = h + λ·v, n = trunc(ω/θ) clipped to ±`max_n`.
+    pub(crate) fn step(&self, h: &mut [f32], v: &[f32], n: &mut [f32]) {
+        for ((h, &v), n) in h.iter_mut().zip(v).zip(n.iter_mut()) {
+            let omega = *h + v * self.lr;
+            let steps = (omega / self.thres).trunc().clamp(-self.max_n, self.max_n);
+            *n = steps;
+            *h = if steps == 0.0 {
+                omega
+            } else if self.forget {
+                omega * self.momentum
+            } else {
+                omega - (1.0 - self.momentum) * steps * self.thres
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn period_counts_vectors_or_batches() {
+        let c = TransferConfig { transfer_every: 1.0, ..TransferConfig::default() };
+        assert_eq!(c.period(10), 10);
+        let c = TransferConfig { transfer_every: 0.25, ..TransferConfig::default() };
+        assert_eq!(c.period(10), 3); // ⌈2.5⌉
+        let c = TransferConfig { transfer_every: 2.4, units_in_mbatch: false, ..TransferConfig::default() };
+        assert_eq!(c.period(10), 2);
+        let c = TransferConfig { transfer_every: 0.4, units_in_mbatch: false, ..TransferConfig::default() };
+        assert_eq!(c.period(10), 0);
+        let c = TransferConfig { transfer_every: 0.0, ..TransferConfig::default() };
+        assert_eq!(c.period(10), 0);
+        // Decimal fractions whose f32 is just above the decimal: ⌈0.1·10⌉ = 1, ⌈0.2·5⌉ = 1,
+        // ⌈0.6·10⌉ = 6, ⌈1.1·10⌉ = 11, as aihwkit's f32 arithmetic gives.
+        for (every, batch, want) in [(0.1, 10, 1), (0.2, 5, 1), (0.2, 100, 20), (0.6, 10, 6), (1.1, 10, 11)] {
+            let c = TransferConfig { transfer_every: every, ..TransferConfig::default() };
+            assert_eq!(c.period(batch), want, "{every} × {batch}");
+        }
+    }
+
+    #[test]
+    fn buffer_step_by_hand() {
+        // θ = 0.1, λ = 0.5: ω = h + v/2.
+        let mut h = [0.05, -0.02, 0.0, 0.3];
+        let v = [0.2, -0.3, 0.1, 0.0];
+        let mut n = [9.0; 4];
+        BufferRule { lr: 0.5, thres: 0.1, max_n: 1.0, momentum: 0.1, forget: false }.step(&mut h, &v, &mut n);
+        // ω = 0.15 → n 1, h = 0.15 − 0.9·0.1; ω = −0.17 → n −1, h = −0.17 + 0.09;
+        // ω = 0.05 → n 0, h = 0.05; ω = 0.3 → trunc 3 clipped to 1, h = 0.3 − 0.09.
+        assert_eq!(n, [1.0, -1.0, 0.0, 1.0]);
+        let want = [0.15 - 0.09, -0.17 + 0.09, 0.05, 0.3 - 0.09];
+        for (g, w) in h.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{h:?}");
+        }
+        // forget_buffer: h = 0.1·ω after a write; ω = 0.35 → trunc(3.5) = 3 (BL 31).
+        let mut h = [0.05, 0.35];
+        BufferRule { lr: 0.5, thres: 0.1, max_n: 31.0, momentum: 0.1, forget: true }.step(
+            &mut h,
+            &[0.2, 0.0],
+            &mut n[..2],
+        );
+        assert_eq!(n[..2], [1.0, 3.0]);
+        assert!((h[0] - 0.015).abs() < 1e-7 && (h[1] - 0.035).abs() < 1e-7, "{h:?}");
+    }
+
+    #[test]
+    fn validation_names_fields() {
+        let bad = TransferConfig { fast_lr: 0.0, ..TransferConfig::default() };
+        assert!(bad.validate("transfer").unwrap_err().to_string().contains("transfer.fast_lr"));
+        let bad = TransferConfig { transfer_forward: IoConfig::default(), ..TransferConfig::default() };
+        assert!(bad.validate("transfer").unwrap_err().to_string().contains("transfer.transfer_forward"));
+        let bad = TransferConfig { momentum: 1.5, ..TransferConfig::default() };
+        assert!(bad.validate("transfer").unwrap_err().to_string().contains("transfer.momentum"));
+        let bad = TransferConfig {
+            with_reset_prob: 0.5,
+            algorithm: TransferAlgorithm::Buffered,
+            ..TransferConfig::default()
+        };
+        assert!(bad.validate("transfer").unwrap_err().to_string().contains("with_reset_prob"));
+        TransferConfig::default().validate("transfer").unwrap();
+    }
+}

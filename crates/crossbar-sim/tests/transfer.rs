@@ -1,0 +1,423 @@
+//! Tiki-Taka (`TransferConfig`): the fast device A takes the SGD pulses, transfers move it into
+//! the visible device C; exact identities on ideal devices, the buffered rule, the pulsed
+//! transfer's mean, state, threads and errors.
+
+mod common;
+
+use common::{exact_steps, uniform};
+use crossbar_sim::device::PulsedParams;
+use crossbar_sim::dynamics::DynamicsConfig;
+use crossbar_sim::{
+    AnalogTile, ConfigError, DeviceConfig, FloatTile, IoConfig, MappingConfig, MixedPrecisionConfig, NoiseManagement,
+    PulseType, SimError, Tile, TileConfig, TileSnapshot, TransferAlgorithm, TransferConfig, UpdateConfig,
+};
+use ndarray::{Array2, ArrayView2, s};
+
+/// Exact passes, exact SGD onto an ideal fast device, exact reads, an ideal visible device.
+fn exact_tt(t: TransferConfig) -> TileConfig {
+    TileConfig {
+        transfer: TransferConfig {
+            enabled: true,
+            fast_device: DeviceConfig::Ideal,
+            transfer_forward: IoConfig::perfect(),
+            ..t
+        },
+        ..TileConfig::perfect()
+    }
+}
+
+/// Update calls of the given batch sizes: (x, d) with x in [−1, 1], d in [−0.5, 0.5].
+fn calls(batches: &[usize], n_in: usize, n_out: usize, seed: u64) -> Vec<(Array2<f32>, Array2<f32>)> {
+    batches
+        .iter()
+        .enumerate()
+        .map(|(k, &b)| (uniform(b, n_in, 1.0, seed + 2 * k as u64), uniform(b, n_out, 0.5, seed + 2 * k as u64 + 1)))
+        .collect()
+}
+
+/// The transfer rules written out with float arrays, for exact devices and reads: returns
+/// (C, A, H) after the calls. The SGD of each stretch of vectors between transfer points goes
+/// through a `FloatTile` (the same product as the tile's).
+fn reference(
+    tc: &TransferConfig,
+    w0: &Array2<f32>,
+    calls: &[(Array2<f32>, Array2<f32>)],
+    lr: f32,
+    eps: f32,
+) -> (Array2<f32>, Array2<f32>, Array2<f32>) {
+    let (n_out, n_in) = w0.dim();
+    let mut a = FloatTile::from_weights(Array2::zeros((n_out, n_in)));
+    let mut c = w0.clone();
+    let mut h = Array2::<f32>::zeros((n_out, n_in));
+    let (mut vectors, mut next) = (0u64, 0usize);
+    let size = if tc.transfer_columns { n_in } else { n_out };
+    let count = (tc.n_reads_per_transfer as usize).min(size);
+    let lam = tc.transfer_rate(lr);
+    for (x, d) in calls {
+        let every = tc.period(x.nrows());
+        let mut start = 0;
+        while start < x.nrows() {
+            let until = if every == 0 { x.nrows() - start } else { (every - vectors % every) as usize };
+            let end = x.nrows().min(start + until);
+            a.update(x.slice(s![start..end, ..]), d.slice(s![start..end, ..]), tc.fast_rate(lr)).unwrap();
+            vectors += (end - start) as u64;
+            if every > 0 && vectors % every == 0 && lam > 0.0 {
+                for k in 0..count {
+                    let i = (next + k) % size;
+                    let read = if tc.transfer_columns {
+                        a.weights().column(i).to_owned()
+                    } else {
+                        a.weights().row(i).to_owned()
+                    };
+                    let write = match tc.algorithm {
+                        TransferAlgorithm::TikiTaka => read.mapv(|v| lam * v),
+                        TransferAlgorithm::Buffered => {
+                            let mut hs = if tc.transfer_columns { h.column_mut(i) } else { h.row_mut(i) };
+                            let thres = tc.thres_scale * eps;
+                            let max_n = tc.write_update().desired_bl as f32;
+                            let mut n = read.clone();
+                            for ((hv, &v), nv) in hs.iter_mut().zip(&read).zip(n.iter_mut()) {
+                                let omega = *hv + v * lam;
+                                *nv = (omega / thres).trunc().clamp(-max_n, max_n);
+                                *hv = if *nv == 0.0 {
+                                    omega
+                                } else if tc.forget_buffer {
+                                    omega * tc.momentum
+                                } else {
+                                    omega - (1.0 - tc.momentum) * *nv * thres
+                                };
+                            }
+                            n.mapv(|n| tc.step * eps * n)
+                        }
+                    };
+                    let mut target = if tc.transfer_columns { c.column_mut(i) } else { c.row_mut(i) };
+                    target += &write;
+                }
+                next = (next + count) % size;
+            }
+            start = end;
+        }
+    }
+    (c, a.weights().to_owned(), h)
+}
+
+fn assert_close(got: ArrayView2<'_, f32>, want: ArrayView2<'_, f32>, tol: f32, what: &str) {
+    assert_eq!(got.dim(), want.dim(), "{what}");
+    for ((idx, &g), &w) in got.indexed_iter().zip(want.iter()) {
+        assert!((g - w).abs() <= tol, "{what} at {idx:?}: {g} against {w}\n{got}\n{want}");
+    }
+}
+
+/// On ideal devices with exact reads the tile is the rule written out: per-batch and
+/// per-vector periods, several reads per transfer, columns and rows, a transfer rate not
+/// scaled by lr, and a short batch in between (which shifts later transfers, as in aihwkit).
+#[test]
+fn exact_tiki_taka_follows_the_rule() {
+    let (n_out, n_in) = (3, 5);
+    let w0 = uniform(n_out, n_in, 0.3, 1);
+    let data = calls(&[4, 4, 3, 4, 4, 4, 4], n_in, n_out, 10);
+    let cases = [
+        TransferConfig::default(),
+        TransferConfig { transfer_every: 3.0, units_in_mbatch: false, n_reads_per_transfer: 2, ..Default::default() },
+        TransferConfig { transfer_every: 0.5, transfer_columns: false, ..Default::default() },
+        TransferConfig { transfer_lr: 0.3, scale_transfer_lr: false, fast_lr: 2.0, ..Default::default() },
+        TransferConfig { n_reads_per_transfer: 9, fast_lr: 0.5, scale_fast_lr: false, ..Default::default() },
+    ];
+    for (k, t) in cases.into_iter().enumerate() {
+        let cfg = exact_tt(t.clone());
+        let mut tile = AnalogTile::new(n_out, n_in, &cfg, 3).unwrap();
+        tile.set_weights(w0.view()).unwrap();
+        for (x, d) in &data {
+            tile.update(x.view(), d.view(), 0.1).unwrap();
+        }
+        let (c, a, _) = reference(&cfg.transfer, &w0, &data, 0.1, 1e-3);
+        assert_close(tile.fast_weights().unwrap(), a.view(), 0.0, &format!("case {k}: A"));
+        assert_close(tile.weights(), c.view(), 1e-6, &format!("case {k}: C"));
+        assert!(tile.weights() != w0.view(), "case {k}: nothing was transferred");
+        // γ = 0: the passes see C alone.
+        let x = uniform(2, n_in, 1.0, 99);
+        let want = FloatTile::from_weights(c.clone()).forward_new(x.view()).unwrap();
+        assert_close(tile.forward_new(x.view()).unwrap().view(), want.view(), 1e-6, &format!("case {k}: forward"));
+    }
+}
+
+/// With γ = 1 and no transfers the passes see W = C + A, and A takes plain SGD: the tile is
+/// an SGD tile.
+#[test]
+fn gamma_one_without_transfers_is_sgd() {
+    let w0 = uniform(4, 6, 0.3, 2);
+    let cfg = exact_tt(TransferConfig { gamma: 1.0, transfer_lr: 0.0, ..Default::default() });
+    let mut tile = AnalogTile::new(4, 6, &cfg, 5).unwrap();
+    tile.set_weights(w0.view()).unwrap();
+    let mut sgd = FloatTile::from_weights(w0.clone());
+    for (x, d) in calls(&[5; 6], 6, 4, 20) {
+        tile.update(x.view(), d.view(), 0.2).unwrap();
+        sgd.update(x.view(), d.view(), 0.2).unwrap();
+    }
+    assert!(tile.fast_weights().unwrap().iter().any(|&a| a != 0.0));
+    assert_close(tile.weights(), sgd.weights(), 1e-5, "W = C + A");
+    let x = uniform(3, 6, 1.0, 98);
+    let want = sgd.forward_new(x.view()).unwrap();
+    assert_close(tile.forward_new(x.view()).unwrap().view(), want.view(), 1e-5, "forward");
+    let d = uniform(3, 4, 1.0, 97);
+    let want = sgd.backward_new(d.view()).unwrap();
+    assert_close(tile.backward_new(d.view()).unwrap().view(), want.view(), 1e-5, "backward");
+}
+
+/// With a weight mapping (ω = 0.5 per output) and a digital bias, A lives in the stored units
+/// (it takes the update on d/α) and the bias column keeps its exact SGD: with γ = 1 and no
+/// transfers the tile's W = α·(C + A) plus the bias is again plain SGD, and C stays where it
+/// was programmed.
+#[test]
+fn mapping_and_digital_bias_keep_the_sgd_identity() {
+    let w0 = uniform(4, 6, 0.3, 8);
+    let mut cfg = exact_tt(TransferConfig { gamma: 1.0, transfer_lr: 0.0, ..Default::default() });
+    cfg.mapping = MappingConfig { weight_scaling_omega: 0.5, columnwise: true, digital_bias: true };
+    let mut tile = AnalogTile::new(4, 6, &cfg, 5).unwrap();
+    tile.set_weights(w0.view()).unwrap();
+    let c0 = tile.stored_weights().to_owned();
+    let mut sgd = FloatTile::from_weights(w0.clone());
+    for (x, d) in calls(&[5; 6], 6, 4, 21) {
+        tile.update(x.view(), d.view(), 0.2).unwrap();
+        sgd.update(x.view(), d.view(), 0.2).unwrap();
+    }
+    assert_eq!(tile.stored_weights(), c0.view(), "no transfer, so C is untouched");
+    assert_eq!(tile.fast_weights().unwrap().dim(), (4, 5), "A has the analog columns only");
+    assert_close(tile.weights(), sgd.weights(), 1e-5, "W = α·(C + A), bias");
+    let x = uniform(3, 6, 1.0, 96);
+    let want = sgd.forward_new(x.view()).unwrap();
+    assert_close(tile.forward_new(x.view()).unwrap().view(), want.view(), 1e-5, "forward");
+}
+
+/// Transferring every column after every vector at λ = 1 and then resetting A to exactly 0
+/// moves the whole SGD step into C: C follows SGD, one vector at a time.
+#[test]
+fn full_transfer_with_reset_is_sgd_on_c() {
+    let w0 = uniform(3, 4, 0.3, 3);
+    let cfg = exact_tt(TransferConfig {
+        transfer_every: 1.0,
+        units_in_mbatch: false,
+        n_reads_per_transfer: 4,
+        transfer_lr: 1.0,
+        scale_transfer_lr: false,
+        with_reset_prob: 1.0,
+        fast_dynamics: DynamicsConfig { reset_std: 0.0, ..Default::default() },
+        ..Default::default()
+    });
+    let mut tile = AnalogTile::new(3, 4, &cfg, 7).unwrap();
+    tile.set_weights(w0.view()).unwrap();
+    let mut sgd = FloatTile::from_weights(w0.clone());
+    for (x, d) in calls(&[3, 5, 2], 4, 3, 30) {
+        tile.update(x.view(), d.view(), 0.1).unwrap();
+        for b in 0..x.nrows() {
+            sgd.update(x.slice(s![b..b + 1, ..]), d.slice(s![b..b + 1, ..]), 0.1).unwrap();
+        }
+        assert!(tile.fast_weights().unwrap().iter().all(|&a| a == 0.0), "A is reset after each read");
+        assert_close(tile.weights(), sgd.weights(), 1e-6, "C");
+    }
+}
+
+/// The buffered rule (TTv2) on exact devices, against the rule written out, with and without
+/// forgetting, and with a BL cap of 1 (the default) or 31. The default pulsed write (BL 1, no
+/// update management, step 1) sends exactly one pulse of sign n, so on a device without
+/// variation it lands exactly where the rule puts it.
+#[test]
+fn buffered_transfer_follows_the_rule() {
+    let (n_out, n_in) = (3, 4);
+    let w0 = uniform(n_out, n_in, 0.3, 4);
+    let data = calls(&[4; 12], n_in, n_out, 40);
+    let float_write = UpdateConfig { pulse_type: PulseType::Float, desired_bl: 31, ..UpdateConfig::default() };
+    let cases = [
+        (TransferConfig { n_reads_per_transfer: 2, transfer_lr: 0.5, ..Default::default() }, DeviceConfig::Ideal),
+        (
+            TransferConfig {
+                forget_buffer: false,
+                momentum: 0.3,
+                thres_scale: 2.0,
+                step: 0.5,
+                transfer_update: Some(float_write),
+                transfer_lr: 3.0,
+                ..Default::default()
+            },
+            DeviceConfig::Ideal,
+        ),
+        (TransferConfig { n_reads_per_transfer: 4, transfer_lr: 0.5, ..Default::default() }, exact_steps(1e-3)),
+    ];
+    for (k, (t, device)) in cases.into_iter().enumerate() {
+        let mut cfg = exact_tt(TransferConfig { algorithm: TransferAlgorithm::Buffered, ..t });
+        cfg.device = device;
+        let mut tile = AnalogTile::new(n_out, n_in, &cfg, 3).unwrap();
+        tile.set_weights(w0.view()).unwrap();
+        for (x, d) in &data {
+            tile.update(x.view(), d.view(), 0.1).unwrap();
+        }
+        let (c, a, h) = reference(&cfg.transfer, &w0, &data, 0.1, 1e-3);
+        assert_close(tile.fast_weights().unwrap(), a.view(), 0.0, &format!("case {k}: A"));
+        assert_close(tile.transfer_buffer().unwrap(), h.view(), 1e-6, &format!("case {k}: H"));
+        assert_close(tile.weights(), c.view(), 1e-6, &format!("case {k}: C"));
+        let moved = c.iter().zip(&w0).filter(|(c, w)| c != w).count();
+        assert!(moved >= 6, "case {k}: only {moved} weights moved");
+    }
+}
+
+/// One Tiki-Taka transfer with stochastic pulses (BL up to 31, update and BL management) onto
+/// a constant-step device without variation: C[:, i] moves by λ·A[:, i] on average. Each
+/// device's pulse count is a sum of BL independent coincidences with mean λ·A/ε and variance
+/// at most that mean, so the mean over N seeds lies within 5·√(mean/N) steps of it.
+#[test]
+fn a_pulsed_transfer_moves_c_by_lambda_a_on_average() {
+    let eps = 1e-3f32;
+    let (n_out, n_in) = (4, 3);
+    let t = TransferConfig {
+        enabled: true,
+        fast_device: DeviceConfig::Ideal,
+        transfer_forward: IoConfig::perfect(),
+        n_reads_per_transfer: 3,
+        transfer_lr: 1.0,
+        scale_transfer_lr: false,
+        ..Default::default()
+    };
+    let cfg = TileConfig { device: exact_steps(eps), transfer: t, ..TileConfig::perfect() };
+    // A = −lr·dᵀx after the one call: entries up to 0.02 (20 steps, BL ≤ 20).
+    let x = ndarray::array![[1.0f32, -0.5, 0.25]];
+    let d = ndarray::array![[0.2f32, -0.1, 0.05, 0.15]];
+    let lr = 0.1;
+    let n = 400;
+    let mut mean = Array2::<f64>::zeros((n_out, n_in));
+    let mut a = Array2::zeros((0, 0));
+    for seed in 0..n {
+        let mut tile = AnalogTile::new(n_out, n_in, &cfg, seed).unwrap();
+        tile.update(x.view(), d.view(), lr).unwrap();
+        a = tile.fast_weights().unwrap().to_owned();
+        mean.zip_mut_with(&tile.weights(), |m, &w| *m += f64::from(w / eps) / n as f64);
+    }
+    for ((idx, &m), &av) in mean.indexed_iter().zip(&a) {
+        let want = f64::from(av / eps);
+        let tol = 5.0 * (want.abs() / n as f64).sqrt() + 1e-3;
+        assert!((m - want).abs() <= tol, "{idx:?}: mean {m:.3} steps, want {want:.3} ± {tol:.3}");
+    }
+    // The coarse check has power: A is not zero and the BL cap was not reached.
+    assert!(a.iter().map(|v| (v / eps).abs()).fold(0.0, f32::max) > 10.0);
+}
+
+/// Snapshot in the middle of training, restore, continue: the same bits as the original (both
+/// algorithms, noisy default periphery and devices). A state without its transfer part, or
+/// with a buffer of the wrong shape, is refused.
+#[test]
+fn state_round_trip_continues_bit_exactly() {
+    for algorithm in [TransferAlgorithm::TikiTaka, TransferAlgorithm::Buffered] {
+        let cfg = TileConfig {
+            transfer: TransferConfig { enabled: true, algorithm, transfer_every: 0.5, ..Default::default() },
+            ..TileConfig::aihwkit_default()
+        };
+        let mut tile = AnalogTile::new(5, 7, &cfg, 11).unwrap();
+        tile.set_weights(uniform(5, 7, 0.3, 5).view()).unwrap();
+        let data = calls(&[6; 8], 7, 5, 50);
+        for (x, d) in &data[..4] {
+            tile.update(x.view(), d.view(), 0.05).unwrap();
+        }
+        let snap = tile.snapshot();
+        let json = serde_json::to_string(&snap).unwrap();
+        let mut restored = serde_json::from_str::<TileSnapshot>(&json).unwrap().restore().unwrap();
+        for (x, d) in &data[4..] {
+            tile.update(x.view(), d.view(), 0.05).unwrap();
+            restored.update(x.view(), d.view(), 0.05).unwrap();
+        }
+        assert_eq!(tile.weights(), restored.weights(), "{algorithm:?}");
+        let TileSnapshot::Analog(a) = tile.snapshot() else { panic!() };
+        let TileSnapshot::Analog(b) = restored.snapshot() else { panic!() };
+        assert_eq!(a, b, "{algorithm:?}: full states");
+        assert!(a.transfer.as_ref().unwrap().fast.weights.iter().any(|&w| w != 0.0));
+
+        let mut broken = a.clone();
+        broken.transfer = None;
+        assert!(matches!(AnalogTile::from_state(*broken), Err(SimError::State { .. })));
+        let mut broken = a.clone();
+        broken.transfer.as_mut().unwrap().buffer = Array2::zeros((2, 2));
+        assert!(matches!(AnalogTile::from_state(*broken), Err(SimError::State { .. })));
+    }
+}
+
+/// The same seed gives the same tile on one thread and on two.
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let cfg = TileConfig {
+        transfer: TransferConfig { enabled: true, n_reads_per_transfer: 3, ..Default::default() },
+        ..TileConfig::aihwkit_default()
+    };
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+            let mut tile = AnalogTile::new(40, 30, &cfg, 13).unwrap();
+            tile.set_weights(uniform(40, 30, 0.3, 6).view()).unwrap();
+            for (x, d) in calls(&[64; 4], 30, 40, 60) {
+                tile.update(x.view(), d.view(), 0.05).unwrap();
+            }
+            (tile.weights().to_owned(), tile.fast_weights().unwrap().to_owned())
+        })
+    };
+    assert_eq!(run(1), run(2));
+}
+
+/// Counters: every SGD vector is an update cycle, every read a forward cycle of the tile,
+/// every written read an update cycle; the fast device's pulses count too.
+#[test]
+fn counters_include_reads_and_writes() {
+    let cfg = TileConfig {
+        transfer: TransferConfig { enabled: true, n_reads_per_transfer: 2, transfer_every: 0.5, ..Default::default() },
+        ..TileConfig::aihwkit_default()
+    };
+    let mut tile = AnalogTile::new(4, 6, &cfg, 1).unwrap();
+    tile.set_weights(uniform(4, 6, 0.3, 7).view()).unwrap();
+    let (x, d) = calls(&[8], 6, 4, 70).remove(0);
+    tile.update(x.view(), d.view(), 0.1).unwrap();
+    let c = tile.counters();
+    // Period ⌈0.5·8⌉ = 4 vectors: two transfers of two reads each.
+    assert_eq!(c.forward_cycles, 4);
+    assert_eq!(c.update_cycles, 8 + 4);
+    assert!(c.pulses > 0);
+    assert_eq!(tile.fast_tile().unwrap().counters(), Default::default());
+}
+
+/// Invalid settings name their field.
+#[test]
+fn invalid_settings_are_named() {
+    let field = |cfg: &TileConfig| match AnalogTile::new(3, 3, cfg, 0) {
+        Err(SimError::Config(e)) => e.to_string(),
+        other => panic!("expected a config error, got {other:?}"),
+    };
+    let on = TransferConfig { enabled: true, ..Default::default() };
+    let cfg = TileConfig {
+        transfer: on.clone(),
+        mixed_precision: MixedPrecisionConfig { enabled: true, ..Default::default() },
+        ..TileConfig::default()
+    };
+    assert!(field(&cfg).contains("transfer.enabled"));
+    let mut noisy_read = on.clone();
+    noisy_read.transfer_forward.noise_management = NoiseManagement::AbsMax;
+    let cfg = TileConfig { transfer: noisy_read, ..TileConfig::default() };
+    assert!(field(&cfg).contains("transfer.transfer_forward"));
+    let cfg = TileConfig {
+        transfer: TransferConfig {
+            fast_device: DeviceConfig::ConstantStep(PulsedParams { dw_min: -1.0, ..PulsedParams::default() }),
+            ..on.clone()
+        },
+        ..TileConfig::default()
+    };
+    assert!(field(&cfg).contains("transfer.fast_device.dw_min"), "{}", field(&cfg));
+    let cfg =
+        TileConfig { transfer: TransferConfig { transfer_every: f32::NAN, ..on.clone() }, ..TileConfig::default() };
+    assert!(field(&cfg).contains("transfer.transfer_every"));
+    // The fast device's decay runs after update calls only.
+    let leaky = DynamicsConfig { lifetime: 100.0, per_update: false, ..Default::default() };
+    let cfg = TileConfig { transfer: TransferConfig { fast_dynamics: leaky, ..on.clone() }, ..TileConfig::default() };
+    assert!(field(&cfg).contains("transfer.fast_dynamics.per_update"), "{}", field(&cfg));
+    // Write noise on an ideal fast device is refused under the fast device's name.
+    let noisy = DynamicsConfig { write_noise_std: 1.0, ..Default::default() };
+    let cfg = TileConfig {
+        transfer: TransferConfig { fast_device: DeviceConfig::Ideal, fast_dynamics: noisy, ..on.clone() },
+        ..TileConfig::default()
+    };
+    assert!(field(&cfg).contains("transfer.fast_dynamics.write_noise_std"), "{}", field(&cfg));
+    let e = TransferConfig { n_reads_per_transfer: 0, ..Default::default() }.validate("transfer").unwrap_err();
+    assert!(matches!(e, ConfigError::OutOfRange { .. }) && e.to_string().contains("n_reads_per_transfer"));
+}
