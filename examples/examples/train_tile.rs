@@ -70,7 +70,7 @@ fn train(name: &str, tile: &mut dyn Tile) -> Result<(), crossbar_sim::SimError> 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let presets: Vec<String> = std::env::args().skip(1).collect();
     let presets = if presets.is_empty() {
-        vec!["aihwkit-default".to_string(), "gokmen-vlasov".into(), "reram-sb".into()]
+        vec!["aihwkit-default".to_string(), "gokmen-vlasov".into(), "reram-sb".into(), "tiki-taka".into()]
     } else {
         presets
     };

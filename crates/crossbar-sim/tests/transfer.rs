@@ -301,16 +301,30 @@ fn a_pulsed_transfer_moves_c_by_lambda_a_on_average() {
 }
 
 /// Snapshot in the middle of training, restore, continue: the same bits as the original (both
-/// algorithms, noisy default periphery and devices). A state without its transfer part, or
-/// with a buffer of the wrong shape, is refused.
+/// algorithms, noisy default periphery and devices; and Tiki-Taka with γ ≠ 0, a weight mapping,
+/// a digital bias and write noise on both devices). A state without its transfer part, or with
+/// a buffer of the wrong shape, is refused.
 #[test]
 fn state_round_trip_continues_bit_exactly() {
-    for algorithm in [TransferAlgorithm::TikiTaka, TransferAlgorithm::Buffered] {
-        let cfg = TileConfig {
-            transfer: TransferConfig { enabled: true, algorithm, transfer_every: 0.5, ..Default::default() },
-            ..TileConfig::aihwkit_default()
-        };
-        let mut tile = AnalogTile::new(5, 7, &cfg, 11).unwrap();
+    let mut busy = TileConfig {
+        transfer: TransferConfig {
+            enabled: true,
+            gamma: 0.5,
+            transfer_every: 0.5,
+            fast_dynamics: DynamicsConfig { write_noise_std: 2.0, ..Default::default() },
+            ..Default::default()
+        },
+        mapping: MappingConfig { weight_scaling_omega: 0.3, columnwise: true, digital_bias: true },
+        ..TileConfig::aihwkit_default()
+    };
+    busy.dynamics.write_noise_std = 2.0;
+    let plain = |algorithm| TileConfig {
+        transfer: TransferConfig { enabled: true, algorithm, transfer_every: 0.5, ..Default::default() },
+        ..TileConfig::aihwkit_default()
+    };
+    for (k, cfg) in [plain(TransferAlgorithm::TikiTaka), plain(TransferAlgorithm::Buffered), busy].iter().enumerate() {
+        let algorithm = format!("case {k}");
+        let mut tile = AnalogTile::new(5, 7, cfg, 11).unwrap();
         tile.set_weights(uniform(5, 7, 0.3, 5).view()).unwrap();
         let data = calls(&[6; 8], 7, 5, 50);
         for (x, d) in &data[..4] {
@@ -323,10 +337,10 @@ fn state_round_trip_continues_bit_exactly() {
             tile.update(x.view(), d.view(), 0.05).unwrap();
             restored.update(x.view(), d.view(), 0.05).unwrap();
         }
-        assert_eq!(tile.weights(), restored.weights(), "{algorithm:?}");
+        assert_eq!(tile.weights(), restored.weights(), "{algorithm}");
         let TileSnapshot::Analog(a) = tile.snapshot() else { panic!() };
         let TileSnapshot::Analog(b) = restored.snapshot() else { panic!() };
-        assert_eq!(a, b, "{algorithm:?}: full states");
+        assert_eq!(a, b, "{algorithm}: full states");
         assert!(a.transfer.as_ref().unwrap().fast.weights.iter().any(|&w| w != 0.0));
 
         let mut broken = a.clone();
