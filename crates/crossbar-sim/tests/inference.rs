@@ -453,6 +453,12 @@ fn weight_modifier_acts_while_training_only() {
     for (a, b) in tile.weights().iter().zip(float.weights()) {
         assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
     }
+    // The modified weights kept for the backward pass are scratch, not state: a snapshot taken
+    // after a training forward pass restores to an equal tile, which goes on alike.
+    tile.forward_new(x.view()).unwrap();
+    let mut restored: InferenceTile = serde_json::from_str(&serde_json::to_string(&tile).unwrap()).unwrap();
+    assert_eq!(restored, tile);
+    assert_eq!(restored.forward_new(x.view()).unwrap(), tile.forward_new(x.view()).unwrap());
     let e = InferenceConfig {
         modifier: WeightModifier { std_dev: 20.0, ..WeightModifier::default() },
         ..InferenceConfig::default()

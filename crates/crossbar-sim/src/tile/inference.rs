@@ -267,7 +267,11 @@ const MODIFIER_STREAM: u64 = 3;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Equality compares the state that [`Tile::snapshot`] saves: the modified weights kept for
+/// the backward pass after a training forward pass are scratch and not compared, so a restored
+/// tile equals the one it was saved from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InferenceTile {
     cfg: InferenceConfig,
     seed: u64,
@@ -305,6 +309,46 @@ pub struct InferenceTile {
 
 fn yes() -> bool {
     true
+}
+
+impl PartialEq for InferenceTile {
+    fn eq(&self, other: &Self) -> bool {
+        // Every field but the scratch `modified` (spelled out so that a new field is not
+        // forgotten: the destructuring fails to compile without it).
+        let Self {
+            cfg,
+            seed,
+            target,
+            bias,
+            scales,
+            current,
+            devices,
+            reference,
+            factors,
+            t_inference,
+            rng,
+            counters,
+            w_eff,
+            training,
+            modifier_rng,
+            modified: _,
+        } = self;
+        *cfg == other.cfg
+            && *seed == other.seed
+            && *target == other.target
+            && *bias == other.bias
+            && *scales == other.scales
+            && *current == other.current
+            && *devices == other.devices
+            && *reference == other.reference
+            && *factors == other.factors
+            && *t_inference == other.t_inference
+            && *rng == other.rng
+            && *counters == other.counters
+            && *w_eff == other.w_eff
+            && *training == other.training
+            && *modifier_rng == other.modifier_rng
+    }
 }
 
 impl InferenceTile {
