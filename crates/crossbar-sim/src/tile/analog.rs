@@ -227,24 +227,32 @@ impl AnalogTile {
     /// ([`post_update_dynamics`](Self::post_update_dynamics)).
     pub(super) fn sgd_pulses(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) {
         self.on_persistent_marking(true, |t| {
-            if t.exact_update() {
-                crate::linalg::sgemm(-lr, d.t(), x, 1.0, &mut t.w.view_mut());
-            } else {
-                let ucfg = t.cfg.update.clone();
-                t.pulsed_update(&ucfg, x, d, lr);
-            }
+            t.sgd_step(x, d, lr);
             pin_stuck(&mut t.w, &t.hidden, &t.stuck);
         });
+    }
+
+    /// The plain SGD update of the stored weights: an exact product or the pulsed update.
+    fn sgd_step(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) {
+        if self.exact_update() {
+            crate::linalg::sgemm(-lr, d.t(), x, 1.0, &mut self.w.view_mut());
+        } else {
+            let ucfg = self.cfg.update.clone();
+            self.pulsed_update(&ucfg, x, d, lr);
+        }
+    }
+
+    /// Diffusion, then decay, as aihwkit's post_update_step (each a no-op when off).
+    fn post_step(&mut self) {
+        self.diffuse();
+        self.dynamics.decay(&mut self.w, &self.hidden, 1.0);
     }
 
     /// The per-call decay and diffusion (`dynamics.per_update`) of a fast device.
     pub(super) fn post_update_dynamics(&mut self) {
         let dyn_cfg = &self.cfg.dynamics;
         if dyn_cfg.per_update && (dyn_cfg.diffuses() || dyn_cfg.decays()) {
-            self.on_persistent(|t| {
-                t.diffuse();
-                t.dynamics.decay(&mut t.w, &t.hidden, 1.0);
-            });
+            self.on_persistent(Self::post_step);
         }
     }
 
@@ -911,17 +919,12 @@ impl Tile for AnalogTile {
                 t.mixed_precision_update(x, d, lr);
             } else if t.tt.is_some() {
                 t.transfer_update(x, d, lr);
-            } else if t.exact_update() {
-                crate::linalg::sgemm(-lr, d.t(), x, 1.0, &mut t.w.view_mut());
             } else {
-                let ucfg = t.cfg.update.clone();
-                t.pulsed_update(&ucfg, x, d, lr);
+                t.sgd_step(x, d, lr);
             }
             pin_stuck(&mut t.w, &t.hidden, &t.stuck);
             if t.cfg.dynamics.per_update {
-                // aihwkit's post_update_step order: diffusion, then decay.
-                t.diffuse();
-                t.dynamics.decay(&mut t.w, &t.hidden, 1.0);
+                t.post_step();
             }
         });
         Ok(())
