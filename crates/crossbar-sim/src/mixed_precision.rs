@@ -143,3 +143,12 @@ pub(crate) fn take_steps(chi: &mut ArrayViewMut2<'_, f32>, rows: &[usize], eps: 
 pub(crate) fn transfer_rows(start: usize, count: usize, n_rows: usize) -> Vec<usize> {
     (0..count).map(|k| (start + k) % n_rows).collect()
 }
+
+/// One one-hot vector of length `size` per index: row k is e_{idx[k]}.
+pub(crate) fn one_hot_rows(idx: &[usize], size: usize) -> ndarray::Array2<f32> {
+    let mut one_hot = ndarray::Array2::zeros((idx.len(), size));
+    for (k, &i) in idx.iter().enumerate() {
+        one_hot[[k, i]] = 1.0;
+    }
+    one_hot
+}

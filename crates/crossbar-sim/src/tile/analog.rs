@@ -13,7 +13,7 @@ use crate::device::{DeviceArrays, DeviceModel};
 use crate::drift::DriftState;
 use crate::dynamics::{DynamicsArrays, draw_write_noise, pin_stuck, stuck_devices};
 use crate::error::{ConfigError, SimError, check_shape};
-use crate::mixed_precision::{quantize_rows, take_steps, transfer_rows};
+use crate::mixed_precision::{one_hot_rows, quantize_rows, take_steps, transfer_rows};
 use crate::periphery::{CHUNK, abs_max_of, analog_mvm, contiguous};
 use crate::pulse::{SLOT_MASK, TrainScales, TrainStream, coincidences, make_trains};
 use crate::rng::{SimRng, derive_seed, stream};
@@ -670,10 +670,7 @@ impl AnalogTile {
                 self.w.row_mut(i).scaled_add(-lr_t, &steps.row(k));
             }
         } else {
-            let mut one_hot = Array2::<f32>::zeros((count, n_rows));
-            for (k, &i) in rows.iter().enumerate() {
-                one_hot[[k, i]] = 1.0;
-            }
+            let one_hot = one_hot_rows(&rows, n_rows);
             // aihwkit turns update and BL management on for the transfer: BL = max|n| (up to
             // desired_bl), so every element gets |n| pulses on average. um_grad_scale is 1 here
             // (aihwkit keeps the SGD update's: with g < 1 only ~g·|n| pulses would arrive).
@@ -1023,7 +1020,7 @@ fn check_device_settings(cfg: &TileConfig, device: &dyn DeviceModel) -> Result<(
 
 /// Whether `device` under `cfg` takes exact float updates (an ideal device or the float pulse
 /// type) instead of pulses.
-fn exact_update(device: &dyn DeviceModel, cfg: &TileConfig) -> bool {
+pub(super) fn exact_update(device: &dyn DeviceModel, cfg: &TileConfig) -> bool {
     // With Tiki-Taka the visible device is written by the transfer's update.
     let kind = if cfg.transfer.enabled { cfg.transfer.write_update().pulse_type } else { cfg.update.pulse_type };
     device.is_ideal() || kind == PulseType::Float

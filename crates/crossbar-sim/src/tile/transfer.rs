@@ -6,11 +6,11 @@ use ndarray::{Array2, ArrayView2, s};
 use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 
+use super::analog::exact_update;
 use super::{AnalogTile, AnalogTileState, Tile, TileConfig};
 use crate::error::SimError;
 use crate::mapping::MappingConfig;
-use crate::mixed_precision::MixedPrecisionConfig;
-use crate::mixed_precision::transfer_rows;
+use crate::mixed_precision::{MixedPrecisionConfig, one_hot_rows, transfer_rows};
 use crate::rng::{derive_seed, stream};
 use crate::transfer::{BufferRule, TransferAlgorithm, TransferConfig};
 
@@ -205,10 +205,7 @@ impl AnalogTile {
             return;
         }
         let idx = transfer_rows(start, count, size);
-        let mut one_hot = Array2::<f32>::zeros((count, size));
-        for (k, &i) in idx.iter().enumerate() {
-            one_hot[[k, i]] = 1.0;
-        }
+        let one_hot = one_hot_rows(&idx, size);
         // The reads: v_k = A·e_i (columns) or Aᵀ·e_i (rows), through the read periphery.
         let read = if tc.transfer_columns {
             tt.fast.forward_new(one_hot.view())
@@ -220,7 +217,7 @@ impl AnalogTile {
             tt.fast.reset_columns(start, count, 1.0).expect("the read columns exist");
         }
         let wu = tc.write_update();
-        let exact = self.device.is_ideal() || wu.pulse_type == crate::PulseType::Float;
+        let exact = exact_update(self.device.as_ref(), &self.cfg);
         // The values to write, one row per read: λ·v (Tiki-Taka) or n·step·ε (buffered).
         let lr_write = match tc.algorithm {
             TransferAlgorithm::TikiTaka => lr_t,
@@ -234,14 +231,10 @@ impl AnalogTile {
                     forget: tc.forget_buffer,
                 };
                 let mut n = vec![0.0f32; v.ncols()];
-                let mut h = vec![0.0f32; v.ncols()];
                 for (k, &i) in idx.iter().enumerate() {
                     let mut slice = if tc.transfer_columns { tt.buffer.column_mut(i) } else { tt.buffer.row_mut(i) };
-                    for (h, &b) in h.iter_mut().zip(slice.iter()) {
-                        *h = b;
-                    }
-                    let vk = v.row(k).to_vec();
-                    rule.step(&mut h, &vk, &mut n);
+                    let mut h = slice.to_vec();
+                    rule.step(&mut h, &v.row(k).to_vec(), &mut n);
                     slice.assign(&ndarray::ArrayView1::from(&h));
                     v.row_mut(k).assign(&ndarray::ArrayView1::from(&n));
                 }
