@@ -79,7 +79,7 @@ fn seed_lanes_portable(seed: u64) -> State {
     };
     let master = splitmix64(seed);
     let x0: [u64; LANES] = std::array::from_fn(|l| splitmix64(master ^ LANE_KEYS[l]));
-    std::array::from_fn(|w| std::array::from_fn(|l| splitmix64(x0[l].wrapping_add(w as u64 * GAMMA))))
+    std::array::from_fn(|w| std::array::from_fn(|l| splitmix64(x0[l].wrapping_add((w as u64).wrapping_mul(GAMMA)))))
 }
 
 /// One xoshiro256++ step of the eight lanes held in four 512-bit registers; returns the eight
