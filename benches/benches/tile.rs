@@ -92,6 +92,7 @@ fn bench_tiles(c: &mut Criterion) {
         leaky_cfg.dynamics.diffusion = 1e-4;
         let mut leaky = AnalogTile::new(n_out, n_in, &leaky_cfg, 2).unwrap();
         let mut tiki_taka = AnalogTile::new(n_out, n_in, &TileConfig::tiki_taka(), 2).unwrap();
+        let mut chopped = AnalogTile::new(n_out, n_in, &TileConfig::chopped_tiki_taka(), 2).unwrap();
         let mut y = Array2::zeros((BATCH, n_out));
         let mut z = Array2::zeros((BATCH, n_in));
 
@@ -124,6 +125,9 @@ fn bench_tiles(c: &mut Criterion) {
         // `_write_noise`, `_decay_diffusion`: with those dynamics on. `update_tiki_taka_bl31`:
         // the `tiki-taka` preset, i.e. the same pulses onto its fast device plus one transfer
         // (one column read and written to the visible device at BL ≤ 31).
+        // `update_chopped_tiki_taka_bl5`: the `chopped-tiki-taka` preset, BL 5 pulses onto its
+        // fast device at the auto-scaled rate, one vector at a time, each followed by a column
+        // read, the buffer step and a BL-1 write (compare `update_pulsed_bl5`).
         for (name, d, which) in [
             ("update_pulsed_bl5", &inp.d5, 0),
             ("update_pulsed_bl31", &inp.d31, 0),
@@ -131,13 +135,15 @@ fn bench_tiles(c: &mut Criterion) {
             ("update_pulsed_bl31_write_noise", &inp.d31, 2),
             ("update_pulsed_bl31_decay_diffusion", &inp.d31, 3),
             ("update_tiki_taka_bl31", &inp.d31, 4),
+            ("update_chopped_tiki_taka_bl5", &inp.d5, 5),
         ] {
             let tile = match which {
                 0 => &mut analog,
                 1 => &mut per_pulse,
                 2 => &mut write_noise,
                 3 => &mut leaky,
-                _ => &mut tiki_taka,
+                4 => &mut tiki_taka,
+                _ => &mut chopped,
             };
             g.bench_function(id(name), |b| {
                 b.iter_custom(|iters| {

@@ -13,7 +13,8 @@
 //!   ([`DeviceConfig`], [`UpdateConfig`]); or, with the mixed-precision update, the outer
 //!   products accumulate in a digital matrix and only whole device steps are pulsed
 //!   ([`MixedPrecisionConfig`]); or, with Tiki-Taka, a second (fast) device per weight takes the
-//!   pulses and is transferred column by column into the visible one ([`TransferConfig`]);
+//!   pulses and is transferred column by column into the visible one, directly, through a
+//!   digital buffer, or with sign choppers ([`TransferConfig`]);
 //! - between updates the devices may decay toward per-device reset values, diffuse, be reset,
 //!   be stuck, carry write noise or drift ([`DynamicsConfig`], aihwkit's `lifetime`,
 //!   `diffusion`, `reset`, `corrupt_devices`, `write_noise_std` and `drift`);
@@ -97,8 +98,8 @@ pub use mixed_precision::MixedPrecisionConfig;
 pub use pcm::{PcmDevices, PcmNoiseModel};
 pub use rng::{SimRng, derive_seed};
 pub use tile::{
-    AnalogTile, AnalogTileState, DriftCompensation, FloatTile, InferenceConfig, InferenceTile, ModifierKind, PRESETS,
-    Tile, TileConfig, TileSnapshot, TransferState, WeightModifier,
+    AnalogTile, AnalogTileState, Choppers, DriftCompensation, FloatTile, InferenceConfig, InferenceTile, ModifierKind,
+    PRESETS, Tile, TileConfig, TileSnapshot, TransferState, WeightModifier,
 };
 pub use transfer::{TransferAlgorithm, TransferConfig};
 pub use update_config::{PulseType, UpdateConfig};

@@ -17,6 +17,18 @@
 //!   H ← ω − (1 − `momentum`)·n·θ, else H ← ω; C[:, j] receives a pulsed update of n steps
 //!   (learning rate `step`·θ/`thres_scale`, i.e. `step` device steps per unit of n).
 //!
+//! - **Chopped** (c-TTv2 / TTv3, aihwkit `ChoppedTransferCompound`, Rasch et al. 2024): as
+//!   buffered, with random sign "choppers" c_in per column and c_out per row (for column
+//!   transfers). A takes the chopped gradient (each coincidence's sign times c_in·c_out), and
+//!   the read is multiplied by the same signs before it enters the buffer, so the gradient is
+//!   recovered while A's own bias is not. The buffer counts in units of the threshold:
+//!   H += λ/b·c·v with b = `buffer_granularity`·ε_A (·`auto_granularity`/(size·`transfer_every`)
+//!   when set); where |H| ≥ 1, n = trunc(H) clipped to ±BL is written to C and H is reduced as
+//!   for the buffered rule (with n in place of n·θ). After each read of column i, c_in(i) flips
+//!   with probability `in_chop_prob` (or regularly); after the last column each c_out flips with
+//!   `out_chop_prob`. `auto_scale` sets A's pulse-count learning rate per vector from running
+//!   means of max|x| and max|d|.
+//!
 //! With `transfer_columns` off, rows are read instead (backward passes with one-hot errors)
 //! and written row by row. The order within an update call follows aihwkit's per-vector loop:
 //! the SGD pulses of the vectors up to a transfer point, then the transfer, then the next
@@ -41,6 +53,10 @@ pub enum TransferAlgorithm {
     /// Tiki-Taka v2 (aihwkit `BufferedTransferCompound`): the reads accumulate in a digital
     /// buffer and only whole thresholds are written.
     Buffered,
+    /// Chopped Tiki-Taka v2 (aihwkit `ChoppedTransferCompound`, also called TTv3 or c-TTv2):
+    /// buffered, with sign choppers on A's gradient and on the reads. One read per transfer,
+    /// sequential, no resets.
+    Chopped,
 }
 
 /// Settings of the transfer (Tiki-Taka) update. Off by default; the other defaults are
@@ -69,9 +85,9 @@ pub struct TransferConfig {
     /// `units_in_mbatch`: every ⌈`transfer_every`·batch⌉ vectors; else every
     /// round(`transfer_every`) vectors); 0 = never. Finite, ≥ 0. Default: 1.
     pub transfer_every: f32,
-    /// Count `transfer_every` in batches (update calls) instead of single vectors. Default:
-    /// true.
-    pub units_in_mbatch: bool,
+    /// Count `transfer_every` in batches (update calls) instead of single vectors; unset = the
+    /// algorithm's default (aihwkit's): true, false for chopped. Default: unset.
+    pub units_in_mbatch: Option<bool>,
     /// Columns (or rows) of A read and written per transfer, consecutive and wrapping around;
     /// at most the column count is used. At least 1. Default: 1.
     pub n_reads_per_transfer: u32,
@@ -88,8 +104,9 @@ pub struct TransferConfig {
     /// Learning rate of the SGD pulses onto A: `fast_lr`·lr with `scale_fast_lr`, else
     /// `fast_lr` itself. Finite, > 0. Default: 1.
     pub fast_lr: f32,
-    /// Multiply `fast_lr` by the learning rate of the update call. Default: true.
-    pub scale_fast_lr: bool,
+    /// Multiply `fast_lr` by the learning rate of the update call; unset = the algorithm's
+    /// default (aihwkit's): true, false for chopped. Default: unset.
+    pub scale_fast_lr: Option<bool>,
     /// Learning rate λ of a transfer: `transfer_lr`·lr with `scale_transfer_lr`, else
     /// `transfer_lr` itself; a λ of 0 skips the transfers. Finite, ≥ 0. Default: 1.
     pub transfer_lr: f32,
@@ -102,16 +119,47 @@ pub struct TransferConfig {
     /// default [`UpdateConfig`] (BL 31 with update and BL management), for buffered BL 1
     /// without either (aihwkit's defaults). Default: unset.
     pub transfer_update: Option<UpdateConfig>,
-    /// Buffered: the threshold θ in units of C's granularity. Finite, > 0. Default: 1.
+    /// Buffered: the threshold θ in units of C's granularity (chopped uses
+    /// `buffer_granularity` instead). Finite, > 0. Default: 1.
     pub thres_scale: f32,
-    /// Buffered: device steps written per unit of n. Finite, > 0. Default: 1.
+    /// Buffered and chopped: device steps written per unit of n. Finite, > 0. Default: 1.
     pub step: f32,
-    /// Buffered: the share of the buffer kept after a write (see the module docs). In [0, 1].
-    /// Default: 0.1.
-    pub momentum: f32,
-    /// Buffered: after a write keep `momentum`·ω (true) or subtract (1 − `momentum`)·n·θ
-    /// (false). Default: true.
+    /// Buffered and chopped: the share of the buffer kept after a write (see the module docs);
+    /// unset = the algorithm's default (aihwkit's): 0.1, 0 for chopped. In [0, 1]. Default:
+    /// unset.
+    pub momentum: Option<f32>,
+    /// Buffered and chopped: after a write keep `momentum`·ω (true) or subtract
+    /// (1 − `momentum`)·n·θ (false). Default: true.
     pub forget_buffer: bool,
+    /// Chopped: probability that a column's (row's) input chopper flips after its read; with
+    /// `in_chop_random` off, every chopper flips after every max(⌈1/p⌉, 2)-th sweep over the
+    /// columns instead; 0 = never. In [0, 1]. Default: 0.1.
+    pub in_chop_prob: f32,
+    /// Chopped: flip the input choppers at random (true) or regularly (false). Default: true.
+    pub in_chop_random: bool,
+    /// Chopped: probability that each output chopper flips after a sweep over all columns
+    /// (rows). In [0, 1]. Default: 0.
+    pub out_chop_prob: f32,
+    /// Chopped: the buffer's unit b in units of A's granularity ε_A (replaces `thres_scale`).
+    /// Finite, > 0. Default: 1.
+    pub buffer_granularity: f32,
+    /// Chopped: if > 0, b is further multiplied by `auto_granularity`/(size·`transfer_every`),
+    /// size the number of columns (rows) read. Finite, ≥ 0. Default: 0 (off).
+    pub auto_granularity: f32,
+    /// Chopped: no buffer; each read's own n = trunc(λ/b·c·v) is written (Tiki-Taka v1 with
+    /// whole steps). Default: false.
+    pub no_buffer: bool,
+    /// Chopped: A's pulse-count learning rate per vector is
+    /// `fast_lr`·BL·ε_A/(m_x·m_d) (times lr with `scale_fast_lr`), BL the SGD update's
+    /// `desired_bl`, m_x and m_d running means of max|x| and max|d| per vector. Default: false.
+    pub auto_scale: bool,
+    /// Chopped: momentum of the running means of `auto_scale`; each vector of a batch of B moves
+    /// them by (1 − `auto_momentum`)/B of the way. In [0, 1]. Default: 0.99.
+    pub auto_momentum: f32,
+    /// Chopped: divide the transfer rate by A's pulse-count learning rate and count the buffer
+    /// in units of C's granularity instead (b·ε_C/ε_A), so that C receives λ times the gradient.
+    /// Default: false.
+    pub correct_gradient_magnitudes: bool,
 }
 
 impl Default for TransferConfig {
@@ -123,21 +171,30 @@ impl Default for TransferConfig {
             fast_dynamics: DynamicsConfig::default(),
             gamma: 0.0,
             transfer_every: 1.0,
-            units_in_mbatch: true,
+            units_in_mbatch: None,
             n_reads_per_transfer: 1,
             transfer_columns: true,
             random_selection: false,
             with_reset_prob: 0.0,
             fast_lr: 1.0,
-            scale_fast_lr: true,
+            scale_fast_lr: None,
             transfer_lr: 1.0,
             scale_transfer_lr: true,
             transfer_forward: Self::read_io(),
             transfer_update: None,
             thres_scale: 1.0,
             step: 1.0,
-            momentum: 0.1,
+            momentum: None,
             forget_buffer: true,
+            in_chop_prob: 0.1,
+            in_chop_random: true,
+            out_chop_prob: 0.0,
+            buffer_granularity: 1.0,
+            auto_granularity: 0.0,
+            no_buffer: false,
+            auto_scale: false,
+            auto_momentum: 0.99,
+            correct_gradient_magnitudes: false,
         }
     }
 }
@@ -156,7 +213,7 @@ impl TransferConfig {
     pub fn write_update(&self) -> UpdateConfig {
         self.transfer_update.clone().unwrap_or_else(|| match self.algorithm {
             TransferAlgorithm::TikiTaka => UpdateConfig::default(),
-            TransferAlgorithm::Buffered => UpdateConfig {
+            TransferAlgorithm::Buffered | TransferAlgorithm::Chopped => UpdateConfig {
                 desired_bl: 1,
                 update_management: false,
                 update_bl_management: false,
@@ -165,10 +222,35 @@ impl TransferConfig {
         })
     }
 
+    /// Whether the algorithm is chopped.
+    pub fn chopped(&self) -> bool {
+        self.algorithm == TransferAlgorithm::Chopped
+    }
+
+    /// Whether a digital buffer is kept (buffered and chopped).
+    pub fn buffered(&self) -> bool {
+        self.algorithm != TransferAlgorithm::TikiTaka
+    }
+
+    /// `units_in_mbatch`, or the algorithm's default.
+    pub fn units_in_mbatch(&self) -> bool {
+        self.units_in_mbatch.unwrap_or(!self.chopped())
+    }
+
+    /// `scale_fast_lr`, or the algorithm's default.
+    pub fn scale_fast_lr(&self) -> bool {
+        self.scale_fast_lr.unwrap_or(!self.chopped())
+    }
+
+    /// `momentum`, or the algorithm's default.
+    pub fn momentum(&self) -> f32 {
+        self.momentum.unwrap_or(if self.chopped() { 0.0 } else { 0.1 })
+    }
+
     /// Vectors between transfers for an update call of `batch` vectors; 0 = no transfer.
     pub fn period(&self, batch: usize) -> u64 {
         // (In f32, as aihwkit: the f64 product of the f32 0.1 and 10 is just above 1.)
-        let every = if self.units_in_mbatch {
+        let every = if self.units_in_mbatch() {
             (self.transfer_every * batch as f32).ceil()
         } else {
             self.transfer_every.round()
@@ -178,7 +260,14 @@ impl TransferConfig {
 
     /// The learning rate of the SGD pulses onto A for an update call at `lr`.
     pub fn fast_rate(&self, lr: f32) -> f32 {
-        if self.scale_fast_lr { self.fast_lr * lr } else { self.fast_lr }
+        if self.scale_fast_lr() { self.fast_lr * lr } else { self.fast_lr }
+    }
+
+    /// Chopped: the buffer's unit b for a fast device of granularity `eps_fast` and `size`
+    /// columns (rows) read.
+    pub fn buffer_unit(&self, eps_fast: f32, size: usize) -> f32 {
+        let b = self.buffer_granularity * eps_fast;
+        if self.auto_granularity > 0.0 { b * self.auto_granularity / (size as f32 * self.transfer_every) } else { b }
     }
 
     /// The transfer learning rate λ for an update call at `lr`.
@@ -228,7 +317,40 @@ impl TransferConfig {
         }
         ConfigError::check_positive(p("thres_scale"), self.thres_scale.into())?;
         ConfigError::check_positive(p("step"), self.step.into())?;
-        ConfigError::check_range(p("momentum"), self.momentum.into(), 0.0, 1.0)?;
+        if let Some(m) = self.momentum {
+            ConfigError::check_range(p("momentum"), m.into(), 0.0, 1.0)?;
+        }
+        ConfigError::check_range(p("in_chop_prob"), self.in_chop_prob.into(), 0.0, 1.0)?;
+        ConfigError::check_range(p("out_chop_prob"), self.out_chop_prob.into(), 0.0, 1.0)?;
+        ConfigError::check_positive(p("buffer_granularity"), self.buffer_granularity.into())?;
+        ConfigError::check_non_negative(p("auto_granularity"), self.auto_granularity.into())?;
+        ConfigError::check_range(p("auto_momentum"), self.auto_momentum.into(), 0.0, 1.0)?;
+        if self.chopped() {
+            // aihwkit's chopped device supports sequential single reads only.
+            let unsupported = if self.n_reads_per_transfer != 1 {
+                Some(("n_reads_per_transfer", "must be 1"))
+            } else if self.random_selection {
+                Some(("random_selection", "must be false"))
+            } else if self.with_reset_prob != 0.0 {
+                Some(("with_reset_prob", "must be 0"))
+            } else {
+                None
+            };
+            if let Some((field, what)) = unsupported {
+                return Err(ConfigError::Invalid {
+                    field: path(prefix, field),
+                    reason: format!(
+                        "{what} with the chopped algorithm (one sequential read per transfer, as in aihwkit)"
+                    ),
+                });
+            }
+            if self.auto_granularity > 0.0 && self.transfer_every == 0.0 {
+                return Err(ConfigError::Invalid {
+                    field: path(prefix, "auto_granularity"),
+                    reason: "scales the buffer by 1/transfer_every, which is 0".into(),
+                });
+            }
+        }
         if self.with_reset_prob > 0.0 && !(self.algorithm == TransferAlgorithm::TikiTaka && self.transfer_columns) {
             return Err(ConfigError::Invalid {
                 field: path(prefix, "with_reset_prob"),
@@ -236,6 +358,41 @@ impl TransferConfig {
             });
         }
         Ok(())
+    }
+}
+
+/// The constants of one chopped (c-TTv2) transfer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChopRule {
+    /// λ/b: the buffer's increment per unit read.
+    pub scale: f32,
+    /// The largest |n| (the write's BL).
+    pub max_n: f32,
+    /// `momentum`.
+    pub momentum: f32,
+    /// `forget_buffer`.
+    pub forget: bool,
+    /// `no_buffer`.
+    pub no_buffer: bool,
+}
+
+impl ChopRule {
+    /// One read vector `v` into its buffer slice `h` (in units of b), with the read's input
+    /// chopper `c_in` and the output choppers `c_out` (true = negative sign), writing the
+    /// signed step counts to `n` (module docs): H += ±scale·v; where |H| ≥ 1,
+    /// n = trunc(H) clipped to ±`max_n`.
+    pub(crate) fn step(&self, h: &mut [f32], v: &[f32], c_in: bool, c_out: &[bool], n: &mut [f32]) {
+        for (((h, &v), &c), n) in h.iter_mut().zip(v).zip(c_out).zip(n.iter_mut()) {
+            let val = v * self.scale;
+            let mut omega = if self.no_buffer { 0.0 } else { *h };
+            omega += if c_in != c { -val } else { val };
+            *n = 0.0;
+            if omega.abs() >= 1.0 {
+                *n = omega.trunc().clamp(-self.max_n, self.max_n);
+                omega = if self.forget { omega * self.momentum } else { omega - (1.0 - self.momentum) * *n };
+            }
+            *h = omega;
+        }
     }
 }
 
@@ -283,9 +440,9 @@ mod tests {
         assert_eq!(c.period(10), 10);
         let c = TransferConfig { transfer_every: 0.25, ..TransferConfig::default() };
         assert_eq!(c.period(10), 3); // ⌈2.5⌉
-        let c = TransferConfig { transfer_every: 2.4, units_in_mbatch: false, ..TransferConfig::default() };
+        let c = TransferConfig { transfer_every: 2.4, units_in_mbatch: Some(false), ..TransferConfig::default() };
         assert_eq!(c.period(10), 2);
-        let c = TransferConfig { transfer_every: 0.4, units_in_mbatch: false, ..TransferConfig::default() };
+        let c = TransferConfig { transfer_every: 0.4, units_in_mbatch: Some(false), ..TransferConfig::default() };
         assert_eq!(c.period(10), 0);
         let c = TransferConfig { transfer_every: 0.0, ..TransferConfig::default() };
         assert_eq!(c.period(10), 0);
@@ -328,7 +485,7 @@ mod tests {
         assert!(bad.validate("transfer").unwrap_err().to_string().contains("transfer.fast_lr"));
         let bad = TransferConfig { transfer_forward: IoConfig::default(), ..TransferConfig::default() };
         assert!(bad.validate("transfer").unwrap_err().to_string().contains("transfer.transfer_forward"));
-        let bad = TransferConfig { momentum: 1.5, ..TransferConfig::default() };
+        let bad = TransferConfig { momentum: Some(1.5), ..TransferConfig::default() };
         assert!(bad.validate("transfer").unwrap_err().to_string().contains("transfer.momentum"));
         let bad = TransferConfig {
             with_reset_prob: 0.5,
@@ -337,5 +494,67 @@ mod tests {
         };
         assert!(bad.validate("transfer").unwrap_err().to_string().contains("with_reset_prob"));
         TransferConfig::default().validate("transfer").unwrap();
+        let chopped = TransferConfig { algorithm: TransferAlgorithm::Chopped, ..TransferConfig::default() };
+        chopped.validate("transfer").unwrap();
+        for (bad, field) in [
+            (TransferConfig { n_reads_per_transfer: 2, ..chopped.clone() }, "transfer.n_reads_per_transfer"),
+            (TransferConfig { random_selection: true, ..chopped.clone() }, "transfer.random_selection"),
+            (TransferConfig { in_chop_prob: -0.1, ..chopped.clone() }, "transfer.in_chop_prob"),
+            (TransferConfig { out_chop_prob: 2.0, ..chopped.clone() }, "transfer.out_chop_prob"),
+            (TransferConfig { buffer_granularity: 0.0, ..chopped.clone() }, "transfer.buffer_granularity"),
+            (TransferConfig { auto_momentum: f32::NAN, ..chopped.clone() }, "transfer.auto_momentum"),
+            (
+                TransferConfig { auto_granularity: 100.0, transfer_every: 0.0, ..chopped.clone() },
+                "transfer.auto_granularity",
+            ),
+        ] {
+            let e = bad.validate("transfer").unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+    }
+
+    #[test]
+    fn algorithm_defaults_follow_aihwkit() {
+        let tt = TransferConfig::default();
+        assert!(tt.units_in_mbatch() && tt.scale_fast_lr() && tt.momentum() == 0.1);
+        let ch = TransferConfig { algorithm: TransferAlgorithm::Chopped, ..tt.clone() };
+        assert!(!ch.units_in_mbatch() && !ch.scale_fast_lr() && ch.momentum() == 0.0);
+        assert_eq!(ch.period(10), 1, "chopped transfers after every vector by default");
+        let wu = ch.write_update();
+        assert!(wu.desired_bl == 1 && !wu.update_management && !wu.update_bl_management);
+        // b = buffer_granularity·ε_A, times auto_granularity/(size·transfer_every).
+        let ch = TransferConfig { buffer_granularity: 2.0, ..ch };
+        assert_eq!(ch.buffer_unit(1e-3, 8), 2e-3);
+        let ch = TransferConfig { auto_granularity: 1000.0, transfer_every: 2.0, ..ch };
+        assert!((ch.buffer_unit(1e-3, 8) - 2e-3 * 1000.0 / 16.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn chop_step_by_hand() {
+        // scale 10 (λ/b): H += ±10·v; sign − where c_in ≠ c_out.
+        let rule = ChopRule { scale: 10.0, max_n: 1.0, momentum: 0.0, forget: true, no_buffer: false };
+        let mut h = [0.5, 0.5, -0.2, 0.0, 0.95];
+        let v = [0.06, 0.06, 0.05, 0.25, 0.0];
+        let c_out = [false, true, true, false, false];
+        let mut n = [9.0; 5];
+        rule.step(&mut h, &v, true, &c_out, &mut n);
+        // ω: 0.5 − 0.6 = −0.1 (no step); 0.5 + 0.6 = 1.1 → n 1, H 0 (forget, momentum 0);
+        // −0.2 + 0.5 = 0.3; 0 − 2.5 → trunc −2 clipped to −1, H 0; 0.95 stays.
+        assert_eq!(n, [0.0, 1.0, 0.0, -1.0, 0.0]);
+        let want = [-0.1, 0.0, 0.3, 0.0, 0.95];
+        for (g, w) in h.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{h:?}");
+        }
+        // Keeping the remainder: H −= (1 − 0.25)·n; BL 31 lets n = −2 through.
+        let rule = ChopRule { scale: 10.0, max_n: 31.0, momentum: 0.25, forget: false, no_buffer: false };
+        let mut h = [0.0, 0.5];
+        rule.step(&mut h, &[-0.25, 0.1], false, &[false, false], &mut n[..2]);
+        assert_eq!(n[..2], [-2.0, 1.0]);
+        assert!((h[0] + 1.0).abs() < 1e-6 && (h[1] - 0.75).abs() < 1e-6, "{h:?}");
+        // Without a buffer the old H is ignored.
+        let rule = ChopRule { no_buffer: true, ..rule };
+        let mut h = [0.9];
+        rule.step(&mut h, &[0.05], false, &[false], &mut n[..1]);
+        assert_eq!((n[0], h[0]), (0.0, 0.5));
     }
 }

@@ -71,6 +71,7 @@ fn reference(
                     };
                     let write = match tc.algorithm {
                         TransferAlgorithm::TikiTaka => read.mapv(|v| lam * v),
+                        TransferAlgorithm::Chopped => unreachable!("chopped_reference"),
                         TransferAlgorithm::Buffered => {
                             let mut hs = if tc.transfer_columns { h.column_mut(i) } else { h.row_mut(i) };
                             let thres = tc.thres_scale * eps;
@@ -82,9 +83,9 @@ fn reference(
                                 *hv = if *nv == 0.0 {
                                     omega
                                 } else if tc.forget_buffer {
-                                    omega * tc.momentum
+                                    omega * tc.momentum()
                                 } else {
-                                    omega - (1.0 - tc.momentum) * *nv * thres
+                                    omega - (1.0 - tc.momentum()) * *nv * thres
                                 };
                             }
                             n.mapv(|n| tc.step * eps * n)
@@ -99,6 +100,113 @@ fn reference(
         }
     }
     (c, a.weights().to_owned(), h)
+}
+
+/// The reference's chopper state and running means.
+#[derive(Debug, Default)]
+struct Chop {
+    input: Vec<bool>,
+    output: Vec<bool>,
+    m_x: f32,
+    m_d: f32,
+    sweeps: u64,
+}
+
+/// The chopped rule written out, for exact devices and reads of granularity `eps` (A and C),
+/// with deterministic chopper flips (regular input choppers; output choppers with probability
+/// 0 or 1): returns (C, A, H, choppers) after the calls.
+fn chopped_reference(
+    tc: &TransferConfig,
+    w0: &Array2<f32>,
+    calls: &[(Array2<f32>, Array2<f32>)],
+    lr: f32,
+    eps: f32,
+    bl: f32,
+) -> (Array2<f32>, Array2<f32>, Array2<f32>, Chop) {
+    assert!(!tc.in_chop_random || tc.in_chop_prob == 0.0);
+    assert!(tc.out_chop_prob == 0.0 || tc.out_chop_prob == 1.0);
+    let (n_out, n_in) = w0.dim();
+    let cols = tc.transfer_columns;
+    let (size, other) = if cols { (n_in, n_out) } else { (n_out, n_in) };
+    let mut a = FloatTile::from_weights(Array2::zeros((n_out, n_in)));
+    let mut c = w0.clone();
+    let mut h = Array2::<f32>::zeros((n_out, n_in));
+    let mut ch = Chop { input: vec![false; size], output: vec![false; other], ..Chop::default() };
+    let (mut vectors, mut next) = (0u64, 0usize);
+    let lam = tc.transfer_rate(lr);
+    let max_n = tc.write_update().desired_bl as f32;
+    // The EMA of aihwkit: first value as is, then (1 − τ)·m + τ·v with τ = (1 − momentum)/B.
+    let track = |m: &mut f32, v: f32, b: usize| {
+        if *m <= 0.0 {
+            *m = v
+        } else if v > 0.0 {
+            let tau = (1.0 - tc.auto_momentum) / b as f32;
+            *m = (1.0 - tau) * *m + tau * v;
+        }
+    };
+    for (x, d) in calls {
+        let batch = x.nrows();
+        let every = tc.period(batch);
+        for b in 0..batch {
+            // One vector at a time (chopped transfers fall between vectors).
+            let mut xb = x.slice(s![b..b + 1, ..]).to_owned();
+            let mut db = d.slice(s![b..b + 1, ..]).to_owned();
+            let mut count_lr = tc.fast_rate(lr);
+            if tc.auto_scale {
+                track(&mut ch.m_x, xb.iter().fold(0.0, |m, v| m.max(v.abs())), batch);
+                track(&mut ch.m_d, db.iter().fold(0.0, |m, v| m.max(v.abs())), batch);
+                count_lr = tc.fast_lr * bl * eps / (ch.m_x * ch.m_d);
+                if tc.scale_fast_lr() {
+                    count_lr *= lr;
+                }
+            }
+            let (cx, cd) = if cols { (&ch.input, &ch.output) } else { (&ch.output, &ch.input) };
+            xb.iter_mut().zip(cx).filter(|(_, f)| **f).for_each(|(v, _)| *v = -*v);
+            db.iter_mut().zip(cd).filter(|(_, f)| **f).for_each(|(v, _)| *v = -*v);
+            a.update(xb.view(), db.view(), count_lr).unwrap();
+            vectors += 1;
+            if every == 0 || vectors % every != 0 || lam == 0.0 {
+                if every > 0 && vectors % every == 0 {
+                    next = (next + 1) % size;
+                }
+                continue;
+            }
+            let i = next;
+            next = (i + 1) % size;
+            let read = if cols { a.weights().column(i).to_owned() } else { a.weights().row(i).to_owned() };
+            let mut unit = tc.buffer_granularity * eps;
+            if tc.auto_granularity > 0.0 {
+                unit *= tc.auto_granularity / (size as f32 * tc.transfer_every);
+            }
+            let scale = if tc.correct_gradient_magnitudes { lam / count_lr / unit } else { lam / unit };
+            let mut hs = if cols { h.column_mut(i) } else { h.row_mut(i) };
+            let mut target = if cols { c.column_mut(i) } else { c.row_mut(i) };
+            for (j, (hv, &v)) in hs.iter_mut().zip(&read).enumerate() {
+                let sign = if ch.input[i] != ch.output[j] { -1.0 } else { 1.0 };
+                let mut omega = if tc.no_buffer { 0.0 } else { *hv };
+                omega += sign * (v * scale);
+                if omega.abs() >= 1.0 {
+                    let n = omega.trunc().clamp(-max_n, max_n);
+                    target[j] += tc.step * eps * n;
+                    omega = if tc.forget_buffer { omega * tc.momentum() } else { omega - (1.0 - tc.momentum()) * n };
+                }
+                *hv = omega;
+            }
+            if tc.in_chop_prob > 0.0 {
+                let period = ((1.0 / tc.in_chop_prob).ceil() as u64).max(2);
+                if ch.sweeps % period + 1 == period {
+                    ch.input[i] = !ch.input[i];
+                }
+            }
+            if i == size - 1 {
+                if tc.out_chop_prob == 1.0 {
+                    ch.output.iter_mut().for_each(|c| *c = !*c);
+                }
+                ch.sweeps += 1;
+            }
+        }
+    }
+    (c, a.weights().to_owned(), h, ch)
 }
 
 fn assert_close(got: ArrayView2<'_, f32>, want: ArrayView2<'_, f32>, tol: f32, what: &str) {
@@ -118,10 +226,15 @@ fn exact_tiki_taka_follows_the_rule() {
     let data = calls(&[4, 4, 3, 4, 4, 4, 4], n_in, n_out, 10);
     let cases = [
         TransferConfig::default(),
-        TransferConfig { transfer_every: 3.0, units_in_mbatch: false, n_reads_per_transfer: 2, ..Default::default() },
+        TransferConfig {
+            transfer_every: 3.0,
+            units_in_mbatch: Some(false),
+            n_reads_per_transfer: 2,
+            ..Default::default()
+        },
         TransferConfig { transfer_every: 0.5, transfer_columns: false, ..Default::default() },
         TransferConfig { transfer_lr: 0.3, scale_transfer_lr: false, fast_lr: 2.0, ..Default::default() },
-        TransferConfig { n_reads_per_transfer: 9, fast_lr: 0.5, scale_fast_lr: false, ..Default::default() },
+        TransferConfig { n_reads_per_transfer: 9, fast_lr: 0.5, scale_fast_lr: Some(false), ..Default::default() },
     ];
     for (k, t) in cases.into_iter().enumerate() {
         let cfg = exact_tt(t.clone());
@@ -196,7 +309,7 @@ fn full_transfer_with_reset_is_sgd_on_c() {
     let w0 = uniform(3, 4, 0.3, 3);
     let cfg = exact_tt(TransferConfig {
         transfer_every: 1.0,
-        units_in_mbatch: false,
+        units_in_mbatch: Some(false),
         n_reads_per_transfer: 4,
         transfer_lr: 1.0,
         scale_transfer_lr: false,
@@ -232,7 +345,7 @@ fn buffered_transfer_follows_the_rule() {
         (
             TransferConfig {
                 forget_buffer: false,
-                momentum: 0.3,
+                momentum: Some(0.3),
                 thres_scale: 2.0,
                 step: 0.5,
                 transfer_update: Some(float_write),
@@ -322,7 +435,20 @@ fn state_round_trip_continues_bit_exactly() {
         transfer: TransferConfig { enabled: true, algorithm, transfer_every: 0.5, ..Default::default() },
         ..TileConfig::aihwkit_default()
     };
-    for (k, cfg) in [plain(TransferAlgorithm::TikiTaka), plain(TransferAlgorithm::Buffered), busy].iter().enumerate() {
+    let chopped = TileConfig {
+        transfer: TransferConfig {
+            enabled: true,
+            algorithm: TransferAlgorithm::Chopped,
+            auto_scale: true,
+            out_chop_prob: 0.3,
+            gamma: 0.2,
+            fast_lr: 0.5,
+            ..Default::default()
+        },
+        ..TileConfig::aihwkit_default()
+    };
+    let cases = [plain(TransferAlgorithm::TikiTaka), plain(TransferAlgorithm::Buffered), busy, chopped];
+    for (k, cfg) in cases.iter().enumerate() {
         let algorithm = format!("case {k}");
         let mut tile = AnalogTile::new(5, 7, cfg, 11).unwrap();
         tile.set_weights(uniform(5, 7, 0.3, 5).view()).unwrap();
@@ -342,6 +468,10 @@ fn state_round_trip_continues_bit_exactly() {
         let TileSnapshot::Analog(b) = restored.snapshot() else { panic!() };
         assert_eq!(a, b, "{algorithm}: full states");
         assert!(a.transfer.as_ref().unwrap().fast.weights.iter().any(|&w| w != 0.0));
+        if k == 3 {
+            let ch = &a.transfer.as_ref().unwrap().choppers;
+            assert!(ch.input.iter().chain(&ch.output).any(|&c| c) && ch.m_x > 0.0, "{algorithm}: {ch:?}");
+        }
 
         let mut broken = a.clone();
         broken.transfer = None;
@@ -349,27 +479,42 @@ fn state_round_trip_continues_bit_exactly() {
         let mut broken = a.clone();
         broken.transfer.as_mut().unwrap().buffer = Array2::zeros((2, 2));
         assert!(matches!(AnalogTile::from_state(*broken), Err(SimError::State { .. })));
+        let mut broken = a.clone();
+        broken.transfer.as_mut().unwrap().choppers.input.push(true);
+        assert!(matches!(AnalogTile::from_state(*broken), Err(SimError::State { .. })));
     }
 }
 
 /// The same seed gives the same tile on one thread and on two.
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    let cfg = TileConfig {
+    let tt = TileConfig {
         transfer: TransferConfig { enabled: true, n_reads_per_transfer: 3, ..Default::default() },
         ..TileConfig::aihwkit_default()
     };
-    let run = |threads: usize| {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
-            let mut tile = AnalogTile::new(40, 30, &cfg, 13).unwrap();
-            tile.set_weights(uniform(40, 30, 0.3, 6).view()).unwrap();
-            for (x, d) in calls(&[64; 4], 30, 40, 60) {
-                tile.update(x.view(), d.view(), 0.05).unwrap();
-            }
-            (tile.weights().to_owned(), tile.fast_weights().unwrap().to_owned())
-        })
+    let chopped = TileConfig {
+        transfer: TransferConfig {
+            enabled: true,
+            algorithm: TransferAlgorithm::Chopped,
+            auto_scale: true,
+            out_chop_prob: 0.2,
+            ..Default::default()
+        },
+        ..TileConfig::aihwkit_default()
     };
-    assert_eq!(run(1), run(2));
+    for cfg in [tt, chopped] {
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+                let mut tile = AnalogTile::new(40, 30, &cfg, 13).unwrap();
+                tile.set_weights(uniform(40, 30, 0.3, 6).view()).unwrap();
+                for (x, d) in calls(&[64; 4], 30, 40, 60) {
+                    tile.update(x.view(), d.view(), 0.05).unwrap();
+                }
+                (tile.weights().to_owned(), tile.fast_weights().unwrap().to_owned())
+            })
+        };
+        assert_eq!(run(1), run(2));
+    }
 }
 
 /// Counters: every SGD vector is an update cycle, every read a forward cycle of the tile,
@@ -434,4 +579,221 @@ fn invalid_settings_are_named() {
     assert!(field(&cfg).contains("transfer.fast_dynamics.write_noise_std"), "{}", field(&cfg));
     let e = TransferConfig { n_reads_per_transfer: 0, ..Default::default() }.validate("transfer").unwrap_err();
     assert!(matches!(e, ConfigError::OutOfRange { .. }) && e.to_string().contains("n_reads_per_transfer"));
+}
+
+/// The chopped rule (c-TTv2) on exact devices, against the rule written out: regular input
+/// choppers and output choppers that flip after every sweep, per-vector and per-batch periods,
+/// `auto_scale` with `auto_granularity`, keeping the remainder with momentum, rows without a
+/// buffer and with corrected gradient magnitudes, a pulsed BL-1 write onto a device without
+/// variation; and with γ ≠ 0 the passes see C + γ·(c ⊙ A).
+#[test]
+fn chopped_transfer_follows_the_rule() {
+    let (n_out, n_in) = (3, 4);
+    let w0 = uniform(n_out, n_in, 0.3, 4);
+    let data = calls(&[4, 4, 3, 4, 4, 4, 4, 4, 4, 4], n_in, n_out, 80);
+    let chopped = TransferConfig {
+        algorithm: TransferAlgorithm::Chopped,
+        in_chop_random: false,
+        in_chop_prob: 0.5,
+        out_chop_prob: 1.0,
+        fast_lr: 0.05,
+        transfer_lr: 1.0,
+        ..Default::default()
+    };
+    let cases = [
+        (chopped.clone(), DeviceConfig::Ideal),
+        (
+            TransferConfig {
+                auto_scale: true,
+                fast_lr: 0.1,
+                auto_granularity: 8.0,
+                transfer_every: 2.0,
+                forget_buffer: false,
+                momentum: Some(0.2),
+                in_chop_prob: 0.3,
+                out_chop_prob: 0.0,
+                gamma: 0.5,
+                ..chopped.clone()
+            },
+            exact_steps(1e-3),
+        ),
+        (
+            TransferConfig {
+                transfer_columns: false,
+                no_buffer: true,
+                correct_gradient_magnitudes: true,
+                units_in_mbatch: Some(true),
+                transfer_every: 0.5,
+                transfer_lr: 2.0,
+                scale_fast_lr: Some(true),
+                fast_lr: 0.5,
+                gamma: -1.0,
+                ..chopped.clone()
+            },
+            DeviceConfig::Ideal,
+        ),
+    ];
+    for (k, (t, device)) in cases.into_iter().enumerate() {
+        let mut cfg = exact_tt(t);
+        cfg.device = device;
+        let mut tile = AnalogTile::new(n_out, n_in, &cfg, 3).unwrap();
+        tile.set_weights(w0.view()).unwrap();
+        for (x, d) in &data {
+            tile.update(x.view(), d.view(), 0.1).unwrap();
+        }
+        let (c, a, h, ch) = chopped_reference(&cfg.transfer, &w0, &data, 0.1, 1e-3, cfg.update.desired_bl as f32);
+        let TileSnapshot::Analog(state) = tile.snapshot() else { panic!() };
+        let got = &state.transfer.as_ref().unwrap().choppers;
+        assert_eq!((&got.input, &got.output, got.sweeps), (&ch.input, &ch.output, ch.sweeps), "case {k}: choppers");
+        assert!(got.input.iter().chain(&got.output).any(|&c| c), "case {k}: no chopper ever flipped");
+        assert!((got.m_x - ch.m_x).abs() <= 1e-6 && (got.m_d - ch.m_d).abs() <= 1e-6, "case {k}: running means");
+        let a_tol = 1e-6 * a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert_close(tile.fast_weights().unwrap(), a.view(), a_tol, &format!("case {k}: A"));
+        assert_close(tile.transfer_buffer().unwrap(), h.view(), 1e-4, &format!("case {k}: H"));
+        let stored = tile.stored_weights().to_owned();
+        assert_close(stored.view(), c.view(), 1e-6, &format!("case {k}: C"));
+        let moved = c.iter().zip(&w0).filter(|(c, w)| c != w).count();
+        assert!(moved >= 6, "case {k}: only {moved} weights moved");
+        // The passes see C + γ·(c ⊙ A).
+        let gamma = cfg.transfer.gamma;
+        let mut w = c.clone();
+        for ((r, q), v) in w.indexed_iter_mut() {
+            let flips =
+                if cfg.transfer.transfer_columns { ch.input[q] != ch.output[r] } else { ch.input[r] != ch.output[q] };
+            *v += gamma * if flips { -a[(r, q)] } else { a[(r, q)] };
+        }
+        assert_close(tile.weights(), w.view(), 1e-5, &format!("case {k}: W"));
+    }
+}
+
+/// With both chopper probabilities 0 the chopped rule is the buffered one (aihwkit's
+/// docstring): the buffer of the one is that of the other in units of θ = b, up to rounding.
+#[test]
+fn chopped_without_choppers_is_buffered() {
+    let (n_out, n_in) = (4, 5);
+    let w0 = uniform(n_out, n_in, 0.3, 9);
+    let data = calls(&[5; 20], n_in, n_out, 90);
+    let common = TransferConfig {
+        transfer_every: 1.0,
+        units_in_mbatch: Some(false),
+        scale_fast_lr: Some(false),
+        fast_lr: 0.05,
+        transfer_lr: 0.05,
+        momentum: Some(0.1),
+        thres_scale: 2.0,
+        buffer_granularity: 2.0,
+        in_chop_prob: 0.0,
+        ..Default::default()
+    };
+    let run = |algorithm| {
+        let cfg = exact_tt(TransferConfig { algorithm, ..common.clone() });
+        let mut tile = AnalogTile::new(n_out, n_in, &cfg, 3).unwrap();
+        tile.set_weights(w0.view()).unwrap();
+        for (x, d) in &data {
+            tile.update(x.view(), d.view(), 0.1).unwrap();
+        }
+        (tile.weights().to_owned(), tile.transfer_buffer().unwrap().to_owned())
+    };
+    let (c_b, h_b) = run(TransferAlgorithm::Buffered);
+    let (c_c, h_c) = run(TransferAlgorithm::Chopped);
+    assert_close(c_c.view(), c_b.view(), 1e-6, "C");
+    assert_close(h_c.mapv(|h| h * 2e-3).view(), h_b.view(), 1e-6, "H");
+    assert!(c_b.iter().zip(&w0).filter(|(c, w)| c != w).count() >= 6, "too few writes");
+}
+
+/// Random input choppers flip with probability `in_chop_prob` after each read and output
+/// choppers with `out_chop_prob` after each sweep: the counts over N reads are binomial, within
+/// 5 standard deviations of N·p.
+#[test]
+fn random_choppers_flip_at_their_rates() {
+    let (n_out, n_in) = (10, 8);
+    let cfg = TileConfig {
+        transfer: TransferConfig {
+            enabled: true,
+            algorithm: TransferAlgorithm::Chopped,
+            in_chop_prob: 0.3,
+            out_chop_prob: 0.25,
+            ..Default::default()
+        },
+        ..TileConfig::aihwkit_default()
+    };
+    let mut tile = AnalogTile::new(n_out, n_in, &cfg, 21).unwrap();
+    tile.set_weights(uniform(n_out, n_in, 0.3, 1).view()).unwrap();
+    let choppers = |t: &AnalogTile| {
+        let TileSnapshot::Analog(s) = t.snapshot() else { panic!() };
+        s.transfer.unwrap().choppers
+    };
+    let (mut in_flips, mut out_flips, reads) = (0usize, 0usize, 2400usize);
+    let mut before = choppers(&tile);
+    for (x, d) in calls(&[1; 2400], n_in, n_out, 100) {
+        tile.update(x.view(), d.view(), 0.01).unwrap();
+        let after = choppers(&tile);
+        in_flips += before.input.iter().zip(&after.input).filter(|(a, b)| a != b).count();
+        out_flips += before.output.iter().zip(&after.output).filter(|(a, b)| a != b).count();
+        before = after;
+    }
+    assert_eq!(before.sweeps as usize, reads / n_in);
+    for (what, flips, n, p) in [("input", in_flips, reads, 0.3), ("output", out_flips, reads / n_in * n_out, 0.25)] {
+        let (mean, sd) = (n as f64 * p, (n as f64 * p * (1.0 - p)).sqrt());
+        assert!((flips as f64 - mean).abs() <= 5.0 * sd, "{what}: {flips} flips of {n}, want {mean} ± {}", 5.0 * sd);
+    }
+}
+
+/// What the choppers are for: a fast device whose up steps are three times its down steps
+/// (`up_down` 0.5) drifts up under zero-mean gradients, and without choppers the buffered
+/// reads carry that drift into C. With input choppers the drift enters the buffer with the
+/// chopper's sign, which is as often + as −, and averages out. Per column and seed (64
+/// independent units) the mean step count of C is compared with its standard error: without
+/// choppers it lies far above 0 (the test's power), with them within 5 standard errors of 0.
+#[test]
+fn choppers_cancel_the_fast_devices_drift() {
+    let (n_out, n_in) = (6, 8);
+    let eps = 1e-3f32;
+    let fast = DeviceConfig::ConstantStep(PulsedParams {
+        up_down: 0.5,
+        dw_min_dtod: 0.0,
+        dw_min_std: 0.0,
+        up_down_dtod: 0.0,
+        w_max_dtod: 0.0,
+        w_min_dtod: 0.0,
+        ..PulsedParams::default()
+    });
+    let drift = |in_chop_prob: f32| {
+        let cfg = TileConfig {
+            device: exact_steps(eps),
+            transfer: TransferConfig {
+                enabled: true,
+                algorithm: TransferAlgorithm::Chopped,
+                fast_device: fast.clone(),
+                transfer_forward: IoConfig::perfect(),
+                in_chop_prob,
+                fast_lr: 0.05,
+                transfer_lr: 0.1,
+                ..Default::default()
+            },
+            // Pulsed SGD onto A (BL 31 with update management), exact passes.
+            update: UpdateConfig::default(),
+            ..TileConfig::perfect()
+        };
+        let mut units = Vec::new();
+        for seed in 0..8 {
+            let mut tile = AnalogTile::new(n_out, n_in, &cfg, seed).unwrap();
+            let w0 = Array2::<f32>::zeros((n_out, n_in));
+            tile.set_weights(w0.view()).unwrap();
+            for (x, d) in calls(&[4; 400], n_in, n_out, 1000 * seed + 7) {
+                tile.update(x.view(), d.view(), 0.1).unwrap();
+            }
+            let steps = tile.weights().mapv(|w| f64::from(w / eps));
+            units.extend(steps.columns().into_iter().map(|c| c.mean().unwrap()));
+        }
+        let n = units.len() as f64;
+        let mean = units.iter().sum::<f64>() / n;
+        let sd = (units.iter().map(|u| (u - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        (mean, sd / n.sqrt())
+    };
+    let (plain, plain_se) = drift(0.0);
+    let (chopped, chopped_se) = drift(0.1);
+    println!("mean C steps: no choppers {plain:.2} ± {plain_se:.2}, choppers {chopped:.2} ± {chopped_se:.2}");
+    assert!(plain > 5.0 * plain_se && plain > 10.0, "no choppers: {plain} ± {plain_se}");
+    assert!(chopped.abs() <= 5.0 * chopped_se, "choppers: {chopped} ± {chopped_se}");
 }

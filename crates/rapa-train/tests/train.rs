@@ -445,7 +445,7 @@ fn transfer_tables_read_and_round_trip() {
     let cfg = TrainConfig::from_toml_str(text).unwrap();
     cfg.validate().unwrap();
     let t = &cfg.net.tile.as_ref().unwrap().transfer;
-    assert!(t.enabled && t.algorithm == crossbar_sim::TransferAlgorithm::Buffered && t.momentum == 0.2);
+    assert!(t.enabled && t.algorithm == crossbar_sim::TransferAlgorithm::Buffered && t.momentum == Some(0.2));
     assert_eq!(t.transfer_update.as_ref().map(|u| u.desired_bl), Some(5));
     assert_eq!(t.write_update().desired_bl, 5);
     assert!(matches!(t.fast_device, crossbar_sim::DeviceConfig::SoftBounds(_)));
@@ -453,6 +453,16 @@ fn transfer_tables_read_and_round_trip() {
     assert_eq!(again, cfg);
     let e = TrainConfig::from_toml_str("[net.tile.transfer]\nenabeld = true\n").unwrap_err().to_string();
     assert!(e.contains("enabeld"), "{e}");
+    // Chopped: fields left out take the algorithm's defaults (aihwkit's), not Tiki-Taka's.
+    let text = "[net.tile.transfer]\nenabled = true\nalgorithm = \"chopped\"\nin_chop_prob = 0.05\nauto_scale = true\n";
+    let cfg = TrainConfig::from_toml_str(text).unwrap();
+    cfg.validate().unwrap();
+    let t = &cfg.net.tile.as_ref().unwrap().transfer;
+    assert!(t.chopped() && t.auto_scale && t.in_chop_prob == 0.05);
+    assert!(!t.units_in_mbatch() && !t.scale_fast_lr() && t.momentum() == 0.0 && t.write_update().desired_bl == 1);
+    assert_eq!(TrainConfig::from_toml_str(&toml::to_string(&cfg).unwrap()).unwrap(), cfg);
+    let e = TrainConfig::from_toml_str(&format!("{text}n_reads_per_transfer = 2\n")).unwrap().validate().unwrap_err();
+    assert!(e.to_string().contains("n_reads_per_transfer"), "{e}");
 }
 
 /// A checkpoint whose parts disagree is refused when read, naming the file and the part,

@@ -473,13 +473,10 @@ impl AnalogTile {
     /// Recomputes the weights that [`Tile::weights`] shows after W', α or the bias changed.
     fn refresh_effective(&mut self) {
         if let Some(tt) = self.tt.as_ref().filter(|_| self.cfg.transfer.gamma != 0.0) {
-            let gamma = self.cfg.transfer.gamma;
             if self.w_vis.dim() != self.w.dim() {
                 self.w_vis = Array2::zeros(self.w.dim());
             }
-            ndarray::Zip::from(&mut self.w_vis).and(&self.w).and(tt.fast.stored_weights()).for_each(|v, &c, &a| {
-                *v = c + gamma * a;
-            });
+            tt.visible(&self.cfg, self.w.view(), &mut self.w_vis);
         }
         if self.scales.is_empty() && !self.has_digital_bias() {
             self.w_eff = Array2::zeros((0, 0));
@@ -994,15 +991,16 @@ fn check_device_settings(cfg: &TileConfig, device: &dyn DeviceModel) -> Result<(
             return Err(ConfigError::Invalid { field: "dynamics.write_noise_std".into(), reason }.into());
         }
     }
+    let thres = if cfg.transfer.chopped() { 1.0 } else { cfg.transfer.thres_scale };
     if cfg.transfer.enabled
-        && cfg.transfer.algorithm == crate::TransferAlgorithm::Buffered
-        && !(g > 0.0 && (cfg.transfer.thres_scale * g).is_finite() && (cfg.transfer.step * g).is_finite())
+        && cfg.transfer.buffered()
+        && !(g > 0.0 && (thres * g).is_finite() && (cfg.transfer.step * g).is_finite())
     {
         return Err(ConfigError::Invalid {
             field: "transfer.algorithm".into(),
             reason: format!(
-                "the buffered transfer counts steps of the visible device's granularity, but device `{}` reports {g} \
-                 (or thres_scale or step times it overflows)",
+                "the buffered and chopped transfers write steps of the visible device's granularity, but device `{}` \
+                 reports {g} (or thres_scale or step times it overflows)",
                 device.name()
             ),
         }

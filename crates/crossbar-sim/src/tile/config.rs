@@ -40,7 +40,7 @@ pub struct TileConfig {
 }
 
 /// Names accepted by [`TileConfig::preset`].
-pub const PRESETS: [&str; 8] = [
+pub const PRESETS: [&str; 9] = [
     "aihwkit-default",
     "gokmen-vlasov",
     "idealized",
@@ -48,6 +48,7 @@ pub const PRESETS: [&str; 8] = [
     "capacitor",
     "tiki-taka",
     "tiki-taka-idealized",
+    "chopped-tiki-taka",
     "perfect",
 ];
 
@@ -172,6 +173,24 @@ impl TileConfig {
         Self { transfer, ..base }
     }
 
+    /// Chopped Tiki-Taka v2 (c-TTv2) as aihwkit's `build_config("c-ttv2", …)` builds it: two
+    /// default constant-step devices per weight, the SGD pulses onto A with BL 5 and a
+    /// pulse-count learning rate set by `auto_scale` (`fast_lr` 0.1 of BL·ε_A per mean
+    /// max|x|·max|d|), one column read after every vector through the default periphery without
+    /// noise and bound management, the buffer in units of ε_A, whole steps written with BL 1,
+    /// input choppers flipping with probability 0.1 per read; γ = 0.
+    pub fn chopped_tiki_taka() -> Self {
+        let transfer = TransferConfig {
+            enabled: true,
+            algorithm: crate::TransferAlgorithm::Chopped,
+            fast_device: DeviceConfig::default(),
+            fast_lr: 0.1,
+            auto_scale: true,
+            ..TransferConfig::default()
+        };
+        Self { transfer, update: UpdateConfig { desired_bl: 5, ..UpdateConfig::default() }, ..Self::default() }
+    }
+
     /// aihwkit's `PresetIOParameters` in both directions: 7-bit DAC, 9-bit ADC, out_bound 20,
     /// out_noise 0.1, iterative bound management, abs-max noise management.
     pub fn preset_io() -> IoConfig {
@@ -207,6 +226,7 @@ impl TileConfig {
             "capacitor" => Ok(Self::capacitor()),
             "tiki-taka" => Ok(Self::tiki_taka()),
             "tiki-taka-idealized" => Ok(Self::tiki_taka_idealized()),
+            "chopped-tiki-taka" => Ok(Self::chopped_tiki_taka()),
             "perfect" => Ok(Self::perfect()),
             _ => Err(ConfigError::UnknownName { what: "tile preset", name: name.into(), known: PRESETS.join(", ") }),
         }

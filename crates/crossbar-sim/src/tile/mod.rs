@@ -12,7 +12,7 @@ pub use analog::{AnalogTile, AnalogTileState};
 pub use config::{PRESETS, TileConfig};
 pub use float::FloatTile;
 pub use inference::{DriftCompensation, InferenceConfig, InferenceTile, ModifierKind, WeightModifier};
-pub use transfer::TransferState;
+pub use transfer::{Choppers, TransferState};
 
 use std::fmt;
 

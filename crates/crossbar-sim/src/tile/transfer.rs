@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::analog::exact_update;
 use super::{AnalogTile, AnalogTileState, Tile, TileConfig};
-use crate::error::SimError;
+use crate::error::{ConfigError, SimError};
 use crate::mapping::MappingConfig;
 use crate::mixed_precision::{MixedPrecisionConfig, one_hot_rows, transfer_rows};
 use crate::rng::{derive_seed, stream};
-use crate::transfer::{BufferRule, TransferAlgorithm, TransferConfig};
+use crate::transfer::{BufferRule, ChopRule, TransferAlgorithm, TransferConfig};
 
 /// Stream index of the fast device's seed within a tile's seed.
 const FAST_STREAM: u64 = 4;
@@ -28,6 +28,52 @@ pub(super) struct TransferParts {
     pub(super) vectors: u64,
     /// The column (row) the next transfer starts at.
     pub(super) next: usize,
+    /// The chopper state (chopped only).
+    pub(super) chop: Choppers,
+}
+
+/// The chopper state of the chopped transfer (all empty or zero for the other algorithms).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Choppers {
+    /// The input chopper of each column (row, with `transfer_columns` off) that is read; true
+    /// = negative sign.
+    pub input: Vec<bool>,
+    /// The output chopper of each entry of a read.
+    pub output: Vec<bool>,
+    /// The running mean of max|x| per vector (`auto_scale`; 0 until the first vector).
+    pub m_x: f32,
+    /// The running mean of max|d| per vector.
+    pub m_d: f32,
+    /// Completed sweeps over all columns (rows).
+    pub sweeps: u64,
+    /// A's pulse-count learning rate of the last update vector.
+    pub count_lr: f32,
+}
+
+impl Choppers {
+    fn new(cfg: &TileConfig, out: usize, n_analog: usize) -> Self {
+        if !cfg.transfer.chopped() {
+            return Self::default();
+        }
+        let (size, other) = if cfg.transfer.transfer_columns { (n_analog, out) } else { (out, n_analog) };
+        Self { input: vec![false; size], output: vec![false; other], m_x: 0.0, m_d: 0.0, sweeps: 0, count_lr: 1.0 }
+    }
+
+    /// Whether the chopper signs of stored weight (`r`, `c`) differ (its product is −1).
+    fn flips(&self, columns: bool, r: usize, c: usize) -> bool {
+        if columns { self.input[c] != self.output[r] } else { self.input[r] != self.output[c] }
+    }
+
+    /// aihwkit's running mean: the first value is taken as is, values ≤ 0 are skipped, else
+    /// m moves by τ = (1 − momentum)/batch of the way.
+    fn track(m: &mut f32, value: f32, momentum: f32, batch: usize) {
+        if *m <= 0.0 {
+            *m = value;
+        } else if value > 0.0 {
+            let tau = (1.0 - momentum) / batch as f32;
+            *m = (1.0 - tau) * *m + tau * value;
+        }
+    }
 }
 
 /// The serializable state of the Tiki-Taka parts of an [`AnalogTileState`].
@@ -43,6 +89,9 @@ pub struct TransferState {
     pub vectors: u64,
     /// The column (row) the next transfer starts at.
     pub next: usize,
+    /// Chopped: the choppers and the running means of `auto_scale`.
+    #[serde(default)]
+    pub choppers: Choppers,
 }
 
 /// The configuration of the fast tile of a tile configured with `cfg`: its device and dynamics
@@ -68,11 +117,37 @@ impl TransferParts {
     pub(super) fn new(cfg: &TileConfig, out: usize, n_analog: usize, seed: u64) -> Result<Self, SimError> {
         let fast =
             AnalogTile::new(out, n_analog, &fast_config(cfg), derive_seed(seed, FAST_STREAM)).map_err(prefix_error)?;
-        Ok(Self { fast, buffer: empty_or_zero_buffer(cfg, out, n_analog), vectors: 0, next: 0 })
+        if cfg.transfer.chopped() {
+            let g = fast.device.granularity();
+            if !(g > 0.0 && cfg.transfer.buffer_unit(g, 1).is_finite()) {
+                return Err(ConfigError::Invalid {
+                    field: "transfer.fast_device".into(),
+                    reason: format!(
+                        "the chopped transfer counts the buffer in the fast device's granularity, but device `{}` \
+                         reports {g} (or buffer_granularity times it overflows)",
+                        fast.device.name()
+                    ),
+                }
+                .into());
+            }
+        }
+        Ok(Self {
+            fast,
+            buffer: empty_or_zero_buffer(cfg, out, n_analog),
+            vectors: 0,
+            next: 0,
+            chop: Choppers::new(cfg, out, n_analog),
+        })
     }
 
     pub(super) fn state(&self) -> TransferState {
-        TransferState { fast: self.fast.state(), buffer: self.buffer.clone(), vectors: self.vectors, next: self.next }
+        TransferState {
+            fast: self.fast.state(),
+            buffer: self.buffer.clone(),
+            vectors: self.vectors,
+            next: self.next,
+            choppers: self.chop.clone(),
+        }
     }
 
     /// Restores the parts of a tile configured with `cfg` with `shape` stored weights.
@@ -88,7 +163,7 @@ impl TransferParts {
                 [fast.out_size(), fast.in_size()]
             )));
         }
-        let want = if cfg.transfer.algorithm == TransferAlgorithm::Buffered { shape } else { [0, 0] };
+        let want = if cfg.transfer.buffered() { shape } else { [0, 0] };
         if state.buffer.shape() != want || state.buffer.iter().any(|h| !h.is_finite()) {
             return Err(bad(format!(
                 "transfer buffer of shape {:?}, expected {want:?} of finite values",
@@ -99,11 +174,29 @@ impl TransferParts {
         if state.next >= size {
             return Err(bad(format!("transfer start {} of {size}", state.next)));
         }
+        let fresh = Choppers::new(cfg, shape[0], shape[1]);
+        let ch = &state.choppers;
+        if ch.input.len() != fresh.input.len() || ch.output.len() != fresh.output.len() {
+            return Err(bad(format!(
+                "{} input and {} output choppers, expected {} and {}",
+                ch.input.len(),
+                ch.output.len(),
+                fresh.input.len(),
+                fresh.output.len()
+            )));
+        }
+        if [ch.m_x, ch.m_d, ch.count_lr].iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(bad(format!(
+                "chopper running means {} and {} and count rate {} must be finite and >= 0",
+                ch.m_x, ch.m_d, ch.count_lr
+            )));
+        }
         Ok(Self {
             fast,
             buffer: crate::linalg::standard_layout(state.buffer),
             vectors: state.vectors,
             next: state.next,
+            chop: state.choppers,
         })
     }
 
@@ -114,12 +207,28 @@ impl TransferParts {
         self.buffer = empty_or_zero_buffer(cfg, out, n);
         self.vectors = 0;
         self.next = 0;
+        self.chop = Choppers::new(cfg, out, n);
         Ok(())
+    }
+
+    /// The weights the passes see with γ ≠ 0: C + γ·A, with A de-chopped (chopped: each entry
+    /// times its chopper sign, as aihwkit's `reduceToWeights`).
+    pub(super) fn visible(&self, cfg: &TileConfig, c: ArrayView2<'_, f32>, out: &mut Array2<f32>) {
+        let gamma = cfg.transfer.gamma;
+        let a = self.fast.stored_weights();
+        if cfg.transfer.chopped() {
+            let columns = cfg.transfer.transfer_columns;
+            ndarray::Zip::indexed(out).and(c).and(a).for_each(|(r, k), v, &c, &a| {
+                *v = c + gamma * if self.chop.flips(columns, r, k) { -a } else { a };
+            });
+        } else {
+            ndarray::Zip::from(out).and(c).and(a).for_each(|v, &c, &a| *v = c + gamma * a);
+        }
     }
 }
 
 fn empty_or_zero_buffer(cfg: &TileConfig, out: usize, n: usize) -> Array2<f32> {
-    if cfg.transfer.algorithm == TransferAlgorithm::Buffered { Array2::zeros((out, n)) } else { Array2::zeros((0, 0)) }
+    if cfg.transfer.buffered() { Array2::zeros((out, n)) } else { Array2::zeros((0, 0)) }
 }
 
 /// Names the fast device's settings in a configuration error raised while building it.
@@ -159,21 +268,61 @@ impl AnalogTile {
 
     /// The SGD update of a call onto A, split at the transfer points, with the transfers in
     /// between (on the stored weights: `x` without a digital-bias column, `d` already divided by
-    /// the mapping's α).
+    /// the mapping's α). Chopped: A takes the chopped vectors, and with `auto_scale` each vector
+    /// its own pulse-count learning rate.
     pub(super) fn transfer_update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) {
         let tc = self.cfg.transfer.clone();
         let batch = x.nrows();
         let every = tc.period(batch);
         let (lr_fast, lr_t) = (tc.fast_rate(lr), tc.transfer_rate(lr));
+        let auto = tc.chopped() && tc.auto_scale;
+        let bl = self.cfg.update.desired_bl as f32;
         let mut start = 0;
         while start < batch {
             let tt = self.tt.as_mut().expect("transfer parts exist when transfer is enabled");
             let until = if every == 0 { batch - start } else { (every - tt.vectors % every) as usize };
-            let end = batch.min(start + until);
-            tt.fast.sgd_pulses(x.slice(s![start..end, ..]), d.slice(s![start..end, ..]), lr_fast);
+            let end = if auto { start + 1 } else { batch.min(start + until) };
+            let (xs, ds) = (x.slice(s![start..end, ..]), d.slice(s![start..end, ..]));
+            let count_lr = if auto {
+                let abs_max = |v: ArrayView2<'_, f32>| v.iter().fold(0.0f32, |m, a| m.max(a.abs()));
+                let ch = &mut tt.chop;
+                Choppers::track(&mut ch.m_x, abs_max(xs), tc.auto_momentum, batch);
+                Choppers::track(&mut ch.m_d, abs_max(ds), tc.auto_momentum, batch);
+                let mut r = tc.fast_lr * bl * tt.fast.device.granularity();
+                if ch.m_x > 0.0 && ch.m_d > 0.0 {
+                    r /= ch.m_x * ch.m_d;
+                }
+                if tc.scale_fast_lr() { r * lr } else { r }
+            } else {
+                lr_fast
+            };
+            tt.chop.count_lr = count_lr;
+            if tc.chopped() && tt.chop.input.iter().chain(&tt.chop.output).any(|&c| c) {
+                // Each coincidence's sign times the product of its two choppers.
+                let (x_chop, d_chop) = if tc.transfer_columns {
+                    (&tt.chop.input, &tt.chop.output)
+                } else {
+                    (&tt.chop.output, &tt.chop.input)
+                };
+                let flip = |v: ArrayView2<'_, f32>, c: &[bool]| {
+                    let mut v = v.to_owned();
+                    for mut row in v.rows_mut() {
+                        row.iter_mut().zip(c).filter(|(_, c)| **c).for_each(|(a, _)| *a = -*a);
+                    }
+                    v
+                };
+                let (xc, dc) = (flip(xs, x_chop), flip(ds, d_chop));
+                tt.fast.sgd_pulses(xc.view(), dc.view(), count_lr);
+            } else {
+                tt.fast.sgd_pulses(xs, ds, count_lr);
+            }
             tt.vectors += (end - start) as u64;
             if every > 0 && tt.vectors.is_multiple_of(every) {
-                self.transfer(&tc, lr_t);
+                if tc.chopped() {
+                    self.chopped_transfer(&tc, lr_t);
+                } else {
+                    self.transfer(&tc, lr_t);
+                }
             }
             start = end;
         }
@@ -217,17 +366,16 @@ impl AnalogTile {
             tt.fast.reset_columns(start, count, 1.0).expect("the read columns exist");
         }
         let wu = tc.write_update();
-        let exact = exact_update(self.device.as_ref(), &self.cfg);
         // The values to write, one row per read: λ·v (Tiki-Taka) or n·step·ε (buffered).
         let lr_write = match tc.algorithm {
             TransferAlgorithm::TikiTaka => lr_t,
-            TransferAlgorithm::Buffered => {
+            TransferAlgorithm::Buffered | TransferAlgorithm::Chopped => {
                 let eps = self.device.granularity();
                 let rule = BufferRule {
                     lr: lr_t,
                     thres: tc.thres_scale * eps,
                     max_n: wu.desired_bl as f32,
-                    momentum: tc.momentum,
+                    momentum: tc.momentum(),
                     forget: tc.forget_buffer,
                 };
                 let mut n = vec![0.0f32; v.ncols()];
@@ -243,22 +391,108 @@ impl AnalogTile {
         };
         // (A buffered read with no whole step writes nothing: no update cycle.)
         let writes = v.rows().into_iter().filter(|r| r.iter().any(|&a| a != 0.0)).count();
-        self.counters.update_cycles +=
-            if tc.algorithm == TransferAlgorithm::Buffered { writes as u64 } else { count as u64 };
-        if exact {
+        self.counters.update_cycles += if tc.buffered() { writes as u64 } else { count as u64 };
+        self.write_reads(tc, &idx, one_hot.view(), v, lr_write);
+    }
+
+    /// Writes the values `v` (one row per read `idx`) to C at `lr_write`: exactly on an exact
+    /// device, else with the transfer's pulsed update.
+    fn write_reads(
+        &mut self,
+        tc: &TransferConfig,
+        idx: &[usize],
+        one_hot: ArrayView2<'_, f32>,
+        mut v: Array2<f32>,
+        lr_write: f32,
+    ) {
+        if exact_update(self.device.as_ref(), &self.cfg) {
             // C[:, i] += lr_write·v_k (columns) or C[i, :] += lr_write·v_k (rows).
             for (k, &i) in idx.iter().enumerate() {
                 let mut target = if tc.transfer_columns { self.w.column_mut(i) } else { self.w.row_mut(i) };
                 target.scaled_add(lr_write, &v.row(k));
             }
         } else {
+            let wu = tc.write_update();
             v.mapv_inplace(|a| -a);
             // ΔC = −lr·dᵀ·x: columns x = e_i, d = −v; rows x = −v, d = e_i.
             if tc.transfer_columns {
-                self.pulsed_update(&wu, one_hot.view(), v.view(), lr_write);
+                self.pulsed_update(&wu, one_hot, v.view(), lr_write);
             } else {
-                self.pulsed_update(&wu, v.view(), one_hot.view(), lr_write);
+                self.pulsed_update(&wu, v.view(), one_hot, lr_write);
             }
+        }
+    }
+
+    /// One chopped transfer (module [`crate::transfer`]): read the next column (row) of A, add
+    /// it with its chopper signs into the buffer, write the whole steps to C, then flip the
+    /// choppers that are due.
+    fn chopped_transfer(&mut self, tc: &TransferConfig, lr_t: f32) {
+        let (n_out, n_in) = self.w.dim();
+        let size = if tc.transfer_columns { n_in } else { n_out };
+        let seed = self.rng.next_u64();
+        let mut rng = stream(seed, 0);
+        let eps_c = self.device.granularity();
+        let tt = self.tt.as_mut().expect("transfer parts exist when transfer is enabled");
+        let i = tt.next;
+        tt.next = (i + 1) % size;
+        if lr_t == 0.0 {
+            return;
+        }
+        let one_hot = one_hot_rows(&[i], size);
+        let read = if tc.transfer_columns {
+            tt.fast.forward_new(one_hot.view())
+        } else {
+            tt.fast.backward_new(one_hot.view())
+        };
+        let mut v = read.expect("one-hot reads have the fast tile's shapes");
+        let eps_a = tt.fast.device.granularity();
+        let mut unit = tc.buffer_unit(eps_a, size);
+        let scale = if tc.correct_gradient_magnitudes {
+            unit *= eps_c / eps_a;
+            lr_t / tt.chop.count_lr / unit
+        } else {
+            lr_t / unit
+        };
+        let rule = ChopRule {
+            scale,
+            max_n: tc.write_update().desired_bl as f32,
+            momentum: tc.momentum(),
+            forget: tc.forget_buffer,
+            no_buffer: tc.no_buffer,
+        };
+        let mut slice = if tc.transfer_columns { tt.buffer.column_mut(i) } else { tt.buffer.row_mut(i) };
+        let mut h = slice.to_vec();
+        let mut n = vec![0.0f32; h.len()];
+        rule.step(&mut h, &v.row(0).to_vec(), tt.chop.input[i], &tt.chop.output, &mut n);
+        slice.assign(&ndarray::ArrayView1::from(&h));
+        v.row_mut(0).assign(&ndarray::ArrayView1::from(&n));
+        // The choppers change after the read: c_in of this column at random or after every
+        // max(⌈1/p⌉, 2)-th sweep; after the last column each c_out at random.
+        let ch = &mut tt.chop;
+        if tc.in_chop_prob > 0.0 {
+            let flip = if tc.in_chop_random {
+                rng.random::<f32>() < tc.in_chop_prob
+            } else {
+                let period = ((1.0 / tc.in_chop_prob).ceil() as u64).max(2);
+                ch.sweeps % period + 1 == period
+            };
+            if flip {
+                ch.input[i] = !ch.input[i];
+            }
+        }
+        if i == size - 1 {
+            if tc.out_chop_prob > 0.0 {
+                for c in ch.output.iter_mut() {
+                    if rng.random::<f32>() < tc.out_chop_prob {
+                        *c = !*c;
+                    }
+                }
+            }
+            ch.sweeps += 1;
+        }
+        if n.iter().any(|&a| a != 0.0) {
+            self.counters.update_cycles += 1;
+            self.write_reads(tc, &[i], one_hot.view(), v, tc.step * eps_c);
         }
     }
 }
