@@ -27,6 +27,8 @@ const RUNTIME_STREAM: u64 = 1;
 const DYNAMICS_STREAM: u64 = 2;
 /// Stream index of the write-noise generator within a tile's seed.
 const WRITE_NOISE_STREAM: u64 = 3;
+/// Pulsed updates of fewer vector × device pairs than this run their rows on one thread.
+const SMALL_UPDATE: usize = 1 << 13;
 
 /// An analog crossbar tile (see the crate docs for the model).
 ///
@@ -554,9 +556,12 @@ impl AnalogTile {
             });
         }
 
-        // 2. Coincidences and device pulses, one row of W at a time (rows are independent).
+        // 2. Coincidences and device pulses, one row of W at a time (rows are independent). A
+        // small call (one vector of a Tiki-Taka fast device, a transfer's write) runs its rows
+        // on the calling thread: waking the pool would cost more than the work.
         let device = self.device.as_ref();
         let hidden = &self.hidden;
+        let min_rows = if batch * n_in * n_out < SMALL_UPDATE { n_out.max(1) } else { 1 };
         if let Some(c2c) = device.merged_c2c().filter(|_| ucfg.merge_pulses) {
             let trains = Trains { kind, scales: &scales, x_words: &x_words, d_words: &d_words, n_in, n_out };
             let pulses: u64 = self
@@ -565,6 +570,7 @@ impl AnalogTile {
                 .expect("tile weights are in standard layout")
                 .par_chunks_mut(n_in)
                 .enumerate()
+                .with_min_len(min_rows)
                 .map_init(RowScratch::default, |scratch, (i, w)| {
                     let mut rng = stream(row_seed, i as u64);
                     merged_row(trains, i, c2c, hidden.row(i), w, scratch, &mut rng)
@@ -579,6 +585,7 @@ impl AnalogTile {
             .expect("tile weights are in standard layout")
             .par_chunks_mut(n_in)
             .enumerate()
+            .with_min_len(min_rows)
             .map_init(
                 || vec![0i32; n_in],
                 |counts, (i, w)| {

@@ -164,6 +164,24 @@ pub(super) fn merged_row(
     scratch: &mut RowScratch,
     rng: &mut SimRng,
 ) -> u64 {
+    if t.scales.len() == 1 {
+        single_vector_row(t, i, c2c, hrow, w, &mut scratch.cols, rng)
+    } else {
+        general_row(t, i, c2c, hrow, w, scratch, rng)
+    }
+}
+
+/// [`merged_row`] for any number of vectors: counts and paths per block, the whole call merged
+/// where it can be, then blocks, vectors and single pulses.
+fn general_row(
+    t: Trains<'_>,
+    i: usize,
+    c2c: f32,
+    hrow: DeviceRow<'_>,
+    w: &mut [f32],
+    scratch: &mut RowScratch,
+    rng: &mut SimRng,
+) -> u64 {
     let n_blocks = t.scales.len().div_ceil(BLOCK);
     let len = n_blocks * t.n_in;
     let RowScratch { blocks, replay, cols, whole } = scratch;
@@ -250,30 +268,73 @@ pub(super) fn merged_row(
             }
             for &j in cols.iter() {
                 let n = coincidences(t.kind, t.x_words[b * t.n_in + j], dw, s.bl);
-                if n == 0 {
-                    continue;
+                if n != 0 {
+                    replay_vector(&mut w[j], n, &Device::of(&hrow, j, c2c), rng);
                 }
-                // The pulses of one vector share a sign: merge them when the path, widened by
-                // 6σ of its noise on both sides, stays inside the bounds (as above).
-                let dev = Device::of(&hrow, j, c2c);
-                if let Some(v) = merge_vector(w[j], n, &dev, || standard_normal(rng)) {
-                    w[j] = v;
-                    continue;
-                }
-                let (is_up, lo, hi) = (n > 0, dev.lo, dev.hi);
-                let step = if is_up { dev.su } else { dev.sd };
-                let mut v = w[j];
-                for _ in 0..n.unsigned_abs() {
-                    let mut d = step;
-                    if c2c > 0.0 {
-                        d *= 1.0 + c2c * standard_normal(rng);
-                    }
-                    v = if is_up { v + d } else { v - d };
-                    v = v.clamp(lo, hi);
-                }
-                w[j] = v;
             }
         }
+    }
+    pulses
+}
+
+/// The `n` pulses of one vector at one device: merged when the path, widened by 6σ of its
+/// noise on both sides, stays inside the bounds (as [`Span::try_merge`]), else pulse by pulse.
+fn replay_vector(w: &mut f32, n: i32, dev: &Device, rng: &mut SimRng) {
+    if let Some(v) = merge_vector(*w, n, dev, || standard_normal(rng)) {
+        *w = v;
+        return;
+    }
+    let (is_up, lo, hi) = (n > 0, dev.lo, dev.hi);
+    let step = if is_up { dev.su } else { dev.sd };
+    let mut v = *w;
+    for _ in 0..n.unsigned_abs() {
+        let mut d = step;
+        if dev.c2c > 0.0 {
+            d *= 1.0 + dev.c2c * standard_normal(rng);
+        }
+        v = if is_up { v + d } else { v - d };
+        v = v.clamp(lo, hi);
+    }
+    *w = v;
+}
+
+/// [`merged_row`] for a call of one vector, in one pass over the columns: the same spans, the
+/// same tests and the same draws in the same order as the general path (whose whole-call,
+/// block and replay steps all see the one vector's span), without its block buffers. Columns
+/// whose span cannot be merged are replayed after the pass, as step 3 does.
+fn single_vector_row(
+    t: Trains<'_>,
+    i: usize,
+    c2c: f32,
+    hrow: DeviceRow<'_>,
+    w: &mut [f32],
+    failed: &mut Vec<usize>,
+    rng: &mut SimRng,
+) -> u64 {
+    let (s, dw) = (t.scales[0], t.d_words[i]);
+    if s.bl == 0 || dw & SLOT_MASK == 0 {
+        return 0;
+    }
+    failed.clear();
+    let mut pulses = 0u64;
+    for (j, (wj, &xw)) in w.iter_mut().zip(&t.x_words[..t.n_in]).enumerate() {
+        let n = coincidences(t.kind, xw, dw, s.bl);
+        if n == 0 {
+            continue;
+        }
+        pulses += u64::from(n.unsigned_abs());
+        let dev = Device::of(&hrow, j, c2c);
+        // The span as step 1 accumulates it from zero: run = cu·s⁺ − cd·s⁻.
+        let (cu, cd) = (n.max(0) as u32, (-n).max(0) as u32);
+        let run = 0.0 + (cu as f32 * dev.su - cd as f32 * dev.sd);
+        let span = Span { up: cu, down: cd, top: 0.0f32.max(run), bottom: 0.0f32.min(run) };
+        if !span.try_merge(wj, &dev, rng) {
+            failed.push(j);
+        }
+    }
+    for &j in failed.iter() {
+        let n = coincidences(t.kind, t.x_words[j], dw, s.bl);
+        replay_vector(&mut w[j], n, &Device::of(&hrow, j, c2c), rng);
     }
     pulses
 }
@@ -425,6 +486,45 @@ mod tests {
                     (want.3.to_bits(), want.4.to_bits()),
                     "path, column {j}"
                 );
+            }
+        }
+    }
+
+    /// A one-vector call takes the single-pass path; it gives the general path's weights,
+    /// pulse count and generator state bit for bit, with devices far from and right at their
+    /// bounds (so that merges, replays and single pulses all occur) and both pulse kinds.
+    #[test]
+    fn single_vector_path_equals_the_general_path() {
+        let mut rng = crate::rng::seeded(9);
+        for (case, kind) in [PulseType::StochasticCompressed, PulseType::MeanCount].into_iter().enumerate() {
+            let (n_in, n_out) = (70, 3);
+            // Stochastic trains: 31 random slots and a sign; mean count: a count up to BL and a sign.
+            let word = |rng: &mut crate::rng::SimRng| match kind {
+                PulseType::MeanCount => rng.random_range(0..=31u32) | (rng.random::<u32>() & SIGN_BIT),
+                _ => rng.random::<u32>(),
+            };
+            let x_words: Vec<u32> = (0..n_in).map(|_| word(&mut rng)).collect();
+            let d_words: Vec<u32> = (0..n_out).map(|_| word(&mut rng)).collect();
+            let scales = [TrainScales { bl: 31, a: 1.0, b: 1.0 }];
+            let t = Trains { kind, scales: &scales, x_words: &x_words, d_words: &d_words, n_in, n_out };
+            let su: Vec<f32> = (0..n_in).map(|_| rng.random_range(0.005..0.02f32)).collect();
+            let sd: Vec<f32> = (0..n_in).map(|_| rng.random_range(0.005..0.02f32)).collect();
+            let (lo, hi) = (vec![-0.3f32; n_in], vec![0.3f32; n_in]);
+            for i in 0..n_out {
+                // Weights spread over the range, some at a bound.
+                let w0: Vec<f32> = (0..n_in).map(|j| [-0.3, 0.3, 0.0, 0.25, -0.28][j % 5]).collect();
+                let hrow = DeviceRow { step_up: &su, step_down: &sd, w_min: &lo, w_max: &hi, row: i };
+                let (mut w_fast, mut w_gen) = (w0.clone(), w0.clone());
+                let (mut r_fast, mut r_gen) = (crate::rng::stream(7, i as u64), crate::rng::stream(7, i as u64));
+                let mut scratch = RowScratch::default();
+                let p_fast = merged_row(t, i, 0.3, hrow, &mut w_fast, &mut scratch, &mut r_fast);
+                let p_gen = general_row(t, i, 0.3, hrow, &mut w_gen, &mut scratch, &mut r_gen);
+                assert!(p_fast > 0, "case {case}, row {i}: no pulses");
+                assert_eq!(p_fast, p_gen, "case {case}, row {i}: pulses");
+                let bits = |w: &[f32]| w.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&w_fast), bits(&w_gen), "case {case}, row {i}: weights");
+                assert_eq!(r_fast.random::<u64>(), r_gen.random::<u64>(), "case {case}, row {i}: draws");
+                assert!(w_fast.iter().any(|&v| v == 0.3 || v == -0.3), "no device at a bound");
             }
         }
     }
