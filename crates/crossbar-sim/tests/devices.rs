@@ -35,7 +35,11 @@ fn soft_bounds_approach_bound_asymptotically() {
     // Without noise, each up pulse moves w by s(1 − w/b): w_n = b − (b − w₀)(1 − s/b)^n.
     let dw_min = 0.01;
     let params = PulsedParams { dw_min, ..PulsedParams::default() }.without_variation();
-    let (_, trace) = up_pulses(DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true }), dw_min, 40);
+    let (_, trace) = up_pulses(
+        DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true, ..SoftBounds::default() }),
+        dw_min,
+        40,
+    );
     let b = 0.6f64;
     for (m, &w) in trace.iter().enumerate() {
         let n = 31.0 * (m + 1) as f64;
@@ -55,7 +59,7 @@ fn soft_bounds_with_noise_never_pass_own_bounds() {
     // Full variation: 30 % d2d bounds, 30 % c2c. Random signs of many pulses.
     let params = PulsedParams { dw_min: 0.05, ..PulsedParams::default() };
     let cfg = TileConfig {
-        device: DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true }),
+        device: DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true, ..SoftBounds::default() }),
         ..TileConfig::default()
     };
     let mut tile = AnalogTile::new(16, 16, &cfg, 4).unwrap();
@@ -365,7 +369,12 @@ fn linear_path(w0: f64, n: usize, s: f64, gamma: f64, r: f64, clip: f64) -> f64 
 fn soft_bounds_follow_their_closed_form_per_device() {
     let dw_min = 0.01;
     let params = PulsedParams { dw_min, dw_min_std: 0.0, up_down_dtod: 0.05, ..PulsedParams::default() };
-    let mut tile = mean_count_tile(DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true }), 6, 7, 21);
+    let mut tile = mean_count_tile(
+        DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true, ..SoftBounds::default() }),
+        6,
+        7,
+        21,
+    );
     let h = tile.hidden().clone();
     pulse_all(&mut tile, 1.0, dw_min, 5);
     let up = Array2::from_shape_fn((6, 7), |ij| {
@@ -662,7 +671,7 @@ fn linear_step_update_scales_with_its_granularity() {
 /// granularity dw_min.
 #[test]
 fn soft_bounds_update_scales_with_its_granularity() {
-    let model = SoftBounds { params: scaling_params(), mult_noise: true };
+    let model = SoftBounds { params: scaling_params(), mult_noise: true, ..SoftBounds::default() };
     check_step_scaling(DeviceConfig::SoftBounds(model), 0.02, 44, &|h, ij, w, up| {
         if up {
             f64::from(h.step_up[ij]) * (1.0 - w / f64::from(h.w_max[ij]))
@@ -772,4 +781,111 @@ fn pow_step_exponent_spread_follows_its_draw() {
     let diff: Vec<f64> = gu.iter().zip(gd).map(|(&u, &d)| (f64::from(u) - f64::from(d)) / 4.0).collect();
     assert_normal_moments("(γ⁺ + γ⁻)/4", &sum, 0.9, 0.1);
     assert_normal_moments("(γ⁺ − γ⁻)/4", &diff, -0.1, 0.05);
+}
+
+/// Alternating single up and down pulses on every device of `model` (no cycle-to-cycle noise),
+/// from w = 0: returns the hidden arrays and the weights after `pairs` pairs.
+fn alternate(model: &SoftBounds, pairs: usize) -> (DeviceArrays, Array2<f32>) {
+    let (rows, cols) = (8, 10);
+    let hidden = model.draw(rows, cols, &mut seeded(61));
+    let mut w = Array2::<f32>::zeros((rows, cols));
+    let mut rng = seeded(62);
+    for i in 0..rows {
+        let mut row = w.row_mut(i);
+        let row = row.as_slice_mut().unwrap();
+        for _ in 0..pairs {
+            model.apply_row(&hidden, hidden.row(i), row, &[1; 10], &mut rng);
+            model.apply_row(&hidden, hidden.row(i), row, &[-1; 10], &mut rng);
+        }
+    }
+    (hidden, w)
+}
+
+/// Soft bounds with up steps larger than down steps (`up_down` 0.4, plus device-to-device
+/// spread of steps, bounds and imbalance) settle under alternating up and down pulses at the
+/// symmetry point g* = (s⁺ − s⁻)/(s⁺/b_max − s⁻/b_min), where the two steps are equal: the
+/// alternation ends on a two-cycle that straddles g*, so the weight after a down pulse is within
+/// one step of it (20 000 pairs: the approach is exponential at a rate s⁺/b_max + s⁻/|b_min|
+/// ≳ 10⁻³ per pair). With `subtract_symmetry_point` each device is read against its own g*, and
+/// the same pulses leave the weight within one step of 0; the weight bounds move with it
+/// (b − g*) and the conductance bounds stay in the hidden extras.
+#[test]
+fn soft_bounds_reference_subtracts_each_symmetry_point() {
+    let params = PulsedParams { up_down: 0.4, up_down_dtod: 0.05, dw_min_std: 0.0, ..PulsedParams::default() };
+    let plain = SoftBounds { params, mult_noise: false, ..SoftBounds::default() };
+    let (h, w) = alternate(&plain, 20_000);
+    let mut sp_steps = Vec::new();
+    for (ij, &v) in w.indexed_iter() {
+        let (su, sd, lo, hi) = (h.step_up[ij], h.step_down[ij], h.w_min[ij], h.w_max[ij]);
+        let sp = (su - sd) / (su / hi - sd / lo);
+        assert!((v - sp).abs() <= su.max(sd), "{ij:?}: settled at {v}, symmetry point {sp}");
+        sp_steps.push(sp.abs() / su.max(sd));
+    }
+    // The check has power: the symmetry points lie many steps away from 0.
+    assert!(sp_steps.iter().sum::<f32>() / sp_steps.len() as f32 > 20.0, "{sp_steps:?}");
+
+    let referenced = SoftBounds { subtract_symmetry_point: true, ..plain.clone() };
+    let (hr, wr) = alternate(&referenced, 20_000);
+    // The same draws: the same devices, read against their symmetry points.
+    assert_eq!((&hr.step_up, &hr.step_down), (&h.step_up, &h.step_down));
+    let r = hr.extra("reference").unwrap();
+    for (ij, &v) in wr.indexed_iter() {
+        let (su, sd) = (h.step_up[ij], h.step_down[ij]);
+        let sp = (su - sd) / (su / h.w_max[ij] - sd / h.w_min[ij]);
+        assert_eq!(r[ij], sp, "{ij:?}: reference");
+        assert!(v.abs() <= su.max(sd), "{ij:?}: settled at {v}, want 0");
+        assert_eq!(hr.w_max[ij], h.w_max[ij] - sp);
+        assert_eq!(hr.extra("b_max").unwrap()[ij], h.w_max[ij]);
+    }
+}
+
+/// A reference conductance r = `reference_mean` + `reference_std`·ξ: the drawn references have
+/// the configured moments (z-tests at 5 standard errors over 10 000 devices), the weight bounds
+/// are the conductance bounds minus r, and a noise-free up pulse moves w by
+/// s⁺·(1 − (w + r)/b_max), the soft-bounds step of the conductance, clipped to its bounds.
+#[test]
+fn soft_bounds_reference_reads_against_a_drawn_reference() {
+    let params = PulsedParams { dw_min_std: 0.0, ..PulsedParams::default() };
+    let model = SoftBounds { params, reference_mean: 0.2, reference_std: 0.05, ..SoftBounds::default() };
+    let h = model.draw(100, 100, &mut seeded(63));
+    let r = h.extra("reference").unwrap();
+    let refs: Vec<f64> = r.iter().map(|&v| f64::from(v)).collect();
+    assert_normal_moments("reference", &refs, 0.2, 0.05);
+    let (b_min, b_max) = (h.extra("b_min").unwrap(), h.extra("b_max").unwrap());
+    for ij in [(0, 0), (7, 3), (99, 99)] {
+        assert_eq!(h.w_min[ij], b_min[ij] - r[ij]);
+        assert_eq!(h.w_max[ij], b_max[ij] - r[ij]);
+    }
+    let mut w = [-0.1f32; 100];
+    model.apply_row(&h, h.row(5), &mut w, &[1; 100], &mut seeded(64));
+    for (j, &v) in w.iter().enumerate() {
+        let (su, g, lo, hi) = (h.step_up[[5, j]], -0.1 + r[[5, j]], b_min[[5, j]], b_max[[5, j]]);
+        let want = (g + su * (1.0 - g / hi)).clamp(lo, hi) - r[[5, j]];
+        assert!((v - want).abs() < 1e-6, "device (5, {j}): {v}, want {want}");
+    }
+    // Devices whose conductance starts above its bound are clipped to it: w = b_max − r.
+    let mut w = [0.5f32; 100];
+    model.apply_row(&h, h.row(6), &mut w, &[1; 100], &mut seeded(64));
+    assert!(w.iter().enumerate().all(|(j, &v)| v <= h.w_max[[6, j]]));
+}
+
+/// `slope_up_dtod`, `slope_down_dtod` (aihwkit `SoftBoundsReferenceDevice`): the slopes
+/// s⁺/b_max and s⁻/|b_min| get a factor |1 + σξ| per device, which moves the bounds. Without
+/// other variation the slope factors are N(1, σ²) (σ = 0.1, 0.2; z-tests at 5 standard
+/// errors over 10 000 devices) and the steps unchanged.
+#[test]
+fn soft_bounds_slope_spread_moves_the_bounds() {
+    let params = PulsedParams::default().without_variation();
+    let model =
+        SoftBounds { params: params.clone(), slope_up_dtod: 0.1, slope_down_dtod: 0.2, ..SoftBounds::default() };
+    let h = model.draw(100, 100, &mut seeded(65));
+    assert!(h.step_up.iter().all(|&s| s == params.dw_min) && h.extra("reference").is_none());
+    let up: Vec<f64> =
+        h.w_max.iter().map(|&b| f64::from(params.dw_min / b) / f64::from(params.dw_min / params.w_max)).collect();
+    let down: Vec<f64> =
+        h.w_min.iter().map(|&b| f64::from(-params.dw_min / b) / f64::from(-params.dw_min / params.w_min)).collect();
+    assert_normal_moments("up slope factor", &up, 1.0, 0.1);
+    assert_normal_moments("down slope factor", &down, 1.0, 0.2);
+    let bad = DeviceConfig::SoftBounds(SoftBounds { reference_std: -1.0, ..SoftBounds::default() });
+    assert!(bad.validate("device").unwrap_err().to_string().contains("device.reference_std"));
 }

@@ -53,7 +53,7 @@ fn crossed_bounds_are_rejected() {
     // Soft bounds divide by the bounds: 0 itself is not allowed as a bound.
     let params = PulsedParams { w_min: 0.0, w_max: 0.5, ..PulsedParams::default() };
     let e = err_of(TileConfig {
-        device: DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true }),
+        device: DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: true, ..SoftBounds::default() }),
         ..TileConfig::default()
     });
     assert!(e.to_string().contains("w_min < 0 < w_max"), "{e}");

@@ -9,7 +9,7 @@ use super::linear_step::LinearStep;
 use super::model::{DeviceModel, Ideal};
 use super::pow_step::PowStep;
 use super::soft_bounds::SoftBounds;
-use crate::error::{ConfigError, path};
+use crate::error::ConfigError;
 
 /// A built-in device model with its parameters. In TOML: `model = "constant-step"` plus the
 /// model's fields.
@@ -43,19 +43,7 @@ impl DeviceConfig {
             Self::Ideal => Ok(()),
             Self::ConstantStep(p) => p.validate(prefix),
             Self::LinearStep(d) => d.validate(prefix),
-            Self::SoftBounds(d) => {
-                d.params.validate(&path(prefix, "params"))?;
-                if !(d.params.w_min < 0.0 && d.params.w_max > 0.0) {
-                    return Err(ConfigError::Invalid {
-                        field: path(prefix, "params.w_min"),
-                        reason: format!(
-                            "soft bounds need w_min < 0 < w_max, got w_min = {}, w_max = {}",
-                            d.params.w_min, d.params.w_max
-                        ),
-                    });
-                }
-                Ok(())
-            }
+            Self::SoftBounds(d) => d.validate(prefix),
             Self::ExpStep(d) => d.validate(prefix),
             Self::PowStep(d) => d.validate(prefix),
         }

@@ -40,7 +40,7 @@ pub struct TileConfig {
 }
 
 /// Names accepted by [`TileConfig::preset`].
-pub const PRESETS: [&str; 9] = [
+pub const PRESETS: [&str; 10] = [
     "aihwkit-default",
     "gokmen-vlasov",
     "idealized",
@@ -48,6 +48,7 @@ pub const PRESETS: [&str; 9] = [
     "capacitor",
     "tiki-taka",
     "tiki-taka-idealized",
+    "tiki-taka-reram-sb",
     "chopped-tiki-taka",
     "perfect",
 ];
@@ -94,10 +95,11 @@ impl TileConfig {
         Self::with_preset_io(DeviceConfig::ConstantStep(params))
     }
 
-    /// Soft-bounds ReRAM-like, after aihwkit's `ReRamSBPreset` (which uses a soft-bounds
-    /// *reference* device, not modelled here): soft bounds with dw_min 0.002, bounds
-    /// −0.75…1.25 with 24 % / 40 % d2d spread, up/down d2d 1 %, additive cycle-to-cycle noise of
-    /// 3.75·dw_min per pulse, write noise of 56·dw_min (`dynamics.write_noise_std`); preset IO.
+    /// Soft-bounds ReRAM-like, aihwkit's `ReRamSBPreset` (its `ReRamSBPresetDevice` is a
+    /// soft-bounds reference device whose reference is 0 unless set): soft bounds with dw_min
+    /// 0.002, bounds −0.75…1.25 with 24 % / 40 % d2d spread, up/down d2d 1 %, additive
+    /// cycle-to-cycle noise of 3.75·dw_min per pulse, write noise of 56·dw_min
+    /// (`dynamics.write_noise_std`); preset IO.
     pub fn reram_soft_bounds() -> Self {
         let params = PulsedParams {
             dw_min: 0.002,
@@ -110,7 +112,14 @@ impl TileConfig {
             ..PulsedParams::default()
         };
         let dynamics = DynamicsConfig { write_noise_std: 56.0, ..DynamicsConfig::default() };
-        Self { dynamics, ..Self::with_preset_io(DeviceConfig::SoftBounds(SoftBounds { params, mult_noise: false })) }
+        Self {
+            dynamics,
+            ..Self::with_preset_io(DeviceConfig::SoftBounds(SoftBounds {
+                params,
+                mult_noise: false,
+                ..SoftBounds::default()
+            }))
+        }
     }
 
     /// Capacitor-based cell (aihwkit `CapacitorPresetDevice`, a linear-step fit to Li et al.,
@@ -163,6 +172,30 @@ impl TileConfig {
         let transfer = TransferConfig {
             enabled: true,
             fast_device: base.device.clone(),
+            transfer_forward: IoConfig {
+                noise_management: NoiseManagement::None,
+                bound_management: BoundManagement::None,
+                ..Self::preset_io()
+            },
+            ..TransferConfig::default()
+        };
+        Self { transfer, ..base }
+    }
+
+    /// aihwkit's `TikiTakaReRamSBPreset`: two [`reram_soft_bounds`](Self::reram_soft_bounds)
+    /// devices per weight, each read against its own symmetry point
+    /// (`subtract_symmetry_point`), both with the write noise; preset IO for the passes and for
+    /// the reads of A (without noise and bound management), the Tiki-Taka defaults otherwise
+    /// (one column per batch, BL 31 writes at λ = lr).
+    pub fn tiki_taka_reram_sb() -> Self {
+        let mut base = Self::reram_soft_bounds();
+        if let DeviceConfig::SoftBounds(d) = &mut base.device {
+            d.subtract_symmetry_point = true;
+        }
+        let transfer = TransferConfig {
+            enabled: true,
+            fast_device: base.device.clone(),
+            fast_dynamics: base.dynamics.clone(),
             transfer_forward: IoConfig {
                 noise_management: NoiseManagement::None,
                 bound_management: BoundManagement::None,
@@ -226,6 +259,7 @@ impl TileConfig {
             "capacitor" => Ok(Self::capacitor()),
             "tiki-taka" => Ok(Self::tiki_taka()),
             "tiki-taka-idealized" => Ok(Self::tiki_taka_idealized()),
+            "tiki-taka-reram-sb" => Ok(Self::tiki_taka_reram_sb()),
             "chopped-tiki-taka" => Ok(Self::chopped_tiki_taka()),
             "perfect" => Ok(Self::perfect()),
             _ => Err(ConfigError::UnknownName { what: "tile preset", name: name.into(), known: PRESETS.join(", ") }),
