@@ -168,18 +168,7 @@ impl TileConfig {
     /// weight, preset IO for the passes and for the reads of the fast device (without noise
     /// and bound management), the transfer's defaults otherwise.
     pub fn tiki_taka_idealized() -> Self {
-        let base = Self::idealized();
-        let transfer = TransferConfig {
-            enabled: true,
-            fast_device: base.device.clone(),
-            transfer_forward: IoConfig {
-                noise_management: NoiseManagement::None,
-                bound_management: BoundManagement::None,
-                ..Self::preset_io()
-            },
-            ..TransferConfig::default()
-        };
-        Self { transfer, ..base }
+        Self::preset_pair(Self::idealized())
     }
 
     /// aihwkit's `TikiTakaReRamSBPreset`: two [`reram_soft_bounds`](Self::reram_soft_bounds)
@@ -192,6 +181,12 @@ impl TileConfig {
         if let DeviceConfig::SoftBounds(d) = &mut base.device {
             d.subtract_symmetry_point = true;
         }
+        Self::preset_pair(base)
+    }
+
+    /// Tiki-Taka on a preset-IO tile `base`: its device and dynamics for both devices, preset IO
+    /// without noise and bound management for the reads of A, the transfer's defaults.
+    fn preset_pair(base: Self) -> Self {
         let transfer = TransferConfig {
             enabled: true,
             fast_device: base.device.clone(),
