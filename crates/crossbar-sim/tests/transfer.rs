@@ -155,7 +155,10 @@ fn chopped_reference(
             if tc.auto_scale {
                 track(&mut ch.m_x, xb.iter().fold(0.0, |m, v| m.max(v.abs())), batch);
                 track(&mut ch.m_d, db.iter().fold(0.0, |m, v| m.max(v.abs())), batch);
-                count_lr = tc.fast_lr * bl * eps / (ch.m_x * ch.m_d);
+                count_lr = tc.fast_lr * bl * eps;
+                if ch.m_x > 0.0 && ch.m_d > 0.0 {
+                    count_lr /= ch.m_x * ch.m_d;
+                }
                 if tc.scale_fast_lr() {
                     count_lr *= lr;
                 }
@@ -796,4 +799,32 @@ fn choppers_cancel_the_fast_devices_drift() {
     println!("mean C steps: no choppers {plain:.2} ± {plain_se:.2}, choppers {chopped:.2} ± {chopped_se:.2}");
     assert!(plain > 5.0 * plain_se && plain > 10.0, "no choppers: {plain} ± {plain_se}");
     assert!(chopped.abs() <= 5.0 * chopped_se, "choppers: {chopped} ± {chopped_se}");
+}
+
+/// An update call at lr 0 does nothing to a transfer tile, as aihwkit's updater skips it: no
+/// pulses onto A, no vector count, no transfer, no chopper flips, no running means — even where
+/// the rate onto A does not scale with lr (chopped: `scale_fast_lr` off).
+#[test]
+fn a_call_at_lr_zero_changes_nothing() {
+    for algorithm in [TransferAlgorithm::TikiTaka, TransferAlgorithm::Chopped] {
+        let cfg = TileConfig {
+            transfer: TransferConfig {
+                enabled: true,
+                algorithm,
+                auto_scale: true,
+                in_chop_prob: 1.0,
+                ..Default::default()
+            },
+            ..TileConfig::aihwkit_default()
+        };
+        let mut tile = AnalogTile::new(4, 6, &cfg, 3).unwrap();
+        tile.set_weights(uniform(4, 6, 0.3, 1).view()).unwrap();
+        let data = calls(&[5, 5], 6, 4, 110);
+        tile.update(data[0].0.view(), data[0].1.view(), 0.1).unwrap();
+        let TileSnapshot::Analog(before) = tile.snapshot() else { panic!() };
+        tile.update(data[1].0.view(), data[1].1.view(), 0.0).unwrap();
+        let TileSnapshot::Analog(after) = tile.snapshot() else { panic!() };
+        assert_eq!(before.transfer, after.transfer, "{algorithm:?}");
+        assert_eq!(before.weights, after.weights, "{algorithm:?}");
+    }
 }

@@ -212,7 +212,8 @@ impl TransferParts {
     }
 
     /// The weights the passes see with γ ≠ 0: C + γ·A, with A de-chopped (chopped: each entry
-    /// times its chopper sign, as aihwkit's `reduceToWeights`).
+    /// times its two choppers' sign, as aihwkit's CUDA `reduceToWeights`; its CPU version
+    /// indexes the choppers transposed).
     pub(super) fn visible(&self, cfg: &TileConfig, c: ArrayView2<'_, f32>, out: &mut Array2<f32>) {
         let gamma = cfg.transfer.gamma;
         let a = self.fast.stored_weights();
@@ -277,7 +278,9 @@ impl AnalogTile {
         let (lr_fast, lr_t) = (tc.fast_rate(lr), tc.transfer_rate(lr));
         let auto = tc.chopped() && tc.auto_scale;
         let bl = self.cfg.update.desired_bl as f32;
-        let mut start = 0;
+        // A call at lr 0 is skipped by aihwkit's updater vector by vector: no pulses, no count,
+        // no transfer, no running means.
+        let mut start = if lr == 0.0 { batch } else { 0 };
         while start < batch {
             let tt = self.tt.as_mut().expect("transfer parts exist when transfer is enabled");
             let until = if every == 0 { batch - start } else { (every - tt.vectors % every) as usize };
