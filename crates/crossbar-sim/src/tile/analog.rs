@@ -563,7 +563,16 @@ impl AnalogTile {
         let hidden = &self.hidden;
         let min_rows = if batch * n_in * n_out < SMALL_UPDATE { n_out.max(1) } else { 1 };
         if let Some(c2c) = device.merged_c2c().filter(|_| ucfg.merge_pulses) {
-            let trains = Trains { kind, scales: &scales, x_words: &x_words, d_words: &d_words, n_in, n_out };
+            let x_active = if batch == 1 { Trains::active_columns(&x_words) } else { Vec::new() };
+            let trains = Trains {
+                kind,
+                scales: &scales,
+                x_words: &x_words,
+                d_words: &d_words,
+                n_in,
+                n_out,
+                x_active: &x_active,
+            };
             let pulses: u64 = self
                 .w
                 .as_slice_mut()

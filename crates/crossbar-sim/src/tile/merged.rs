@@ -78,6 +78,16 @@ pub(super) struct Trains<'a> {
     pub d_words: &'a [u32],
     pub n_in: usize,
     pub n_out: usize,
+    /// For a call of one vector: the columns whose x word has a slot set (the others get no
+    /// pulse); empty otherwise.
+    pub x_active: &'a [usize],
+}
+
+impl Trains<'_> {
+    /// The columns of a one-vector call's x words with a slot set.
+    pub fn active_columns(x_words: &[u32]) -> Vec<usize> {
+        x_words.iter().enumerate().filter(|(_, w)| *w & SLOT_MASK != 0).map(|(j, _)| j).collect()
+    }
 }
 
 /// One device's nominal steps, bounds and cycle-to-cycle spread.
@@ -317,7 +327,9 @@ fn single_vector_row(
     }
     failed.clear();
     let mut pulses = 0u64;
-    for (j, (wj, &xw)) in w.iter_mut().zip(&t.x_words[..t.n_in]).enumerate() {
+    // (Columns without a slot in their x word get no pulse and draw nothing: skipped.)
+    for &j in t.x_active {
+        let (wj, xw) = (&mut w[j], t.x_words[j]);
         let n = coincidences(t.kind, xw, dw, s.bl);
         if n == 0 {
             continue;
@@ -490,9 +502,10 @@ mod tests {
         }
     }
 
-    /// A one-vector call takes the single-pass path; it gives the general path's weights,
-    /// pulse count and generator state bit for bit, with devices far from and right at their
-    /// bounds (so that merges, replays and single pulses all occur) and both pulse kinds.
+    /// A one-vector call takes the single-pass path over the columns with a slot set; it gives
+    /// the general path's weights, pulse count and generator state bit for bit, with devices far
+    /// from and right at their bounds (so that merges, replays and single pulses all occur),
+    /// columns without slots, and both pulse kinds.
     #[test]
     fn single_vector_path_equals_the_general_path() {
         let mut rng = crate::rng::seeded(9);
@@ -503,10 +516,21 @@ mod tests {
                 PulseType::MeanCount => rng.random_range(0..=31u32) | (rng.random::<u32>() & SIGN_BIT),
                 _ => rng.random::<u32>(),
             };
-            let x_words: Vec<u32> = (0..n_in).map(|_| word(&mut rng)).collect();
+            // Every third x word without slots: its column gets no pulse (and is skipped).
+            let x_words: Vec<u32> =
+                (0..n_in).map(|j| if j % 3 == 0 { word(&mut rng) & SIGN_BIT } else { word(&mut rng) }).collect();
             let d_words: Vec<u32> = (0..n_out).map(|_| word(&mut rng)).collect();
             let scales = [TrainScales { bl: 31, a: 1.0, b: 1.0 }];
-            let t = Trains { kind, scales: &scales, x_words: &x_words, d_words: &d_words, n_in, n_out };
+            let x_active = Trains::active_columns(&x_words);
+            let t = Trains {
+                kind,
+                scales: &scales,
+                x_words: &x_words,
+                d_words: &d_words,
+                n_in,
+                n_out,
+                x_active: &x_active,
+            };
             let su: Vec<f32> = (0..n_in).map(|_| rng.random_range(0.005..0.02f32)).collect();
             let sd: Vec<f32> = (0..n_in).map(|_| rng.random_range(0.005..0.02f32)).collect();
             let (lo, hi) = (vec![-0.3f32; n_in], vec![0.3f32; n_in]);
