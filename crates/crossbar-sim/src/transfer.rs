@@ -83,7 +83,10 @@ pub struct TransferConfig {
     pub gamma: f32,
     /// Transfer after every this many update vectors (in units of the batch size with
     /// `units_in_mbatch`: every ⌈`transfer_every`·batch⌉ vectors; else every
-    /// round(`transfer_every`) vectors); 0 = never. Finite, ≥ 0. Default: 1.
+    /// round(`transfer_every`) vectors); 0 = never. Chopped only: a negative value sets the
+    /// period from the fast device's number of states n = (w_max − w_min)/ε_A, every
+    /// max(1, round(n/size·|`transfer_every`|)) vectors (size: the columns, or rows, read), as
+    /// aihwkit's automatic period. Finite, ≥ 0 for the other algorithms. Default: 1.
     pub transfer_every: f32,
     /// Count `transfer_every` in batches (update calls) instead of single vectors; unset = the
     /// algorithm's default (aihwkit's): true, false for chopped. Default: unset.
@@ -247,7 +250,15 @@ impl TransferConfig {
         self.momentum.unwrap_or(if self.chopped() { 0.0 } else { 0.1 })
     }
 
-    /// Vectors between transfers for an update call of `batch` vectors; 0 = no transfer.
+    /// Chopped with a negative `transfer_every`: vectors between transfers for a fast device
+    /// of `n_states` states and `size` columns (rows) read.
+    pub fn auto_period(&self, n_states: f32, size: usize) -> u64 {
+        let t = n_states / size as f32 * self.transfer_every.abs();
+        (t.round() as u64).max(1)
+    }
+
+    /// Vectors between transfers for an update call of `batch` vectors; 0 = no transfer (for
+    /// a negative chopped `transfer_every`, see [`auto_period`](Self::auto_period)).
     pub fn period(&self, batch: usize) -> u64 {
         // (In f32, as aihwkit: the f64 product of the f32 0.1 and 10 is just above 1.)
         let every = if self.units_in_mbatch() {
@@ -267,7 +278,11 @@ impl TransferConfig {
     /// columns (rows) read.
     pub fn buffer_unit(&self, eps_fast: f32, size: usize) -> f32 {
         let b = self.buffer_granularity * eps_fast;
-        if self.auto_granularity > 0.0 { b * self.auto_granularity / (size as f32 * self.transfer_every) } else { b }
+        if self.auto_granularity > 0.0 {
+            b * self.auto_granularity / (size as f32 * self.transfer_every.abs())
+        } else {
+            b
+        }
     }
 
     /// The transfer learning rate λ for an update call at `lr`.
@@ -295,7 +310,16 @@ impl TransferConfig {
             });
         }
         ConfigError::check_range(p("gamma"), self.gamma.into(), f32::MIN.into(), f32::MAX.into())?;
-        ConfigError::check_non_negative(p("transfer_every"), self.transfer_every.into())?;
+        if self.chopped() {
+            ConfigError::check_range(
+                p("transfer_every"),
+                self.transfer_every.into(),
+                f32::MIN.into(),
+                f32::MAX.into(),
+            )?;
+        } else {
+            ConfigError::check_non_negative(p("transfer_every"), self.transfer_every.into())?;
+        }
         ConfigError::check_range(p("n_reads_per_transfer"), self.n_reads_per_transfer.into(), 1.0, u32::MAX.into())?;
         ConfigError::check_range(p("with_reset_prob"), self.with_reset_prob.into(), 0.0, 1.0)?;
         ConfigError::check_positive(p("fast_lr"), self.fast_lr.into())?;
@@ -527,6 +551,17 @@ mod tests {
         assert_eq!(ch.buffer_unit(1e-3, 8), 2e-3);
         let ch = TransferConfig { auto_granularity: 1000.0, transfer_every: 2.0, ..ch };
         assert!((ch.buffer_unit(1e-3, 8) - 2e-3 * 1000.0 / 16.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn automatic_period_counts_states_per_column() {
+        let c = TransferConfig { algorithm: TransferAlgorithm::Chopped, transfer_every: -0.5, ..Default::default() };
+        c.validate("transfer").unwrap();
+        // 1 200 states over 10 columns, half of that: every 60 vectors; never below 1.
+        assert_eq!(c.auto_period(1200.0, 10), 60);
+        assert_eq!(c.auto_period(1200.0, 10_000), 1);
+        let tt = TransferConfig { transfer_every: -0.5, ..Default::default() };
+        assert!(tt.validate("transfer").unwrap_err().to_string().contains("transfer.transfer_every"));
     }
 
     #[test]

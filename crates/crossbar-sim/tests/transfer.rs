@@ -828,3 +828,40 @@ fn a_call_at_lr_zero_changes_nothing() {
         assert_eq!(before.weights, after.weights, "{algorithm:?}");
     }
 }
+
+/// A negative chopped `transfer_every` sets the period from the fast device's states: the
+/// default device (±0.6, dw_min 0.001: 1 200 states) over 10 columns at −0.5 reads every 60
+/// vectors, and at −0.001 (0.12, rounded up to the minimum of 1) after every vector. Each read
+/// is one forward cycle of the tile.
+#[test]
+fn automatic_chopped_period_follows_the_states() {
+    for (every, reads) in [(-0.5f32, 2u64), (-0.001, 120)] {
+        let cfg = TileConfig {
+            transfer: TransferConfig {
+                enabled: true,
+                algorithm: TransferAlgorithm::Chopped,
+                transfer_every: every,
+                ..Default::default()
+            },
+            ..TileConfig::aihwkit_default()
+        };
+        let mut tile = AnalogTile::new(4, 10, &cfg, 1).unwrap();
+        tile.set_weights(uniform(4, 10, 0.3, 2).view()).unwrap();
+        for (x, d) in calls(&[40; 3], 10, 4, 120) {
+            tile.update(x.view(), d.view(), 0.1).unwrap();
+        }
+        assert_eq!(tile.counters().forward_cycles, reads, "transfer_every {every}");
+    }
+    let ideal = TileConfig {
+        transfer: TransferConfig {
+            enabled: true,
+            algorithm: TransferAlgorithm::Chopped,
+            transfer_every: -1.0,
+            fast_device: DeviceConfig::Ideal,
+            ..Default::default()
+        },
+        ..TileConfig::aihwkit_default()
+    };
+    let e = AnalogTile::new(4, 10, &ideal, 1).unwrap_err().to_string();
+    assert!(e.contains("transfer.transfer_every"), "{e}");
+}

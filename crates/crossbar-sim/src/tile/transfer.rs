@@ -117,6 +117,15 @@ impl TransferParts {
     pub(super) fn new(cfg: &TileConfig, out: usize, n_analog: usize, seed: u64) -> Result<Self, SimError> {
         let fast =
             AnalogTile::new(out, n_analog, &fast_config(cfg), derive_seed(seed, FAST_STREAM)).map_err(prefix_error)?;
+        if cfg.transfer.chopped() && cfg.transfer.transfer_every < 0.0 && cfg.transfer.fast_device.params().is_none() {
+            return Err(ConfigError::Invalid {
+                field: "transfer.transfer_every".into(),
+                reason: "a negative (automatic) period counts the fast device's states, which the ideal device \
+                         does not have"
+                    .into(),
+            }
+            .into());
+        }
         if cfg.transfer.chopped() {
             let g = fast.device.granularity();
             if !(g > 0.0 && cfg.transfer.buffer_unit(g, 1).is_finite()) {
@@ -274,7 +283,7 @@ impl AnalogTile {
     pub(super) fn transfer_update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) {
         let tc = self.cfg.transfer.clone();
         let batch = x.nrows();
-        let every = tc.period(batch);
+        let every = self.transfer_period(&tc, batch);
         let (lr_fast, lr_t) = (tc.fast_rate(lr), tc.transfer_rate(lr));
         let auto = tc.chopped() && tc.auto_scale;
         let bl = self.cfg.update.desired_bl as f32;
@@ -335,6 +344,19 @@ impl AnalogTile {
         let fast = tt.fast.counters();
         tt.fast.reset_counters();
         self.counters.accumulate(&fast);
+    }
+
+    /// Vectors between transfers in a call of `batch` vectors: [`TransferConfig::period`], or
+    /// for chopped with a negative `transfer_every` the automatic period from the fast device's
+    /// number of states (its parameters' range over its granularity, as aihwkit's).
+    fn transfer_period(&self, tc: &TransferConfig, batch: usize) -> u64 {
+        if !(tc.chopped() && tc.transfer_every < 0.0) {
+            return tc.period(batch);
+        }
+        let tt = self.tt.as_ref().expect("transfer parts exist when transfer is enabled");
+        let p = tc.fast_device.params().expect("checked when the tile was built");
+        let size = if tc.transfer_columns { self.w.ncols() } else { self.w.nrows() };
+        tc.auto_period((p.w_max - p.w_min) / tt.fast.device.granularity(), size)
     }
 
     /// One transfer: read the next columns (rows) of A and write them to C. With λ = 0 only the
