@@ -14,7 +14,7 @@
 //!   products accumulate in a digital matrix and only whole device steps are pulsed
 //!   ([`MixedPrecisionConfig`]); or, with Tiki-Taka, a second (fast) device per weight takes the
 //!   pulses and is transferred column by column into the visible one, directly, through a
-//!   digital buffer, or with sign choppers ([`TransferConfig`]);
+//!   digital buffer, with sign choppers, or against a dynamic reference ([`TransferConfig`]);
 //! - between updates the devices may decay toward per-device reset values, diffuse, be reset,
 //!   be stuck, carry write noise or drift ([`DynamicsConfig`], aihwkit's `lifetime`,
 //!   `diffusion`, `reset`, `corrupt_devices`, `write_noise_std` and `drift`);

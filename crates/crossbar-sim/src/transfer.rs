@@ -28,6 +28,9 @@
 //!   with probability `in_chop_prob` (or regularly); after the last column each c_out flips with
 //!   `out_chop_prob`. `auto_scale` sets A's pulse-count learning rate per vector from running
 //!   means of max|x| and max|d|.
+//! - **Dynamic** (AGAD / TTv4, aihwkit `DynamicTransferCompound`): chopped, with each read
+//!   taken relative to a reference, the running mean of the weight's reads at the end of the
+//!   previous chopper period; the input choppers flip regularly (and optionally at random).
 //!
 //! With `transfer_columns` off, rows are read instead (backward passes with one-hot errors)
 //! and written row by row. The order within an update call follows aihwkit's per-vector loop:
@@ -57,6 +60,10 @@ pub enum TransferAlgorithm {
     /// buffered, with sign choppers on A's gradient and on the reads. One read per transfer,
     /// sequential, no resets.
     Chopped,
+    /// AGAD (aihwkit `DynamicTransferCompound`, TTv4, Rasch et al. 2024): chopped, but each read
+    /// enters the buffer relative to a dynamic reference, the running mean of the column's reads
+    /// in the previous chopper period, instead of relative to 0.
+    Dynamic,
 }
 
 /// Settings of the transfer (Tiki-Taka) update. Off by default; the other defaults are
@@ -138,8 +145,17 @@ pub struct TransferConfig {
     /// `in_chop_random` off, every chopper flips after every max(⌈1/p⌉, 2)-th sweep over the
     /// columns instead; 0 = never. In [0, 1]. Default: 0.1.
     pub in_chop_prob: f32,
-    /// Chopped: flip the input choppers at random (true) or regularly (false). Default: true.
-    pub in_chop_random: bool,
+    /// Chopped: flip the input choppers at random (true) or regularly (false); dynamic: flip
+    /// regularly and, if true, also at random. Unset = the algorithm's default (aihwkit's): true
+    /// for chopped, false for dynamic. Default: unset.
+    pub in_chop_random: Option<bool>,
+    /// Dynamic: the running mean of a column's reads moves by
+    /// min(`tail_weightening`/N, 1) of the way per read, N = max(⌈1/`in_chop_prob`⌉, 2) the
+    /// reads per chopper period. Finite, > 0. Default: 5.
+    pub tail_weightening: f32,
+    /// Dynamic, without `forget_buffer`: clip the buffer to ±`buffer_cap`·BL of the write after a
+    /// write; 0 = no cap. Finite, ≥ 0. Default: 0.
+    pub buffer_cap: f32,
     /// Chopped: probability that each output chopper flips after a sweep over all columns
     /// (rows). In [0, 1]. Default: 0.
     pub out_chop_prob: f32,
@@ -190,7 +206,9 @@ impl Default for TransferConfig {
             momentum: None,
             forget_buffer: true,
             in_chop_prob: 0.1,
-            in_chop_random: true,
+            in_chop_random: None,
+            tail_weightening: 5.0,
+            buffer_cap: 0.0,
             out_chop_prob: 0.0,
             buffer_granularity: 1.0,
             auto_granularity: 0.0,
@@ -222,12 +240,28 @@ impl TransferConfig {
                 update_bl_management: false,
                 ..UpdateConfig::default()
             },
+            TransferAlgorithm::Dynamic => UpdateConfig { desired_bl: 1, ..UpdateConfig::default() },
         })
     }
 
-    /// Whether the algorithm is chopped.
+    /// Whether the algorithm uses choppers (chopped or dynamic).
     pub fn chopped(&self) -> bool {
-        self.algorithm == TransferAlgorithm::Chopped
+        matches!(self.algorithm, TransferAlgorithm::Chopped | TransferAlgorithm::Dynamic)
+    }
+
+    /// Whether the algorithm is dynamic (AGAD).
+    pub fn dynamic(&self) -> bool {
+        self.algorithm == TransferAlgorithm::Dynamic
+    }
+
+    /// `in_chop_random`, or the algorithm's default.
+    pub fn in_chop_random(&self) -> bool {
+        self.in_chop_random.unwrap_or(!self.dynamic())
+    }
+
+    /// Reads per chopper period of the regular input choppers: max(⌈1/`in_chop_prob`⌉, 2).
+    pub fn chop_period(&self) -> u64 {
+        if self.in_chop_prob > 0.0 { ((1.0 / self.in_chop_prob).ceil() as u64).max(2) } else { 2 }
     }
 
     /// Whether a digital buffer is kept (buffered and chopped).
@@ -349,6 +383,8 @@ impl TransferConfig {
         ConfigError::check_positive(p("buffer_granularity"), self.buffer_granularity.into())?;
         ConfigError::check_non_negative(p("auto_granularity"), self.auto_granularity.into())?;
         ConfigError::check_range(p("auto_momentum"), self.auto_momentum.into(), 0.0, 1.0)?;
+        ConfigError::check_positive(p("tail_weightening"), self.tail_weightening.into())?;
+        ConfigError::check_non_negative(p("buffer_cap"), self.buffer_cap.into())?;
         if self.chopped() {
             // aihwkit's chopped device supports sequential single reads only.
             let unsupported = if self.n_reads_per_transfer != 1 {
@@ -365,6 +401,28 @@ impl TransferConfig {
                     field: path(prefix, field),
                     reason: format!(
                         "{what} with the chopped algorithm (one sequential read per transfer, as in aihwkit)"
+                    ),
+                });
+            }
+            if self.dynamic() && self.out_chop_prob != 0.0 {
+                return Err(ConfigError::Invalid {
+                    field: path(prefix, "out_chop_prob"),
+                    reason: "must be 0 with the dynamic algorithm (aihwkit's never flips its output choppers)".into(),
+                });
+            }
+            if self.dynamic() && self.in_chop_prob == 0.0 {
+                return Err(ConfigError::Invalid {
+                    field: path(prefix, "in_chop_prob"),
+                    reason: "must be > 0 with the dynamic algorithm (its reference is the mean of a chopper period)"
+                        .into(),
+                });
+            }
+            if self.dynamic() && !(self.auto_momentum > 0.0 && self.auto_momentum < 1.0) {
+                return Err(ConfigError::Invalid {
+                    field: path(prefix, "auto_momentum"),
+                    reason: format!(
+                        "must lie strictly between 0 and 1 with the dynamic algorithm, got {}",
+                        self.auto_momentum
                     ),
                 });
             }
@@ -526,6 +584,20 @@ mod tests {
             (TransferConfig { in_chop_prob: -0.1, ..chopped.clone() }, "transfer.in_chop_prob"),
             (TransferConfig { out_chop_prob: 2.0, ..chopped.clone() }, "transfer.out_chop_prob"),
             (TransferConfig { buffer_granularity: 0.0, ..chopped.clone() }, "transfer.buffer_granularity"),
+            (TransferConfig { tail_weightening: 0.0, ..chopped.clone() }, "transfer.tail_weightening"),
+            (TransferConfig { buffer_cap: -1.0, ..chopped.clone() }, "transfer.buffer_cap"),
+            (
+                TransferConfig { algorithm: TransferAlgorithm::Dynamic, in_chop_prob: 0.0, ..chopped.clone() },
+                "transfer.in_chop_prob",
+            ),
+            (
+                TransferConfig { algorithm: TransferAlgorithm::Dynamic, out_chop_prob: 0.5, ..chopped.clone() },
+                "transfer.out_chop_prob",
+            ),
+            (
+                TransferConfig { algorithm: TransferAlgorithm::Dynamic, auto_momentum: 1.0, ..chopped.clone() },
+                "transfer.auto_momentum",
+            ),
             (TransferConfig { auto_momentum: f32::NAN, ..chopped.clone() }, "transfer.auto_momentum"),
             (
                 TransferConfig { auto_granularity: 100.0, transfer_every: 0.0, ..chopped.clone() },
@@ -542,7 +614,12 @@ mod tests {
         let tt = TransferConfig::default();
         assert!(tt.units_in_mbatch() && tt.scale_fast_lr() && tt.momentum() == 0.1);
         let ch = TransferConfig { algorithm: TransferAlgorithm::Chopped, ..tt.clone() };
-        assert!(!ch.units_in_mbatch() && !ch.scale_fast_lr() && ch.momentum() == 0.0);
+        assert!(!ch.units_in_mbatch() && !ch.scale_fast_lr() && ch.momentum() == 0.0 && ch.in_chop_random());
+        let dy = TransferConfig { algorithm: TransferAlgorithm::Dynamic, ..tt.clone() };
+        assert!(!dy.units_in_mbatch() && !dy.scale_fast_lr() && dy.momentum() == 0.0 && !dy.in_chop_random());
+        let wu = dy.write_update();
+        assert!(wu.desired_bl == 1 && wu.update_management && wu.update_bl_management);
+        assert_eq!((dy.chop_period(), dy.tail_weightening, dy.buffer_cap), (10, 5.0, 0.0));
         assert_eq!(ch.period(10), 1, "chopped transfers after every vector by default");
         let wu = ch.write_update();
         assert!(wu.desired_bl == 1 && !wu.update_management && !wu.update_bl_management);

@@ -71,7 +71,7 @@ fn reference(
                     };
                     let write = match tc.algorithm {
                         TransferAlgorithm::TikiTaka => read.mapv(|v| lam * v),
-                        TransferAlgorithm::Chopped => unreachable!("chopped_reference"),
+                        TransferAlgorithm::Chopped | TransferAlgorithm::Dynamic => unreachable!("chopped_reference"),
                         TransferAlgorithm::Buffered => {
                             let mut hs = if tc.transfer_columns { h.column_mut(i) } else { h.row_mut(i) };
                             let thres = tc.thres_scale * eps;
@@ -123,7 +123,7 @@ fn chopped_reference(
     eps: f32,
     bl: f32,
 ) -> (Array2<f32>, Array2<f32>, Array2<f32>, Chop) {
-    assert!(!tc.in_chop_random || tc.in_chop_prob == 0.0);
+    assert!(!tc.in_chop_random() || tc.in_chop_prob == 0.0);
     assert!(tc.out_chop_prob == 0.0 || tc.out_chop_prob == 1.0);
     let (n_out, n_in) = w0.dim();
     let cols = tc.transfer_columns;
@@ -132,6 +132,10 @@ fn chopped_reference(
     let mut c = w0.clone();
     let mut h = Array2::<f32>::zeros((n_out, n_in));
     let mut ch = Chop { input: vec![false; size], output: vec![false; other], ..Chop::default() };
+    // Dynamic: running means, references, and which inputs flipped after their last read.
+    let (mut mean, mut past, mut switched) =
+        (Array2::<f32>::zeros((n_out, n_in)), Array2::<f32>::zeros((n_out, n_in)), vec![false; size]);
+    let period = tc.chop_period();
     let (mut vectors, mut next) = (0u64, 0usize);
     let lam = tc.transfer_rate(lr);
     let max_n = tc.write_update().desired_bl as f32;
@@ -182,6 +186,46 @@ fn chopped_reference(
                 unit *= tc.auto_granularity / (size as f32 * tc.transfer_every);
             }
             let scale = if tc.correct_gradient_magnitudes { lam / count_lr / unit } else { lam / unit };
+            if tc.dynamic() {
+                let sample = ch.sweeps % period + 1;
+                let weight = (tc.tail_weightening / period as f32).min(1.0);
+                let was_switched = std::mem::replace(&mut switched[i], false);
+                let mut n = vec![0.0f32; read.len()];
+                for (j, &v) in read.iter().enumerate() {
+                    let at = if cols { (j, i) } else { (i, j) };
+                    if was_switched {
+                        past[at] = mean[at];
+                    }
+                    let sign = if ch.input[i] != ch.output[j] { -1.0 } else { 1.0 };
+                    let mut omega = h[at] + sign * (v - past[at]) * scale;
+                    if omega.abs() >= 1.0 {
+                        n[j] = omega.trunc().clamp(-max_n, max_n);
+                        omega = if tc.forget_buffer {
+                            omega * tc.momentum()
+                        } else {
+                            let cap = max_n * tc.buffer_cap;
+                            let o = omega - (1.0 - tc.momentum()) * n[j];
+                            if cap > 0.0 { o.clamp(-cap, cap) } else { o }
+                        };
+                    }
+                    h[at] = omega;
+                    mean[at] = mean[at] * (1.0 - weight) + v * weight;
+                }
+                if ch.sweeps > period {
+                    let mut target = if cols { c.column_mut(i) } else { c.row_mut(i) };
+                    for (t, nv) in target.iter_mut().zip(&n) {
+                        *t += tc.step * eps * nv;
+                    }
+                }
+                if sample == period {
+                    ch.input[i] = !ch.input[i];
+                    switched[i] = true;
+                }
+                if i == size - 1 {
+                    ch.sweeps += 1;
+                }
+                continue;
+            }
             let mut hs = if cols { h.column_mut(i) } else { h.row_mut(i) };
             let mut target = if cols { c.column_mut(i) } else { c.row_mut(i) };
             for (j, (hv, &v)) in hs.iter_mut().zip(&read).enumerate() {
@@ -195,11 +239,8 @@ fn chopped_reference(
                 }
                 *hv = omega;
             }
-            if tc.in_chop_prob > 0.0 {
-                let period = ((1.0 / tc.in_chop_prob).ceil() as u64).max(2);
-                if ch.sweeps % period + 1 == period {
-                    ch.input[i] = !ch.input[i];
-                }
+            if tc.in_chop_prob > 0.0 && ch.sweeps % period + 1 == period {
+                ch.input[i] = !ch.input[i];
             }
             if i == size - 1 {
                 if tc.out_chop_prob == 1.0 {
@@ -450,7 +491,20 @@ fn state_round_trip_continues_bit_exactly() {
         },
         ..TileConfig::aihwkit_default()
     };
-    let cases = [plain(TransferAlgorithm::TikiTaka), plain(TransferAlgorithm::Buffered), busy, chopped];
+    let dynamic = TileConfig {
+        transfer: TransferConfig {
+            enabled: true,
+            algorithm: TransferAlgorithm::Dynamic,
+            in_chop_random: Some(true),
+            in_chop_prob: 0.3,
+            auto_scale: true,
+            gamma: 0.2,
+            fast_lr: 0.5,
+            ..Default::default()
+        },
+        ..TileConfig::aihwkit_default()
+    };
+    let cases = [plain(TransferAlgorithm::TikiTaka), plain(TransferAlgorithm::Buffered), busy, chopped, dynamic];
     for (k, cfg) in cases.iter().enumerate() {
         let algorithm = format!("case {k}");
         let mut tile = AnalogTile::new(5, 7, cfg, 11).unwrap();
@@ -471,9 +525,16 @@ fn state_round_trip_continues_bit_exactly() {
         let TileSnapshot::Analog(b) = restored.snapshot() else { panic!() };
         assert_eq!(a, b, "{algorithm}: full states");
         assert!(a.transfer.as_ref().unwrap().fast.weights.iter().any(|&w| w != 0.0));
-        if k == 3 {
+        if k >= 3 {
             let ch = &a.transfer.as_ref().unwrap().choppers;
             assert!(ch.input.iter().chain(&ch.output).any(|&c| c) && ch.m_x > 0.0, "{algorithm}: {ch:?}");
+        }
+        if k == 4 {
+            let ch = &a.transfer.as_ref().unwrap().choppers;
+            assert!(ch.running_mean.iter().any(|&m| m != 0.0) && ch.switched.len() == 7, "{algorithm}: {ch:?}");
+            let mut broken = a.clone();
+            broken.transfer.as_mut().unwrap().choppers.past_mean = Array2::zeros((5, 6));
+            assert!(matches!(AnalogTile::from_state(*broken), Err(SimError::State { .. })));
         }
 
         let mut broken = a.clone();
@@ -505,7 +566,11 @@ fn results_do_not_depend_on_the_thread_count() {
         },
         ..TileConfig::aihwkit_default()
     };
-    for cfg in [tt, chopped] {
+    let mut dynamic = chopped.clone();
+    dynamic.transfer.algorithm = TransferAlgorithm::Dynamic;
+    dynamic.transfer.out_chop_prob = 0.0;
+    dynamic.transfer.in_chop_random = Some(true);
+    for cfg in [tt, chopped, dynamic] {
         let run = |threads: usize| {
             rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
                 let mut tile = AnalogTile::new(40, 30, &cfg, 13).unwrap();
@@ -596,7 +661,7 @@ fn chopped_transfer_follows_the_rule() {
     let data = calls(&[4, 4, 3, 4, 4, 4, 4, 4, 4, 4], n_in, n_out, 80);
     let chopped = TransferConfig {
         algorithm: TransferAlgorithm::Chopped,
-        in_chop_random: false,
+        in_chop_random: Some(false),
         in_chop_prob: 0.5,
         out_chop_prob: 1.0,
         fast_lr: 0.05,
@@ -619,6 +684,37 @@ fn chopped_transfer_follows_the_rule() {
                 ..chopped.clone()
             },
             exact_steps(1e-3),
+        ),
+        (
+            TransferConfig {
+                algorithm: TransferAlgorithm::Dynamic,
+                in_chop_prob: 0.2,
+                out_chop_prob: 0.0,
+                tail_weightening: 2.0,
+                transfer_lr: 3.0,
+                gamma: 0.3,
+                ..chopped.clone()
+            },
+            DeviceConfig::Ideal,
+        ),
+        (
+            TransferConfig {
+                algorithm: TransferAlgorithm::Dynamic,
+                in_chop_prob: 0.25,
+                out_chop_prob: 0.0,
+                transfer_columns: false,
+                forget_buffer: false,
+                momentum: Some(0.1),
+                buffer_cap: 1.5,
+                transfer_update: Some(UpdateConfig {
+                    desired_bl: 2,
+                    pulse_type: PulseType::Float,
+                    ..UpdateConfig::default()
+                }),
+                transfer_lr: 3.0,
+                ..chopped.clone()
+            },
+            DeviceConfig::Ideal,
         ),
         (
             TransferConfig {

@@ -40,7 +40,7 @@ pub struct TileConfig {
 }
 
 /// Names accepted by [`TileConfig::preset`].
-pub const PRESETS: [&str; 10] = [
+pub const PRESETS: [&str; 11] = [
     "aihwkit-default",
     "gokmen-vlasov",
     "idealized",
@@ -50,6 +50,7 @@ pub const PRESETS: [&str; 10] = [
     "tiki-taka-idealized",
     "tiki-taka-reram-sb",
     "chopped-tiki-taka",
+    "agad",
     "perfect",
 ];
 
@@ -219,6 +220,18 @@ impl TileConfig {
         Self { transfer, update: UpdateConfig { desired_bl: 5, ..UpdateConfig::default() }, ..Self::default() }
     }
 
+    /// AGAD (aihwkit `DynamicTransferCompound`, TTv4) as aihwkit's `build_config("agad", …)`
+    /// builds it: the [`chopped_tiki_taka`](Self::chopped_tiki_taka) settings (BL 5 onto A at
+    /// the `auto_scale` rate with `fast_lr` 0.1, one column read after every vector), each read
+    /// taken relative to the column's running mean of the previous chopper period, input
+    /// choppers flipping regularly every 10 reads of a column, writes of BL 1 with update and
+    /// BL management.
+    pub fn agad() -> Self {
+        let mut cfg = Self::chopped_tiki_taka();
+        cfg.transfer.algorithm = crate::TransferAlgorithm::Dynamic;
+        cfg
+    }
+
     /// aihwkit's `PresetIOParameters` in both directions: 7-bit DAC, 9-bit ADC, out_bound 20,
     /// out_noise 0.1, iterative bound management, abs-max noise management.
     pub fn preset_io() -> IoConfig {
@@ -256,6 +269,7 @@ impl TileConfig {
             "tiki-taka-idealized" => Ok(Self::tiki_taka_idealized()),
             "tiki-taka-reram-sb" => Ok(Self::tiki_taka_reram_sb()),
             "chopped-tiki-taka" => Ok(Self::chopped_tiki_taka()),
+            "agad" => Ok(Self::agad()),
             "perfect" => Ok(Self::perfect()),
             _ => Err(ConfigError::UnknownName { what: "tile preset", name: name.into(), known: PRESETS.join(", ") }),
         }

@@ -32,6 +32,19 @@ pub(super) struct TransferParts {
     pub(super) chop: Choppers,
 }
 
+/// What [`AnalogTile::chop_read`] returns: the column (row) read and their count, its one-hot
+/// input, the read, the buffer's increment per unit read, the transfer's generator and C's
+/// granularity.
+struct ChopRead {
+    i: usize,
+    size: usize,
+    one_hot: Array2<f32>,
+    v: Array2<f32>,
+    scale: f32,
+    rng: crate::rng::SimRng,
+    eps_c: f32,
+}
+
 /// The chopper state of the chopped transfer (all empty or zero for the other algorithms).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Choppers {
@@ -48,6 +61,16 @@ pub struct Choppers {
     pub sweeps: u64,
     /// A's pulse-count learning rate of the last update vector.
     pub count_lr: f32,
+    /// Dynamic: the running mean of each stored weight's reads (`[out, in]`; empty otherwise).
+    #[serde(default)]
+    pub running_mean: Array2<f32>,
+    /// Dynamic: the reference of each stored weight, the running mean at the end of the
+    /// previous chopper period (`[out, in]`; empty otherwise).
+    #[serde(default)]
+    pub past_mean: Array2<f32>,
+    /// Dynamic: whether each column's (row's) input chopper flipped after its last read.
+    #[serde(default)]
+    pub switched: Vec<bool>,
 }
 
 impl Choppers {
@@ -56,7 +79,19 @@ impl Choppers {
             return Self::default();
         }
         let (size, other) = if cfg.transfer.transfer_columns { (n_analog, out) } else { (out, n_analog) };
-        Self { input: vec![false; size], output: vec![false; other], m_x: 0.0, m_d: 0.0, sweeps: 0, count_lr: 1.0 }
+        let dynamic = cfg.transfer.dynamic();
+        let means = || if dynamic { Array2::zeros((out, n_analog)) } else { Array2::zeros((0, 0)) };
+        Self {
+            input: vec![false; size],
+            output: vec![false; other],
+            m_x: 0.0,
+            m_d: 0.0,
+            sweeps: 0,
+            count_lr: 1.0,
+            running_mean: means(),
+            past_mean: means(),
+            switched: if dynamic { vec![false; size] } else { Vec::new() },
+        }
     }
 
     /// Whether the chopper signs of stored weight (`r`, `c`) differ (its product is −1).
@@ -185,13 +220,22 @@ impl TransferParts {
         }
         let fresh = Choppers::new(cfg, shape[0], shape[1]);
         let ch = &state.choppers;
-        if ch.input.len() != fresh.input.len() || ch.output.len() != fresh.output.len() {
+        if ch.input.len() != fresh.input.len()
+            || ch.output.len() != fresh.output.len()
+            || ch.switched.len() != fresh.switched.len()
+            || ch.running_mean.dim() != fresh.running_mean.dim()
+            || ch.past_mean.dim() != fresh.past_mean.dim()
+            || ch.running_mean.iter().chain(&ch.past_mean).any(|v| !v.is_finite())
+        {
             return Err(bad(format!(
-                "{} input and {} output choppers, expected {} and {}",
+                "{} input and {} output choppers and running means of shape {:?}, expected {} and {} and {:?} \
+                 of finite values",
                 ch.input.len(),
                 ch.output.len(),
+                ch.running_mean.dim(),
                 fresh.input.len(),
-                fresh.output.len()
+                fresh.output.len(),
+                fresh.running_mean.dim()
             )));
         }
         if [ch.m_x, ch.m_d, ch.count_lr].iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
@@ -200,12 +244,15 @@ impl TransferParts {
                 ch.m_x, ch.m_d, ch.count_lr
             )));
         }
+        let mut chop = state.choppers;
+        chop.running_mean = crate::linalg::standard_layout(chop.running_mean);
+        chop.past_mean = crate::linalg::standard_layout(chop.past_mean);
         Ok(Self {
             fast,
             buffer: crate::linalg::standard_layout(state.buffer),
             vectors: state.vectors,
             next: state.next,
-            chop: state.choppers,
+            chop,
         })
     }
 
@@ -330,7 +377,9 @@ impl AnalogTile {
             }
             tt.vectors += (end - start) as u64;
             if every > 0 && tt.vectors.is_multiple_of(every) {
-                if tc.chopped() {
+                if tc.dynamic() {
+                    self.dynamic_transfer(&tc, lr_t);
+                } else if tc.chopped() {
                     self.chopped_transfer(&tc, lr_t);
                 } else {
                     self.transfer(&tc, lr_t);
@@ -394,7 +443,7 @@ impl AnalogTile {
         // The values to write, one row per read: λ·v (Tiki-Taka) or n·step·ε (buffered).
         let lr_write = match tc.algorithm {
             TransferAlgorithm::TikiTaka => lr_t,
-            TransferAlgorithm::Buffered | TransferAlgorithm::Chopped => {
+            TransferAlgorithm::Buffered | TransferAlgorithm::Chopped | TransferAlgorithm::Dynamic => {
                 let eps = self.device.granularity();
                 let rule = BufferRule {
                     lr: lr_t,
@@ -448,20 +497,19 @@ impl AnalogTile {
         }
     }
 
-    /// One chopped transfer (module [`crate::transfer`]): read the next column (row) of A, add
-    /// it with its chopper signs into the buffer, write the whole steps to C, then flip the
-    /// choppers that are due.
-    fn chopped_transfer(&mut self, tc: &TransferConfig, lr_t: f32) {
+    /// The common start of a chopped or dynamic transfer: the transfer's generator, the column
+    /// (row) pointer moved on, and unless λ = 0 the read of the column and the buffer's
+    /// increment per unit read.
+    fn chop_read(&mut self, tc: &TransferConfig, lr_t: f32) -> Option<ChopRead> {
         let (n_out, n_in) = self.w.dim();
         let size = if tc.transfer_columns { n_in } else { n_out };
-        let seed = self.rng.next_u64();
-        let mut rng = stream(seed, 0);
+        let rng = stream(self.rng.next_u64(), 0);
         let eps_c = self.device.granularity();
         let tt = self.tt.as_mut().expect("transfer parts exist when transfer is enabled");
         let i = tt.next;
         tt.next = (i + 1) % size;
         if lr_t == 0.0 {
-            return;
+            return None;
         }
         let one_hot = one_hot_rows(&[i], size);
         let read = if tc.transfer_columns {
@@ -469,7 +517,7 @@ impl AnalogTile {
         } else {
             tt.fast.backward_new(one_hot.view())
         };
-        let mut v = read.expect("one-hot reads have the fast tile's shapes");
+        let v = read.expect("one-hot reads have the fast tile's shapes");
         let eps_a = tt.fast.device.granularity();
         let mut unit = tc.buffer_unit(eps_a, size);
         let scale = if tc.correct_gradient_magnitudes {
@@ -478,6 +526,17 @@ impl AnalogTile {
         } else {
             lr_t / unit
         };
+        Some(ChopRead { i, size, one_hot, v, scale, rng, eps_c })
+    }
+
+    /// One chopped transfer (module [`crate::transfer`]): read the next column (row) of A, add
+    /// it with its chopper signs into the buffer, write the whole steps to C, then flip the
+    /// choppers that are due.
+    fn chopped_transfer(&mut self, tc: &TransferConfig, lr_t: f32) {
+        let Some(ChopRead { i, size, one_hot, mut v, scale, mut rng, eps_c }) = self.chop_read(tc, lr_t) else {
+            return;
+        };
+        let tt = self.tt.as_mut().expect("transfer parts exist when transfer is enabled");
         let rule = ChopRule {
             scale,
             max_n: tc.write_update().desired_bl as f32,
@@ -495,10 +554,10 @@ impl AnalogTile {
         // max(⌈1/p⌉, 2)-th sweep; after the last column each c_out at random.
         let ch = &mut tt.chop;
         if tc.in_chop_prob > 0.0 {
-            let flip = if tc.in_chop_random {
+            let flip = if tc.in_chop_random() {
                 rng.random::<f32>() < tc.in_chop_prob
             } else {
-                let period = ((1.0 / tc.in_chop_prob).ceil() as u64).max(2);
+                let period = tc.chop_period();
                 ch.sweeps % period + 1 == period
             };
             if flip {
@@ -516,6 +575,69 @@ impl AnalogTile {
             ch.sweeps += 1;
         }
         if n.iter().any(|&a| a != 0.0) {
+            self.counters.update_cycles += 1;
+            self.write_reads(tc, &[i], one_hot.view(), v, tc.step * eps_c);
+        }
+    }
+
+    /// One dynamic (AGAD) transfer: as [`chopped_transfer`](Self::chopped_transfer), but each
+    /// entry enters the buffer relative to its reference, the running mean of its reads at the
+    /// end of the previous chopper period (module [`crate::transfer`]); nothing is written
+    /// during the first N + 1 sweeps.
+    fn dynamic_transfer(&mut self, tc: &TransferConfig, lr_t: f32) {
+        let Some(ChopRead { i, size, one_hot, mut v, scale, mut rng, eps_c }) = self.chop_read(tc, lr_t) else {
+            return;
+        };
+        let tt = self.tt.as_mut().expect("transfer parts exist when transfer is enabled");
+        let period = tc.chop_period();
+        let ch = &mut tt.chop;
+        let sample = ch.sweeps % period + 1;
+        let weight = (tc.tail_weightening / period as f32).min(1.0);
+        let switched = std::mem::replace(&mut ch.switched[i], false);
+        let max_n = tc.write_update().desired_bl as f32;
+        let cap = max_n * tc.buffer_cap;
+        let momentum = tc.momentum();
+        let c_in = ch.input[i];
+        let mut n = vec![0.0f32; v.ncols()];
+        for (j, (&val, nj)) in v.row(0).iter().zip(n.iter_mut()).enumerate() {
+            let at = if tc.transfer_columns { (j, i) } else { (i, j) };
+            if switched {
+                // A new chopper period: its reference is the last period's running mean.
+                ch.past_mean[at] = ch.running_mean[at];
+            }
+            let dw = val - ch.past_mean[at];
+            let dw = if c_in != ch.output[j] { -dw } else { dw };
+            let mut omega = tt.buffer[at] + dw * scale;
+            if omega.abs() >= 1.0 {
+                *nj = omega.trunc().clamp(-max_n, max_n);
+                if tc.forget_buffer {
+                    omega *= momentum;
+                } else {
+                    omega -= (1.0 - momentum) * *nj;
+                    if cap > 0.0 {
+                        omega = omega.clamp(-cap, cap);
+                    }
+                }
+            }
+            tt.buffer[at] = omega;
+            ch.running_mean[at] = ch.running_mean[at] * (1.0 - weight) + val * weight;
+        }
+        let write = n.iter().any(|&a| a != 0.0) && ch.sweeps > period;
+        // The input chopper flips at the end of every period, and with `in_chop_random` also at
+        // random in between.
+        let mut flip = sample == period;
+        if tc.in_chop_random() && rng.random::<f32>() < tc.in_chop_prob {
+            flip = true;
+        }
+        if flip {
+            ch.input[i] = !ch.input[i];
+            ch.switched[i] = true;
+        }
+        if i == size - 1 {
+            ch.sweeps += 1;
+        }
+        if write {
+            v.row_mut(0).assign(&ndarray::ArrayView1::from(&n));
             self.counters.update_cycles += 1;
             self.write_reads(tc, &[i], one_hot.view(), v, tc.step * eps_c);
         }

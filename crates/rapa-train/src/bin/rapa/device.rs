@@ -13,7 +13,7 @@ use rapa_train::train::{TrainConfig, check_replaceable, write_atomic};
 #[derive(Debug, Args)]
 pub struct DeviceArgs {
     /// An analog tile preset (aihwkit-default, gokmen-vlasov, idealized, reram-sb, capacitor, tiki-taka,
-    /// tiki-taka-idealized, tiki-taka-reram-sb, chopped-tiki-taka: the visible device)
+    /// tiki-taka-idealized, tiki-taka-reram-sb, chopped-tiki-taka, agad: the visible device)
     #[arg(long, default_value = "aihwkit-default")]
     device: String,
     /// A configuration file (the format of a run's config.toml) whose tile, `[net.tile]` or the

@@ -74,7 +74,7 @@ struct TrainArgs {
     /// Mini-batch size [default: 10]
     #[arg(long)]
     batch: Option<usize>,
-    /// Tiles: float, or an analog preset (aihwkit-default, gokmen-vlasov, idealized, reram-sb, capacitor, tiki-taka, tiki-taka-idealized, tiki-taka-reram-sb, chopped-tiki-taka, perfect) [default: float]
+    /// Tiles: float, or an analog preset (aihwkit-default, gokmen-vlasov, idealized, reram-sb, capacitor, tiki-taka, tiki-taka-idealized, tiki-taka-reram-sb, chopped-tiki-taka, agad, perfect) [default: float]
     #[arg(long)]
     device: Option<String>,
     /// Output directory
