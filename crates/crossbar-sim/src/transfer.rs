@@ -126,7 +126,7 @@ pub struct TransferConfig {
     /// must be `none`. Default: the default periphery with both off.
     pub transfer_forward: IoConfig,
     /// The pulsed update that writes C; unset = the algorithm's default: for Tiki-Taka the
-    /// default [`UpdateConfig`] (BL 31 with update and BL management), for buffered BL 1
+    /// default [`UpdateConfig`] (BL 31 with update and BL management), for buffered, chopped and dynamic BL 1
     /// without either (aihwkit's defaults). Default: unset.
     pub transfer_update: Option<UpdateConfig>,
     /// Buffered: the threshold θ in units of C's granularity (chopped uses
@@ -234,13 +234,12 @@ impl TransferConfig {
     pub fn write_update(&self) -> UpdateConfig {
         self.transfer_update.clone().unwrap_or_else(|| match self.algorithm {
             TransferAlgorithm::TikiTaka => UpdateConfig::default(),
-            TransferAlgorithm::Buffered | TransferAlgorithm::Chopped => UpdateConfig {
+            TransferAlgorithm::Buffered | TransferAlgorithm::Chopped | TransferAlgorithm::Dynamic => UpdateConfig {
                 desired_bl: 1,
                 update_management: false,
                 update_bl_management: false,
                 ..UpdateConfig::default()
             },
-            TransferAlgorithm::Dynamic => UpdateConfig { desired_bl: 1, ..UpdateConfig::default() },
         })
     }
 
@@ -618,7 +617,7 @@ mod tests {
         let dy = TransferConfig { algorithm: TransferAlgorithm::Dynamic, ..tt.clone() };
         assert!(!dy.units_in_mbatch() && !dy.scale_fast_lr() && dy.momentum() == 0.0 && !dy.in_chop_random());
         let wu = dy.write_update();
-        assert!(wu.desired_bl == 1 && wu.update_management && wu.update_bl_management);
+        assert!(wu.desired_bl == 1 && !wu.update_management && !wu.update_bl_management);
         assert_eq!((dy.chop_period(), dy.tail_weightening, dy.buffer_cap), (10, 5.0, 0.0));
         assert_eq!(ch.period(10), 1, "chopped transfers after every vector by default");
         let wu = ch.write_update();

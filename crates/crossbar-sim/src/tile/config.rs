@@ -229,6 +229,8 @@ impl TileConfig {
     pub fn agad() -> Self {
         let mut cfg = Self::chopped_tiki_taka();
         cfg.transfer.algorithm = crate::TransferAlgorithm::Dynamic;
+        // (The rule's own default write has neither management; aihwkit's helper turns both on.)
+        cfg.transfer.transfer_update = Some(UpdateConfig { desired_bl: 1, ..UpdateConfig::default() });
         cfg
     }
 
