@@ -22,7 +22,7 @@
 //!   transfers). A takes the chopped gradient (each coincidence's sign times c_in·c_out), and
 //!   the read is multiplied by the same signs before it enters the buffer, so the gradient is
 //!   recovered while A's own bias is not. The buffer counts in units of the threshold:
-//!   H += λ/b·c·v with b = `buffer_granularity`·ε_A (·`auto_granularity`/(size·`transfer_every`)
+//!   H += λ/b·c·v with b = `buffer_granularity`·ε_A (·`auto_granularity`/(size·|`transfer_every`|)
 //!   when set); where |H| ≥ 1, n = trunc(H) clipped to ±BL is written to C and H is reduced as
 //!   for the buffered rule (with n in place of n·θ). After each read of column i, c_in(i) flips
 //!   with probability `in_chop_prob` (or regularly); after the last column each c_out flips with
@@ -162,7 +162,7 @@ pub struct TransferConfig {
     /// Chopped: the buffer's unit b in units of A's granularity ε_A (replaces `thres_scale`).
     /// Finite, > 0. Default: 1.
     pub buffer_granularity: f32,
-    /// Chopped: if > 0, b is further multiplied by `auto_granularity`/(size·`transfer_every`),
+    /// Chopped: if > 0, b is further multiplied by `auto_granularity`/(size·|`transfer_every`|),
     /// size the number of columns (rows) read. Finite, ≥ 0. Default: 0 (off).
     pub auto_granularity: f32,
     /// Chopped: no buffer; each read's own n = trunc(λ/b·c·v) is written (Tiki-Taka v1 with
