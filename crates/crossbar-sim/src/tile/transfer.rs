@@ -11,6 +11,7 @@ use super::{AnalogTile, AnalogTileState, Tile, TileConfig};
 use crate::error::{ConfigError, SimError};
 use crate::mapping::MappingConfig;
 use crate::mixed_precision::{MixedPrecisionConfig, one_hot_rows, transfer_rows};
+use crate::periphery::{abs_max_of, contiguous};
 use crate::rng::{derive_seed, stream};
 use crate::transfer::{BufferRule, ChopRule, TransferAlgorithm, TransferConfig};
 
@@ -343,10 +344,10 @@ impl AnalogTile {
             let end = if auto { start + 1 } else { batch.min(start + until) };
             let (xs, ds) = (x.slice(s![start..end, ..]), d.slice(s![start..end, ..]));
             let count_lr = if auto {
-                let abs_max = |v: ArrayView2<'_, f32>| v.iter().fold(0.0f32, |m, a| m.max(a.abs()));
+                // (With `auto_scale` the stretch is one vector.)
                 let ch = &mut tt.chop;
-                Choppers::track(&mut ch.m_x, abs_max(xs), tc.auto_momentum, batch);
-                Choppers::track(&mut ch.m_d, abs_max(ds), tc.auto_momentum, batch);
+                Choppers::track(&mut ch.m_x, abs_max_of(&contiguous(xs.row(0))), tc.auto_momentum, batch);
+                Choppers::track(&mut ch.m_d, abs_max_of(&contiguous(ds.row(0))), tc.auto_momentum, batch);
                 let mut r = tc.fast_lr * bl * tt.fast.device.granularity();
                 if ch.m_x > 0.0 && ch.m_d > 0.0 {
                     r /= ch.m_x * ch.m_d;
