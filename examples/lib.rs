@@ -1,1 +1,3 @@
 //! Runnable examples live in `examples/examples/`; run one with `cargo run --release -p rapa-examples --example NAME`.
+
+pub mod correlation;
