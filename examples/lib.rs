@@ -1,3 +1,4 @@
 //! Runnable examples live in `examples/examples/`; run one with `cargo run --release -p rapa-examples --example NAME`.
 
 pub mod correlation;
+pub mod softmax;

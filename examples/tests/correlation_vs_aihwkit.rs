@@ -1,22 +1,24 @@
 //! rapa against aihwkit 1.2 on aihwkit's correlation-detection example
 //! (`rapa_examples::correlation`): the same four rules, devices and periphery, 40 seeds each.
-//! aihwkit's traces were recorded with `docs/results/correlation/aihwkit_corr.py` (CPU build of
+//! aihwkit's traces were recorded with `docs/results/aihwkit-compare/aihwkit_corr.py` (CPU build of
 //! aihwkit 1.2.0; command in `docs/devices.md`). The seeds of the two simulators differ, so the
 //! test compares distributions: for each rule the mean over seeds of the diagonal weight (after
-//! 3 000 and 5 000 updates) and of the off-diagonal spread (after 5 000) must agree within four
-//! standard errors of their difference (Welch), the per-run spread itself within a factor that
-//! the F distribution allows at 40 + 40 runs.
+//! 3 000 and 5 000 updates) and of the off-diagonal spread (after 5 000) must agree
+//! ([`common::agree`]: Welch within four standard errors, variances within the F test's bound).
 
 use rapa_examples::correlation::{EVERY, config, run};
 
 const SEEDS: u64 = 40;
 
+mod common;
+
+/// F(39, 39)'s 1 − 10⁻⁴ quantile (scipy.stats.f.ppf(0.9999, 39, 39) = 3.437).
+const F_39: f64 = 3.44;
+
 /// Per rule, the runs' traces: `[updates, diagonal, off mean, off std]` every EVERY updates.
 fn aihwkit() -> Vec<(String, Vec<Vec<[f64; 4]>>)> {
-    let text = include_str!("../../docs/results/correlation/aihwkit.jsonl");
     let mut out: Vec<(String, Vec<Vec<[f64; 4]>>)> = Vec::new();
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).expect("recorded JSON line");
+    for v in common::json_lines(include_str!("../../docs/results/aihwkit-compare/correlation-aihwkit.jsonl")) {
         let algo = v["algo"].as_str().expect("algo").to_string();
         let trace: Vec<[f64; 4]> = v["trace"]
             .as_array()
@@ -33,12 +35,6 @@ fn aihwkit() -> Vec<(String, Vec<Vec<[f64; 4]>>)> {
         }
     }
     out
-}
-
-fn mean_var(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    (m, v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0))
 }
 
 #[test]
@@ -60,21 +56,11 @@ fn rapa_matches_aihwkit_on_correlation_detection() {
         for (k, col, what) in checks {
             let a: Vec<f64> = ours.iter().map(|t| t[k][col]).collect();
             let b: Vec<f64> = theirs.iter().map(|t| t[k][col]).collect();
-            let ((ma, va), (mb, vb)) = (mean_var(&a), mean_var(&b));
-            let se = (va / a.len() as f64 + vb / b.len() as f64).sqrt();
-            report.push(format!(
-                "{rule:6} {what:24} rapa {ma:8.4} ± {:.4}  aihwkit {mb:8.4} ± {:.4}",
-                va.sqrt(),
-                vb.sqrt()
-            ));
-            // Spreads that are (nearly) zero in both, e.g. the untouched off-diagonal weights of
-            // c-TTv2 (0.001·ξ), are compared by value: within 0.001 of each other.
-            let agree = if se < 1e-4 { (ma - mb).abs() < 1e-3 } else { (ma - mb).abs() < 4.0 * se };
-            // F test of the spreads at 39/39 degrees of freedom: a ratio of variances beyond
-            // 3.5 has probability < 0.0002 when they are equal.
-            let spread = va.max(vb) < 1e-6 || va.max(vb) / va.min(vb).max(1e-12) < 3.5;
-            if !(agree && spread) {
-                failures.push(report.last().cloned().unwrap_or_default());
+            // (Off-diagonal weights a rule never wrote keep their 0.001·ξ start: by value.)
+            let (ok, line) = common::agree(&a, &b, F_39, 1e-3);
+            report.push(format!("{rule:6} {what:24} {line}"));
+            if !ok {
+                failures.push(report[report.len() - 1].clone());
             }
         }
     }
