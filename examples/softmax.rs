@@ -33,11 +33,27 @@ pub const EPOCHS: usize = 5;
 pub const BATCH: usize = 10;
 /// Learning rate.
 pub const LR: f32 = 0.01;
-/// The rules: plain pulsed SGD on aihwkit's default tile (`SingleRPUConfig(ConstantStepDevice())`),
-/// Tiki-Taka with `TransferCompound`'s defaults, and `build_config`'s c-TTv2 with its
-/// choppers off (`ttv2-chop0`), c-TTv2 and AGAD on default constant-step devices: rapa's
-/// presets `aihwkit-default`, `tiki-taka`, `chopped-tiki-taka` (with `in_chop_prob` 0) and `agad`.
-pub const RULES: [&str; 5] = ["sgd", "tiki-taka", "ttv2-chop0", "c-ttv2", "agad"];
+/// The rules, by rapa's preset names where one exists: plain pulsed SGD on aihwkit's default
+/// tile (`sgd`: `SingleRPUConfig(ConstantStepDevice())`, preset `aihwkit-default`), the same
+/// tile with the mixed-precision update (`mp`: `build_config("mp", ConstantStepDevice)`), the
+/// device presets with their preset periphery (aihwkit's `GokmenVlasovPreset`,
+/// `IdealizedPreset`, `ReRamSBPreset`, `CapacitorPreset`), Tiki-Taka with `TransferCompound`'s
+/// defaults and aihwkit's two Tiki-Taka presets, and `build_config`'s c-TTv2 with its choppers
+/// off (`ttv2-chop0`), c-TTv2 and AGAD on default constant-step devices.
+pub const RULES: [&str; 12] = [
+    "sgd",
+    "mp",
+    "gokmen-vlasov",
+    "idealized",
+    "reram-sb",
+    "capacitor",
+    "tiki-taka",
+    "tiki-taka-idealized",
+    "tiki-taka-reram-sb",
+    "ttv2-chop0",
+    "c-ttv2",
+    "agad",
+];
 
 /// SplitMix64 (Steele, Lea & Flood 2014), the data set's generator.
 struct SplitMix(u64);
@@ -103,14 +119,18 @@ impl Problem {
 pub fn config(rule: &str) -> Option<TileConfig> {
     Some(match rule {
         "sgd" => TileConfig::aihwkit_default(),
-        "tiki-taka" => TileConfig::tiki_taka(),
+        "mp" => {
+            let mut c = TileConfig::aihwkit_default();
+            c.mixed_precision.enabled = true;
+            c
+        }
         "ttv2-chop0" => {
             let mut c = TileConfig::chopped_tiki_taka();
             c.transfer.in_chop_prob = 0.0;
             c
         }
         "c-ttv2" => TileConfig::chopped_tiki_taka(),
-        "agad" => TileConfig::agad(),
+        other if RULES.contains(&other) => TileConfig::preset(other).ok()?,
         _ => return None,
     })
 }

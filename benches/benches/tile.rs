@@ -164,6 +164,24 @@ fn bench_tiles(c: &mut Criterion) {
     g.finish();
 }
 
+/// A small tile's mini-batch update with write noise: the `reram-sb` preset (write noise
+/// 56·dw_min) on the 4 × 17 tile of `rapa_examples::softmax` (10 vectors per call), as each
+/// update marks the pulsed devices and redraws their noise. Times one update call on a pool
+/// worker (`small_update/reram_sb_batch10/17x4`).
+fn bench_small(c: &mut Criterion) {
+    let mut g = c.benchmark_group("small_update");
+    let pool = rayon::ThreadPoolBuilder::new().build().expect("rayon pool");
+    let mut rng = seeded(3);
+    let x = Array2::from_shape_simple_fn((10, 17), || rng.random_range(-1.0f32..1.0));
+    let d = Array2::from_shape_simple_fn((10, 4), || 0.3 * rng.sample::<f32, _>(StandardNormal));
+    let mut tile = AnalogTile::new(4, 17, &TileConfig::reram_soft_bounds(), 2).unwrap();
+    tile.set_weights(Array2::zeros((4, 17)).view()).unwrap();
+    g.bench_function(BenchmarkId::new("reram_sb_batch10", "17x4"), |b| {
+        b.iter_custom(|n| in_pool(&pool, n, || tile.update(black_box(x.view()), d.view(), LR).unwrap()))
+    });
+    g.finish();
+}
+
 /// PCM inference (`InferenceTile`, default model and forward IO, mapping and digital bias off so
 /// that it stores the same weights as the training tiles of `bench_tiles`; with ω = 1 these
 /// random weights would drive the 800-input outputs past the ADC bound and into bound
@@ -191,5 +209,5 @@ fn bench_inference(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_tiles, bench_inference);
+criterion_group!(benches, bench_tiles, bench_small, bench_inference);
 criterion_main!(benches);

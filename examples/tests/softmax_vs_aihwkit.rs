@@ -1,6 +1,7 @@
 //! rapa against aihwkit 1.2 on whole training runs: the softmax regression of
 //! `rapa_examples::softmax` (the same data bit for bit; 5 epochs of analog forward passes and
-//! pulsed updates on one 4 × 17 tile) under five rules, 24 tile seeds each. aihwkit's results
+//! pulsed updates on one 4 × 17 tile) under every analog preset of rapa and its aihwkit
+//! counterpart ([`RULES`]), 24 tile seeds each. aihwkit's results
 //! were recorded with `docs/results/aihwkit-compare/aihwkit_softmax.py` (CPU build of aihwkit
 //! 1.2.0; command in `docs/devices.md`). For each rule the test error and the mean |W| over
 //! seeds must agree with aihwkit's ([`common::agree`]: Welch within four standard errors,

@@ -255,7 +255,8 @@ impl DynamicsArrays {
         let w = w.as_slice_mut().expect("tile weights are in standard layout");
         let rate = self.diffusion_rate.as_slice().expect("standard layout");
         let (lo, hi) = (hidden.w_min.as_slice().expect("standard layout"), hidden.w_max.as_slice().expect("layout"));
-        w.par_chunks_mut(cols).enumerate().for_each(|(i, row)| {
+        let min = min_rows(w.len() / cols.max(1), cols);
+        w.par_chunks_mut(cols).enumerate().with_min_len(min).for_each(|(i, row)| {
             let mut rng = stream(seed, i as u64);
             let k = i * cols;
             for (j, w) in row.iter_mut().enumerate() {
@@ -280,7 +281,8 @@ impl DynamicsArrays {
         let w = w.as_slice_mut().expect("tile weights are in standard layout");
         let b = self.reset_value.as_slice().unwrap_or(&[]);
         let (lo, hi) = (hidden.w_min.as_slice().expect("standard layout"), hidden.w_max.as_slice().expect("layout"));
-        w.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+        let min = min_rows(w.len() / n.max(1), n);
+        w.par_chunks_mut(n).enumerate().with_min_len(min).for_each(|(i, row)| {
             let mut rng: SimRng = stream(seed, i as u64);
             for (j, w) in row.iter_mut().enumerate() {
                 if !cols[j] || (prob < 1.0 && rng.random::<f32>() >= prob) {
@@ -327,7 +329,8 @@ pub(crate) fn draw_write_noise(
     let cols = apparent.ncols();
     let a = apparent.as_slice_mut().expect("tile weights are in standard layout");
     let p = persistent.as_slice().expect("standard layout");
-    a.par_chunks_mut(cols).enumerate().for_each(|(i, row)| {
+    let min = min_rows(a.len() / cols.max(1), cols);
+    a.par_chunks_mut(cols).enumerate().with_min_len(min).for_each(|(i, row)| {
         let mut rng = stream(seed, i as u64);
         let k = i * cols;
         for (j, a) in row.iter_mut().enumerate() {
@@ -336,4 +339,15 @@ pub(crate) fn draw_write_noise(
             }
         }
     });
+}
+
+/// Arrays of fewer devices than this are swept on the calling thread: waking the pool would
+/// cost more than the work (a small tile draws its write noise or diffusion once per update).
+const SMALL_ARRAY: usize = 1 << 13;
+
+/// The least number of rows per parallel piece of a sweep over a `rows × cols` array: all of
+/// them for a small array (no split, no pool), else 1. The rows draw from their own streams,
+/// so the split does not change the result.
+pub(crate) fn min_rows(rows: usize, cols: usize) -> usize {
+    if rows * cols < SMALL_ARRAY { rows.max(1) } else { 1 }
 }

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from aihwkit.simulator.configs import SingleRPUConfig, TransferCompound, UnitCellRPUConfig, build_config
 from aihwkit.simulator.configs.devices import ConstantStepDevice
+from aihwkit.simulator import presets
 
 C, F, TRAIN, TEST, EPOCHS, BATCH, LR = 4, 16, 4000, 2000, 5, 10, 0.01
 M64 = (1 << 64) - 1
@@ -50,7 +51,23 @@ def problem(seed):
     return blobs(TRAIN), blobs(TEST)
 
 
+PRESETS = {
+    "gokmen-vlasov": presets.GokmenVlasovPreset,
+    "idealized": presets.IdealizedPreset,
+    "reram-sb": presets.ReRamSBPreset,
+    "capacitor": presets.CapacitorPreset,
+    "tiki-taka-idealized": presets.TikiTakaIdealizedPreset,
+    "tiki-taka-reram-sb": presets.TikiTakaReRamSBPreset,
+}
+
+
 def config(rule, seed):
+    if rule in PRESETS:
+        c = PRESETS[rule]()
+        c.device.construction_seed = seed
+        return c
+    if rule == "mp":
+        return build_config("mp", ConstantStepDevice, construction_seed=seed)
     if rule == "sgd":
         return SingleRPUConfig(device=ConstantStepDevice(construction_seed=seed))
     if rule == "tiki-taka":

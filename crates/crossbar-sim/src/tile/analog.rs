@@ -545,7 +545,8 @@ impl AnalogTile {
         // With write noise: mark every device that gets at least one coincidence (per device,
         // the vectors of the batch until the first one that pulses it).
         if !self.wn_touched.is_empty() {
-            self.wn_touched.par_chunks_mut(n_in).enumerate().for_each(|(i, touched)| {
+            let min = if batch * n_in * n_out < SMALL_UPDATE { n_out.max(1) } else { 1 };
+            self.wn_touched.par_chunks_mut(n_in).enumerate().with_min_len(min).for_each(|(i, touched)| {
                 let active: Vec<usize> =
                     (0..batch).filter(|&b| scales[b].bl != 0 && d_words[b * n_out + i] & SLOT_MASK != 0).collect();
                 for (j, t) in touched.iter_mut().enumerate().filter(|(_, t)| !**t) {
