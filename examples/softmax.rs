@@ -39,8 +39,10 @@ pub const LR: f32 = 0.01;
 /// device presets with their preset periphery (aihwkit's `GokmenVlasovPreset`,
 /// `IdealizedPreset`, `ReRamSBPreset`, `CapacitorPreset`), Tiki-Taka with `TransferCompound`'s
 /// defaults and aihwkit's two Tiki-Taka presets, and `build_config`'s c-TTv2 with its choppers
-/// off (`ttv2-chop0`), c-TTv2 and AGAD on default constant-step devices.
-pub const RULES: [&str; 12] = [
+/// off (`ttv2-chop0`), c-TTv2 and AGAD on default constant-step devices, and the last two with
+/// settings that learn this problem (`-tuned`: `fast_lr` 1 instead of 0.1, `in_chop_prob` 0.02
+/// instead of 0.1).
+pub const RULES: [&str; 14] = [
     "sgd",
     "mp",
     "gokmen-vlasov",
@@ -53,6 +55,8 @@ pub const RULES: [&str; 12] = [
     "ttv2-chop0",
     "c-ttv2",
     "agad",
+    "c-ttv2-tuned",
+    "agad-tuned",
 ];
 
 /// SplitMix64 (Steele, Lea & Flood 2014), the data set's generator.
@@ -130,6 +134,12 @@ pub fn config(rule: &str) -> Option<TileConfig> {
             c
         }
         "c-ttv2" => TileConfig::chopped_tiki_taka(),
+        "c-ttv2-tuned" | "agad-tuned" => {
+            let mut c = if rule == "agad-tuned" { TileConfig::agad() } else { TileConfig::chopped_tiki_taka() };
+            c.transfer.fast_lr = 1.0;
+            c.transfer.in_chop_prob = 0.02;
+            c
+        }
         other if RULES.contains(&other) => TileConfig::preset(other).ok()?,
         _ => return None,
     })

@@ -80,6 +80,11 @@ def config(rule, seed):
         c = build_config("c-ttv2", ConstantStepDevice, construction_seed=seed)
         c.device.in_chop_prob = 0.0
         return c
+    if rule.endswith("-tuned"):
+        c = build_config(rule[: -len("-tuned")], ConstantStepDevice, construction_seed=seed)
+        c.device.fast_lr = 1.0
+        c.device.in_chop_prob = 0.02
+        return c
     return build_config(rule, ConstantStepDevice, construction_seed=seed)
 
 
