@@ -196,8 +196,10 @@ pub(crate) fn analog_mvm(
         return x.nrows() as u64;
     }
     let bm = allow_bm && cfg.bound_management == BoundManagement::Iterative;
-    // Every chunk multiplies by the same matrix: pack it for the kernel once.
-    let packed = PackedRhs::new(m);
+    // Every chunk multiplies by the same matrix: pack it for the kernel once — unless the call
+    // is a few one-hot vectors (the reads of a Tiki-Taka transfer), whose products are single
+    // rows of `m`: packing all of `m` would cost more than the call.
+    let packed = if one_hot_rows(cfg, x) { None } else { Some(PackedRhs::new(m)) };
     let x_chunks: Vec<_> = x.axis_chunks_iter(Axis(0), CHUNK).collect();
     let y_chunks: Vec<_> = y.axis_chunks_iter_mut(Axis(0), CHUNK).collect();
     x_chunks
@@ -206,11 +208,18 @@ pub(crate) fn analog_mvm(
         .enumerate()
         .map(|(c, (xc, yc))| {
             let mut rng = stream(call_seed, c as u64);
-            mvm_chunk(Chunk { cfg, m, packed: &packed, x: xc, y: yc, bm }, &mut rng)
+            mvm_chunk(Chunk { cfg, m, packed: packed.as_ref(), x: xc, y: yc, bm }, &mut rng)
         })
         .collect::<Vec<u64>>()
         .into_iter()
         .sum()
+}
+
+/// Whether an MVM call is a few vectors with at most one nonzero element each and the DAC
+/// keeps zeros at zero (no input noise), so that [`analog_mvm`] can take each product as one
+/// row of `m` instead of packing it. Only calls of up to four vectors are checked.
+fn one_hot_rows(cfg: &IoConfig, x: ArrayView2<'_, f32>) -> bool {
+    cfg.inp_noise == 0.0 && x.nrows() <= 4 && x.rows().into_iter().all(|r| r.iter().filter(|&&a| a != 0.0).count() <= 1)
 }
 
 /// One chunk of an analog MVM: the product `y = x·m` of [`analog_mvm`] on up to [`CHUNK`]
@@ -218,8 +227,9 @@ pub(crate) fn analog_mvm(
 struct Chunk<'a, 'b> {
     cfg: &'a IoConfig,
     m: ArrayView2<'a, f32>,
-    /// `m`, packed for the SGEMM kernel.
-    packed: &'a PackedRhs,
+    /// `m`, packed for the SGEMM kernel; `None` when every vector has at most one nonzero
+    /// element and no input noise ([`one_hot_rows`]).
+    packed: Option<&'a PackedRhs>,
     x: ArrayView2<'a, f32>,
     y: ArrayViewMut2<'b, f32>,
     /// Bound management on.
@@ -374,7 +384,20 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             }
         }
     }
-    sgemm_packed(1.0, v.view(), packed, 0.0, &mut y);
+    match packed {
+        Some(packed) => sgemm_packed(1.0, v.view(), packed, 0.0, &mut y),
+        None => {
+            // At most one nonzero input per vector (the DAC maps 0 to 0 without input noise):
+            // the product is that input times one row of `m`, exactly what the kernel's sum
+            // gives, since every other term is a zero.
+            for (vr, mut yr) in v.outer_iter().zip(y.outer_iter_mut()) {
+                match vr.iter().position(|&a| a != 0.0) {
+                    Some(k) => yr.iter_mut().zip(m.row(k)).for_each(|(o, &w)| *o = vr[k] * w),
+                    None => yr.fill(0.0),
+                }
+            }
+        }
+    }
     let mut passes = n as u64;
     let mut redo = Vec::new();
     // The output-noise stream's seed is always drawn (so that later draws of `rng` do not
@@ -916,6 +939,53 @@ mod tests {
         (out, passes)
     }
 
+    /// A few one-hot vectors (and an all-zero one) skip packing `m`: each product is one row
+    /// of `m`. Same bits as the packed kernel, with noise, quantization, bound management
+    /// (a column far beyond the output bound), a transposed `m` view and stochastic DAC
+    /// rounding; calls with a second nonzero element per row, more than four vectors or input
+    /// noise keep the kernel.
+    #[test]
+    fn one_hot_calls_skip_packing_with_the_same_bits() {
+        let (k, o) = (75, 32);
+        let mut rng = seeded(8);
+        let mut w = Array2::from_shape_simple_fn((o, k), || rng.random::<f32>() - 0.5);
+        w.column_mut(3).fill(40.0);
+        let m = w.t();
+        let packed = PackedRhs::new(m);
+        let mut x = Array2::<f32>::zeros((4, k));
+        x[[0, 3]] = 1.0;
+        x[[1, 10]] = -0.7;
+        x[[3, 74]] = 0.3;
+        for cfg in [
+            IoConfig::default(),
+            IoConfig { inp_sto_round: true, out_sto_round: true, ..IoConfig::default() },
+            IoConfig {
+                noise_management: NoiseManagement::None,
+                bound_management: BoundManagement::None,
+                ..IoConfig::default()
+            },
+        ] {
+            assert!(one_hot_rows(&cfg, x.view()));
+            let bm = cfg.bound_management == BoundManagement::Iterative;
+            let run = |p: Option<&PackedRhs>| {
+                let mut y = Array2::<f32>::from_elem((4, o), -7.0);
+                let passes =
+                    mvm_chunk(Chunk { cfg: &cfg, m, packed: p, x: x.view(), y: y.view_mut(), bm }, &mut seeded(9));
+                (y, passes)
+            };
+            let (a, b) = (run(Some(&packed)), run(None));
+            assert_eq!(a.1, b.1, "passes");
+            for (u, v) in a.0.iter().zip(&b.0) {
+                assert_eq!(u.to_bits(), v.to_bits(), "{cfg:?}");
+            }
+        }
+        let mut two = x.clone();
+        two[[0, 5]] = 0.1;
+        assert!(!one_hot_rows(&IoConfig::default(), two.view()));
+        assert!(!one_hot_rows(&IoConfig::default(), Array2::<f32>::zeros((5, k)).view()));
+        assert!(!one_hot_rows(&IoConfig { inp_noise: 0.01, ..IoConfig::default() }, x.view()));
+    }
+
     /// Non-finite inputs, on the portable and the AVX-512 paths: a NaN element makes every
     /// output of its vector NaN under every noise management; an infinite element does so where
     /// it sets the scale α (absolute maximum without a cap, and +∞ under `Max`), and elsewhere
@@ -946,7 +1016,7 @@ mod tests {
             let bm = cfg.bound_management == BoundManagement::Iterative;
             let run = |x: &Array2<f32>, wide: bool| {
                 let mut y = Array2::<f32>::from_elem((n, o), -7.0);
-                let job = Chunk { cfg, m: m.view(), packed: &packed, x: x.view(), y: y.view_mut(), bm };
+                let job = Chunk { cfg, m: m.view(), packed: Some(&packed), x: x.view(), y: y.view_mut(), bm };
                 if wide {
                     mvm_chunk_body::<true>(job, &mut seeded(5));
                 } else {
@@ -1030,7 +1100,7 @@ mod tests {
             let bm = cfg.bound_management == BoundManagement::Iterative;
             let run = |wide: bool| {
                 let mut y = Array2::<f32>::from_elem((n, o), f32::NAN);
-                let job = Chunk { cfg, m: m.view(), packed: &packed, x: x.view(), y: y.view_mut(), bm };
+                let job = Chunk { cfg, m: m.view(), packed: Some(&packed), x: x.view(), y: y.view_mut(), bm };
                 let passes = if wide {
                     mvm_chunk_body::<true>(job, &mut seeded(5))
                 } else {

@@ -565,6 +565,8 @@ impl AnalogTile {
         let min_rows = if batch * n_in * n_out < SMALL_UPDATE { n_out.max(1) } else { 1 };
         if let Some(c2c) = device.merged_c2c().filter(|_| ucfg.merge_pulses) {
             let x_active = if batch == 1 { Trains::active_columns(&x_words) } else { Vec::new() };
+            // One vector visits only its active columns (a transfer's write: one).
+            let min_rows = if batch == 1 && x_active.len() * n_out < SMALL_UPDATE { n_out.max(1) } else { min_rows };
             let trains = Trains {
                 kind,
                 scales: &scales,
