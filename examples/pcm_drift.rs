@@ -9,9 +9,10 @@
 //! use rapa_examples::pcm_drift::{LEVELS, TIMES, run};
 //! let stats = run(1).unwrap();
 //! assert_eq!(stats.len(), 1 + TIMES.len());
-//! // Drift shrinks the largest weight: a year after programming it has lost about half.
+//! // Drift shrinks the largest compared weight (target 0.91): a year after programming it
+//! // has lost about half.
 //! let (programmed, year) = (stats[0][LEVELS - 1].0, stats[TIMES.len()][LEVELS - 1].0);
-//! assert!(programmed > 0.9 && year < 0.6);
+//! assert!(programmed > 0.85 && year < 0.6);
 //! ```
 
 use crossbar_sim::{InferenceConfig, InferenceTile, MappingConfig, SimError};

@@ -13,7 +13,8 @@
 //!
 //! It prints, every 500 of the 5 000 updates, the mean diagonal weight and the mean and standard deviation
 //! of the off-diagonal ones, one JSON line per rule and seed (the format of the aihwkit script
-//! that `docs/devices.md` compares with), then the mean over seeds at the end:
+//! that `docs/devices.md` compares with), then the mean over seeds at the end (left out with
+//! `--json`, which prints the JSON lines only):
 //!
 //! ```text
 //! cargo run --release -p rapa-examples --example correlation_detection -- [RULES] [SEEDS] [--json]

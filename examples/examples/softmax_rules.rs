@@ -2,7 +2,8 @@
 //! at lr 0.01 on one 4 × 17 tile) under aihwkit's training rules — plain pulsed SGD, Tiki-Taka,
 //! c-TTv2 with and without its choppers, AGAD — on a data set that
 //! `docs/results/aihwkit-compare/aihwkit_softmax.py` reproduces bit for bit for aihwkit.
-//! Prints one JSON line per rule and tile seed (test error, mean |W|), then the mean over seeds.
+//! Prints one JSON line per rule and tile seed (test error, mean |W|), then the mean over seeds
+//! (left out with `--json`, which prints the JSON lines only).
 //!
 //! ```text
 //! cargo run --release -p rapa-examples --example softmax_rules -- [RULES] [SEEDS] [DATA_SEED] [--json]

@@ -54,6 +54,11 @@ fn rapa_matches_aihwkit_on_correlation_detection() {
             (5000 / EVERY - 1, 3, "off-diagonal std @5000"),
         ];
         for (k, col, what) in checks {
+            let updates = ((k + 1) * EVERY) as f64;
+            assert!(
+                ours.iter().chain(theirs).all(|t| t[k][0] == updates),
+                "{what}: point {k} is not {updates} updates"
+            );
             let a: Vec<f64> = ours.iter().map(|t| t[k][col]).collect();
             let b: Vec<f64> = theirs.iter().map(|t| t[k][col]).collect();
             // (Off-diagonal weights a rule never wrote keep their 0.001·ξ start: by value.)

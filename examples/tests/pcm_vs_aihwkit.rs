@@ -7,7 +7,7 @@
 //! agree in mean (Welch, within four standard errors) and in variance (ratio below F(799, 799)'s
 //! 1 − 10⁻⁴ quantile).
 
-use rapa_examples::pcm_drift::{LEVELS, ROWS, TIMES, run, target};
+use rapa_examples::pcm_drift::{COLS, LEVELS, ROWS, TIMES, run, target};
 
 /// F(799, 799)'s 1 − 10⁻⁴ quantile (scipy.stats.f.ppf(0.9999, 799, 799) = 1.3016).
 const F_799: f64 = 1.30;
@@ -54,7 +54,7 @@ fn rapa_matches_aihwkit_on_pcm_programming_and_drift() {
             let se = (a.1 / n + b.1 / n).sqrt();
             let line = format!(
                 "target {:+.3}, read {read}: mean {:.4} vs {:.4} (SE {se:.4}), std {:.4} vs {:.4}",
-                target(level * 10),
+                target(level * COLS / LEVELS),
                 a.0,
                 b.0,
                 a.1.sqrt(),

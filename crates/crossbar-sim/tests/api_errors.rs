@@ -414,3 +414,23 @@ fn non_finite_update_arguments_are_rejected() {
         assert_eq!(t.counters().update_cycles, 0, "{op}: a rejected update must not count");
     }
 }
+
+/// Non-finite weights are refused by the analog tile, as by the inference tile (a NaN or infinite device
+/// state would poison every output it meets), naming the argument; the weights stay as they
+/// were. (The float tile is exact arithmetic and takes them as they are.)
+#[test]
+fn non_finite_weights_are_rejected_by_device_tiles() {
+    for (kind, mut t) in tiles().into_iter().filter(|(k, _)| *k != "FloatTile") {
+        let op = op(kind, "set_weights");
+        let before = t.weights().to_owned();
+        for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut w = Array2::<f32>::from_elem((3, 4), 0.1);
+            w[[2, 3]] = v;
+            match no_panic(&op, || t.set_weights(w.view())) {
+                Err(SimError::InvalidArgument { op: o, name: "w", .. }) => assert_eq!(o, op.as_str(), "{v}"),
+                other => panic!("{op}: w holding {v}: expected InvalidArgument(w), got {other:?}"),
+            }
+        }
+        assert_eq!(t.weights(), before.view(), "{op}: rejected weights changed the tile");
+    }
+}

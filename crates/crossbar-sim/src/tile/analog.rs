@@ -947,6 +947,7 @@ impl Tile for AnalogTile {
     }
     fn set_weights(&mut self, w: ArrayView2<'_, f32>) -> Result<(), SimError> {
         check_shape("AnalogTile::set_weights", "w", w.shape(), [self.out_size(), self.in_size()])?;
+        check_finite("AnalogTile::set_weights", "w", w)?;
         let n_analog = self.w.ncols();
         if self.has_digital_bias() {
             self.bias = w.column(n_analog).to_vec();
