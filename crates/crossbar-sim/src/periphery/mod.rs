@@ -347,15 +347,23 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             }
         }
     }
-    for alpha in alphas.iter_mut() {
+    for (b, alpha) in alphas.iter_mut().enumerate() {
         if *alpha == f32::INFINITY {
             // An infinite input: the scaled vector is undefined, and every output of the vector
             // becomes NaN (as in aihwkit, where s = 1/α = 0 turns the infinite element into NaN),
             // never a silent zero.
             *alpha = f32::NAN;
         } else if alpha.is_nan() || *alpha <= 0.0 {
-            // aihwkit: an all-zero vector gives a zero output unless there is input noise
-            *alpha = if cfg.inp_noise > 0.0 { 1.0 } else { 0.0 };
+            // aihwkit: an all-zero vector gives a zero output unless there is input noise. (The
+            // maximum skips NaN: a vector of zeros and NaNs must not pass for all-zero, which
+            // would give a silent zero; its outputs become NaN.)
+            *alpha = if x.row(b).iter().any(|v| v.is_nan()) {
+                f32::NAN
+            } else if cfg.inp_noise > 0.0 {
+                1.0
+            } else {
+                0.0
+            };
         }
     }
     // The DAC's output, in the thread's scratch buffer (every element is written below). A
@@ -1000,7 +1008,7 @@ mod tests {
     }
 
     /// Non-finite inputs, on the portable and the AVX-512 paths: a NaN element makes every
-    /// output of its vector NaN under every noise management; an infinite element does so where
+    /// output of its vector NaN under every noise management, also alone among zeros; an infinite element does so where
     /// it sets the scale α (absolute maximum without a cap, and +∞ under `Max`), and elsewhere
     /// (a cap, `Constant`, `None`, −∞ under `Max`) saturates the DAC like any value far beyond
     /// its bound: the same bits as 10³⁰ in its place. The other vectors are never touched.
@@ -1046,6 +1054,15 @@ mod tests {
                     let case = format!("config {i}, wide {wide}, {v}");
                     for r in [0, 1, 3, 4, 5] {
                         assert_eq!(y.row(r), base.row(r), "{case}: row {r} changed");
+                    }
+                    if v.is_nan() {
+                        // Alone in a vector of zeros too: the maximum skips it, but the vector
+                        // is not all-zero.
+                        let mut lone = finite.clone();
+                        lone.row_mut(4).fill(0.0);
+                        lone[[4, 7]] = v;
+                        let y = run(&lone, wide);
+                        assert!(y.row(4).iter().all(|o| o.is_nan()), "{case}: lone NaN gave {}", y.row(4));
                     }
                     if sets {
                         assert!(y.row(2).iter().all(|o| o.is_nan()), "{case}: {}", y.row(2));
