@@ -41,6 +41,7 @@ use crate::device::DeviceArrays;
 use crate::drift::DriftConfig;
 use crate::error::{ConfigError, path};
 use crate::normal::standard_normal;
+use crate::parallel::min_rows;
 use crate::rng::{SimRng, stream};
 
 /// Decay, diffusion, reset and stuck devices. Everything is off by default; the other defaults
@@ -255,7 +256,7 @@ impl DynamicsArrays {
         let w = w.as_slice_mut().expect("tile weights are in standard layout");
         let rate = self.diffusion_rate.as_slice().expect("standard layout");
         let (lo, hi) = (hidden.w_min.as_slice().expect("standard layout"), hidden.w_max.as_slice().expect("layout"));
-        let min = min_rows(w.len() / cols.max(1), cols);
+        let min = min_rows(w.len(), w.len() / cols.max(1));
         w.par_chunks_mut(cols).enumerate().with_min_len(min).for_each(|(i, row)| {
             let mut rng = stream(seed, i as u64);
             let k = i * cols;
@@ -281,7 +282,7 @@ impl DynamicsArrays {
         let w = w.as_slice_mut().expect("tile weights are in standard layout");
         let b = self.reset_value.as_slice().unwrap_or(&[]);
         let (lo, hi) = (hidden.w_min.as_slice().expect("standard layout"), hidden.w_max.as_slice().expect("layout"));
-        let min = min_rows(w.len() / n.max(1), n);
+        let min = min_rows(w.len(), w.len() / n.max(1));
         w.par_chunks_mut(n).enumerate().with_min_len(min).for_each(|(i, row)| {
             let mut rng: SimRng = stream(seed, i as u64);
             for (j, w) in row.iter_mut().enumerate() {
@@ -329,7 +330,7 @@ pub(crate) fn draw_write_noise(
     let cols = apparent.ncols();
     let a = apparent.as_slice_mut().expect("tile weights are in standard layout");
     let p = persistent.as_slice().expect("standard layout");
-    let min = min_rows(a.len() / cols.max(1), cols);
+    let min = min_rows(a.len(), a.len() / cols.max(1));
     a.par_chunks_mut(cols).enumerate().with_min_len(min).for_each(|(i, row)| {
         let mut rng = stream(seed, i as u64);
         let k = i * cols;
@@ -339,15 +340,4 @@ pub(crate) fn draw_write_noise(
             }
         }
     });
-}
-
-/// Arrays of fewer devices than this are swept on the calling thread: waking the pool would
-/// cost more than the work (a small tile draws its write noise or diffusion once per update).
-const SMALL_ARRAY: usize = 1 << 13;
-
-/// The least number of rows per parallel piece of a sweep over a `rows × cols` array: all of
-/// them for a small array (no split, no pool), else 1. The rows draw from their own streams,
-/// so the split does not change the result.
-pub(crate) fn min_rows(rows: usize, cols: usize) -> usize {
-    if rows * cols < SMALL_ARRAY { rows.max(1) } else { 1 }
 }

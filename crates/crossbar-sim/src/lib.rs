@@ -79,6 +79,7 @@ pub mod linalg;
 pub mod mapping;
 pub mod mixed_precision;
 pub mod normal;
+mod parallel;
 pub mod pcm;
 pub mod periphery;
 pub mod pulse;

@@ -956,8 +956,8 @@ mod tests {
     /// A few one-hot vectors skip packing `m`: each product is one row of `m`. Same bits as
     /// the packed kernel (NaN for NaN), with noise, quantization, bound management (a column
     /// far beyond the output bound), zero and −0 weights, an input too small to invert, a
-    /// transposed `m` view and stochastic DAC rounding; calls with a second nonzero element per row, more than four vectors or input
-    /// noise keep the kernel.
+    /// transposed `m` view and stochastic DAC rounding; calls with a second nonzero element
+    /// per row, more than four vectors or input noise keep the kernel.
     #[test]
     fn one_hot_calls_skip_packing_with_the_same_bits() {
         let (k, o) = (75, 32);

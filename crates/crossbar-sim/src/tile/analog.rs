@@ -14,6 +14,7 @@ use crate::drift::DriftState;
 use crate::dynamics::{DynamicsArrays, draw_write_noise, pin_stuck, stuck_devices};
 use crate::error::{ConfigError, SimError, check_shape};
 use crate::mixed_precision::{one_hot_rows, quantize_rows, take_steps, transfer_rows};
+use crate::parallel;
 use crate::periphery::{CHUNK, abs_max_of, analog_mvm, contiguous};
 use crate::pulse::{SLOT_MASK, TrainScales, TrainStream, coincidences, make_trains};
 use crate::rng::{SimRng, derive_seed, stream};
@@ -27,8 +28,6 @@ const RUNTIME_STREAM: u64 = 1;
 const DYNAMICS_STREAM: u64 = 2;
 /// Stream index of the write-noise generator within a tile's seed.
 const WRITE_NOISE_STREAM: u64 = 3;
-/// Pulsed updates of fewer vector × device pairs than this run their rows on one thread.
-const SMALL_UPDATE: usize = 1 << 13;
 
 /// An analog crossbar tile (see the crate docs for the model).
 ///
@@ -544,9 +543,10 @@ impl AnalogTile {
 
         // With write noise: mark every device that gets at least one coincidence (per device,
         // the vectors of the batch until the first one that pulses it).
+        // (Small calls run their rows on the calling thread: `parallel::min_rows`.)
+        let min_rows = parallel::min_rows(batch * n_in * n_out, n_out);
         if !self.wn_touched.is_empty() {
-            let min = if batch * n_in * n_out < SMALL_UPDATE { n_out.max(1) } else { 1 };
-            self.wn_touched.par_chunks_mut(n_in).enumerate().with_min_len(min).for_each(|(i, touched)| {
+            self.wn_touched.par_chunks_mut(n_in).enumerate().with_min_len(min_rows).for_each(|(i, touched)| {
                 let active: Vec<usize> =
                     (0..batch).filter(|&b| scales[b].bl != 0 && d_words[b * n_out + i] & SLOT_MASK != 0).collect();
                 for (j, t) in touched.iter_mut().enumerate().filter(|(_, t)| !**t) {
@@ -562,11 +562,10 @@ impl AnalogTile {
         // on the calling thread: waking the pool would cost more than the work.
         let device = self.device.as_ref();
         let hidden = &self.hidden;
-        let min_rows = if batch * n_in * n_out < SMALL_UPDATE { n_out.max(1) } else { 1 };
         if let Some(c2c) = device.merged_c2c().filter(|_| ucfg.merge_pulses) {
             let x_active = if batch == 1 { Trains::active_columns(&x_words) } else { Vec::new() };
             // One vector visits only its active columns (a transfer's write: one).
-            let min_rows = if batch == 1 && x_active.len() * n_out < SMALL_UPDATE { n_out.max(1) } else { min_rows };
+            let min_rows = if batch == 1 { parallel::min_rows(x_active.len() * n_out, n_out) } else { min_rows };
             let trains = Trains {
                 kind,
                 scales: &scales,
