@@ -33,7 +33,9 @@ const B_MAX: &str = "b_max";
 pub struct SoftBounds {
     /// Common parameters. The bounds must straddle 0 (w_min < 0 < w_max).
     pub params: PulsedParams,
-    /// Multiplicative cycle-to-cycle noise (else additive). Default: true.
+    /// Multiplicative cycle-to-cycle noise (else additive). Default: true, as aihwkit's
+    /// `SoftBoundsDevice`, also with a reference on, where aihwkit's
+    /// `SoftBoundsReferenceDevice` defaults to additive noise (see [`SoftBounds::with_reference`]).
     pub mult_noise: bool,
     /// Device-to-device spread of the up slope s⁺/b_max (b_max = s⁺/slope). ≥ 0. Default: 0.
     pub slope_up_dtod: f32,
@@ -80,6 +82,20 @@ impl SoftBounds {
         ConfigError::check_range(p("reference_mean"), self.reference_mean.into(), f32::MIN.into(), f32::MAX.into())?;
         ConfigError::check_non_negative(p("reference_std"), self.reference_std.into())?;
         Ok(())
+    }
+
+    /// aihwkit's `SoftBoundsReferenceDevice` with its defaults: a reference conductance
+    /// `reference_mean` + `reference_std`·ξ per device and additive cycle-to-cycle noise
+    /// (`mult_noise` false), the other fields as [`SoftBounds::default`].
+    ///
+    /// ```
+    /// use crossbar_sim::device::SoftBounds;
+    ///
+    /// let d = SoftBounds::with_reference(0.1, 0.02);
+    /// assert!(d.referenced() && !d.mult_noise);
+    /// ```
+    pub fn with_reference(reference_mean: f32, reference_std: f32) -> Self {
+        Self { mult_noise: false, reference_mean, reference_std, ..Self::default() }
     }
 
     /// Whether the weight is read against a reference.
