@@ -114,4 +114,18 @@ impl TrainError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io { path: path.into(), source }
     }
+
+    /// This error, raised while rebuilding a network or a run from the checkpoint at `path`,
+    /// with the file named: a mismatch between the checkpoint's parts or with the data (a
+    /// [`Checkpoint`](Self::Checkpoint), layer or simulator error) becomes a
+    /// [`Checkpoint`](Self::Checkpoint) error that starts with the path. Refused settings
+    /// ([`Config`](Self::Config)) and errors that name their own file stay as they are.
+    pub fn in_checkpoint(self, path: &std::path::Path) -> Self {
+        let reason = match self {
+            Self::Checkpoint { reason } => reason,
+            e @ (Self::Layer(_) | Self::Sim(_) | Self::Internal(_)) => e.to_string(),
+            e => return e,
+        };
+        Self::Checkpoint { reason: format!("{}: {reason}", path.display()) }
+    }
 }

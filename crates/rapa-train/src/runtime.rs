@@ -18,8 +18,10 @@ pub fn flush_denormals() {
 }
 
 /// A rayon pool with `threads` threads (0: one per core) whose threads flush denormals when
-/// `ftz` is set (the calling thread too, once `install` runs on it — call
-/// [`flush_denormals`] there as well).
+/// `ftz` is set, and only then. `install` runs its closure on one of the pool's threads, so
+/// everything run through the pool has the same mode: do not call [`flush_denormals`] inside it
+/// (with `ftz` off, that one thread would flush and the others not, and results would depend
+/// on which thread took which work).
 ///
 /// # Errors
 /// [`TrainError::Config`] for field `threads` (the `--threads` flag) above
@@ -31,4 +33,29 @@ pub fn compute_pool(threads: usize, ftz: bool) -> Result<rayon::ThreadPool, Trai
         b = b.start_handler(|_| flush_denormals());
     }
     b.build().map_err(|e| TrainError::Config { field: "threads".into(), reason: e.to_string() })
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// This thread's FTZ and DAZ bits.
+    fn ftz_bits() -> u32 {
+        #[allow(unsafe_code, deprecated)]
+        // SAFETY: reading MXCSR has no side effects.
+        unsafe {
+            std::arch::x86_64::_mm_getcsr() & 0x8040
+        }
+    }
+
+    /// Every thread of the pool, and the closure `install` runs, has the mode asked for: all
+    /// flush with `ftz`, none without.
+    #[test]
+    fn every_pool_thread_has_the_mode_asked_for() {
+        for (ftz, want) in [(false, 0), (true, 0x8040)] {
+            let pool = compute_pool(3, ftz).expect("a pool of 3 threads");
+            assert_eq!(pool.install(ftz_bits), want, "install, ftz = {ftz}");
+            assert_eq!(pool.broadcast(|_| ftz_bits()), vec![want; 3], "workers, ftz = {ftz}");
+        }
+    }
 }

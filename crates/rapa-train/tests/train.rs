@@ -235,13 +235,46 @@ fn bad_configs_are_typed_errors() {
     cfg.net.scheme = rapa_layers::Scheme::ImageOverlap;
     cfg.net.tiles = [8, 4, 1];
     let data = synthetic(20, 10, 1);
-    let e = Trainer::new(cfg, data).unwrap_err();
+    // Refused by the configuration's check, naming the layer and the scheme's reason...
+    let e = Trainer::new(cfg.clone(), data).unwrap_err();
+    let (field, reason) = config(&e);
+    assert_eq!(field, "net.tiles");
+    assert!(reason.starts_with("conv1: ") && reason.contains("n = 8") && reason.contains("square"), "{reason}");
+    // ...which is the layer's own error, raised by the conv layer itself too.
+    let [conv1, ..] = rapa_layers::paper::paper_like_convs(
+        cfg.net.channels,
+        cfg.net.tiles,
+        cfg.net.scheme,
+        &rapa_layers::TileKind::Float,
+    );
+    let e = rapa_layers::RapaConv2d::new(conv1, 1).unwrap_err();
     assert!(
-        matches!(&e, TrainError::Layer(LayerError::Scheme { scheme: "image-overlap", n_tiles: 8, out_h: 32, out_w: 32, reason })
+        matches!(&e, LayerError::Scheme { scheme: "image-overlap", n_tiles: 8, out_h: 32, out_w: 32, reason }
             if reason.contains("square")),
         "{e:?}"
     );
-    assert!(e.to_string().contains("n = 8"), "{e}");
+    // More tiles than conv3's 8 × 8 patches.
+    let mut cfg = TrainConfig::default();
+    cfg.net.tiles = [1, 1, 65];
+    let (field, reason) = config(&cfg.validate().unwrap_err());
+    assert_eq!(field, "net.tiles");
+    assert!(reason.starts_with("conv3: ") && reason.contains("more tiles than patches"), "{reason}");
+    // Every per-layer limit holds, but all the tiles together would need ~430 GB: refused
+    // before anything is allocated, naming the sizes. At the limit's edge: the largest
+    // single-tile network of 4 096 channels per layer and 10 classes fits.
+    let mut cfg = TrainConfig::default();
+    cfg.net.channels = [4096; 3];
+    cfg.net.tiles = [1, 1, 1];
+    cfg.net.scheme = rapa_layers::Scheme::None;
+    cfg.validate().unwrap();
+    cfg.net.scheme = rapa_layers::Scheme::Random;
+    cfg.net.tiles = [16, 256, 64];
+    let (field, reason) = config(&cfg.validate().unwrap_err());
+    assert_eq!(field, "net");
+    assert!(
+        reason.contains("[4096, 4096, 4096]") && reason.contains("[16, 256, 64]") && reason.contains("weights"),
+        "{reason}"
+    );
     // Sizes: at least one epoch; batches and channels within the documented limits.
     // (epochs = 0 is named by the bound it breaks, "must be >= 1".)
     let too_big = rapa_train::train::MAX_BATCH + 1;
@@ -493,6 +526,8 @@ fn damaged_checkpoints_are_refused() {
     damaged(&|ck| ck.norm_std = [0.0; 3], "std");
     damaged(&|ck| ck.norm_mean[1] = f32::NAN, "normalization");
     damaged(&|ck| ck.metrics.clear(), "1 epochs finished but 0 metrics records");
+    damaged(&|ck| ck.metrics[0].test_error = 1.5, "metrics record 1: test_error 1.5 is not a fraction");
+    damaged(&|ck| ck.metrics[0].epoch = 0, "metrics record 1: epoch 0");
     damaged(&|ck| ck.config.epochs = 0, "config field epochs");
     // A batch size above today's limit (an older build allowed it) does not shape the model:
     // still readable.
@@ -511,6 +546,38 @@ fn damaged_checkpoints_are_refused() {
     // rapa-layers refuses the geometry itself too.
     let e = rapa_layers::RapaConv2d::from_state(state.convs[0].clone()).unwrap_err().to_string();
     assert!(e.contains("height"), "{e}");
+    // A pool with a mixing weight too many reads fine (parts are matched when the network is
+    // rebuilt) and is refused then, naming the pool and both counts; `in_checkpoint`, which
+    // every command that rebuilds a checkpoint's network applies, puts the file in front.
+    let mut state = good.net.clone();
+    let n = state.pools[1].mix.len();
+    state.pools[1].mix.push(0.5);
+    let e = rapa_train::net::Network::from_state(state, 1).unwrap_err().in_checkpoint(&path);
+    let msg = e.to_string();
+    assert!(matches!(e, TrainError::Checkpoint { .. }), "{msg}");
+    let want = format!("{}: pool2 has {} mixing weights, the configuration needs {n}", path.display(), n + 1);
+    assert!(msg.contains(&want), "`{want}` not in {msg}");
+    // A refused setting keeps its field.
+    let e = TrainError::Config { field: "epochs".into(), reason: "r".into() }.in_checkpoint(&path);
+    assert!(matches!(&e, TrainError::Config { field, .. } if field == "epochs"), "{e:?}");
+    // Not a regular file: refused at once, not read without end.
+    #[cfg(unix)]
+    {
+        let link = dir.join("zero.bin");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let e = read_checkpoint(&link).unwrap_err().to_string();
+        assert!(e.contains("zero.bin") && e.contains("not a regular file (a device)"), "{e}");
+    }
+    // Longer than any checkpoint, or any metrics file: refused from the length (sparse files,
+    // nothing is read).
+    let huge = dir.join("huge.bin");
+    std::fs::File::create(&huge).unwrap().set_len(rapa_train::train::MAX_CHECKPOINT_BYTES + 1).unwrap();
+    let e = read_checkpoint(&huge).unwrap_err().to_string();
+    assert!(e.contains("huge.bin") && e.contains("larger than"), "{e}");
+    let metrics = dir.join("huge.jsonl");
+    std::fs::File::create(&metrics).unwrap().set_len(rapa_train::train::MAX_TEXT_BYTES + 1).unwrap();
+    let e = rapa_train::train::read_metrics(&metrics).unwrap_err().to_string();
+    assert!(e.contains("huge.jsonl") && e.contains("larger than"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -62,7 +62,7 @@ pub fn count_pool_wins(
     let kind = net.pools().get(l).map(|p| p.kind).ok_or_else(|| TrainError::Internal(format!("no pool {l}")))?;
     if !matches!(kind, PoolKind::Max | PoolKind::Mixed) {
         return Err(TrainError::Config {
-            field: "by".into(),
+            field: "--by".into(),
             reason: format!("max-pool wins need max or mixed pooling after conv{}, found {kind}", l + 1),
         });
     }

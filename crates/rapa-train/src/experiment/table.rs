@@ -39,9 +39,10 @@ pub fn summarize(dir: &Path) -> Result<Option<RunSummary>, TrainError> {
 ///
 /// # Errors
 /// [`TrainError::Metrics`] naming the file and line if it is not JSON; [`TrainError::Io`] if it
-/// cannot be read.
+/// cannot be read, [`TrainError::Data`] if it is larger than
+/// [`MAX_TEXT_BYTES`](crate::train::MAX_TEXT_BYTES).
 fn read_json(path: &Path) -> Result<serde_json::Value, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    let text = crate::train::read_text(path, crate::train::MAX_TEXT_BYTES)?;
     serde_json::from_str(&text).map_err(|e| TrainError::Metrics {
         path: path.to_path_buf(),
         line: e.line(),

@@ -4,7 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crossbar_sim::{InferenceConfig, TileConfig};
-use rapa_layers::{Scheme, TileKind};
+use rapa_layers::paper::{conv_weight_count, paper_like_convs, pool_out};
+use rapa_layers::{Assigner, Scheme, TileKind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -15,6 +16,11 @@ use crate::layers::PoolKind;
 pub const MAX_NET_CHANNELS: usize = 4096;
 /// Most classes the network may have.
 pub const MAX_CLASSES: usize = 100_000;
+/// Most weights (biases included) the whole network may hold, over all tiles of every layer:
+/// 2³⁰, 4 GiB as `f32` (analog tiles keep several such arrays per weight). Each limit above
+/// allows networks far beyond it (4 096 channels on 256 tiles of conv2 would be 430 GB), which
+/// are refused before anything is allocated.
+pub const MAX_NET_WEIGHTS: usize = 1 << 30;
 
 /// Initial weight distribution (Gaussian, zero mean, biases 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -228,7 +234,9 @@ impl NetConfig {
     }
 
     /// Checks the configuration: channels in 1..=[`MAX_NET_CHANNELS`], tiles ≥ 1 (1 for scheme
-    /// none), classes in 2..=[`MAX_CLASSES`], finite non-negative lr scales and a known device.
+    /// none) that the scheme can lay out on each layer's patches, classes in
+    /// 2..=[`MAX_CLASSES`], at most [`MAX_NET_WEIGHTS`] weights in all, finite non-negative lr
+    /// scales and a known device.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |field: &str, reason: String| Err(TrainError::Config { field: field.into(), reason });
         if self.channels.iter().any(|&c| c == 0 || c > MAX_NET_CHANNELS) {
@@ -245,6 +253,26 @@ impl NetConfig {
         }
         if self.lr_scale.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
             return bad("net.lr_scale", format!("must be finite and >= 0, got {:?}", self.lr_scale));
+        }
+        // The layers as the network builds them (geometry only): each scheme must lay its
+        // tiles out on the layer's patches, and the weights of all tiles must fit the limit.
+        let convs = paper_like_convs(self.channels, self.tiles, self.scheme, &TileKind::Float);
+        for (l, c) in convs.iter().enumerate() {
+            if let Err(e) = Assigner::new(c.scheme, c.n_tiles, &c.geometry, 0) {
+                return bad("net.tiles", format!("conv{}: {e}", l + 1));
+            }
+        }
+        let side = pool_out(convs[2].geometry.out_height(), 3, 2);
+        let fc = (self.channels[2] * side * side + 1) * self.classes;
+        let weights = conv_weight_count(&convs) + fc;
+        if weights > MAX_NET_WEIGHTS {
+            return bad(
+                "net",
+                format!(
+                    "channels {:?} on tiles {:?} with {} classes make {weights} weights, more than {MAX_NET_WEIGHTS}",
+                    self.channels, self.tiles, self.classes
+                ),
+            );
         }
         self.tile_kind().map(|_| ())
     }

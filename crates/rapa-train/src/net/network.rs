@@ -334,10 +334,15 @@ impl Network {
         }
         let convs = state.convs.into_iter().map(RapaConv2d::from_state).collect::<Result<Vec<_>, _>>()?;
         net.convs = convs;
-        for (p, s) in net.pools.iter_mut().zip(state.pools) {
+        for (l, (p, s)) in net.pools.iter_mut().zip(state.pools).enumerate() {
             if s.mix.len() != p.mix.len() {
                 return Err(TrainError::Checkpoint {
-                    reason: "pool mixing weights do not match the configuration".into(),
+                    reason: format!(
+                        "pool{} has {} mixing weights, the configuration needs {}",
+                        l + 1,
+                        s.mix.len(),
+                        p.mix.len()
+                    ),
                 });
             }
             p.mix = ndarray::Array1::from(s.mix);

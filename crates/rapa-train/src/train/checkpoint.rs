@@ -39,7 +39,8 @@ impl Checkpoint {
     /// [`Normalizer::MIN_STD`](crate::data::Normalizer::MIN_STD), every weight, digital bias,
     /// mapping scale and pool mixing logit of the network is finite (the error names the
     /// tensor: `conv2 tile 3 weights`, `fc weights`, …), and there is one metrics record per
-    /// finished epoch. [`read_checkpoint`] calls it, so a damaged or hand-edited file is
+    /// finished epoch, each as [`read_metrics`](super::read_metrics) accepts it (epochs in
+    /// order, error rates in [0, 1]). [`read_checkpoint`] calls it, so a damaged or hand-edited file is
     /// refused before any of it is used.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |reason: String| Err(TrainError::Checkpoint { reason });
@@ -72,6 +73,13 @@ impl Checkpoint {
         }
         if self.metrics.len() != self.epoch {
             return bad(format!("{} epochs finished but {} metrics records", self.epoch, self.metrics.len()));
+        }
+        // The records as `read_metrics` accepts them: resuming rewrites `metrics.jsonl` from
+        // them, which must then read back.
+        for (i, m) in self.metrics.iter().enumerate() {
+            if let Err(r) = m.check_after(i.checked_sub(1).map(|j| &self.metrics[j]), "the record before") {
+                return bad(format!("metrics record {}: {r}", i + 1));
+            }
         }
         if let Some((tensor, index, value)) = self.first_non_finite() {
             return bad(format!(
@@ -240,11 +248,43 @@ fn checked_payload<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8], TrainEr
     Ok(payload)
 }
 
+/// The bytes of the file at `path`, at most `max` of them: a longer file is refused from its
+/// length ([`DataError::Oversized`](crate::data::DataError::Oversized)) before anything is
+/// allocated, and one that grows while it is read after `max + 1` bytes. IO errors (a missing
+/// file included) are [`TrainError::Io`], as from `std::fs`.
+pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, TrainError> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
+    let len = f.metadata().map_err(|e| TrainError::io(path, e))?.len();
+    let oversized = |len| TrainError::Data(crate::data::DataError::Oversized { path: path.to_path_buf(), len, max });
+    if len > max {
+        return Err(oversized(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(max + 1).read_to_end(&mut bytes).map_err(|e| TrainError::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(oversized(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Largest checkpoint file [`read_checkpoint`] reads: 64 GiB, ~16 `f32` arrays per weight of
+/// the largest network ([`MAX_NET_WEIGHTS`](crate::net::MAX_NET_WEIGHTS)), more than any
+/// valid checkpoint holds; a larger file is refused from its length.
+pub const MAX_CHECKPOINT_BYTES: u64 = 64 << 30;
+
 /// Reads a checkpoint, checking its checksum (files written before the checksum have none),
 /// its version, that nothing follows the encoded checkpoint, and that its parts agree and its
 /// weights are finite ([`Checkpoint::validate`]); every error names the file.
 pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, TrainError> {
-    let file = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    // Only a regular file (a symbolic link to one is fine): `/dev/zero` or a FIFO would be read
+    // without end. Then at most `MAX_CHECKPOINT_BYTES`, checked from the length first.
+    let meta = std::fs::metadata(path).map_err(|e| TrainError::io(path, e))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a directory" } else { special_kind(&meta.file_type()) };
+        return Err(TrainError::Checkpoint { reason: format!("{}: not a regular file ({what})", path.display()) });
+    }
+    let file = read_bounded(path, MAX_CHECKPOINT_BYTES)?;
     let bytes = checked_payload(path, &file)?;
     let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
     let ck = Checkpoint::deserialize(&mut de)

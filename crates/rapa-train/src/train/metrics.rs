@@ -35,36 +35,57 @@ pub struct EpochMetrics {
     pub best_train_error: f64,
 }
 
+impl EpochMetrics {
+    /// Checks the record as the one after `prev` (called `what` in the message): an epoch ≥ 1
+    /// that follows `prev`'s, and error rates that are fractions in [0, 1]. The reason if not.
+    pub(crate) fn check_after(&self, prev: Option<&EpochMetrics>, what: &str) -> Result<(), String> {
+        if self.epoch == 0 {
+            return Err("epoch 0 (epochs count from 1)".into());
+        }
+        if let Some(p) = prev.filter(|p| p.epoch >= self.epoch) {
+            let order = if p.epoch == self.epoch { "repeats" } else { "comes after" };
+            return Err(format!("epoch {} {order} epoch {} of {what}", self.epoch, p.epoch));
+        }
+        for (field, v) in [
+            ("train_error", self.train_error),
+            ("test_error", self.test_error),
+            ("best_train_error", self.best_train_error),
+            ("best_test_error", self.best_test_error),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{field} {v} is not a fraction in [0, 1]"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest metrics or result file (`metrics.jsonl`, `vote.json`, …) read: 64 MiB, some
+/// 200 000 epoch records; a larger file, or `/dev/zero`, is refused instead of read without
+/// bound.
+pub const MAX_TEXT_BYTES: u64 = 64 << 20;
+
+/// The UTF-8 text of the file at `path`, at most `max` bytes.
+pub(crate) fn read_text(path: &Path, max: u64) -> Result<String, TrainError> {
+    let bytes = super::checkpoint::read_bounded(path, max)?;
+    String::from_utf8(bytes).map_err(|e| TrainError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
 /// Reads every epoch record of a run's `metrics.jsonl` (blank lines are skipped).
 ///
 /// # Errors
-/// [`TrainError::Io`] if the file cannot be read; [`TrainError::Metrics`], naming the file and
+/// [`TrainError::Io`] if the file cannot be read or is not UTF-8 text,
+/// [`TrainError::Data`] if it is larger than [`MAX_TEXT_BYTES`]; [`TrainError::Metrics`], naming the file and
 /// line, for a line that is not an epoch record (nothing is skipped silently), an epoch that is
 /// 0, repeats or comes before an earlier line's, or an error rate (`train_error`, `test_error`,
 /// `best_train_error`, `best_test_error`) outside [0, 1].
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    let text = read_text(path, MAX_TEXT_BYTES)?;
     let mut out: Vec<EpochMetrics> = Vec::new();
     for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let bad = |reason: String| TrainError::Metrics { path: path.to_path_buf(), line: i + 1, reason };
         let m: EpochMetrics = serde_json::from_str(l).map_err(|e| bad(e.to_string()))?;
-        if m.epoch == 0 {
-            return Err(bad("epoch 0 (epochs count from 1)".into()));
-        }
-        if let Some(prev) = out.last().filter(|p| p.epoch >= m.epoch) {
-            let what = if prev.epoch == m.epoch { "repeats" } else { "comes after" };
-            return Err(bad(format!("epoch {} {what} epoch {} of an earlier line", m.epoch, prev.epoch)));
-        }
-        for (field, v) in [
-            ("train_error", m.train_error),
-            ("test_error", m.test_error),
-            ("best_train_error", m.best_train_error),
-            ("best_test_error", m.best_test_error),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(bad(format!("{field} {v} is not a fraction in [0, 1]")));
-            }
-        }
+        m.check_after(out.last(), "an earlier line").map_err(bad)?;
         out.push(m);
     }
     Ok(out)

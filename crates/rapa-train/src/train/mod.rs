@@ -9,11 +9,13 @@ mod schedule;
 mod trainer;
 
 pub use checkpoint::{
-    CHECKPOINT_VERSION, Checkpoint, check_replaceable, read_checkpoint, write_atomic, write_checkpoint,
+    CHECKPOINT_VERSION, Checkpoint, MAX_CHECKPOINT_BYTES, check_replaceable, read_checkpoint, write_atomic,
+    write_checkpoint,
 };
 pub(crate) use config::check_threads;
 pub use config::{MAX_BATCH, MAX_CONFIG_BYTES, MAX_SYNTHETIC, MAX_THREADS, TrainConfig, read_toml};
 pub use eval::{EvalResult, evaluate};
-pub use metrics::{EpochMetrics, read_metrics, read_run_metrics};
+pub(crate) use metrics::read_text;
+pub use metrics::{EpochMetrics, MAX_TEXT_BYTES, read_metrics, read_run_metrics};
 pub use schedule::learning_rate;
 pub use trainer::{BatchProgress, Trainer, keep_spread};

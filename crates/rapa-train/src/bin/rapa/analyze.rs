@@ -13,7 +13,7 @@ use rapa_train::analysis::plots::{bar_chart, check_y_range, filter_grid, line_pl
 use rapa_train::analysis::{CurveMetric, ReduceBy, curves_csv, fgsm_curve, learning_curves, reduce_network};
 use rapa_train::data::{Normalizer, Split};
 use rapa_train::net::{NetConfig, NetPreset, Network};
-use rapa_train::runtime::{compute_pool, flush_denormals};
+use rapa_train::runtime::compute_pool;
 use rapa_train::train::{
     Checkpoint, check_replaceable, evaluate, keep_spread, read_checkpoint, read_run_metrics, write_atomic,
     write_checkpoint,
@@ -31,8 +31,9 @@ pub struct Model {
 
 impl Model {
     pub fn load(dir: &Path) -> Result<Self, TrainError> {
-        let ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
-        let net = Network::from_state(ck.net.clone(), ck.config.seed)?;
+        let path = dir.join("checkpoint.bin");
+        let ck = read_checkpoint(&path)?;
+        let net = Network::from_state(ck.net.clone(), ck.config.seed).map_err(|e| e.in_checkpoint(&path))?;
         let norm = Normalizer { mean: ck.norm_mean, std: ck.norm_std };
         Ok(Self { dir: dir.to_path_buf(), ck, net, norm })
     }
@@ -70,15 +71,13 @@ pub fn csv_field(p: &Path) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
-pub fn in_pool<T>(threads: usize, f: impl FnOnce() -> Result<T, TrainError> + Send) -> Result<T, TrainError>
+/// Runs `f` in a compute pool of `threads` threads that flush denormals as the model was
+/// trained to (`ftz`: its `flush_denormals`), so that the analyses see what `rapa eval` sees.
+pub fn in_pool<T>(threads: usize, ftz: bool, f: impl FnOnce() -> Result<T, TrainError> + Send) -> Result<T, TrainError>
 where
     T: Send,
 {
-    let pool = compute_pool(threads, true)?;
-    pool.install(|| {
-        flush_denormals();
-        f()
-    })
+    compute_pool(threads, ftz)?.install(f)
 }
 
 #[derive(Debug, Args)]
@@ -121,7 +120,10 @@ pub fn attack(a: AttackArgs) -> Result<(), TrainError> {
         let mut m = Model::load(dir)?;
         let data = m.data(a.limit_test)?;
         let batch = m.ck.config.eval_batch;
-        let curve = in_pool(a.threads, || fgsm_curve(&mut m.net, &data.test, &m.norm, &a.eps, batch)).map_err(|e| {
+        let curve = in_pool(a.threads, m.ck.config.flush_denormals, || {
+            fgsm_curve(&mut m.net, &data.test, &m.norm, &a.eps, batch)
+        })
+        .map_err(|e| {
             match e {
                 // A model that classifies no test image correctly: name it.
                 TrainError::Config { field, reason } if field == "model" => {
@@ -206,7 +208,7 @@ pub fn reduce(a: ReduceArgs) -> Result<(), TrainError> {
     }
     let batch = m.ck.config.eval_batch;
     let seed = m.ck.config.seed;
-    let (before, after, used) = in_pool(a.threads, || {
+    let (before, after, used) = in_pool(a.threads, m.ck.config.flush_denormals, || {
         let before = evaluate(&mut m.net, &data.test, &m.norm, batch, 1)?;
         let used = reduce_network(&mut m.net, a.by, &data.train, &m.norm, batch, seed)?;
         let after = evaluate(&mut m.net, &data.test, &m.norm, batch, 1)?;

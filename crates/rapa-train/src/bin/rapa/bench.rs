@@ -10,7 +10,7 @@ use rapa_train::TrainError;
 use rapa_train::data::{Normalizer, fill_batch, synthetic};
 use rapa_train::layers::SoftmaxCrossEntropy;
 use rapa_train::net::{NetConfig, Network};
-use rapa_train::runtime::{compute_pool, flush_denormals};
+use rapa_train::runtime::compute_pool;
 use rapa_train::train::TrainConfig;
 
 #[derive(Debug, Args)]
@@ -98,14 +98,11 @@ pub fn bench(a: BenchArgs) -> Result<(), TrainError> {
     };
     let cfg = NetConfig { tiles, scheme: a.scheme, device: a.device.clone(), tile, ..NetConfig::default() };
     // Before the data: a refused --threads is reported at once.
-    let pool = compute_pool(a.threads, !a.no_ftz)?;
+    let ftz = !a.no_ftz;
+    let pool = compute_pool(a.threads, ftz)?;
     let data = synthetic(n_data, 10, 1).train;
     let norm = Normalizer::fit(&data);
-    let ftz = !a.no_ftz;
     let (train_ips, infer_ips, stages) = pool.install(|| -> Result<Measured, TrainError> {
-        if ftz {
-            flush_denormals();
-        }
         let mut net = Network::new(&cfg, 1)?;
         let step = |net: &mut Network, start: usize, buf: &mut Array4<f32>| -> Result<(), TrainError> {
             let idx: Vec<usize> = (start..start + a.batch).map(|i| i % data.len()).collect();

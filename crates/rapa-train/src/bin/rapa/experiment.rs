@@ -9,7 +9,7 @@ use rapa_train::experiment::{
     train_command, write_plan,
 };
 use rapa_train::net::Network;
-use rapa_train::runtime::{compute_pool, flush_denormals};
+use rapa_train::runtime::compute_pool;
 use rapa_train::train::{TrainConfig, Trainer, evaluate, keep_spread, read_checkpoint, write_atomic};
 
 use crate::{RunArgs, load_data, run_training};
@@ -100,14 +100,16 @@ pub fn run(a: ExperimentArgs) -> Result<(), TrainError> {
                 RunStatus::Done => eprintln!("{}: finished, skipping", dir.display()),
                 RunStatus::Partial(e) => {
                     eprintln!("{}: resuming after epoch {e}", dir.display());
-                    let mut ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
+                    let path = dir.join("checkpoint.bin");
+                    let mut ck = read_checkpoint(&path)?;
                     // The checkpoint's settings are the ones that resume (config.toml was checked
                     // before the first run; this also covers a run directory that lost it, or a
                     // run another process started in the meantime).
                     require_same(&ck.config, &s.cfg, &format!("the checkpoint in {} has", dir.display()), "")?;
                     ck.config.data_dir.clone_from(&s.cfg.data_dir);
                     let data = load_data(&ck.config)?;
-                    let mut trainer = Trainer::resume(ck, data, Some(s.cfg.epochs))?;
+                    let mut trainer =
+                        Trainer::resume(ck, data, Some(s.cfg.epochs)).map_err(|e| e.in_checkpoint(&path))?;
                     trainer.set_threads(s.cfg.threads);
                     run_training(trainer, &dir)?;
                 }
@@ -151,7 +153,8 @@ fn post_process(dir: &std::path::Path, threads: usize, data_dir: &std::path::Pat
     if current("vote.json")? && current("reduce.json")? {
         return Ok(());
     }
-    let ck = read_checkpoint(&dir.join("checkpoint.bin"))?;
+    let path = dir.join("checkpoint.bin");
+    let ck = read_checkpoint(&path)?;
     let epochs = ck.epoch;
     let cfg = TrainConfig { threads, data_dir: data_dir.to_path_buf(), ..ck.config.clone() };
     let cfg = &cfg;
@@ -162,8 +165,7 @@ fn post_process(dir: &std::path::Path, threads: usize, data_dir: &std::path::Pat
     let norm = rapa_train::data::Normalizer { mean: ck.norm_mean, std: ck.norm_std };
     let pool = compute_pool(cfg.threads, cfg.flush_denormals)?;
     pool.install(|| {
-        flush_denormals();
-        let mut net = Network::from_state(ck.net.clone(), cfg.seed)?;
+        let mut net = Network::from_state(ck.net.clone(), cfg.seed).map_err(|e| e.in_checkpoint(&path))?;
         let vote = evaluate(&mut net, &data.test, &norm, cfg.eval_batch, 5)?;
         let v = serde_json::json!({ "passes": 5, "single_error": vote.error, "vote_error": vote.vote_error, "test_images": vote.n, "epochs": epochs });
         write_atomic(&dir.join("vote.json"), format!("{v}\n").as_bytes())?;

@@ -88,7 +88,9 @@ pub fn inference(a: InferenceArgs) -> Result<(), TrainError> {
         // The digital reference: the same weights on exact float tiles (an analog- or
         // hardware-aware-trained model would otherwise be evaluated through its noisy tiles).
         make_digital(&mut m.net)?;
-        let digital = in_pool(a.threads, || evaluate(&mut m.net, &data.test, &m.norm, batch, 1))?.error;
+        let digital =
+            in_pool(a.threads, m.ck.config.flush_denormals, || evaluate(&mut m.net, &data.test, &m.norm, batch, 1))?
+                .error;
         csv.push_str(&format!("{},digital,,,{digital:.6},\n", csv_field(dir)));
         println!("{}: digital test error {:.2} % ({} images)", m.label(), 100.0 * digital, data.test.len());
         for &comp in &comps {
@@ -101,7 +103,9 @@ pub fn inference(a: InferenceArgs) -> Result<(), TrainError> {
                 batch,
                 layers: layers.clone(),
             };
-            let points = in_pool(a.threads, || pcm_curve(&state, net_seed, &data.test, &m.norm, &eval))?;
+            let points = in_pool(a.threads, m.ck.config.flush_denormals, || {
+                pcm_curve(&state, net_seed, &data.test, &m.norm, &eval)
+            })?;
             for p in &points {
                 csv.push_str(&format!(
                     "{},{comp},{},{},{:.6},{on_pcm}\n",

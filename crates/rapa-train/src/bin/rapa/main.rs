@@ -11,7 +11,7 @@ use rapa_train::data::{DatasetKind, InputNorm, Normalizer, Split, load, load_tes
 use rapa_train::experiment::require_same;
 use rapa_train::layers::PoolKind;
 use rapa_train::net::{NetConfig, NetPreset, Network};
-use rapa_train::runtime::{compute_pool, flush_denormals};
+use rapa_train::runtime::compute_pool;
 use rapa_train::train::{TrainConfig, Trainer, evaluate, keep_spread, read_checkpoint};
 
 mod analyze;
@@ -302,7 +302,8 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
         });
     }
     let trainer = if resume {
-        let mut ck = read_checkpoint(&a.out.join("checkpoint.bin"))?;
+        let path = a.out.join("checkpoint.bin");
+        let mut ck = read_checkpoint(&path)?;
         // The run keeps its settings: flags and --config may repeat them (as the commands of
         // `rapa experiment --list` do), extend --epochs, or change --threads and --data-dir,
         // which do not change the results; anything else is an error, not silently ignored.
@@ -316,7 +317,7 @@ fn train(a: TrainArgs) -> Result<(), TrainError> {
         ck.config.data_dir = wanted.data_dir;
         let data = load_data(&ck.config)?;
         eprintln!("resuming {} after epoch {}", a.out.display(), ck.epoch);
-        let mut t = Trainer::resume(ck, data, Some(wanted.epochs))?;
+        let mut t = Trainer::resume(ck, data, Some(wanted.epochs)).map_err(|e| e.in_checkpoint(&path))?;
         t.set_threads(wanted.threads);
         t
     } else {
@@ -375,11 +376,7 @@ pub(crate) fn run_training(mut trainer: Trainer, out: &Path) -> Result<Trainer, 
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let ftz = cfg.flush_denormals;
     pool.install(|| {
-        if ftz {
-            flush_denormals();
-        }
         trainer.fit(
             Some(out),
             &mut |p| {
@@ -421,7 +418,8 @@ pub(crate) fn run_training(mut trainer: Trainer, out: &Path) -> Result<Trainer, 
 }
 
 fn eval(a: EvalArgs) -> Result<(), TrainError> {
-    let ck = read_checkpoint(&a.model.join("checkpoint.bin"))?;
+    let path = a.model.join("checkpoint.bin");
+    let ck = read_checkpoint(&path)?;
     let mut cfg = ck.config.clone();
     if let Some(d) = a.dataset {
         cfg.dataset = d;
@@ -450,10 +448,7 @@ fn eval(a: EvalArgs) -> Result<(), TrainError> {
     let norm = Normalizer { mean: ck.norm_mean, std: ck.norm_std };
     let seed = cfg.seed;
     let result = pool.install(|| {
-        if cfg.flush_denormals {
-            flush_denormals();
-        }
-        let mut net = Network::from_state(ck.net, seed)?;
+        let mut net = Network::from_state(ck.net, seed).map_err(|e| e.in_checkpoint(&path))?;
         evaluate(&mut net, &test, &norm, cfg.eval_batch, a.vote)
     })?;
     println!(
