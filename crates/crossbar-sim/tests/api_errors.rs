@@ -9,7 +9,7 @@ use crossbar_sim::{
     AnalogTile, ConfigError, FloatTile, IoConfig, MappingConfig, SimError, Tile, TileConfig, TileSnapshot, TimingModel,
     UpdateConfig,
 };
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
 /// Runs `f`, turning a panic into a test failure that names the case.
 fn no_panic<T>(case: &str, f: impl FnOnce() -> T) -> T {
@@ -433,4 +433,53 @@ fn non_finite_weights_are_rejected_by_device_tiles() {
         }
         assert_eq!(t.weights(), before.view(), "{op}: rejected weights changed the tile");
     }
+}
+
+/// The float tile refuses a non-finite update argument wherever it sits: every position of
+/// `x` and `d`, NaN and ±∞, with the other argument's matching row all zeros (where 0·∞ would
+/// turn into NaN) and with lr 0, is refused naming the argument, and the weights stay bit for
+/// bit as they were, also when they are already non-finite. Finite arguments whose update
+/// overflows still update, to ±∞, as f32 math does.
+#[test]
+fn float_update_refuses_every_non_finite_position() {
+    let w0 = Array2::<f32>::from_shape_fn((3, 4), |(i, j)| 0.1 * i as f32 - 0.07 * j as f32 + 0.01);
+    let bits = |a: ArrayView2<'_, f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let mut t = FloatTile::from_weights(w0.clone());
+    for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for lr in [0.1, 0.0] {
+            for zero_other in [false, true] {
+                for name in ["x", "d"] {
+                    let (rows, cols) = if name == "x" { (5, 4) } else { (5, 3) };
+                    for (b, k) in (0..rows).flat_map(|b| (0..cols).map(move |k| (b, k))) {
+                        let mut x = Array2::<f32>::from_shape_fn((5, 4), |(i, j)| 0.3 - 0.05 * (i * 4 + j) as f32);
+                        let mut d = Array2::<f32>::from_shape_fn((5, 3), |(i, j)| 0.2 * j as f32 - 0.03 * i as f32);
+                        let (bad, other) = if name == "x" { (&mut x, &mut d) } else { (&mut d, &mut x) };
+                        bad[[b, k]] = v;
+                        if zero_other {
+                            other.row_mut(b).fill(0.0);
+                        }
+                        let r = t.update(x.view(), d.view(), lr);
+                        assert!(
+                            matches!(&r, Err(SimError::InvalidArgument { name: n, .. }) if *n == name),
+                            "{name}[{b},{k}] = {v}, lr {lr}, zero row {zero_other}: {r:?}"
+                        );
+                        assert_eq!(bits(t.weights()), bits(w0.view()), "{name}[{b},{k}] = {v}: weights changed");
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(t.counters().update_cycles, 0);
+    // Finite arguments that overflow: the update stands (±∞ weights), as before.
+    let big = Array2::<f32>::from_elem((5, 4), 3e38);
+    let dbig = Array2::<f32>::from_elem((5, 3), -3e38);
+    t.update(big.view(), dbig.view(), 1.0).unwrap();
+    assert!(t.weights().iter().all(|w| *w == f32::INFINITY), "{}", t.weights());
+    // Weights already non-finite: a non-finite argument is still refused, weights unchanged.
+    let mut x = Array2::<f32>::zeros((5, 4));
+    x[[0, 0]] = f32::NAN;
+    let before = bits(t.weights());
+    let r = t.update(x.view(), Array2::zeros((5, 3)).view(), 0.1);
+    assert!(matches!(&r, Err(SimError::InvalidArgument { name: "x", .. })), "{r:?}");
+    assert_eq!(bits(t.weights()), before);
 }
