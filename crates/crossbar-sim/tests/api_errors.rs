@@ -483,3 +483,40 @@ fn float_update_refuses_every_non_finite_position() {
     assert!(matches!(&r, Err(SimError::InvalidArgument { name: "x", .. })), "{r:?}");
     assert_eq!(bits(t.weights()), before);
 }
+
+/// `update_finite_inputs` is `update` for finite arguments, bit for bit, on every kind of
+/// tile (the float and inference tiles skip only the finiteness pass), and still checks
+/// shapes and the learning rate.
+#[test]
+fn update_finite_inputs_equals_update() {
+    let x = Array2::<f32>::from_shape_fn((5, 4), |(i, j)| 0.3 - 0.05 * (i * 4 + j) as f32);
+    let d = Array2::<f32>::from_shape_fn((5, 3), |(i, j)| 0.2 * j as f32 - 0.03 * i as f32);
+    let inference = || -> Box<dyn Tile> {
+        let mut t = crossbar_sim::InferenceTile::new(3, 4, &crossbar_sim::InferenceConfig::default(), 4).unwrap();
+        t.set_weights(Array2::from_shape_fn((3, 4), |(i, j)| 0.1 * (i as f32 - j as f32)).view()).unwrap();
+        Box::new(t)
+    };
+    let (a, b) = (
+        tiles().into_iter().chain([("InferenceTile", inference())]),
+        tiles().into_iter().chain([("InferenceTile", inference())]),
+    );
+    for ((kind, mut checked), (_, mut fast)) in a.zip(b) {
+        for lr in [0.1, 0.0] {
+            checked.update(x.view(), d.view(), lr).unwrap();
+            fast.update_finite_inputs(x.view(), d.view(), lr).unwrap();
+            let bits = |t: &dyn Tile| t.weights().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&*checked), bits(&*fast), "{kind}, lr {lr}");
+        }
+        assert_eq!(checked.counters(), fast.counters(), "{kind}");
+        assert_bad_lr_fast(kind, &mut *fast, &x, &d);
+        let r = fast.update_finite_inputs(x.slice(ndarray::s![.., ..3]), d.view(), 0.1);
+        assert!(matches!(r, Err(SimError::ShapeMismatch { .. })), "{kind}: {r:?}");
+    }
+}
+
+fn assert_bad_lr_fast(kind: &str, t: &mut dyn Tile, x: &Array2<f32>, d: &Array2<f32>) {
+    for lr in [f32::NAN, -0.1, f32::INFINITY] {
+        let r = t.update_finite_inputs(x.view(), d.view(), lr);
+        assert!(matches!(r, Err(SimError::InvalidArgument { name: "lr", .. })), "{kind}, lr {lr}: {r:?}");
+    }
+}

@@ -4,8 +4,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crossbar_sim::{ConfigError, IoConfig, SimError, TileConfig};
-use ndarray::{Array2, Array4};
+use crossbar_sim::{ConfigError, IoConfig, SimError, Tile, TileConfig};
+use ndarray::{Array2, Array4, ArrayView2, ArrayViewMut2};
 use rapa_layers::analysis::{Reduction, plan_tiles, reduce, reduction_choice};
 use rapa_layers::{Assigner, ConvConfig, ConvGeometry, LayerError, RapaConv2d, Scheme, TileKind, TiledLinear};
 
@@ -247,6 +247,108 @@ fn non_finite_gradients_are_rejected_at_the_update() {
         let r = no_panic("update", || l.update(0.1));
         assert!(matches!(&r, Err(LayerError::Sim(SimError::InvalidArgument { name: "d", .. }))), "{scheme}: {r:?}");
         // The tile holding the bad patch rejected it; the others may have stepped.
+        assert!(l.tiles().iter().zip(&before).any(|(t, w)| t.weights() == w.view()), "{scheme}");
+    }
+}
+
+/// A tile that counts which update entry the layer calls, and with `checked_only` sends the
+/// fast one down the checked path.
+#[derive(Debug)]
+struct Spy {
+    inner: Box<dyn Tile>,
+    checked_only: bool,
+    calls: std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]>,
+}
+
+impl Tile for Spy {
+    fn out_size(&self) -> usize {
+        self.inner.out_size()
+    }
+    fn in_size(&self) -> usize {
+        self.inner.in_size()
+    }
+    fn forward(&mut self, x: ArrayView2<'_, f32>, y: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
+        self.inner.forward(x, y)
+    }
+    fn backward(&mut self, d: ArrayView2<'_, f32>, z: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
+        self.inner.backward(d, z)
+    }
+    fn update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) -> Result<(), SimError> {
+        self.calls[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.update(x, d, lr)
+    }
+    fn update_finite_inputs(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        d: ArrayView2<'_, f32>,
+        lr: f32,
+    ) -> Result<(), SimError> {
+        self.calls[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.checked_only { self.inner.update(x, d, lr) } else { self.inner.update_finite_inputs(x, d, lr) }
+    }
+    fn weights(&self) -> ArrayView2<'_, f32> {
+        self.inner.weights()
+    }
+    fn set_weights(&mut self, w: ArrayView2<'_, f32>) -> Result<(), SimError> {
+        self.inner.set_weights(w)
+    }
+    fn set_training(&mut self, training: bool) {
+        self.inner.set_training(training)
+    }
+    fn counters(&self) -> crossbar_sim::CycleCounters {
+        self.inner.counters()
+    }
+    fn reset_counters(&mut self) {
+        self.inner.reset_counters()
+    }
+    fn snapshot(&self) -> crossbar_sim::TileSnapshot {
+        self.inner.snapshot()
+    }
+}
+
+/// The layer lets its tiles skip their finiteness pass over the patches only when its input
+/// was finite and the tile's gradients are: then every tile gets `update_finite_inputs`, with
+/// the same weights bit for bit as the checked path. A non-finite input value sends the tiles
+/// down the checked path only, and the one holding its patches refuses, naming `x`.
+#[test]
+fn the_update_skips_the_patch_check_only_for_finite_inputs() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for (mut l, mut reference) in layers().into_iter().zip(layers()) {
+        let scheme = l.config().scheme;
+        let n = l.tiles().len();
+        let mut spies = Vec::new();
+        for (ll, checked_only) in [(&mut l, false), (&mut reference, true)] {
+            let calls = std::sync::Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+            for t in 0..n {
+                let slot = &mut ll.tiles_mut()[t];
+                let inner = std::mem::replace(slot, Box::new(crossbar_sim::FloatTile::new(1, 1)));
+                *slot = Box::new(Spy { inner, checked_only, calls: calls.clone() });
+            }
+            ll.set_training(false); // perforated computes every patch only in evaluation
+            spies.push(calls);
+        }
+        let good = x(2, 2, 6, 6);
+        let dy = Array4::<f32>::from_shape_fn((2, 3, 6, 6), |(b, c, i, j)| 0.1 * (b + c + i) as f32 - 0.05 * j as f32);
+        for ll in [&mut l, &mut reference] {
+            ll.forward(good.view()).unwrap();
+            ll.backward_weights_only(dy.view()).unwrap();
+            ll.update(0.1).unwrap();
+        }
+        let count = |i: usize, k: usize| spies[i][k].load(Ordering::Relaxed);
+        assert_eq!((count(0, 0), count(0, 1)), (0, n), "{scheme}: finite input, fast entry");
+        let bits = |w: ArrayView2<'_, f32>| w.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for t in 0..n {
+            assert_eq!(bits(l.tiles()[t].weights()), bits(reference.tiles()[t].weights()), "{scheme} tile {t}");
+        }
+        let mut bad = good.clone();
+        bad[[1, 1, 2, 3]] = f32::INFINITY;
+        no_panic("forward", || l.forward(bad.view())).unwrap();
+        no_panic("backward", || l.backward_weights_only(dy.view())).unwrap();
+        let before: Vec<_> = l.tiles().iter().map(|t| t.weights().to_owned()).collect();
+        let r = no_panic("update", || l.update(0.1));
+        assert!(matches!(&r, Err(LayerError::Sim(SimError::InvalidArgument { name: "x", .. }))), "{scheme}: {r:?}");
+        // (The update stops at the first refusal, so some tiles may not be called at all.)
+        assert!(count(0, 0) >= 1 && count(0, 1) == n, "{scheme}: non-finite input, checked entry only");
         assert!(l.tiles().iter().zip(&before).any(|(t, w)| t.weights() == w.view()), "{scheme}");
     }
 }

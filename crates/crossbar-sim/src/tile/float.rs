@@ -26,6 +26,26 @@ impl FloatTile {
     pub fn from_weights(w: Array2<f32>) -> Self {
         Self { w, counters: CycleCounters::default() }
     }
+
+    /// W ← W − lr·dᵀ·x after checking the shapes and lr, and with `check_values` that x and
+    /// d are finite.
+    fn apply_update(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        d: ArrayView2<'_, f32>,
+        lr: f32,
+        check_values: bool,
+    ) -> Result<(), SimError> {
+        check_io("FloatTile::update", "x", x.dim().into(), self.in_size(), "d", d.dim().into(), self.out_size())?;
+        check_lr("FloatTile::update", lr)?;
+        if check_values {
+            check_finite("FloatTile::update", "x", x)?;
+            check_finite("FloatTile::update", "d", d)?;
+        }
+        sgemm(-lr, d.t(), x, 1.0, &mut self.w.view_mut());
+        self.counters.update_cycles += x.nrows() as u64;
+        Ok(())
+    }
 }
 
 impl Tile for FloatTile {
@@ -52,13 +72,15 @@ impl Tile for FloatTile {
         Ok(())
     }
     fn update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) -> Result<(), SimError> {
-        check_io("FloatTile::update", "x", x.dim().into(), self.in_size(), "d", d.dim().into(), self.out_size())?;
-        check_lr("FloatTile::update", lr)?;
-        check_finite("FloatTile::update", "x", x)?;
-        check_finite("FloatTile::update", "d", d)?;
-        sgemm(-lr, d.t(), x, 1.0, &mut self.w.view_mut());
-        self.counters.update_cycles += x.nrows() as u64;
-        Ok(())
+        self.apply_update(x, d, lr, true)
+    }
+    fn update_finite_inputs(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        d: ArrayView2<'_, f32>,
+        lr: f32,
+    ) -> Result<(), SimError> {
+        self.apply_update(x, d, lr, false)
     }
     fn weights(&self) -> ArrayView2<'_, f32> {
         self.w.view()

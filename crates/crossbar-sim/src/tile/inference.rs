@@ -602,6 +602,38 @@ impl InferenceTile {
     }
 }
 
+impl InferenceTile {
+    /// SGD on the effective target weights W = α ⊙ W' (+ bias), W' receiving ΔW/α, after
+    /// checking the shapes and lr, and with `check_values` that x and d are finite.
+    fn apply_update(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        d: ArrayView2<'_, f32>,
+        lr: f32,
+        check_values: bool,
+    ) -> Result<(), SimError> {
+        check_io("InferenceTile::update", "x", x.dim().into(), self.in_size(), "d", d.dim().into(), self.out_size())?;
+        check_lr("InferenceTile::update", lr)?;
+        if check_values {
+            check_finite("InferenceTile::update", "x", x)?;
+            check_finite("InferenceTile::update", "d", d)?;
+        }
+        let n_analog = self.target.ncols();
+        let mut w = self.effective(self.target.view(), false);
+        sgemm(-lr, d.t(), x, 1.0, &mut w.view_mut());
+        if !self.bias.is_empty() {
+            self.bias = w.column(n_analog).to_vec();
+        }
+        for (i, (mut t, wr)) in self.target.rows_mut().into_iter().zip(w.rows()).enumerate() {
+            let a = self.scales.get(i).copied().unwrap_or(1.0);
+            t.zip_mut_with(&wr.slice(s![..n_analog]), |t, &w| *t = w / a);
+        }
+        self.counters.update_cycles += x.nrows() as u64;
+        self.discard_programming();
+        Ok(())
+    }
+}
+
 impl Tile for InferenceTile {
     fn out_size(&self) -> usize {
         self.w_eff.nrows()
@@ -648,24 +680,15 @@ impl Tile for InferenceTile {
         Ok(())
     }
     fn update(&mut self, x: ArrayView2<'_, f32>, d: ArrayView2<'_, f32>, lr: f32) -> Result<(), SimError> {
-        check_io("InferenceTile::update", "x", x.dim().into(), self.in_size(), "d", d.dim().into(), self.out_size())?;
-        check_lr("InferenceTile::update", lr)?;
-        check_finite("InferenceTile::update", "x", x)?;
-        check_finite("InferenceTile::update", "d", d)?;
-        // SGD on the effective target weights W = α ⊙ W' (+ bias): W' receives ΔW/α.
-        let n_analog = self.target.ncols();
-        let mut w = self.effective(self.target.view(), false);
-        sgemm(-lr, d.t(), x, 1.0, &mut w.view_mut());
-        if !self.bias.is_empty() {
-            self.bias = w.column(n_analog).to_vec();
-        }
-        for (i, (mut t, wr)) in self.target.rows_mut().into_iter().zip(w.rows()).enumerate() {
-            let a = self.scales.get(i).copied().unwrap_or(1.0);
-            t.zip_mut_with(&wr.slice(s![..n_analog]), |t, &w| *t = w / a);
-        }
-        self.counters.update_cycles += x.nrows() as u64;
-        self.discard_programming();
-        Ok(())
+        self.apply_update(x, d, lr, true)
+    }
+    fn update_finite_inputs(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        d: ArrayView2<'_, f32>,
+        lr: f32,
+    ) -> Result<(), SimError> {
+        self.apply_update(x, d, lr, false)
     }
     fn weights(&self) -> ArrayView2<'_, f32> {
         self.w_eff.view()
