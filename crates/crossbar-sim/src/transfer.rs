@@ -318,9 +318,14 @@ impl TransferConfig {
         }
     }
 
-    /// The transfer learning rate λ for an update call at `lr`.
+    /// The transfer learning rate λ for an update call at `lr`: `transfer_lr` (times `lr` with
+    /// `scale_transfer_lr`), and for the buffered, chopped and dynamic rules also times γ when
+    /// γ > 0, as aihwkit's buffered transfer scales it by the ratio of the two devices' weights
+    /// in the read-out, γ_A/γ_C = γ/1 (`BufferedTransferRPUDeviceMetaParameter::getTransferLR`,
+    /// which the chopped and dynamic devices inherit; Tiki-Taka v1 does not scale).
     pub fn transfer_rate(&self, lr: f32) -> f32 {
-        if self.scale_transfer_lr { self.transfer_lr * lr } else { self.transfer_lr }
+        let rate = if self.scale_transfer_lr { self.transfer_lr * lr } else { self.transfer_lr };
+        if self.algorithm != TransferAlgorithm::TikiTaka && self.gamma > 0.0 { rate * self.gamma } else { rate }
     }
 
     /// Checks every field; `prefix` is prepended to field names in errors.

@@ -961,3 +961,59 @@ fn automatic_chopped_period_follows_the_states() {
     let e = AnalogTile::new(4, 10, &ideal, 1).unwrap_err().to_string();
     assert!(e.contains("transfer.transfer_every"), "{e}");
 }
+
+/// aihwkit's buffered transfer scales λ by γ_A/γ_C = γ when γ > 0 (its chopped and dynamic
+/// rules inherit that; Tiki-Taka v1 does not): by hand, A = 0.0101 after one vector, the
+/// buffer takes γ·λ·A = 0.00505 and C one write of trunc(5.05) = 5 steps of ε = 10⁻³ (10 without
+/// the factor); and for every rule, a tile at γ = 0.5 moves C, A and the buffer exactly as one
+/// at γ = 0 whose `transfer_lr` is halved (left as it is for Tiki-Taka v1).
+#[test]
+fn buffered_rules_scale_the_transfer_rate_by_gamma() {
+    let float_write = UpdateConfig { pulse_type: PulseType::Float, desired_bl: 31, ..UpdateConfig::default() };
+    let buffered = TransferConfig {
+        algorithm: TransferAlgorithm::Buffered,
+        gamma: 0.5,
+        transfer_update: Some(float_write),
+        ..Default::default()
+    };
+    let mut tile = AnalogTile::new(1, 1, &exact_tt(buffered), 1).unwrap();
+    tile.set_weights(Array2::zeros((1, 1)).view()).unwrap();
+    tile.update(Array2::from_elem((1, 1), 1.0).view(), Array2::from_elem((1, 1), -0.0101).view(), 1.0).unwrap();
+    assert_eq!(tile.fast_weights().unwrap()[[0, 0]], 0.0101);
+    assert!((tile.stored_weights()[[0, 0]] - 0.005).abs() < 1e-9, "C = {}", tile.stored_weights());
+    // (The buffer forgets after a write, keeping momentum·ω = 0.1·0.00505.)
+    assert!(
+        (tile.transfer_buffer().unwrap()[[0, 0]] - 0.000505).abs() < 1e-9,
+        "H = {}",
+        tile.transfer_buffer().unwrap()
+    );
+
+    let (n_out, n_in) = (3, 4);
+    let w0 = uniform(n_out, n_in, 0.3, 4);
+    let data = calls(&[4; 8], n_in, n_out, 90);
+    for algorithm in [
+        TransferAlgorithm::TikiTaka,
+        TransferAlgorithm::Buffered,
+        TransferAlgorithm::Chopped,
+        TransferAlgorithm::Dynamic,
+    ] {
+        let base = TransferConfig { algorithm, transfer_lr: 2.0, in_chop_prob: 0.2, ..Default::default() };
+        let halved = if algorithm == TransferAlgorithm::TikiTaka { 2.0 } else { 1.0 };
+        let tiles =
+            [TransferConfig { gamma: 0.5, ..base.clone() }, TransferConfig { gamma: 0.0, transfer_lr: halved, ..base }]
+                .map(|t| {
+                    let mut tile = AnalogTile::new(n_out, n_in, &exact_tt(t), 5).unwrap();
+                    tile.set_weights(w0.view()).unwrap();
+                    for (x, d) in &data {
+                        tile.update(x.view(), d.view(), 0.1).unwrap();
+                    }
+                    tile
+                });
+        let [g, z] = &tiles;
+        assert_eq!(g.stored_weights(), z.stored_weights(), "{algorithm:?}: C");
+        assert_eq!(g.fast_weights(), z.fast_weights(), "{algorithm:?}: A");
+        assert_eq!(g.transfer_buffer(), z.transfer_buffer(), "{algorithm:?}: buffer");
+        let moved = g.stored_weights().iter().zip(&w0).filter(|(c, w)| c != w).count();
+        assert!(moved >= 4, "{algorithm:?}: only {moved} weights moved");
+    }
+}
