@@ -1,7 +1,8 @@
 //! Patch-to-tile assignment: the tiling schemes of the RAPA paper.
 //!
-//! Patch p sits at output pixel (i, j) = (p / S_w, p % S_w). Every scheme gives each tile
-//! ⌊P/n⌋ or ⌈P/n⌉ patches of every image.
+//! Patch p sits at output pixel (i, j) = (p / S_w, p % S_w). Every scheme but perforated
+//! gives each tile ⌊P/n⌋ or ⌈P/n⌉ patches of every image (perforated: one tile, which computes
+//! ⌈P/n⌉ of them in training and all P at test).
 
 use std::fmt;
 use std::str::FromStr;
@@ -161,7 +162,9 @@ impl Assigner {
 
     /// Writes the tile of every patch of image number `image` of forward call `call` into
     /// `out` (length P). Random draws come from a stream derived from (seed, call, image), so
-    /// they do not depend on threads or batch splitting. Perforated: in training the
+    /// they do not depend on threads or on how the work of a call is split; they do depend on
+    /// how images are grouped into calls (image 5 of one call of 10 is image 0 of the second
+    /// call of 5). Perforated: in training the
     /// selected patches get tile 0 and the others [`DROPPED`]; at test all get tile 0.
     ///
     /// # Panics

@@ -205,7 +205,9 @@ impl RapaConv2d {
         }
     }
 
-    /// Rebuilds a layer from a snapshot; it continues exactly where the snapshot was taken.
+    /// Rebuilds a layer from a snapshot; it continues exactly where the snapshot was taken,
+    /// except that a held assignment ([`hold_assignment`](Self::hold_assignment)) is not
+    /// part of the snapshot: the rebuilt layer is not held.
     pub fn from_state(state: ConvState) -> Result<Self, LayerError> {
         state.config.geometry.validate()?;
         let n_kernels = state.config.scheme.n_kernels(state.config.n_tiles);

@@ -71,6 +71,14 @@ impl ConvGeometry {
         if self.stride == 0 {
             return bad("stride", 0, "must be > 0");
         }
+        // (A zero side would pass the kernel test below on its padding alone, and leave
+        // patches of nothing but padding in images of no pixels.)
+        if self.height == 0 {
+            return bad("height", 0, "must be > 0");
+        }
+        if self.width == 0 {
+            return bad("width", 0, "must be > 0");
+        }
         // Sizes beyond these would overflow the index arithmetic or allocate an assignment of
         // billions of patches (a corrupt checkpoint must not abort the process).
         if self.in_channels > MAX_CHANNELS {

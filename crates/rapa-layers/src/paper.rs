@@ -12,7 +12,8 @@ pub fn pool_out(size: usize, kernel: usize, stride: usize) -> usize {
 
 /// The three conv layers of the paper's network on 32×32×3 images: 5×5 kernels with pad 2,
 /// 32, 32 and 64 channels, each followed by a 3×3/2 pool (32 → 16 → 8 → 4). `tiles` gives n
-/// per layer; the scheme applies to every layer with n > 1 (layers with n = 1 use `none`).
+/// per layer; the scheme applies to every layer with n > 1 (layers with n = 1 use `none`,
+/// except perforated, which keeps its scheme: one kernel on all patches either way).
 /// Initial weight std as in Caffe: 1e-4, 0.01, 0.01.
 pub fn paper_convs(tiles: [usize; 3], scheme: Scheme, tile: &TileKind) -> [ConvConfig; 3] {
     paper_like_convs([32, 32, 64], tiles, scheme, tile)

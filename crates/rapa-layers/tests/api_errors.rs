@@ -96,8 +96,12 @@ fn x(n: usize, c: usize, h: usize, w: usize) -> Array4<f32> {
 #[test]
 fn invalid_geometry_and_layer_parameters_are_rejected() {
     type Edit = fn(&mut ConvConfig);
-    let cases: [(&str, Edit, &str); 10] = [
+    let cases: [(&str, Edit, &str); 12] = [
         ("in_channels 0", |c| c.geometry.in_channels = 0, "in_channels"),
+        // Zero sides with padding: the padded image is large enough for the kernel, but an
+        // image of no pixels would make `forward` split its input into chunks of size 0.
+        ("height 0 padded", |c| c.geometry.height = 0, "height"),
+        ("width 0 padded", |c| c.geometry.width = 0, "width"),
         ("in_channels huge", |c| c.geometry.in_channels = usize::MAX, "in_channels"),
         ("kernel 0", |c| c.geometry.kernel = 0, "kernel"),
         ("kernel too large", |c| c.geometry.kernel = 9, "kernel"),
@@ -112,7 +116,7 @@ fn invalid_geometry_and_layer_parameters_are_rejected() {
         let mut c = cfg(Scheme::Random, 4, TileKind::Float);
         edit(&mut c);
         assert_invalid(case, no_panic(case, || RapaConv2d::new(c.clone(), 0)), field);
-        if case.starts_with("in_") || case.starts_with("kernel") || case.starts_with("stride") {
+        if case.starts_with("in_") || case.starts_with("kernel") || case.starts_with("stride") || case.contains(" 0 ") {
             assert_invalid(case, no_panic(case, || c.geometry.validate()), field);
         }
     }

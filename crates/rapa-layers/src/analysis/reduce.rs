@@ -18,9 +18,12 @@ pub enum Reduction<'a> {
     Wins(ArrayView2<'a, u64>),
     /// No choice: the mean of every tile's filter and bias. The layer's pre-activation output
     /// is linear in the kernel, so with float tiles the reduced layer computes, for every
-    /// patch, the mean of what the n tiles would compute for it (with random assignment: the
-    /// layer's output averaged over assignments). Analog tiles add noise and quantization, so
-    /// there it holds only on average.
+    /// patch, the mean of what the n tiles would compute for it. With random assignment that
+    /// is the layer's output averaged over assignments when n divides the patches per image P
+    /// (as in the paper's layers; otherwise a tile's share of the patches is its count of the
+    /// labels p mod n, over P, not 1/n). Not for image-pad tiles, which mask each patch to their
+    /// own region: the reduced layer applies no mask. Analog tiles add noise and quantization,
+    /// so there it holds only on average.
     Mean,
 }
 
