@@ -739,3 +739,29 @@ mod whole_network {
         }
     }
 }
+
+/// Pooling a plane smaller than the window uses the window clipped to it (one output, Caffe's
+/// ceil mode); empty planes and a zero kernel or stride panic as documented.
+#[test]
+fn pooling_small_and_empty_planes() {
+    let x = Array4::from_shape_vec((1, 1, 2, 2), vec![1.0f32, 4.0, 2.0, 3.0]).unwrap();
+    let y = Pool::new(PoolKind::Max, 3, 2, 1, 0).forward(x.view());
+    assert_eq!(y.shape(), &[1, 1, 1, 1]);
+    assert_eq!(y[[0, 0, 0, 0]], 4.0);
+    assert_eq!(Pool::new(PoolKind::Avg, 3, 2, 1, 0).forward(x.view())[[0, 0, 0, 0]], 2.5);
+    let empty = Array4::<f32>::zeros((1, 1, 0, 0));
+    for (kernel, stride, input) in [(3, 2, &empty), (0, 2, &x), (3, 0, &x)] {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Pool::new(PoolKind::Avg, kernel, stride, 1, 0).forward(input.view())
+        }));
+        assert!(r.is_err(), "kernel {kernel}, stride {stride}, {:?}: no panic", input.shape());
+    }
+}
+
+/// The loss needs a label for every row of logits (documented panic, not a silent gradient
+/// of raw probabilities for the unlabelled rows).
+#[test]
+#[should_panic(expected = "1 labels for 2 rows")]
+fn loss_with_fewer_labels_than_rows_panics() {
+    let _ = SoftmaxCrossEntropy::loss_grad(Array2::zeros((2, 2)).view(), &[0]);
+}

@@ -26,6 +26,7 @@ impl SoftmaxCrossEntropy {
     /// loaders reject labels outside the class range, and the trainer checks that the network
     /// has as many outputs as the data has classes).
     pub fn loss_grad(logits: ArrayView2<'_, f32>, labels: &[u16]) -> (f64, Array2<f32>, usize) {
+        assert!(labels.len() >= logits.nrows(), "{} labels for {} rows of logits", labels.len(), logits.nrows());
         let n = logits.nrows().max(1) as f32;
         let mut g = softmax(logits);
         let mut loss = 0.0f64;

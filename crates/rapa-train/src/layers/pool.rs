@@ -101,10 +101,13 @@ const NONE: u32 = u32::MAX;
 impl Pool {
     /// A pooling layer for `channels` channels; `seed` drives stochastic sampling.
     ///
+    /// A plane smaller than the window is pooled over the window clipped to it (Caffe's ceil
+    /// mode: one output for a 2×2 plane and a 3×3 window).
+    ///
     /// # Panics
-    /// In `forward`, if `kernel` or `stride` is 0, the input planes are empty or smaller than
-    /// the window, or (mixed pooling) the input has more channels than `channels`; the network
-    /// builds its pools from a validated configuration for 32×32 images.
+    /// In `forward`, if `kernel` or `stride` is 0, the input planes are empty, or (mixed
+    /// pooling) the input has more channels than `channels`; the network builds its pools from
+    /// a validated configuration for 32×32 images.
     pub fn new(kind: PoolKind, kernel: usize, stride: usize, channels: usize, seed: u64) -> Self {
         let mix = if kind == PoolKind::Mixed { Array1::from_elem(channels, MIXED_INIT) } else { Array1::zeros(0) };
         Self { kind, kernel, stride, mix, seed, calls: 0, training: true, cache: None }
@@ -138,6 +141,8 @@ impl Pool {
     /// Forward pass.
     pub fn forward(&mut self, x: ArrayView4<'_, f32>) -> Array4<f32> {
         let (n, c, h, w) = x.dim();
+        assert!(self.kernel > 0 && self.stride > 0, "pooling needs kernel and stride > 0");
+        assert!(h > 0 && w > 0, "pooling needs non-empty planes, got {h}×{w}");
         let (oh, ow) = (pool_out(h, self.kernel, self.stride), pool_out(w, self.kernel, self.stride));
         let x = x.as_standard_layout();
         let xs = x.as_slice().expect("standard layout");

@@ -252,7 +252,7 @@ impl Network {
     }
 
     /// SGD step on every tile (and the mixing logits), then weight decay W ← W·(1 − lr·wd) on
-    /// the float tiles' weights (biases excluded); with
+    /// the float and inference tiles' weights (biases excluded; both train digitally); with
     /// [`decay_with_tile_lr`](NetConfig::decay_with_tile_lr) a conv tile decays with its own
     /// rate, W ← W·(1 − lr·s·wd) for its learning-rate factor s. Analog tiles get no decay:
     /// their weights change only through pulses.
@@ -366,7 +366,8 @@ impl Network {
     }
 }
 
-/// W[:, :K] ← f·W[:, :K] (the bias column is not decayed); called for float tiles only.
+/// W[:, :K] ← f·W[:, :K] (the bias column is not decayed); called for float and inference
+/// tiles only (both train digitally).
 fn decay(t: &mut dyn crossbar_sim::Tile, f: f32) -> Result<(), TrainError> {
     let mut w = t.weights().to_owned();
     let k = w.ncols() - 1;

@@ -67,7 +67,7 @@ pub struct TrainConfig {
     /// Warm-up epochs at lr/50, 0 for none. Default: 1. It may cover the whole run (a run of
     /// `epochs ≤ warmup_epochs` trains at lr/50 throughout, e.g. a one-epoch smoke test).
     pub warmup_epochs: usize,
-    /// Weight decay per step, W ← W·(1 − lr·weight_decay) (float tiles; with
+    /// Weight decay per step, W ← W·(1 − lr·weight_decay) (float and inference tiles; with
     /// `net.decay_with_tile_lr` each conv tile's lr factor multiplies lr). Default: 1e-4.
     pub weight_decay: f32,
     /// Input scale: `standardize` (per channel to mean 0, std 1) or `caffe` (grey levels 0–255
