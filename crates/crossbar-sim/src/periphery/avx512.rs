@@ -249,6 +249,10 @@ pub(super) struct RowsOut {
 /// order). Rows with α = 0 are set to zero and take no noise. `failed[b]` is set for the rows
 /// that clipped.
 ///
+/// The same operations as [`adc_row`] per value, with the constants set up once for all rows
+/// and the zero rows stored in vectors (a `memset` call per row made the compiler keep the
+/// constants on the stack and reload them for every row).
+///
 /// # Panics
 /// If `z` holds fewer values than the rows with α ≠ 0 take.
 #[target_feature(enable = "avx512f")]
@@ -260,17 +264,72 @@ pub(super) fn adc_rows(
     out: RowsOut,
     failed: &mut [bool],
 ) {
+    match (noise, out.test_negative) {
+        (Some((sigma, z)), true) => rows::<true, true>(y, alphas, sigma, z, g, out, failed),
+        (Some((sigma, z)), false) => rows::<true, false>(y, alphas, sigma, z, g, out, failed),
+        (None, true) => rows::<false, true>(y, alphas, 0.0, &[], g, out, failed),
+        (None, false) => rows::<false, false>(y, alphas, 0.0, &[], g, out, failed),
+    }
+}
+
+/// [`adc_rows`] for one combination of noise and negative-bound test.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn rows<const NOISY: bool, const NEG: bool>(
+    y: &mut [f32],
+    alphas: &[f32],
+    sigma: f32,
+    z: &[f32],
+    g: Grid,
+    out: RowsOut,
+    failed: &mut [bool],
+) {
+    let cols = out.cols;
+    let c = Consts::of(g);
+    let tol = g.bound * (1.0 + 4.0 * f32::EPSILON);
+    let (tol_hi, tol_lo, sig, zero) =
+        (_mm512_set1_ps(tol), _mm512_set1_ps(-tol), _mm512_set1_ps(sigma), _mm512_setzero_ps());
+    let whole = cols / W * W;
+    let tail = if whole < cols { mask(cols, whole) } else { 0 };
     let mut next = 0;
-    for ((yr, &alpha), f) in y.chunks_exact_mut(out.cols).zip(alphas).zip(failed) {
+    for ((yr, &alpha), f) in y.chunks_exact_mut(cols).zip(alphas).zip(failed) {
         if alpha == 0.0 {
-            yr.fill(0.0);
+            for i in (0..whole).step_by(W) {
+                store(yr, i, 0xFFFF, zero);
+            }
+            if tail != 0 {
+                store(yr, whole, tail, zero);
+            }
             *f = false;
             continue;
         }
-        let row_noise = noise.map(|(sigma, z)| (sigma, &z[next..next + out.cols]));
-        if noise.is_some() {
-            next += out.cols;
+        let zr: &[f32] = if NOISY {
+            let zr = &z[next..next + cols];
+            next += cols;
+            zr
+        } else {
+            &[]
+        };
+        let sc = _mm512_set1_ps(alpha * out.out_scale);
+        let mut clip: __mmask16 = 0;
+        let mut block = |i: usize, m: __mmask16| {
+            let mut a = load(yr, i, m);
+            if NOISY {
+                a = _mm512_add_ps(a, _mm512_mul_ps(sig, load(zr, i, m)));
+            }
+            let (r, q) = c.quantize(a);
+            clip |= _mm512_cmp_ps_mask::<_CMP_GT_OQ>(r, tol_hi) & m;
+            if NEG {
+                clip |= _mm512_cmp_ps_mask::<_CMP_LT_OQ>(r, tol_lo) & m;
+            }
+            store(yr, i, m, _mm512_mul_ps(q, sc));
+        };
+        for i in (0..whole).step_by(W) {
+            block(i, 0xFFFF);
         }
-        *f = adc_row(yr, row_noise, g, out.test_negative, alpha * out.out_scale);
+        if tail != 0 {
+            block(whole, tail);
+        }
+        *f = clip != 0;
     }
 }
