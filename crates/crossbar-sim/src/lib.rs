@@ -100,7 +100,7 @@ pub use pcm::{PcmDevices, PcmNoiseModel};
 pub use rng::{SimRng, derive_seed};
 pub use tile::{
     AnalogTile, AnalogTileState, Choppers, DriftCompensation, FloatTile, InferenceConfig, InferenceTile, ModifierKind,
-    PRESETS, Tile, TileConfig, TileSnapshot, TransferState, WeightModifier,
+    PRESETS, Tile, TileConfig, TileSnapshot, TransferState, WeightModifier, all_finite,
 };
 pub use transfer::{TransferAlgorithm, TransferConfig};
 pub use update_config::{PulseType, UpdateConfig};

@@ -1,7 +1,7 @@
 //! The RAPA convolution: one conv layer over n replicated tiles with permuted patch assignment.
 
 use crossbar_sim::rng::{derive_seed, stream};
-use crossbar_sim::{AnalogTile, FloatTile, InferenceConfig, InferenceTile, Tile, TileConfig, TileSnapshot};
+use crossbar_sim::{AnalogTile, FloatTile, InferenceConfig, InferenceTile, Tile, TileConfig, TileSnapshot, all_finite};
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
@@ -591,11 +591,4 @@ impl RapaConv2d {
         let k = self.cfg.geometry.patch_len();
         self.tiles[t].weights().slice_move(ndarray::s![.., ..k])
     }
-}
-
-/// Whether every value is finite: one branch-free pass that the compiler vectorizes (a value
-/// is NaN or infinite exactly when its exponent bits are all ones).
-fn all_finite(s: &[f32]) -> bool {
-    const EXP: u32 = 0x7f80_0000;
-    s.iter().fold(0u32, |any, v| any | u32::from(v.to_bits() & EXP == EXP)) == 0
 }

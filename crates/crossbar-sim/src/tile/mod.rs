@@ -139,18 +139,23 @@ pub(crate) fn check_io(
     check_shape(op, b_name, &b, [a[0], b_cols])
 }
 
+/// Whether every value of `s` is finite, in one branch-free pass that the compiler vectorizes
+/// (even for the baseline SSE2): a value is NaN or infinite exactly when its exponent bits are
+/// all ones, and the flags are OR-ed. For callers that vouch for a tile's arguments
+/// ([`Tile::update_finite_inputs`]).
+pub fn all_finite(s: &[f32]) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    s.iter().fold(0u32, |any, v| any | u32::from(v.to_bits() & EXP == EXP)) == 0
+}
+
 /// Checks that every element of an update argument is finite: a NaN or infinite `x` or `d`
 /// would otherwise vanish silently in a pulsed update (its pulse counts saturate) or poison
 /// every weight of its row and column.
 pub(crate) fn check_finite(op: &'static str, name: &'static str, a: ArrayView2<'_, f32>) -> Result<(), SimError> {
-    // The common case, all finite, in one branch-free pass that the compiler vectorizes (even
-    // for the baseline SSE2): a value is NaN or infinite exactly when its exponent bits are all
-    // ones; the flags are OR-ed. (A plain early-exit search runs about one element per cycle,
-    // as long as the float tile's whole update GEMM of conv1.)
-    const EXP: u32 = 0x7f80_0000;
-    if let Some(s) = a.as_slice_memory_order()
-        && s.iter().fold(0u32, |any, v| any | u32::from(v.to_bits() & EXP == EXP)) == 0
-    {
+    // The common case, all finite, in one pass ([`all_finite`]); the slow search below only
+    // finds the value to name. (A plain early-exit search runs about one element per cycle, as
+    // long as the float tile's whole update GEMM of conv1.)
+    if a.as_slice_memory_order().is_some_and(all_finite) {
         return Ok(());
     }
     match a.iter().find(|v| !v.is_finite()) {
