@@ -233,6 +233,13 @@ impl NetConfig {
         })
     }
 
+    /// The fc layer's input, `[channels, side, side]`: conv3's output after its 3×3/2 pool.
+    pub fn fc_shape(&self) -> [usize; 3] {
+        let g = paper_like_convs(self.channels, self.tiles, self.scheme, &TileKind::Float)[2].geometry;
+        let side = pool_out(g.out_height(), 3, 2);
+        [self.channels[2], side, side]
+    }
+
     /// Checks the configuration: channels in 1..=[`MAX_NET_CHANNELS`], tiles ≥ 1 (1 for scheme
     /// none) that the scheme can lay out on each layer's patches, classes in
     /// 2..=[`MAX_CLASSES`], at most [`MAX_NET_WEIGHTS`] weights in all, finite non-negative lr
@@ -262,8 +269,7 @@ impl NetConfig {
                 return bad("net.tiles", format!("conv{}: {e}", l + 1));
             }
         }
-        let side = pool_out(convs[2].geometry.out_height(), 3, 2);
-        let fc = (self.channels[2] * side * side + 1) * self.classes;
+        let fc = (self.fc_shape().iter().product::<usize>() + 1) * self.classes;
         let weights = conv_weight_count(&convs) + fc;
         if weights > MAX_NET_WEIGHTS {
             return bad(

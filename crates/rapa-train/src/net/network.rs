@@ -83,9 +83,7 @@ impl Network {
             let kind = if l < 2 { cfg.pool } else { PoolKind::Avg };
             pools.push(Pool::new(kind, 3, 2, c.out_channels, derive_seed(seed, 100 + l as u64)));
         }
-        let g = conv_cfgs[2].geometry;
-        let side = crate::layers::pool_out(g.out_height(), 3, 2);
-        let fc_shape = [cfg.channels[2], side, side];
+        let fc_shape = cfg.fc_shape();
         let fc_tile = if cfg.analog_fc { tile } else { TileKind::Float };
         let fc_in: usize = fc_shape.iter().product();
         let fc_std = if cfg.init == Init::He { (1.0 / fc_in as f32).sqrt() } else { FC_INIT_STD };

@@ -248,24 +248,15 @@ fn checked_payload<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8], TrainEr
     Ok(payload)
 }
 
-/// The bytes of the file at `path`, at most `max` of them: a longer file is refused from its
-/// length ([`DataError::Oversized`](crate::data::DataError::Oversized)) before anything is
-/// allocated, and one that grows while it is read after `max + 1` bytes. IO errors (a missing
-/// file included) are [`TrainError::Io`], as from `std::fs`.
+/// The bytes of the file at `path`, at most `max` of them, as the dataset readers read theirs
+/// ([`read_limited`](crate::data::read_limited): a longer file is refused from its length,
+/// [`DataError::Oversized`](crate::data::DataError::Oversized), before anything is allocated),
+/// with IO errors (a missing file included) as [`TrainError::Io`], as from `std::fs`.
 pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, TrainError> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
-    let len = f.metadata().map_err(|e| TrainError::io(path, e))?.len();
-    let oversized = |len| TrainError::Data(crate::data::DataError::Oversized { path: path.to_path_buf(), len, max });
-    if len > max {
-        return Err(oversized(len));
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    f.take(max + 1).read_to_end(&mut bytes).map_err(|e| TrainError::io(path, e))?;
-    if bytes.len() as u64 > max {
-        return Err(oversized(bytes.len() as u64));
-    }
-    Ok(bytes)
+    crate::data::read_limited(path, max).map_err(|e| match e {
+        crate::data::DataError::Io { path, source } => TrainError::Io { path, source },
+        e => TrainError::Data(e),
+    })
 }
 
 /// Largest checkpoint file [`read_checkpoint`] reads: 64 GiB, ~16 `f32` arrays per weight of
