@@ -155,15 +155,30 @@ fn max_pool_of_a_window_without_a_maximum_picks_a_pixel_of_that_window() {
 /// order with `>`, the first maximum winning, on inputs with many ties (values in {0, 1, 2, 3},
 /// and in a second pass also NaN and −∞, which never win: a window without a larger value keeps
 /// −∞ and its first pixel), for several kernels, strides and sizes (also an image smaller than
-/// the kernel, and a stride larger than the kernel).
+/// the kernel, and a stride larger than the kernel). At stride 2 this checks the AVX-512 loop
+/// where the CPU has it.
 #[test]
 fn max_pool_matches_a_direct_scan_with_ties() {
     let mut rng = seeded(9);
     // Windows of the second pass with nothing above −∞ (so the first-pixel rule is exercised).
     let mut empty_windows = 0;
-    for (k, s, h, w) in
-        [(3, 2, 32, 32), (3, 2, 7, 9), (2, 2, 6, 5), (3, 1, 5, 6), (5, 3, 11, 8), (3, 2, 2, 2), (2, 3, 7, 7)]
-    {
+    for (k, s, h, w) in [
+        (3, 2, 32, 32),
+        (3, 2, 7, 9),
+        (2, 2, 6, 5),
+        (3, 1, 5, 6),
+        (5, 3, 11, 8),
+        (3, 2, 2, 2),
+        (2, 3, 7, 7),
+        // Stride 2 runs sixteen outputs at a time on AVX-512: rows of several vectors with a
+        // masked tail, clipped last windows, a kernel wider than the stride by 3, a one-pixel
+        // kernel, and a plane one pixel wide.
+        (3, 2, 5, 70),
+        (3, 2, 4, 33),
+        (5, 2, 9, 41),
+        (1, 2, 3, 31),
+        (3, 2, 6, 1),
+    ] {
         for special in [false, true] {
             let values = [0.0, 1.0, 2.0, 3.0, f32::NAN, f32::NEG_INFINITY];
             let n_values = if special { 6 } else { 4 };

@@ -4,6 +4,7 @@
 
 mod loss;
 mod lrn;
+mod max_pool;
 mod pool;
 mod relu;
 

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::max_pool;
 use crossbar_sim::rng::{derive_seed, stream};
 use ndarray::{Array1, Array4, ArrayView4};
 use rand::Rng;
@@ -178,6 +179,19 @@ impl Pool {
                         let full = if w >= k { (w - k) / self.stride + 1 } else { 0 }.min(ow);
                         for oy in 0..oh {
                             let (y0, y1) = self.window(oy, h);
+                            let o = ch * plane_out + oy * ow;
+                            if self.stride == 2
+                                && max_pool::max_row_stride2(
+                                    plane,
+                                    w,
+                                    y0..y1,
+                                    k,
+                                    &mut yb[o..o + ow],
+                                    &mut pb[o..o + ow],
+                                )
+                            {
+                                continue;
+                            }
                             // MAX_LANES full windows at a time: independent compare chains
                             // that overlap, where one window's chain is latency-bound. Each
                             // window is still scanned in row-major order (same results).
@@ -224,6 +238,22 @@ impl Pool {
                         }
                         continue;
                     }
+                    if kind == PoolKind::Avg {
+                        // Average alone: the sum of the window in the same order as below,
+                        // without the maximum and the sum of squares.
+                        for oy in 0..oh {
+                            let (y0, y1) = self.window(oy, h);
+                            for ox in 0..ow {
+                                let (x0, x1) = self.window(ox, w);
+                                let mut sum = 0.0f32;
+                                for yy in y0..y1 {
+                                    sum = plane[yy * w + x0..yy * w + x1].iter().fold(sum, |s, &v| s + v);
+                                }
+                                yb[ch * plane_out + oy * ow + ox] = sum / ((y1 - y0) * (x1 - x0)) as f32;
+                            }
+                        }
+                        continue;
+                    }
                     for oy in 0..oh {
                         let (y0, y1) = self.window(oy, h);
                         for ox in 0..ow {
@@ -245,9 +275,8 @@ impl Pool {
                             }
                             let size = ((y1 - y0) * (x1 - x0)) as f32;
                             match kind {
-                                // Max pooling has its own loop above.
-                                PoolKind::Max => {}
-                                PoolKind::Avg => yb[o] = sum / size,
+                                // Max and average pooling have their own loops above.
+                                PoolKind::Max | PoolKind::Avg => {}
                                 PoolKind::Mixed => {
                                     let a = alphas[ch];
                                     mb[o] = best;
