@@ -505,21 +505,41 @@ impl RapaConv2d {
         let dy = dy.as_standard_layout();
         let dys = dy.as_slice().expect("standard layout");
 
+        // Each tile's `d` is `[C_out, rows]`. Filled channel by channel (in parallel over the
+        // channels), reading dy's planes once in order: a patch's tile and row come from `loc`,
+        // and a tile's rows of one image ascend with the patch, so each tile's row c is
+        // written in order too. (Tile by tile, every tile swept all of dy for its share of
+        // the values: 16 passes over conv1's gradient.)
+        let mut per_channel: Vec<Vec<&mut [f32]>> = (0..c_out).map(|_| Vec::with_capacity(self.bufs.len())).collect();
+        for buf in &mut self.bufs {
+            let m = buf.rows.len();
+            ensure(&mut buf.d, (c_out, m));
+            let d = buf.d.as_slice_mut().expect("standard layout");
+            if m == 0 {
+                per_channel.iter_mut().for_each(|rows| rows.push(&mut []));
+            } else {
+                per_channel.iter_mut().zip(d.chunks_exact_mut(m)).for_each(|(rows, row)| rows.push(row));
+            }
+        }
+        let loc = &self.loc;
+        per_channel.into_par_iter().enumerate().for_each(|(c, mut rows)| {
+            for b in 0..n {
+                let plane = &dys[(b * c_out + c) * p_count..(b * c_out + c + 1) * p_count];
+                for (&g, &(t, r)) in plane.iter().zip(&loc[b * p_count..(b + 1) * p_count]) {
+                    if t != u32::MAX {
+                        rows[t as usize][r as usize] = g;
+                    }
+                }
+            }
+        });
+        if !through {
+            return Ok(n);
+        }
         self.tiles
             .par_iter_mut()
             .zip(self.bufs.par_iter_mut())
             .map(|(tile, buf)| {
-                let m = buf.rows.len();
-                ensure(&mut buf.d, (c_out, m));
-                for (c, mut drow) in buf.d.outer_iter_mut().enumerate() {
-                    for (v, &(b, p)) in drow.iter_mut().zip(&buf.rows) {
-                        *v = dys[(b as usize * c_out + c) * p_count + p as usize];
-                    }
-                }
-                if !through {
-                    return Ok(());
-                }
-                ensure(&mut buf.dcols, (m, k + 1));
+                ensure(&mut buf.dcols, (buf.rows.len(), k + 1));
                 tile.backward(buf.d.t(), buf.dcols.view_mut())
             })
             .collect::<Result<Vec<()>, _>>()?;
