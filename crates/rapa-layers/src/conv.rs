@@ -369,6 +369,11 @@ impl RapaConv2d {
         let g = self.cfg.geometry;
         let n = x.shape()[0];
         check_shape("RapaConv2d::forward", "x", x.shape(), &[n, g.in_channels, g.height, g.width])?;
+        // The assignment and the tiles' buffers are about to change: until this pass succeeds
+        // there is no batch for `backward` and `update` to work on (a pass that fails half-way
+        // must not leave them pairing the old batch's size with the new assignment).
+        self.batch = None;
+        self.has_grads = false;
         let x = x.as_standard_layout();
         let xs = x.as_slice().expect("standard layout");
         // (Recorded with the batch at the end: a pass that fails half-way leaves no claim.)

@@ -5,9 +5,16 @@ use crate::assign::Scheme;
 use crate::conv::{ConvConfig, TileKind};
 use crate::geometry::ConvGeometry;
 
-/// Output side of a Caffe pooling window (ceil mode): ⌈(size − k)/stride⌉ + 1.
+/// Output side of a Caffe pooling window (ceil mode): ⌈(size − k)/stride⌉ + 1, without a
+/// last window that would start at or beyond the input's edge. (That happens only with a
+/// kernel smaller than the stride, e.g. a 1×1/2 pool of an even side; Caffe's unpadded layer
+/// then pools an empty window into −∞ and an index outside it.)
+///
+/// # Panics
+/// If `stride` is 0.
 pub fn pool_out(size: usize, kernel: usize, stride: usize) -> usize {
-    size.saturating_sub(kernel).div_ceil(stride) + 1
+    let ceil = size.saturating_sub(kernel).div_ceil(stride) + 1;
+    ceil.min(size.saturating_sub(1) / stride + 1)
 }
 
 /// The three conv layers of the paper's network on 32×32×3 images: 5×5 kernels with pad 2,

@@ -255,12 +255,13 @@ fn non_finite_gradients_are_rejected_at_the_update() {
     }
 }
 
-/// A tile that counts which update entry the layer calls, and with `checked_only` sends the
-/// fast one down the checked path.
+/// A tile that counts which update entry the layer calls, with `checked_only` sends the fast
+/// one down the checked path, and with `fail_forward` refuses every forward pass.
 #[derive(Debug)]
 struct Spy {
     inner: Box<dyn Tile>,
     checked_only: bool,
+    fail_forward: bool,
     calls: std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]>,
 }
 
@@ -272,6 +273,9 @@ impl Tile for Spy {
         self.inner.in_size()
     }
     fn forward(&mut self, x: ArrayView2<'_, f32>, y: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
+        if self.fail_forward {
+            return Err(SimError::InvalidArgument { op: "Spy::forward", name: "x", value: 0.0, reason: "refused" });
+        }
         self.inner.forward(x, y)
     }
     fn backward(&mut self, d: ArrayView2<'_, f32>, z: ArrayViewMut2<'_, f32>) -> Result<(), SimError> {
@@ -326,7 +330,7 @@ fn the_update_skips_the_patch_check_only_for_finite_inputs() {
             for t in 0..n {
                 let slot = &mut ll.tiles_mut()[t];
                 let inner = std::mem::replace(slot, Box::new(crossbar_sim::FloatTile::new(1, 1)));
-                *slot = Box::new(Spy { inner, checked_only, calls: calls.clone() });
+                *slot = Box::new(Spy { inner, checked_only, fail_forward: false, calls: calls.clone() });
             }
             ll.set_training(false); // perforated computes every patch only in evaluation
             spies.push(calls);
@@ -355,6 +359,30 @@ fn the_update_skips_the_patch_check_only_for_finite_inputs() {
         assert!(count(0, 0) >= 1 && count(0, 1) == n, "{scheme}: non-finite input, checked entry only");
         assert!(l.tiles().iter().zip(&before).any(|(t, w)| t.weights() == w.view()), "{scheme}");
     }
+}
+
+/// A forward pass that fails half-way (a tile refuses, after the assignment of the new batch
+/// was made) leaves no batch behind: `backward` and `update` then ask for a forward pass, with
+/// the old batch's gradient shape as with the new one, instead of pairing the old batch size
+/// with the new assignment.
+#[test]
+fn a_failed_forward_leaves_no_batch() {
+    let mut l = RapaConv2d::new(cfg(Scheme::Random, 4, TileKind::Float), 7).unwrap();
+    l.forward(x(2, 2, 6, 6).view()).unwrap();
+    let inner = std::mem::replace(&mut l.tiles_mut()[2], Box::new(crossbar_sim::FloatTile::new(1, 1)));
+    let calls = std::sync::Arc::new([std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)]);
+    l.tiles_mut()[2] = Box::new(Spy { inner, checked_only: false, fail_forward: true, calls });
+    let r = no_panic("forward", || l.forward(x(3, 2, 6, 6).view()));
+    assert!(matches!(r, Err(LayerError::Sim(SimError::InvalidArgument { op: "Spy::forward", .. }))), "{r:?}");
+    for batch in [2, 3] {
+        let dy = Array4::<f32>::ones((batch, 3, 6, 6));
+        let r = no_panic("backward", || l.backward(dy.view()));
+        assert!(matches!(r, Err(LayerError::Order { needs: "forward", .. })), "batch {batch}: {r:?}");
+        let r = no_panic("backward_weights_only", || l.backward_weights_only(dy.view()));
+        assert!(matches!(r, Err(LayerError::Order { needs: "forward", .. })), "batch {batch}: {r:?}");
+    }
+    let r = no_panic("update", || l.update(0.1));
+    assert!(matches!(r, Err(LayerError::Order { needs: "forward", .. })), "{r:?}");
 }
 
 #[test]

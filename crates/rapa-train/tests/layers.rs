@@ -131,6 +131,39 @@ fn avg_pool_divides_by_clipped_window() {
     assert_eq!(m[[0, 0, 1, 1]], 15.0);
 }
 
+/// Every pooling window starts inside the input, also with a kernel smaller than the stride
+/// (the ceil of Caffe's formula would add an empty last window for an even side of a 1×1/2
+/// pool): every output's gradient lands in its own window, none beyond the plane.
+#[test]
+fn pooling_windows_start_inside_the_input() {
+    for size in 1..40 {
+        for k in 1..6 {
+            for s in 1..5 {
+                let n = pool_out(size, k, s);
+                assert!(n >= 1 && (n - 1) * s < size, "size {size}, k {k}, s {s}: {n} windows");
+                if k >= s {
+                    assert_eq!(n, (size.saturating_sub(k)).div_ceil(s) + 1, "Caffe's ceil mode");
+                }
+            }
+        }
+    }
+    for (k, s, h, w) in [(1, 2, 4, 6), (1, 3, 6, 5), (2, 3, 6, 6)] {
+        let x = Array4::from_shape_fn((1, 2, h, w), |(_, c, i, j)| ((c * 31 + i * 7 + j) as f32 * 0.7).sin());
+        for kind in [PoolKind::Max, PoolKind::Avg, PoolKind::Mixed] {
+            let mut pool = Pool::new(kind, k, s, 2, 0);
+            let y = pool.forward(x.view());
+            assert!(y.iter().all(|v| v.is_finite()), "{kind:?} k {k} s {s}: {y}");
+            let dx = pool.backward(Array4::ones(y.dim()).view()).unwrap();
+            let total: f32 = dx.sum();
+            assert!(
+                (total - y.len() as f32).abs() < 1e-4,
+                "{kind:?} k {k} s {s}: gradient {total} for {} outputs",
+                y.len()
+            );
+        }
+    }
+}
+
 #[test]
 fn max_pool_of_a_window_without_a_maximum_picks_a_pixel_of_that_window() {
     // 4×4 input, 3×3/2; the second window of the second row (rows 2..4, cols 2..4) is all NaN
