@@ -1,5 +1,7 @@
 //! RAPA conv layers of the paper's network: forward + backward + update on a batch of 10,
-//! n = 1 against the paper's n (16, 4, 1), float tiles; plus conv1 with analog tiles.
+//! n = 1 against the paper's n (16, 4, 1), float tiles; plus conv1 with analog tiles. And the
+//! paper's first pooling layer (3×3, stride 2, on conv1's 32 × 32 × 32 output): max (the
+//! AVX-512 row loop where the CPU has it) and average, forward and forward + backward.
 //!
 //! `cargo bench -p rapa-benches --bench layers`
 
@@ -9,6 +11,7 @@ use ndarray::Array4;
 use rand::Rng;
 use rapa_layers::paper::paper_convs;
 use rapa_layers::{RapaConv2d, Scheme, TileKind};
+use rapa_train::layers::{Pool, PoolKind};
 use std::hint::black_box;
 
 const BATCH: usize = 10;
@@ -50,5 +53,23 @@ fn bench_layers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_layers);
+fn bench_pool(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pool1");
+    let mut rng = seeded(4);
+    let x = Array4::from_shape_simple_fn((BATCH, 32, 32, 32), || rng.random_range(-1.0f32..1.0));
+    let dy = Array4::from_shape_simple_fn((BATCH, 32, 16, 16), || rng.random_range(-1.0f32..1.0));
+    for kind in [PoolKind::Max, PoolKind::Avg] {
+        let mut pool = Pool::new(kind, 3, 2, 32, 5);
+        g.bench_function(BenchmarkId::new("forward", kind.name()), |b| b.iter(|| pool.forward(black_box(x.view()))));
+        g.bench_function(BenchmarkId::new("forward_backward", kind.name()), |b| {
+            b.iter(|| {
+                pool.forward(black_box(x.view()));
+                pool.backward(dy.view()).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_layers, bench_pool);
 criterion_main!(benches);
