@@ -188,8 +188,9 @@ fn max_pool_of_a_window_without_a_maximum_picks_a_pixel_of_that_window() {
 /// order with `>`, the first maximum winning, on inputs with many ties (values in {0, 1, 2, 3},
 /// and in a second pass also NaN and −∞, which never win: a window without a larger value keeps
 /// −∞ and its first pixel), for several kernels, strides and sizes (also an image smaller than
-/// the kernel, and a stride larger than the kernel). At stride 2 this checks the AVX-512 loop
-/// where the CPU has it.
+/// the kernel, and a stride larger than the kernel); average pooling equals the direct sum
+/// bit for bit on the same windows. At stride 2 this checks the AVX-512 loops where the CPU
+/// has them.
 #[test]
 fn max_pool_matches_a_direct_scan_with_ties() {
     let mut rng = seeded(9);
@@ -236,6 +237,45 @@ fn max_pool_matches_a_direct_scan_with_ties() {
                     (got, arg[o] as usize),
                     (best, best_i),
                     "k {k}, s {s}, {h}×{w}, special {special}, output {at:?}"
+                );
+            }
+            // Average pooling: the window's sum in row-major order from +0, divided by its
+            // pixel count, bit for bit (with a NaN anywhere in the window, NaN); real values
+            // here, so that the order of the additions shows.
+            let xr = x.mapv(|v| if v.is_finite() { v * 0.37 + 1e-3 * v * v * v } else { v });
+            let mut avg = Pool::new(PoolKind::Avg, k, s, 3, 0);
+            let ya = avg.forward(xr.view());
+            // Its backward pass: each output's share g/size added to its window's pixels,
+            // outputs in row-major order, bit for bit (the order of the additions matters
+            // where windows overlap).
+            let dy = Array4::from_shape_simple_fn(ya.dim(), || rng.random_range(-1.0f32..1.0));
+            let dx = avg.backward(dy.view()).unwrap();
+            let mut want = Array4::<f32>::zeros(x.dim());
+            for ((b, c, oy, ox), &g) in dy.indexed_iter() {
+                let (rows, cols) = (oy * s..(oy * s + k).min(h), ox * s..(ox * s + k).min(w));
+                let share = g / (rows.len() * cols.len()) as f32;
+                for yy in rows {
+                    for xx in cols.clone() {
+                        want[[b, c, yy, xx]] += share;
+                    }
+                }
+            }
+            for ((at, got), want) in dx.indexed_iter().zip(&want) {
+                assert_eq!(got.to_bits(), want.to_bits(), "average backward, k {k}, s {s}, {h}×{w}, pixel {at:?}");
+            }
+            for ((b, c, oy, ox), &got) in ya.indexed_iter() {
+                let (rows, cols) = (oy * s..(oy * s + k).min(h), ox * s..(ox * s + k).min(w));
+                let mut sum = 0.0f32;
+                for yy in rows.clone() {
+                    for xx in cols.clone() {
+                        sum += xr[[b, c, yy, xx]];
+                    }
+                }
+                let want = sum / (rows.len() * cols.len()) as f32;
+                let at = (b, c, oy, ox);
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "average, k {k}, s {s}, {h}×{w}, special {special}, output {at:?}: {got} against {want}"
                 );
             }
         }

@@ -4,8 +4,8 @@
 
 mod loss;
 mod lrn;
-mod max_pool;
 mod pool;
+mod pool_rows;
 mod relu;
 
 pub use loss::{SoftmaxCrossEntropy, argmax_row, softmax};

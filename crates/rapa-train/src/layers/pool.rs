@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::max_pool;
+use super::pool_rows;
 use crossbar_sim::rng::{derive_seed, stream};
 use ndarray::{Array1, Array4, ArrayView4};
 use rand::Rng;
@@ -181,7 +181,7 @@ impl Pool {
                             let (y0, y1) = self.window(oy, h);
                             let o = ch * plane_out + oy * ow;
                             if self.stride == 2
-                                && max_pool::max_row_stride2(
+                                && pool_rows::max_row_stride2(
                                     plane,
                                     w,
                                     y0..y1,
@@ -243,6 +243,12 @@ impl Pool {
                         // without the maximum and the sum of squares.
                         for oy in 0..oh {
                             let (y0, y1) = self.window(oy, h);
+                            let o = ch * plane_out + oy * ow;
+                            if self.stride == 2
+                                && pool_rows::avg_row_stride2(plane, w, y0..y1, self.kernel, &mut yb[o..o + ow])
+                            {
+                                continue;
+                            }
                             for ox in 0..ow {
                                 let (x0, x1) = self.window(ox, w);
                                 let mut sum = 0.0f32;
@@ -349,6 +355,9 @@ impl Pool {
         let window = |o: usize, len: usize| window(kernel, stride, o, len);
         let pick = &cache.pick;
         let (ms, avs) = (cache.max.as_slice()?, cache.avg.as_slice()?);
+        // Average pooling at stride 2: whole rows of shares at a time on AVX-512.
+        let spreader =
+            if kind == PoolKind::Avg && stride == 2 { pool_rows::AvgSpread::new(w, ow, kernel) } else { None };
         // Per image: input gradient, and per channel the mixing-logit gradient.
         let mix_parts: Vec<Vec<f32>> = dx
             .as_slice_mut()?
@@ -364,6 +373,20 @@ impl Pool {
                         let outs = (b * c + ch) * plane_out..(b * c + ch + 1) * plane_out;
                         for (&g, &i) in dys[outs.clone()].iter().zip(&pick[outs]) {
                             dplane[i as usize] += g;
+                        }
+                        continue;
+                    }
+                    if let Some(spreader) = &spreader {
+                        // Each output's share g/size, as below, then a row of them at once.
+                        let mut shares = vec![0.0f32; ow];
+                        for oy in 0..oh {
+                            let (y0, y1) = window(oy, h);
+                            for (ox, share) in shares.iter_mut().enumerate() {
+                                let (x0, x1) = window(ox, w);
+                                let size = ((y1 - y0) * (x1 - x0)) as f32;
+                                *share = dys[(b * c + ch) * plane_out + oy * ow + ox] / size;
+                            }
+                            spreader.add_row(dplane, y0..y1, &shares);
                         }
                         continue;
                     }
