@@ -1,7 +1,7 @@
 //! RAPA conv layers of the paper's network: forward + backward + update on a batch of 10,
 //! n = 1 against the paper's n (16, 4, 1), float tiles; plus conv1 with analog tiles. And the
-//! paper's first pooling layer (3×3, stride 2, on conv1's 32 × 32 × 32 output): max (the
-//! AVX-512 row loop where the CPU has it) and average, forward and forward + backward.
+//! paper's first pooling layer (3×3, stride 2, on conv1's 32 × 32 × 32 output): max, average
+//! and mixed (the AVX-512 row loops where the CPU has them), forward and forward + backward.
 //!
 //! `cargo bench -p rapa-benches --bench layers`
 
@@ -58,7 +58,7 @@ fn bench_pool(c: &mut Criterion) {
     let mut rng = seeded(4);
     let x = Array4::from_shape_simple_fn((BATCH, 32, 32, 32), || rng.random_range(-1.0f32..1.0));
     let dy = Array4::from_shape_simple_fn((BATCH, 32, 16, 16), || rng.random_range(-1.0f32..1.0));
-    for kind in [PoolKind::Max, PoolKind::Avg] {
+    for kind in [PoolKind::Max, PoolKind::Avg, PoolKind::Mixed] {
         let mut pool = Pool::new(kind, 3, 2, 32, 5);
         g.bench_function(BenchmarkId::new("forward", kind.name()), |b| b.iter(|| pool.forward(black_box(x.view()))));
         g.bench_function(BenchmarkId::new("forward_backward", kind.name()), |b| {

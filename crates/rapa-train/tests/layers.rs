@@ -245,6 +245,34 @@ fn max_pool_matches_a_direct_scan_with_ties() {
             let xr = x.mapv(|v| if v.is_finite() { v * 0.37 + 1e-3 * v * v * v } else { v });
             let mut avg = Pool::new(PoolKind::Avg, k, s, 3, 0);
             let ya = avg.forward(xr.view());
+            // Mixed pooling: α·max + (1 − α)·sum/size with the channel's α, and the max's
+            // argmax, bit for bit.
+            let mut mixed = Pool::new(PoolKind::Mixed, k, s, 3, 0);
+            let alphas = mixed.alphas();
+            let ym = mixed.forward(xr.view());
+            let arg = mixed.last_argmax().unwrap().to_vec();
+            for ((b, c, oy, ox), &got) in ym.indexed_iter() {
+                let (rows, cols) = (oy * s..(oy * s + k).min(h), ox * s..(ox * s + k).min(w));
+                let (mut best, mut best_i, mut sum) = (f32::NEG_INFINITY, oy * s * w + ox * s, 0.0f32);
+                for yy in rows.clone() {
+                    for xx in cols.clone() {
+                        let v = xr[[b, c, yy, xx]];
+                        if v > best {
+                            (best, best_i) = (v, yy * w + xx);
+                        }
+                        sum += v;
+                    }
+                }
+                let size = (rows.len() * cols.len()) as f32;
+                let want = alphas[c] * best + (1.0 - alphas[c]) * sum / size;
+                let o = ((b * 3 + c) * oh + oy) * ow + ox;
+                let at = (b, c, oy, ox);
+                assert!(
+                    (got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan())) && arg[o] as usize == best_i,
+                    "mixed, k {k}, s {s}, {h}×{w}, output {at:?}: {got} at {} against {want} at {best_i}",
+                    arg[o]
+                );
+            }
             // Its backward pass: each output's share g/size added to its window's pixels,
             // outputs in row-major order, bit for bit (the order of the additions matters
             // where windows overlap).

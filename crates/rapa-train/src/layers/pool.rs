@@ -262,6 +262,30 @@ impl Pool {
                     }
                     for oy in 0..oh {
                         let (y0, y1) = self.window(oy, h);
+                        let o = ch * plane_out + oy * ow;
+                        if kind == PoolKind::Mixed
+                            && self.stride == 2
+                            && pool_rows::max_row_stride2(
+                                plane,
+                                w,
+                                y0..y1,
+                                self.kernel,
+                                &mut mb[o..o + ow],
+                                &mut pb[o..o + ow],
+                            )
+                            && pool_rows::sum_row_stride2(plane, w, y0..y1, self.kernel, &mut ab[o..o + ow])
+                        {
+                            // The window's maximum, argmax and sum from the row loops, then the
+                            // same arithmetic as below.
+                            let a = alphas[ch];
+                            for ox in 0..ow {
+                                let (x0, x1) = self.window(ox, w);
+                                let (best, sum, size) = (mb[o + ox], ab[o + ox], ((y1 - y0) * (x1 - x0)) as f32);
+                                ab[o + ox] = sum / size;
+                                yb[o + ox] = a * best + (1.0 - a) * sum / size;
+                            }
+                            continue;
+                        }
                         for ox in 0..ow {
                             let (x0, x1) = self.window(ox, w);
                             let o = ch * plane_out + oy * ow + ox;

@@ -26,7 +26,7 @@ pub(super) fn max_row_stride2(
     pick_row: &mut [u32],
 ) -> bool {
     assert_eq!(y_row.len(), pick_row.len(), "max pooling row: outputs and indices");
-    row_stride2::<true>(plane, w, rows, k, y_row, pick_row)
+    row_stride2::<true, false>(plane, w, rows, k, y_row, pick_row)
 }
 
 /// [`max_row_stride2`] for average pooling: each output is its window's sum, in row-major
@@ -41,11 +41,25 @@ pub(super) fn avg_row_stride2(
     k: usize,
     y_row: &mut [f32],
 ) -> bool {
-    row_stride2::<false>(plane, w, rows, k, y_row, &mut [])
+    row_stride2::<false, true>(plane, w, rows, k, y_row, &mut [])
+}
+
+/// [`avg_row_stride2`] without the division: each window's sum, in row-major order from +0.
+///
+/// # Panics
+/// If a window reads outside `plane`.
+pub(super) fn sum_row_stride2(
+    plane: &[f32],
+    w: usize,
+    rows: std::ops::Range<usize>,
+    k: usize,
+    y_row: &mut [f32],
+) -> bool {
+    row_stride2::<false, false>(plane, w, rows, k, y_row, &mut [])
 }
 
 /// The shared entry: checks, then the AVX-512 loop where the CPU has it.
-fn row_stride2<const MAX: bool>(
+fn row_stride2<const MAX: bool, const DIVIDE: bool>(
     plane: &[f32],
     w: usize,
     rows: std::ops::Range<usize>,
@@ -59,7 +73,7 @@ fn row_stride2<const MAX: bool>(
         // SAFETY: the CPU has AVX-512F (checked just above); the function is safe code.
         #[allow(unsafe_code)]
         unsafe {
-            avx512::<MAX>(plane, w, rows, k, y_row, pick_row)
+            avx512::<MAX, DIVIDE>(plane, w, rows, k, y_row, pick_row)
         };
         return true;
     }
@@ -75,10 +89,10 @@ fn first(n: usize) -> u16 {
 }
 
 /// The row loop; `pick_row` is written only for max pooling (`MAX`), where it is as long as
-/// `y_row`.
+/// `y_row`; otherwise the sums, divided by the windows' sizes where `DIVIDE`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn avx512<const MAX: bool>(
+fn avx512<const MAX: bool, const DIVIDE: bool>(
     plane: &[f32],
     w: usize,
     rows: std::ops::Range<usize>,
@@ -133,7 +147,7 @@ fn avx512<const MAX: bool>(
                 }
             }
         }
-        if !MAX {
+        if !MAX && DIVIDE {
             // The window's pixel count: rows × min(k, w − 2·ox) columns (≥ 1 for every output
             // lane: its window starts inside the plane), converted exactly.
             let ox = _mm512_add_epi32(_mm512_set1_epi32((2 * ox0) as i32), evens);
