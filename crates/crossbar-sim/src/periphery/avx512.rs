@@ -145,16 +145,28 @@ fn max4(a: __m512, b: __m512, c: __m512, d: __m512) -> __m512 {
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(super) fn dac_row(x: &[f32], s: f32, g: Grid, v: &mut [f32]) {
+    dac_row_clamped::<true>(x, s, g, v);
+}
+
+/// [`dac_row`], with the final clamp to ±bound only if `CLAMP` (without it, the caller
+/// guarantees that no value reaches beyond the bound: see [`dac_rows`]).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn dac_row_clamped<const CLAMP: bool>(x: &[f32], s: f32, g: Grid, v: &mut [f32]) {
     let len = x.len().min(v.len());
     let (s, c) = (_mm512_set1_ps(s), Consts::of(g));
+    let q = |a: __m512| {
+        let (r, clamped) = c.quantize(_mm512_mul_ps(a, s));
+        if CLAMP { clamped } else { r }
+    };
     // Whole vectors with a constant mask, then one masked tail (as in `abs_max`).
     let whole = len / W * W;
     for i in (0..whole).step_by(W) {
-        store(v, i, 0xFFFF, c.quantize(_mm512_mul_ps(load(x, i, 0xFFFF), s)).1);
+        store(v, i, 0xFFFF, q(load(x, i, 0xFFFF)));
     }
     if whole < len {
         let m = mask(len, whole);
-        store(v, whole, m, c.quantize(_mm512_mul_ps(load(x, whole, m), s)).1);
+        store(v, whole, m, q(load(x, whole, m)));
     }
 }
 
@@ -222,11 +234,19 @@ pub(super) fn abs_max_rows(x: &[f32], cols: usize, out: &mut [f32]) {
 
 /// [`dac_row`] on every row of the row-major `x` (`cols` > 0 values per row) into `v`, with
 /// s = 1/α of the row; rows with α = 0 are set to zero.
+///
+/// With `clamp = false` the final clamp to ±bound is left out. The caller passes that only
+/// where it changes nothing: each α is the row's exact absolute maximum (no cap) and the grid
+/// passes `Grid::absmax_rows_stay_within`.
 #[target_feature(enable = "avx512f")]
-pub(super) fn dac_rows(x: &[f32], cols: usize, alphas: &[f32], g: Grid, v: &mut [f32]) {
+pub(super) fn dac_rows(x: &[f32], cols: usize, alphas: &[f32], g: Grid, clamp: bool, v: &mut [f32]) {
     for ((xr, vr), &alpha) in x.chunks_exact(cols).zip(v.chunks_exact_mut(cols)).zip(alphas) {
         if alpha > 0.0 {
-            dac_row(xr, 1.0 / alpha, g, vr);
+            if clamp {
+                dac_row_clamped::<true>(xr, 1.0 / alpha, g, vr);
+            } else {
+                dac_row_clamped::<false>(xr, 1.0 / alpha, g, vr);
+            }
         } else {
             vr.fill(0.0);
         }

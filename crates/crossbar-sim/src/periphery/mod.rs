@@ -206,6 +206,7 @@ pub(crate) fn analog_mvm(
         .into_par_iter()
         .zip(y_chunks)
         .enumerate()
+        .with_min_len(x.nrows().div_ceil(CHUNK).div_ceil(2 * rayon::current_num_threads()))
         .map(|(c, (xc, yc))| {
             let mut rng = stream(call_seed, c as u64);
             mvm_chunk(Chunk { cfg, m, packed: packed.as_ref(), x: xc, y: yc, bm }, &mut rng)
@@ -299,6 +300,20 @@ impl Grid {
             k_max: conv.bound / conv.step + 2.0,
         })
     }
+
+    /// Whether a DAC on this grid keeps every input scaled by its own absolute maximum within
+    /// the bound without its final clamp, so that the clamp may be left out.
+    ///
+    /// Such an input is v = x·s with |x| ≤ α and s = fl(1/α) = (1 + δ)/α, |δ| ≤ 2⁻²⁴, so
+    /// |v| ≤ fl(α·s) ≤ 1 + 2⁻²³ (rounding is monotone, and the float after 1 is 1 + 2⁻²³).
+    /// Every later step (·Δ⁻¹, rounding half to even, ·Δ) is monotone and odd, so
+    /// |Δ·round(v·Δ⁻¹)| ≤ Δ·round((1 + 2⁻²³)·Δ⁻¹), which is checked here against the bound.
+    /// (A NaN stays NaN either way; flushing subnormals to zero only shrinks values.) True
+    /// for the default DAC (Δ = 1/63, bound 1: the top code is exactly 1); false on grids
+    /// whose top code lies beyond the bound, e.g. Δ = 2/3 with bound 1.
+    fn absmax_rows_stay_within(self) -> bool {
+        round_half_even((1.0 + f32::EPSILON) * self.inv_step) * self.step <= self.bound
+    }
 }
 
 /// The body of [`mvm_chunk`], inlined into each compiled variant. `AVX512` is true only in
@@ -347,7 +362,10 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             }
         }
     }
-    for (b, alpha) in alphas.iter_mut().enumerate() {
+    // (Usually every α is positive and finite: one branch-free scan, which vectorizes, skips
+    // the loop below.)
+    let all_regular = alphas.iter().fold(true, |ok, &a| ok & (a > 0.0) & (a < f32::INFINITY));
+    for (b, alpha) in alphas.iter_mut().enumerate().filter(|_| !all_regular) {
         if *alpha == f32::INFINITY {
             // An infinite input: the scaled vector is undefined, and every output of the vector
             // becomes NaN (as in aihwkit, where s = 1/α = 0 turns the infinite element into NaN),
@@ -376,10 +394,14 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
     match (wide_x, dac_grid, v.as_slice_mut()) {
         #[cfg(target_arch = "x86_64")]
         (Some(xs), Some(g), Some(vs)) => {
+            // Without a cap, α is each row's absolute maximum, and on most grids the DAC's
+            // final clamp then changes nothing (`Grid::absmax_rows_stay_within`).
+            let exact_absmax = cfg.noise_management == NoiseManagement::AbsMax && cfg.nm_thres <= 0.0;
+            let clamp = !(exact_absmax && g.absmax_rows_stay_within());
             // SAFETY: as in `abs_max`.
             #[allow(unsafe_code)]
             unsafe {
-                avx512::dac_rows(xs, cols, alphas, g, vs)
+                avx512::dac_rows(xs, cols, alphas, g, clamp, vs)
             };
         }
         _ => {
@@ -448,7 +470,7 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             unsafe {
                 avx512::adc_rows(ys, alphas, noise, g, opts, failed)
             };
-            if bm {
+            if bm && failed.contains(&true) {
                 redo.extend(failed.iter().enumerate().filter(|&(_, &f)| f).map(|(b, _)| b));
             }
         }
@@ -1090,6 +1112,29 @@ mod tests {
     /// same bits and pass counts; on the
     /// noise-free configurations both equal the scalar reference ([`reference_chunk`]): the same
     /// pass counts, and every output one of the reference's accepted values, bit for bit.
+    /// The default DAC grid lets the clamp go for rows scaled by their absolute maximum (its
+    /// top code is exactly the bound); a grid whose top code lies beyond the bound does not.
+    #[test]
+    fn dac_clamp_is_left_out_only_where_it_changes_nothing() {
+        let grid = |cfg: &IoConfig| Grid::of(&Converter::dac(cfg)).expect("a fast-path grid");
+        let base = IoConfig::default();
+        assert!(grid(&base).absmax_rows_stay_within());
+        assert!(!grid(&IoConfig { inp_res: 1.0 / 3.0, ..base.clone() }).absmax_rows_stay_within());
+        // On the default grid, every x·fl(1/α) with |x| ≤ α rounds to at most the bound, over
+        // a million α (the bound reached exactly at x = ±α).
+        let g = grid(&base);
+        let mut rng = seeded(3);
+        for _ in 0..1_000_000 {
+            let alpha: f32 = rng.random_range(1e-6..1e6);
+            let s = 1.0 / alpha;
+            for x in [alpha, -alpha, alpha * rng.random::<f32>()] {
+                let k = x * s * g.inv_step;
+                let r = round_half_even(k) * g.step;
+                assert!(r.abs() <= g.bound, "α {alpha}, x {x}: {r}");
+            }
+        }
+    }
+
     #[test]
     fn chunk_paths_agree() {
         let wide = has_avx512();
@@ -1124,6 +1169,10 @@ mod tests {
             (IoConfig { inp_noise: 0.01, ..base.clone() }, false),
             (IoConfig { w_noise_type: WeightNoise::AdditiveConstant, w_noise: 0.02, ..base.clone() }, false),
             (IoConfig { nm_thres: 0.3, ..base.clone() }, false),
+            // A DAC grid whose top code, 2·Δ = 4/3, lies beyond the bound: the AVX-512 path
+            // must keep the clamp that the default grid lets it leave out. (Bound management
+            // off: it would not retry on a grid this coarse, `max_bm_res`.)
+            (IoConfig { inp_res: 1.0 / 3.0, bound_management: BoundManagement::None, ..quiet.clone() }, true),
         ];
         let packed = PackedRhs::new(m.view());
         for (i, (cfg, noise_free)) in configs.iter().enumerate() {
