@@ -9,8 +9,9 @@
 //! 5. digital rescale y·α·ρ·out_scale.
 //!
 //! A batch is split into fixed chunks of [`CHUNK`] vectors, each drawing from its own RNG
-//! stream derived from one per-call seed: the chunks run in parallel and the result does not
-//! depend on the number of threads.
+//! stream derived from one per-call seed. The chunks run in parallel, in runs of consecutive
+//! chunks that share one product call, and the result does not depend on the number of
+//! threads.
 
 use std::borrow::Cow;
 
@@ -200,19 +201,32 @@ pub(crate) fn analog_mvm(
     // is a few one-hot vectors (the reads of a Tiki-Taka transfer), whose products are single
     // rows of `m`: packing all of `m` would cost more than the call.
     let packed = if one_hot_rows(cfg, x) { None } else { Some(PackedRhs::new(m)) };
-    let x_chunks: Vec<_> = x.axis_chunks_iter(Axis(0), CHUNK).collect();
-    let y_chunks: Vec<_> = y.axis_chunks_iter_mut(Axis(0), CHUNK).collect();
-    x_chunks
-        .into_par_iter()
-        .zip(y_chunks)
-        .enumerate()
-        .with_min_len(x.nrows().div_ceil(CHUNK).div_ceil(2 * rayon::current_num_threads()))
-        .map(|(c, (xc, yc))| {
-            let mut rng = stream(call_seed, c as u64);
-            mvm_chunk(Chunk { cfg, m, packed: packed.as_ref(), x: xc, y: yc, bm }, &mut rng)
+    // The chunks go to the threads in runs of consecutive chunks, two runs per thread of as
+    // equal lengths as can be: each run takes one product for all its vectors (a GEMM call
+    // per chunk cost ~8 % of a 75×32 forward). A vector's product does not depend on the rows
+    // around it, nor a chunk's generator on the run it is in, so the bits do not depend on the
+    // number of threads.
+    let chunks = x.nrows().div_ceil(CHUNK);
+    if chunks == 0 {
+        return 0;
+    }
+    let runs = (2 * rayon::current_num_threads()).min(chunks);
+    let bounds: Vec<usize> = (0..=runs).map(|r| r * chunks / runs).collect();
+    let mut xy_runs = Vec::with_capacity(runs);
+    let (mut x_rest, mut y_rest) = (x, y);
+    for w in bounds.windows(2) {
+        let len = (w[1] * CHUNK).min(x.nrows()) - w[0] * CHUNK;
+        let ((x_run, x_tail), (y_run, y_tail)) = (x_rest.split_at(Axis(0), len), y_rest.split_at(Axis(0), len));
+        xy_runs.push((x_run, y_run));
+        (x_rest, y_rest) = (x_tail, y_tail);
+    }
+    bounds
+        .par_windows(2)
+        .zip(xy_runs)
+        .map(|(w, (x, y))| {
+            let mut rngs: Vec<SimRng> = (w[0]..w[1]).map(|c| stream(call_seed, c as u64)).collect();
+            mvm_chunk(Chunk { cfg, m, packed: packed.as_ref(), x, y, bm }, &mut rngs)
         })
-        .collect::<Vec<u64>>()
-        .into_iter()
         .sum()
 }
 
@@ -223,8 +237,8 @@ fn one_hot_rows(cfg: &IoConfig, x: ArrayView2<'_, f32>) -> bool {
     cfg.inp_noise == 0.0 && x.nrows() <= 4 && x.rows().into_iter().all(|r| r.iter().filter(|&&a| a != 0.0).count() <= 1)
 }
 
-/// One chunk of an analog MVM: the product `y = x·m` of [`analog_mvm`] on up to [`CHUNK`]
-/// vectors.
+/// A run of chunks of an analog MVM: the product `y = x·m` of [`analog_mvm`] on consecutive
+/// chunks of [`CHUNK`] vectors (the last one may be shorter), each with its own generator.
 struct Chunk<'a, 'b> {
     cfg: &'a IoConfig,
     m: ArrayView2<'a, f32>,
@@ -237,42 +251,43 @@ struct Chunk<'a, 'b> {
     bm: bool,
 }
 
-/// One chunk: a batched first pass, then per-vector bound-management repeats. Compiled for
+/// A run of chunks (`rngs[c]` the generator of chunk `c`): a batched first pass, then
+/// per-vector bound-management repeats. Compiled for
 /// AVX-512 and AVX2 besides the baseline target and picked at run time. On AVX-512 the
 /// per-row loops of the common case (absolute-maximum noise management, deterministic DAC and
 /// ADC) are hand-written with masked tails ([`avx512`]), since rows of 32 or 75 values leave
 /// long scalar remainders in compiled loops; elsewhere they are plain loops the compiler
 /// vectorizes. All variants give the same bits: they use only exact IEEE operations (no fused
 /// multiply-adds), in the same order.
-fn mvm_chunk(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
+fn mvm_chunk(job: Chunk<'_, '_>, rngs: &mut [SimRng]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F (checked just above); the function is safe code.
             #[allow(unsafe_code)]
-            return unsafe { mvm_chunk_avx512(job, rng) };
+            return unsafe { mvm_chunk_avx512(job, rngs) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: as above, for AVX2.
             #[allow(unsafe_code)]
-            return unsafe { mvm_chunk_avx2(job, rng) };
+            return unsafe { mvm_chunk_avx2(job, rngs) };
         }
     }
-    mvm_chunk_body::<false>(job, rng)
+    mvm_chunk_body::<false>(job, rngs)
 }
 
 /// [`mvm_chunk_body`] compiled for AVX-512, with the hand-written row loops.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn mvm_chunk_avx512(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
-    mvm_chunk_body::<true>(job, rng)
+fn mvm_chunk_avx512(job: Chunk<'_, '_>, rngs: &mut [SimRng]) -> u64 {
+    mvm_chunk_body::<true>(job, rngs)
 }
 
 /// [`mvm_chunk_body`] compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn mvm_chunk_avx2(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
-    mvm_chunk_body::<false>(job, rng)
+fn mvm_chunk_avx2(job: Chunk<'_, '_>, rngs: &mut [SimRng]) -> u64 {
+    mvm_chunk_body::<false>(job, rngs)
 }
 
 /// The quantizer constants of a converter's vectorizing fast path, or `None` where the
@@ -323,16 +338,17 @@ impl Grid {
 /// has AVX-512F. They call AVX-512 code without checking; their only callers with `true` are
 /// `mvm_chunk_avx512` (reached after `is_x86_feature_detected!`) and tests that check first.
 #[inline(always)]
-fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u64 {
+fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rngs: &mut [SimRng]) -> u64 {
     let Chunk { cfg, m, packed, x, mut y, bm } = job;
     let n = x.nrows();
+    assert!(n <= rngs.len() * CHUNK, "a generator for every chunk of the run");
     let dac = Converter::dac(cfg);
     let adc = Converter::adc(cfg);
-    // The fast paths' grids, once per chunk.
+    // The fast paths' grids, once per run.
     let (dac_grid, adc_grid) = (if cfg.inp_noise == 0.0 { Grid::of(&dac) } else { None }, Grid::of(&adc));
     // Noise management for every vector first, then the DAC: the rows' maxima are
     // independent and overlap in the CPU, where one row's DAC would wait on its own maximum.
-    // On AVX-512, with a row-major chunk, each phase is one call over all rows
+    // On AVX-512, with a row-major run, each phase is one call over all rows
     // (`avx512::*_rows`), so that its constants stay in registers.
     let cols = x.ncols();
     let wide_x = if AVX512 && cols > 0 { x.as_slice() } else { None };
@@ -385,7 +401,7 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
         }
     }
     // The DAC's output, in the thread's scratch buffer (every element is written below). A
-    // chunk that work stealing runs on this thread while this one waits finds the buffers
+    // run that work stealing brings to this thread while this one waits finds the buffers
     // taken, and allocates its own.
     if v_buf.len() < n * cols {
         v_buf.resize(n * cols, 0.0);
@@ -409,7 +425,7 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             for (b, (&alpha, vr)) in alphas.iter().zip(v.outer_iter_mut()).enumerate() {
                 if alpha > 0.0 {
                     let xs = x_rows.get(b).map_or_else(|| contiguous(x.row(b)), |r| Cow::Borrowed(r));
-                    prepare_input::<AVX512>(cfg, &dac, dac_grid, &xs, 1.0 / alpha, vr, rng);
+                    prepare_input::<AVX512>(cfg, &dac, dac_grid, &xs, 1.0 / alpha, vr, &mut rngs[b / CHUNK]);
                 }
             }
         }
@@ -434,6 +450,53 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             }
         }
     }
+    let mut passes = 0;
+    // (Chunk iterators: slicing with `s![]` cost ~2 % of a 75×32 forward.)
+    let chunks = x
+        .axis_chunks_iter(Axis(0), CHUNK)
+        .zip(v.axis_chunks_iter(Axis(0), CHUNK))
+        .zip(y.axis_chunks_iter_mut(Axis(0), CHUNK))
+        .zip(alphas.chunks(CHUNK));
+    for ((((x, v), y), alphas), rng) in chunks.zip(rngs.iter_mut()) {
+        let out = Outputs { cfg, m, x, v, alphas, y, dac: &dac, dac_grid, adc: &adc, adc_grid, bm };
+        passes += finish_outputs::<AVX512>(out, rng, noise, failed);
+    }
+    SCRATCH.with(|s| s.replace(scratch));
+    passes
+}
+
+/// One chunk's share of a run's first pass after the product, for [`finish_outputs`].
+struct Outputs<'a, 'b> {
+    cfg: &'a IoConfig,
+    m: ArrayView2<'a, f32>,
+    x: ArrayView2<'a, f32>,
+    /// The DAC's output for the chunk's vectors.
+    v: ArrayView2<'a, f32>,
+    /// Noise-management scales (0: an all-zero vector; NaN: a vector with a NaN or an
+    /// infinity).
+    alphas: &'a [f32],
+    /// The product of the chunk's vectors, turned into the outputs.
+    y: ArrayViewMut2<'b, f32>,
+    /// The converters and their fast-path grids ([`Grid::of`]).
+    dac: &'a Converter,
+    dac_grid: Option<Grid>,
+    adc: &'a Converter,
+    adc_grid: Option<Grid>,
+    bm: bool,
+}
+
+/// Output noise, ADC and scaling of one chunk's products, then its bound-management repeats,
+/// with the chunk's generator `rng`; returns the chunk's analog passes. `noise` and `failed`
+/// are scratch buffers.
+#[inline(always)]
+fn finish_outputs<const AVX512: bool>(
+    out: Outputs<'_, '_>,
+    rng: &mut SimRng,
+    noise: &mut Vec<f32>,
+    failed: &mut Vec<bool>,
+) -> u64 {
+    let Outputs { cfg, m, x, v, alphas, mut y, dac, dac_grid, adc, adc_grid, bm } = out;
+    let n = x.nrows();
     let mut passes = n as u64;
     let mut redo = Vec::new();
     // The output-noise stream's seed is always drawn (so that later draws of `rng` do not
@@ -492,8 +555,7 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
                     (sigma, &row_noise[..])
                 };
                 let scale = alpha * cfg.out_scale;
-                let failed =
-                    finalize_output::<AVX512>(cfg, &adc, adc_grid, yr.view_mut(), Some((sigma, z)), scale, rng);
+                let failed = finalize_output::<AVX512>(cfg, adc, adc_grid, yr.view_mut(), Some((sigma, z)), scale, rng);
                 if bm && failed {
                     redo.push(b);
                 }
@@ -501,7 +563,7 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
         }
     }
     // Bound management: repeat the failed vectors one by one with halved inputs.
-    let mut vb = vec![0.0f32; x.ncols()];
+    let mut vb = if redo.is_empty() { Vec::new() } else { vec![0.0f32; x.ncols()] };
     for b in redo {
         let xs = x.row(b).to_vec();
         let mut rho = 1.0f64;
@@ -511,7 +573,7 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             rho *= 2.0;
             passes += 1;
             let s = 1.0 / (f64::from(alphas[b]) * rho) as f32;
-            prepare_input::<AVX512>(cfg, &dac, dac_grid, &xs, s, ArrayViewMut1::from(&mut vb[..]), rng);
+            prepare_input::<AVX512>(cfg, dac, dac_grid, &xs, s, ArrayViewMut1::from(&mut vb[..]), rng);
             let mut yr = y.row_mut(b);
             for (o, col) in yr.iter_mut().zip(m.axis_iter(Axis(1))) {
                 *o = col.iter().zip(&vb).map(|(a, b)| a * b).sum();
@@ -519,12 +581,11 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rng: &mut SimRng) -> u
             let sigma = output_sigma(cfg, &vb);
             draw_noise(sigma, out_len, &mut row_noise, &mut normals);
             let scale = (f64::from(alphas[b]) * rho) as f32 * cfg.out_scale;
-            if !finalize_output::<AVX512>(cfg, &adc, adc_grid, yr, Some((sigma, &row_noise)), scale, rng) {
+            if !finalize_output::<AVX512>(cfg, adc, adc_grid, yr, Some((sigma, &row_noise)), scale, rng) {
                 break;
             }
         }
     }
-    SCRATCH.with(|s| s.replace(scratch));
     passes
 }
 
@@ -1013,7 +1074,7 @@ mod tests {
             let run = |p: Option<&PackedRhs>| {
                 let mut y = Array2::<f32>::from_elem((4, o), -7.0);
                 let passes =
-                    mvm_chunk(Chunk { cfg: &cfg, m, packed: p, x: x.view(), y: y.view_mut(), bm }, &mut seeded(9));
+                    mvm_chunk(Chunk { cfg: &cfg, m, packed: p, x: x.view(), y: y.view_mut(), bm }, &mut [seeded(9)]);
                 (y, passes)
             };
             let (a, b) = (run(Some(&packed)), run(None));
@@ -1061,9 +1122,9 @@ mod tests {
                 let mut y = Array2::<f32>::from_elem((n, o), -7.0);
                 let job = Chunk { cfg, m: m.view(), packed: Some(&packed), x: x.view(), y: y.view_mut(), bm };
                 if wide {
-                    mvm_chunk_body::<true>(job, &mut seeded(5));
+                    mvm_chunk_body::<true>(job, &mut [seeded(5)]);
                 } else {
-                    mvm_chunk_body::<false>(job, &mut seeded(5));
+                    mvm_chunk_body::<false>(job, &mut [seeded(5)]);
                 }
                 y
             };
@@ -1135,6 +1196,55 @@ mod tests {
         }
     }
 
+    /// A call's outputs and passes are those of its chunks run one at a time, each with its
+    /// own generator and its own product (the path before runs of chunks), on 1, 2 and 3
+    /// threads (the 11 chunks in two, four and six runs), with the rounding, noise and bound
+    /// management that draw from the chunks' generators.
+    #[test]
+    fn runs_of_chunks_equal_chunks_one_at_a_time() {
+        let (n, k, o) = (10 * CHUNK + 17, 75, 32);
+        let mut rng = seeded(21);
+        let mut x = Array2::from_shape_simple_fn((n, k), || rng.random::<f32>() - 0.5);
+        let m = Array2::from_shape_simple_fn((k, o), || rng.random::<f32>() - 0.5);
+        for b in [5, 70, 300] {
+            x.row_mut(b).fill(0.0);
+        }
+        // Vectors that clip (bound management repeats them) in several chunks.
+        for b in [10, 200, 201, 640, 650] {
+            x.row_mut(b).assign(&m.column(b % o).mapv(|w| w.signum()));
+        }
+        let base = IoConfig::default();
+        let configs = [
+            base.clone(),
+            IoConfig { inp_sto_round: true, out_sto_round: true, ..base.clone() },
+            IoConfig { inp_noise: 0.01, ..base.clone() },
+            IoConfig { w_noise_type: WeightNoise::AdditiveConstant, w_noise: 0.02, ..base.clone() },
+        ];
+        let seed = 77;
+        for (i, cfg) in configs.iter().enumerate() {
+            let packed = PackedRhs::new(m.view());
+            let mut want = Array2::<f32>::zeros((n, o));
+            let mut want_passes = 0;
+            for (c, (xc, yc)) in
+                x.axis_chunks_iter(Axis(0), CHUNK).zip(want.axis_chunks_iter_mut(Axis(0), CHUNK)).enumerate()
+            {
+                let job = Chunk { cfg, m: m.view(), packed: Some(&packed), x: xc, y: yc, bm: true };
+                want_passes += mvm_chunk(job, &mut [stream(seed, c as u64)]);
+            }
+            assert!(want_passes > n as u64, "config {i}: bound management never ran");
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool");
+                let mut y = Array2::<f32>::from_elem((n, o), f32::NAN);
+                let passes = pool.install(|| analog_mvm(cfg, m.view(), x.view(), y.view_mut(), true, seed));
+                assert_eq!(passes, want_passes, "config {i}, {threads} threads: passes");
+                assert!(
+                    y.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "config {i}, {threads} threads: outputs differ"
+                );
+            }
+        }
+    }
+
     #[test]
     fn chunk_paths_agree() {
         let wide = has_avx512();
@@ -1181,9 +1291,9 @@ mod tests {
                 let mut y = Array2::<f32>::from_elem((n, o), f32::NAN);
                 let job = Chunk { cfg, m: m.view(), packed: Some(&packed), x: x.view(), y: y.view_mut(), bm };
                 let passes = if wide {
-                    mvm_chunk_body::<true>(job, &mut seeded(5))
+                    mvm_chunk_body::<true>(job, &mut [seeded(5)])
                 } else {
-                    mvm_chunk_body::<false>(job, &mut seeded(5))
+                    mvm_chunk_body::<false>(job, &mut [seeded(5)])
                 };
                 (passes, y)
             };
