@@ -30,6 +30,9 @@ mod avx512;
 /// Vectors per RNG chunk of an analog MVM batch.
 pub const CHUNK: usize = 64;
 
+/// At most this many input values in one run of chunks of an analog MVM (`analog_mvm`).
+const RUN_INPUTS: usize = 32 * 1024;
+
 /// A uniform mid-tread quantizer with clipping: q(v) = clip(Δ·round(v·Δ⁻¹), ±bound), the
 /// rounding half-to-even, or stochastic (add U − ½ before rounding) when `stochastic` is set.
 /// This is the DAC and the ADC of a tile.
@@ -210,7 +213,10 @@ pub(crate) fn analog_mvm(
     if chunks == 0 {
         return 0;
     }
-    let runs = (2 * rayon::current_num_threads()).min(chunks);
+    // Runs of at most ~128 KiB of inputs, so that the DAC's output is still in cache for the
+    // product (inference batches of 6 400 vectors per tile in one run each were 7 % slower).
+    let longest = (RUN_INPUTS / (CHUNK * x.ncols().max(1))).max(1);
+    let runs = (2 * rayon::current_num_threads()).max(chunks.div_ceil(longest)).min(chunks);
     let bounds: Vec<usize> = (0..=runs).map(|r| r * chunks / runs).collect();
     let mut xy_runs = Vec::with_capacity(runs);
     let (mut x_rest, mut y_rest) = (x, y);
