@@ -235,14 +235,17 @@ pub(super) fn abs_max_rows(x: &[f32], cols: usize, out: &mut [f32]) {
 /// [`dac_row`] on every row of the row-major `x` (`cols` > 0 values per row) into `v`, with
 /// s = 1/α of the row; rows with α = 0 are set to zero.
 ///
-/// With `clamp = false` the final clamp to ±bound is left out. The caller passes that only
-/// where it changes nothing: each α is the row's exact absolute maximum (no cap) and the grid
-/// passes `Grid::absmax_rows_stay_within`.
+/// With `clamp = false` the final clamp to ±bound is left out for rows with 2⁻¹²⁶ ≤ α ≤ 2¹²⁶.
+/// The caller passes that only where it changes nothing: each α is the row's exact absolute
+/// maximum (no cap) and the grid passes `Grid::absmax_rows_stay_within`.
 #[target_feature(enable = "avx512f")]
 pub(super) fn dac_rows(x: &[f32], cols: usize, alphas: &[f32], g: Grid, clamp: bool, v: &mut [f32]) {
+    // The proof needs 1/α normal: α in [2⁻¹²⁶, 2¹²⁶]. (A subnormal α makes 1/α infinite, a
+    // huge one makes it subnormal and less exact; such rows keep the clamp.)
+    let exact_inverse = f32::MIN_POSITIVE..=1.0 / f32::MIN_POSITIVE;
     for ((xr, vr), &alpha) in x.chunks_exact(cols).zip(v.chunks_exact_mut(cols)).zip(alphas) {
         if alpha > 0.0 {
-            if clamp {
+            if clamp || !exact_inverse.contains(&alpha) {
                 dac_row_clamped::<true>(xr, 1.0 / alpha, g, vr);
             } else {
                 dac_row_clamped::<false>(xr, 1.0 / alpha, g, vr);

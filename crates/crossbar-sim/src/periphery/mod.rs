@@ -325,7 +325,9 @@ impl Grid {
     /// Whether a DAC on this grid keeps every input scaled by its own absolute maximum within
     /// the bound without its final clamp, so that the clamp may be left out.
     ///
-    /// Such an input is v = x·s with |x| ≤ α and s = fl(1/α) = (1 + δ)/α, |δ| ≤ 2⁻²⁴, so
+    /// Such an input is v = x·s with |x| ≤ α and s = fl(1/α) = (1 + δ)/α, |δ| ≤ 2⁻²⁴ (for
+    /// 2⁻¹²⁶ ≤ α ≤ 2¹²⁶, where 1/α is a normal float: `avx512::dac_rows` keeps the clamp for
+    /// other α, whose inverse is infinite or subnormal), so
     /// |v| ≤ fl(α·s) ≤ 1 + 2⁻²³ (rounding is monotone, and the float after 1 is 1 + 2⁻²³).
     /// Every later step (·Δ⁻¹, rounding half to even, ·Δ) is monotone and odd, so
     /// |Δ·round(v·Δ⁻¹)| ≤ Δ·round((1 + 2⁻²³)·Δ⁻¹), which is checked here against the bound.
@@ -1259,6 +1261,10 @@ mod tests {
         let mut x = Array2::from_shape_simple_fn((n, k), || rng.random::<f32>() - 0.5);
         x.row_mut(3).fill(0.0);
         x.row_mut(7).fill(-0.25);
+        // Rows scaled by an α whose inverse is infinite (subnormal α) or subnormal (α > 2¹²⁶):
+        // the DAC keeps its clamp for them.
+        x.row_mut(20).iter_mut().enumerate().for_each(|(j, v)| *v = if j % 2 == 0 { 1e-40 } else { -1e-40 });
+        x.row_mut(21).iter_mut().enumerate().for_each(|(j, v)| *v = if j % 3 == 0 { 2e38 } else { -1e38 });
         let m = Array2::from_shape_simple_fn((k, o), || rng.random::<f32>() - 0.5);
         // Rows 10–13 drive every output of some column far beyond the ADC bound.
         for b in 10..14 {
