@@ -389,23 +389,25 @@ fn mvm_chunk_body<const AVX512: bool>(job: Chunk<'_, '_>, rngs: &mut [SimRng]) -
     // (Usually every α is positive and finite: one branch-free scan, which vectorizes, skips
     // the loop below.)
     let all_regular = alphas.iter().fold(true, |ok, &a| ok & (a > 0.0) & (a < f32::INFINITY));
-    for (b, alpha) in alphas.iter_mut().enumerate().filter(|_| !all_regular) {
-        if *alpha == f32::INFINITY {
-            // An infinite input: the scaled vector is undefined, and every output of the vector
-            // becomes NaN (as in aihwkit, where s = 1/α = 0 turns the infinite element into NaN),
-            // never a silent zero.
-            *alpha = f32::NAN;
-        } else if alpha.is_nan() || *alpha <= 0.0 {
-            // aihwkit: an all-zero vector gives a zero output unless there is input noise. (The
-            // maximum skips NaN: a vector of zeros and NaNs must not pass for all-zero, which
-            // would give a silent zero; its outputs become NaN.)
-            *alpha = if x.row(b).iter().any(|v| v.is_nan()) {
-                f32::NAN
-            } else if cfg.inp_noise > 0.0 {
-                1.0
-            } else {
-                0.0
-            };
+    if !all_regular {
+        for (b, alpha) in alphas.iter_mut().enumerate() {
+            if *alpha == f32::INFINITY {
+                // An infinite input: the scaled vector is undefined, and every output of the
+                // vector becomes NaN (as in aihwkit, where s = 1/α = 0 turns the infinite
+                // element into NaN), never a silent zero.
+                *alpha = f32::NAN;
+            } else if alpha.is_nan() || *alpha <= 0.0 {
+                // aihwkit: an all-zero vector gives a zero output unless there is input noise.
+                // (The maximum skips NaN: a vector of zeros and NaNs must not pass for all-zero,
+                // which would give a silent zero; its outputs become NaN.)
+                *alpha = if x.row(b).iter().any(|v| v.is_nan()) {
+                    f32::NAN
+                } else if cfg.inp_noise > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                };
+            }
         }
     }
     // The DAC's output, in the thread's scratch buffer (every element is written below). A
